@@ -1,0 +1,42 @@
+"""The ``mosaic-fast`` command line. Subcommands live in their own modules and are imported on
+first use, so ``mosaic-fast --help`` stays fast (torch is not imported until a command runs)."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> (module, attribute, one-line help)
+_COMMANDS = {
+    "run": ("mosaic_fast.cli.run", "run", "Run one Mosaic Learning experiment."),
+    "datasets": ("mosaic_fast.cli.datasets", "datasets", "List datasets and where a local copy was found."),
+    "sweep": ("mosaic_fast.cli.sweep", "sweep", "Run a grid of experiments and summarise them."),
+    "plot": ("mosaic_fast.cli.plot", "plot", "Draw the paper's figures from run or sweep folders."),
+    "theory": ("mosaic_fast.cli.theory", "theory", "Consensus analysis of the quadratic model (paper Sec. 4.2)."),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _COMMANDS:
+            return None
+        module_name, attr, _ = _COMMANDS[cmd_name]
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, (_, _, help_) in _COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mosaic-fast")
+def main() -> None:
+    """mosaic-fast: decentralized learning with model fragmentation (Mosaic Learning)."""
+
+
+__all__ = ["main"]
