@@ -13,9 +13,6 @@ Kernel API (usable on its own as a drop-in aggregation kernel)::
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
 from .errors import (
     DataNotFoundError,
     MosaicError,
@@ -26,22 +23,7 @@ from .errors import (
 
 __version__ = "0.1.0"
 
-# Kernel names resolve on first use so that `import mosaic_fast.data` does not load the extension.
-_KERNEL_NAMES = (
-    "FragmentMap",
-    "Graphs",
-    "sample_graphs",
-    "aggregate",
-    "num_threads",
-    "GRAPH_MODES",
-)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _KERNEL_NAMES:
-        return getattr(import_module(".kernel", __name__), name)
-    raise AttributeError(f"module 'mosaic_fast' has no attribute {name!r}")
-
+from .kernel import GRAPH_MODES, FragmentMap, Graphs, aggregate, num_threads, sample_graphs
 
 __all__ = [
     "DataNotFoundError",
@@ -50,5 +32,10 @@ __all__ = [
     "MosaicTypeError",
     "MosaicValueError",
     "__version__",
-    *_KERNEL_NAMES,
+    "FragmentMap",
+    "GRAPH_MODES",
+    "Graphs",
+    "aggregate",
+    "num_threads",
+    "sample_graphs",
 ]

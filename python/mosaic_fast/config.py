@@ -23,11 +23,41 @@ DEVICES = ("cpu", "cuda", "auto")
 
 # Paper-like defaults per dataset, used when the user leaves an option unset (None).
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "fashion-mnist": {"lr": 0.05, "batch_size": 32, "local_steps": 5, "partition": "dirichlet", "alpha": 0.1},
-    "cifar10": {"lr": 0.05, "batch_size": 32, "local_steps": 5, "partition": "dirichlet", "alpha": 0.1},
-    "cifar100": {"lr": 0.05, "batch_size": 32, "local_steps": 5, "partition": "dirichlet", "alpha": 0.1},
-    "shakespeare": {"lr": 0.5, "batch_size": 16, "local_steps": 5, "partition": "natural", "alpha": None},
-    "movielens": {"lr": 0.3, "batch_size": 64, "local_steps": 5, "partition": "natural", "alpha": None},
+    "fashion-mnist": {
+        "lr": 0.05,
+        "batch_size": 32,
+        "local_steps": 5,
+        "partition": "dirichlet",
+        "alpha": 0.1,
+    },
+    "cifar10": {
+        "lr": 0.05,
+        "batch_size": 32,
+        "local_steps": 5,
+        "partition": "dirichlet",
+        "alpha": 0.1,
+    },
+    "cifar100": {
+        "lr": 0.05,
+        "batch_size": 32,
+        "local_steps": 5,
+        "partition": "dirichlet",
+        "alpha": 0.1,
+    },
+    "shakespeare": {
+        "lr": 0.5,
+        "batch_size": 16,
+        "local_steps": 5,
+        "partition": "natural",
+        "alpha": None,
+    },
+    "movielens": {
+        "lr": 0.3,
+        "batch_size": 64,
+        "local_steps": 5,
+        "partition": "natural",
+        "alpha": None,
+    },
 }
 
 
@@ -65,9 +95,13 @@ class ExperimentConfig:
         """Fill dataset-specific defaults for options left as None and validate everything."""
         defaults = DATASET_DEFAULTS.get(self.dataset)
         if defaults is None:
-            raise MosaicValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+            raise MosaicValueError(
+                f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}"
+            )
         updates = {k: v for k, v in defaults.items() if getattr(self, k) is None}
-        if updates.get("partition") == "dirichlet" or (self.partition == "dirichlet" and self.alpha is None):
+        if updates.get("partition") == "dirichlet" or (
+            self.partition == "dirichlet" and self.alpha is None
+        ):
             updates.setdefault("alpha", defaults["alpha"] if defaults["alpha"] is not None else 0.1)
         cfg = dataclasses.replace(self, **updates)
         cfg.validate()
@@ -114,7 +148,9 @@ class ExperimentConfig:
         if self.eval_every < 1:
             bad(f"eval_every={self.eval_every} must be at least 1")
         if self.test_samples is not None and self.test_samples < 1:
-            bad(f"test_samples={self.test_samples} must be at least 1 (or None for the whole test set)")
+            bad(
+                f"test_samples={self.test_samples} must be at least 1 (or None for the whole test set)"
+            )
         if self.device not in DEVICES:
             bad(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
         if self.checkpoint_every < 0:

@@ -10,10 +10,18 @@ import click
 # name -> (module, attribute, one-line help)
 _COMMANDS = {
     "run": ("mosaic_fast.cli.run", "run", "Run one Mosaic Learning experiment."),
-    "datasets": ("mosaic_fast.cli.datasets", "datasets", "List datasets and where a local copy was found."),
+    "datasets": (
+        "mosaic_fast.cli.datasets",
+        "datasets",
+        "List datasets and where a local copy was found.",
+    ),
     "sweep": ("mosaic_fast.cli.sweep", "sweep", "Run a grid of experiments and summarise them."),
     "plot": ("mosaic_fast.cli.plot", "plot", "Draw the paper's figures from run or sweep folders."),
-    "theory": ("mosaic_fast.cli.theory", "theory", "Consensus analysis of the quadratic model (paper Sec. 4.2)."),
+    "theory": (
+        "mosaic_fast.cli.theory",
+        "theory",
+        "Consensus analysis of the quadratic model (paper Sec. 4.2).",
+    ),
 }
 
 

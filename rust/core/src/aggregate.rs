@@ -1,0 +1,357 @@
+//! Fragment-wise averaging of all nodes at once.
+//!
+//! For receiver `i` and coordinate `c` of fragment `k`:
+//! `out[i, c] = (x[i, c] + sum_{j in In_k(i), ascending} x[j, c]) * (1 / (1 + |In_k(i)|))`,
+//! accumulated left to right in f32 and scaled once, so the result is bit-identical whatever the
+//! thread count (and equal to the obvious numpy loop that adds in the same order).
+//!
+//! The kernel works on column tiles: an `n x w` tile of `x` stays in cache while every receiver's
+//! average is formed from it, so `x` is read from memory once and `out` written once, whatever the
+//! degree and `K`. Tiles whose coordinates alternate between fragments (coordinate-level random
+//! maps) are first gathered into fragment order, averaged in that order, and scattered back.
+
+use rayon::prelude::*;
+
+use crate::bail;
+use crate::error::Result;
+use crate::fragments::{FragmentMap, Tile};
+use crate::graphs::{Digraph, Graphs};
+use crate::pool::pool;
+
+/// Bytes of `x` one tile may occupy: small enough that the tile and its scratch copy stay in L2.
+const TILE_BYTES: usize = 128 * 1024;
+
+/// Column-tile width for `n` rows: a multiple of 64 floats, between 64 and 4096.
+pub fn tile_width(n_nodes: usize) -> usize {
+    let w = TILE_BYTES / (4 * n_nodes.max(1));
+    (w / 64 * 64).clamp(64, 4096)
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+pub fn check_shapes(
+    n_nodes: usize,
+    n_params: usize,
+    graphs: &Graphs,
+    map: &FragmentMap,
+) -> Result<()> {
+    if graphs.n_nodes != n_nodes {
+        bail!(
+            "params has {n_nodes} rows but the graphs are for n_nodes={}",
+            graphs.n_nodes
+        );
+    }
+    if map.n_params() != n_params {
+        bail!(
+            "params has {n_params} columns but the fragment map is for n_params={}",
+            map.n_params()
+        );
+    }
+    if map.n_fragments() != graphs.n_fragments() {
+        bail!(
+            "the fragment map has K={} fragments but the graphs have K={}",
+            map.n_fragments(),
+            graphs.n_fragments()
+        );
+    }
+    Ok(())
+}
+
+/// Average `x` (row-major `n_nodes x n_params`) into `out` (same shape, not overlapping `x`).
+pub fn aggregate(
+    x: &[f32],
+    out: &mut [f32],
+    n_nodes: usize,
+    graphs: &Graphs,
+    map: &FragmentMap,
+) -> Result<()> {
+    let n_params = map.n_params();
+    if x.len() != n_nodes * n_params || out.len() != x.len() {
+        bail!(
+            "params has {} values and out has {}, expected n_nodes*n_params = {n_nodes}*{n_params}",
+            x.len(),
+            out.len()
+        );
+    }
+    check_shapes(n_nodes, n_params, graphs, map)?;
+    let width = tile_width(n_nodes);
+    let plan = map.plan(width);
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let pool = pool()?;
+    pool.install(|| {
+        plan.tiles.par_iter().for_each_init(
+            || (vec![0f32; n_nodes * width], vec![0f32; width]),
+            |(gathered, row), tile| {
+                let ptr = out_ptr;
+                // SAFETY: tiles cover disjoint column ranges, so no two tasks write the same element,
+                // and every index stays inside the n_nodes x n_params buffers checked above.
+                unsafe {
+                    average_tile(
+                        x,
+                        ptr.0,
+                        n_nodes,
+                        n_params,
+                        &graphs.fragments,
+                        tile,
+                        gathered,
+                        row,
+                    )
+                }
+            },
+        );
+    });
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn average_tile(
+    x: &[f32],
+    out: *mut f32,
+    n: usize,
+    d: usize,
+    graphs: &[Digraph],
+    tile: &Tile,
+    gathered: &mut [f32],
+    row: &mut [f32],
+) {
+    let c0 = tile.col_start;
+    let len = tile.col_end - c0;
+    let xp = x.as_ptr();
+    match &tile.perm {
+        None => {
+            for i in 0..n {
+                for seg in &tile.segments {
+                    let nb = graphs[seg.fragment as usize].in_neighbors(i);
+                    let off = c0 + seg.start as usize;
+                    let seg_len = (seg.end - seg.start) as usize;
+                    average_rows(xp, d, i, nb, off, seg_len, out.add(i * d + off));
+                }
+            }
+        }
+        Some(perm) => {
+            let w = row.len();
+            let gp = gathered.as_mut_ptr();
+            for j in 0..n {
+                let src = xp.add(j * d + c0);
+                let dst = gp.add(j * w);
+                for (p, &c) in perm.iter().enumerate() {
+                    *dst.add(p) = *src.add(c as usize);
+                }
+            }
+            let rp = row.as_mut_ptr();
+            for i in 0..n {
+                for seg in &tile.segments {
+                    let nb = graphs[seg.fragment as usize].in_neighbors(i);
+                    let start = seg.start as usize;
+                    average_rows(
+                        gp,
+                        w,
+                        i,
+                        nb,
+                        start,
+                        (seg.end - seg.start) as usize,
+                        rp.add(start),
+                    );
+                }
+                let dst = out.add(i * d + c0);
+                for (p, &c) in perm.iter().enumerate().take(len) {
+                    *dst.add(c as usize) = *rp.add(p);
+                }
+            }
+        }
+    }
+}
+
+/// `dst[c] = (row_own[c] + sum_j row_j[c]) * inv` for `c in off..off+len`, rows `stride` apart.
+#[inline(always)]
+unsafe fn average_rows(
+    base: *const f32,
+    stride: usize,
+    own: usize,
+    nb: &[u32],
+    off: usize,
+    len: usize,
+    dst: *mut f32,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return average_rows_avx2(base, stride, own, nb, off, len, dst);
+        }
+    }
+    average_rows_generic(base, stride, own, nb, off, len, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn average_rows_avx2(
+    base: *const f32,
+    stride: usize,
+    own: usize,
+    nb: &[u32],
+    off: usize,
+    len: usize,
+    dst: *mut f32,
+) {
+    average_rows_generic(base, stride, own, nb, off, len, dst)
+}
+
+const LANES: usize = 32;
+
+#[inline(always)]
+unsafe fn average_rows_generic(
+    base: *const f32,
+    stride: usize,
+    own: usize,
+    nb: &[u32],
+    off: usize,
+    len: usize,
+    dst: *mut f32,
+) {
+    let inv = 1.0f32 / (1 + nb.len()) as f32;
+    let own_row = base.add(own * stride + off);
+    let mut c = 0;
+    while c + LANES <= len {
+        let mut acc = [0f32; LANES];
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a = *own_row.add(c + l);
+        }
+        for &j in nb {
+            let r = base.add(j as usize * stride + off + c);
+            for (l, a) in acc.iter_mut().enumerate() {
+                *a += *r.add(l);
+            }
+        }
+        for (l, a) in acc.iter().enumerate() {
+            *dst.add(c + l) = *a * inv;
+        }
+        c += LANES;
+    }
+    while c < len {
+        let mut a = *own_row.add(c);
+        for &j in nb {
+            a += *base.add(j as usize * stride + off + c);
+        }
+        *dst.add(c) = a * inv;
+        c += 1;
+    }
+}
+
+/// Parallel copy of `src` into `dst` on the same pool: the memory-bandwidth probe for benchmarks.
+pub fn copy_into(src: &[f32], dst: &mut [f32]) -> Result<()> {
+    if src.len() != dst.len() {
+        bail!(
+            "copy: src has {} values but dst has {}",
+            src.len(),
+            dst.len()
+        );
+    }
+    const CHUNK: usize = 1 << 16;
+    let pool = pool()?;
+    pool.install(|| {
+        dst.par_chunks_mut(CHUNK)
+            .zip(src.par_chunks(CHUNK))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graphs::{sample_graphs, GraphMode};
+
+    fn reference(x: &[f32], n: usize, graphs: &Graphs, map: &FragmentMap) -> Vec<f32> {
+        let d = map.n_params();
+        let mut out = vec![0f32; n * d];
+        for i in 0..n {
+            for c in 0..d {
+                let nb = graphs.fragments[map.assignment()[c] as usize].in_neighbors(i);
+                let mut a = x[i * d + c];
+                for &j in nb {
+                    a += x[j as usize * d + c];
+                }
+                out[i * d + c] = a * (1.0f32 / (1 + nb.len()) as f32);
+            }
+        }
+        out
+    }
+
+    fn data(n: usize, d: usize) -> Vec<f32> {
+        (0..n * d)
+            .map(|v| ((v * 7919) % 1013) as f32 / 17.0 - 30.0)
+            .collect()
+    }
+
+    #[test]
+    fn matches_reference_bit_for_bit() {
+        for &(n, d, k) in &[
+            (5usize, 37usize, 3usize),
+            (16, 3000, 16),
+            (40, 5000, 7),
+            (3, 130, 1),
+        ] {
+            let x = data(n, d);
+            for map in [
+                FragmentMap::contiguous(d, k).unwrap(),
+                FragmentMap::random(d, k, 4, None).unwrap(),
+                FragmentMap::blocks(d, k, 5, 4).unwrap(),
+            ] {
+                for mode in [GraphMode::ElOracle, GraphMode::ElLocal, GraphMode::Shatter] {
+                    let g = sample_graphs(n, k, 2, 1, 2, mode).unwrap();
+                    let mut out = vec![f32::NAN; n * d];
+                    aggregate(&x, &mut out, n, &g, &map).unwrap();
+                    let want = reference(&x, n, &g, &map);
+                    assert!(out
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_arrival_keeps_the_own_value() {
+        let (n, d) = (4, 100);
+        let x = data(n, d);
+        // only node 0 receives (from 1); everyone else keeps its value exactly
+        let g = sample_graphs(n, 1, 0, 0, 0, GraphMode::Edges(vec![(1, 0)])).unwrap();
+        let map = FragmentMap::contiguous(d, 1).unwrap();
+        let mut out = vec![0f32; n * d];
+        aggregate(&x, &mut out, n, &g, &map).unwrap();
+        assert_eq!(&out[d..], &x[d..]);
+        for c in 0..d {
+            assert_eq!(out[c], (x[c] + x[d + c]) * 0.5);
+        }
+    }
+
+    #[test]
+    fn regular_gossip_preserves_the_mean_of_a_constant() {
+        let (n, d) = (10, 64);
+        let x = vec![3.5f32; n * d];
+        let g = sample_graphs(n, 4, 3, 0, 0, GraphMode::ElOracle).unwrap();
+        let map = FragmentMap::random(d, 4, 0, None).unwrap();
+        let mut out = vec![0f32; n * d];
+        aggregate(&x, &mut out, n, &g, &map).unwrap();
+        assert!(out.iter().all(|&v| v == 3.5));
+    }
+
+    #[test]
+    fn shape_mismatches_are_errors() {
+        let g = sample_graphs(4, 2, 2, 0, 0, GraphMode::ElOracle).unwrap();
+        let map = FragmentMap::contiguous(10, 2).unwrap();
+        let x = vec![0f32; 40];
+        let mut out = vec![0f32; 40];
+        assert!(aggregate(&x, &mut out, 5, &g, &map).is_err());
+        assert!(aggregate(&x[..39], &mut out[..39], 4, &g, &map).is_err());
+        let map3 = FragmentMap::contiguous(10, 3).unwrap();
+        assert!(aggregate(&x, &mut out, 4, &g, &map3)
+            .unwrap_err()
+            .message
+            .contains("K=3"));
+    }
+}

@@ -1,0 +1,417 @@
+//! Fragment maps: the fixed coordinate -> fragment assignment, and the per-tile plans the averaging
+//! kernel uses so that its cost does not grow with the number of fragments.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::bail;
+use crate::error::Result;
+use crate::rng::{Rng, Stream};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FragmenterKind {
+    Contiguous,
+    Random,
+    Blocks,
+}
+
+impl FragmenterKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Contiguous => "contiguous",
+            Self::Random => "random",
+            Self::Blocks => "blocks",
+        }
+    }
+}
+
+/// A maximal range of one fragment inside a tile: positions `start..end` (tile-local).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub fragment: u32,
+    pub start: u32,
+    pub end: u32,
+}
+
+/// How the kernel walks one column tile `[col_start, col_end)`.
+#[derive(Debug, Clone)]
+pub struct Tile {
+    pub col_start: usize,
+    pub col_end: usize,
+    /// `None`: segments are column ranges. `Some(perm)`: the tile's columns are first gathered in the
+    /// order `perm` (tile-local column indices grouped by fragment) and segments index that order.
+    pub perm: Option<Vec<u16>>,
+    pub segments: Vec<Segment>,
+}
+
+#[derive(Debug)]
+pub struct TilePlan {
+    pub width: usize,
+    pub tiles: Vec<Tile>,
+}
+
+/// Runs shorter than this on average make gathering the tile cheaper than walking the runs.
+const MIN_MEAN_RUN: usize = 32;
+
+#[derive(Debug)]
+pub struct FragmentMap {
+    kind: FragmenterKind,
+    assignment: Vec<u32>,
+    sizes: Vec<usize>,
+    plans: Mutex<HashMap<usize, Arc<TilePlan>>>,
+}
+
+fn check_counts(n_params: usize, n_fragments: usize) -> Result<()> {
+    if n_params == 0 {
+        bail!("n_params=0: the model must have at least one parameter");
+    }
+    if n_fragments == 0 {
+        bail!("K=0: the number of fragments must be at least 1");
+    }
+    if n_fragments > n_params {
+        bail!("K={n_fragments} exceeds n_params={n_params}: every fragment needs a coordinate");
+    }
+    if n_fragments > u32::MAX as usize || n_params > u32::MAX as usize * 64 {
+        bail!("K={n_fragments}, n_params={n_params} is too large");
+    }
+    Ok(())
+}
+
+/// Fragment ids for `len` slots, balanced: each fragment appears floor or ceil of len/K times, the
+/// extra slots going to fragments `offset, offset+1, ...` (mod K) so sizes stay balanced across layers.
+fn balanced_ids(len: usize, n_fragments: usize, offset: usize) -> Vec<u32> {
+    let base = len / n_fragments;
+    let extra = len % n_fragments;
+    let mut ids = Vec::with_capacity(len);
+    for k in 0..n_fragments {
+        let count =
+            base + usize::from((k + n_fragments - offset % n_fragments) % n_fragments < extra);
+        ids.extend(std::iter::repeat(k as u32).take(count));
+    }
+    ids
+}
+
+impl FragmentMap {
+    /// Fragment `k` = the `k`-th of `K` nearly equal consecutive ranges.
+    pub fn contiguous(n_params: usize, n_fragments: usize) -> Result<Self> {
+        check_counts(n_params, n_fragments)?;
+        let mut assignment = Vec::with_capacity(n_params);
+        for k in 0..n_fragments {
+            let lo = k * n_params / n_fragments;
+            let hi = (k + 1) * n_params / n_fragments;
+            assignment.extend(std::iter::repeat(k as u32).take(hi - lo));
+        }
+        Ok(Self::from_assignment(
+            FragmenterKind::Contiguous,
+            assignment,
+            n_fragments,
+        ))
+    }
+
+    /// Seeded random coordinate-level assignment, balanced within each layer (SHATTER / DivShare).
+    /// `layer_sizes` must sum to `n_params`; `None` treats the whole vector as one layer.
+    pub fn random(
+        n_params: usize,
+        n_fragments: usize,
+        seed: u64,
+        layer_sizes: Option<&[usize]>,
+    ) -> Result<Self> {
+        check_counts(n_params, n_fragments)?;
+        let whole = [n_params];
+        let layers = layer_sizes.unwrap_or(&whole);
+        let total: usize = layers.iter().sum();
+        if total != n_params {
+            bail!("layer_sizes sum to {total}, but n_params={n_params}");
+        }
+        if let Some(pos) = layers.iter().position(|&s| s == 0) {
+            bail!("layer_sizes[{pos}]=0: layers must be non-empty");
+        }
+        let mut assignment = Vec::with_capacity(n_params);
+        let mut offset = 0usize;
+        for (layer, &size) in layers.iter().enumerate() {
+            let mut ids = balanced_ids(size, n_fragments, offset);
+            Rng::from_key(seed, 0, layer as u64, Stream::FragmentMap).shuffle(&mut ids);
+            assignment.extend_from_slice(&ids);
+            offset += size % n_fragments;
+        }
+        Ok(Self::from_assignment(
+            FragmenterKind::Random,
+            assignment,
+            n_fragments,
+        ))
+    }
+
+    /// Consecutive blocks of `block_size` coordinates (the last may be shorter), each assigned to a
+    /// fragment at random, balanced: every fragment gets floor or ceil of n_blocks/K blocks.
+    pub fn blocks(
+        n_params: usize,
+        n_fragments: usize,
+        block_size: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        check_counts(n_params, n_fragments)?;
+        if block_size == 0 {
+            bail!("block_size=0 must be at least 1");
+        }
+        let n_blocks = n_params.div_ceil(block_size);
+        if n_blocks < n_fragments {
+            bail!(
+                "K={n_fragments} exceeds the {n_blocks} blocks of block_size={block_size} in n_params={n_params}; \
+                 use a smaller block_size"
+            );
+        }
+        let mut ids = balanced_ids(n_blocks, n_fragments, 0);
+        Rng::from_key(seed, 0, 0, Stream::FragmentMap).shuffle(&mut ids);
+        let mut assignment = Vec::with_capacity(n_params);
+        for (b, &k) in ids.iter().enumerate() {
+            let len = block_size.min(n_params - b * block_size);
+            assignment.extend(std::iter::repeat(k).take(len));
+        }
+        Ok(Self::from_assignment(
+            FragmenterKind::Blocks,
+            assignment,
+            n_fragments,
+        ))
+    }
+
+    /// A user-given assignment (fragment id per coordinate); every fragment must be non-empty.
+    pub fn from_ids(ids: &[i64], n_fragments: usize) -> Result<Self> {
+        check_counts(ids.len(), n_fragments)?;
+        let mut assignment = Vec::with_capacity(ids.len());
+        for (c, &k) in ids.iter().enumerate() {
+            if k < 0 || k as usize >= n_fragments {
+                bail!("assignment[{c}]={k} is outside 0..K={n_fragments}");
+            }
+            assignment.push(k as u32);
+        }
+        let map = Self::from_assignment(FragmenterKind::Random, assignment, n_fragments);
+        if let Some(k) = map.sizes.iter().position(|&s| s == 0) {
+            bail!("fragment {k} of K={n_fragments} has no coordinate in the assignment");
+        }
+        Ok(map)
+    }
+
+    fn from_assignment(kind: FragmenterKind, assignment: Vec<u32>, n_fragments: usize) -> Self {
+        let mut sizes = vec![0usize; n_fragments];
+        for &k in &assignment {
+            sizes[k as usize] += 1;
+        }
+        Self {
+            kind,
+            assignment,
+            sizes,
+            plans: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn kind(&self) -> FragmenterKind {
+        self.kind
+    }
+
+    pub fn n_params(&self) -> usize {
+        self.assignment.len()
+    }
+
+    pub fn n_fragments(&self) -> usize {
+        self.sizes.len()
+    }
+
+    pub fn sizes(&self) -> &[usize] {
+        &self.sizes
+    }
+
+    pub fn assignment(&self) -> &[u32] {
+        &self.assignment
+    }
+
+    /// The tile plan for a column-tile width, built once per width and shared.
+    pub fn plan(&self, width: usize) -> Arc<TilePlan> {
+        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        plans
+            .entry(width)
+            .or_insert_with(|| Arc::new(self.build_plan(width)))
+            .clone()
+    }
+
+    fn build_plan(&self, width: usize) -> TilePlan {
+        assert!(width > 0 && width <= u16::MAX as usize + 1);
+        let d = self.assignment.len();
+        let k_total = self.sizes.len();
+        let mut tiles = Vec::with_capacity(d.div_ceil(width));
+        let mut counts = vec![0u32; k_total];
+        let mut start = 0;
+        while start < d {
+            let end = (start + width).min(d);
+            let cols = &self.assignment[start..end];
+            let mut runs = Vec::new();
+            let mut run_start = 0usize;
+            for c in 1..=cols.len() {
+                if c == cols.len() || cols[c] != cols[run_start] {
+                    runs.push(Segment {
+                        fragment: cols[run_start],
+                        start: run_start as u32,
+                        end: c as u32,
+                    });
+                    run_start = c;
+                }
+            }
+            let tile = if runs.len() * MIN_MEAN_RUN <= cols.len() {
+                Tile {
+                    col_start: start,
+                    col_end: end,
+                    perm: None,
+                    segments: runs,
+                }
+            } else {
+                // Counting sort of the tile's columns by fragment (stable: ascending columns).
+                counts.iter_mut().for_each(|c| *c = 0);
+                for &k in cols {
+                    counts[k as usize] += 1;
+                }
+                let mut offsets = vec![0u32; k_total + 1];
+                for k in 0..k_total {
+                    offsets[k + 1] = offsets[k] + counts[k];
+                }
+                let mut cursor = offsets.clone();
+                let mut perm = vec![0u16; cols.len()];
+                for (c, &k) in cols.iter().enumerate() {
+                    perm[cursor[k as usize] as usize] = c as u16;
+                    cursor[k as usize] += 1;
+                }
+                let segments = (0..k_total)
+                    .filter(|&k| counts[k] > 0)
+                    .map(|k| Segment {
+                        fragment: k as u32,
+                        start: offsets[k],
+                        end: offsets[k + 1],
+                    })
+                    .collect();
+                Tile {
+                    col_start: start,
+                    col_end: end,
+                    perm: Some(perm),
+                    segments,
+                }
+            };
+            tiles.push(tile);
+            start = end;
+        }
+        TilePlan { width, tiles }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_partition(map: &FragmentMap) {
+        let d = map.n_params();
+        let k = map.n_fragments();
+        assert_eq!(map.assignment().len(), d);
+        assert!(map.assignment().iter().all(|&f| (f as usize) < k));
+        assert_eq!(map.sizes().iter().sum::<usize>(), d);
+        assert!(
+            map.sizes().iter().all(|&s| s > 0),
+            "empty fragment: {:?}",
+            map.sizes()
+        );
+    }
+
+    #[test]
+    fn every_fragmenter_partitions_the_coordinates() {
+        for &(d, k) in &[(1usize, 1usize), (10, 3), (1000, 16), (1001, 7), (64, 64)] {
+            let c = FragmentMap::contiguous(d, k).unwrap();
+            assert_partition(&c);
+            let max = *c.sizes().iter().max().unwrap();
+            let min = *c.sizes().iter().min().unwrap();
+            assert!(max - min <= 1);
+            assert!(c.assignment().windows(2).all(|w| w[0] <= w[1]));
+            let r = FragmentMap::random(d, k, 5, None).unwrap();
+            assert_partition(&r);
+            let max = *r.sizes().iter().max().unwrap();
+            let min = *r.sizes().iter().min().unwrap();
+            assert!(max - min <= 1);
+            if d >= k * 2 {
+                let b = FragmentMap::blocks(d, k, 2, 9).unwrap();
+                assert_partition(&b);
+            }
+        }
+    }
+
+    #[test]
+    fn random_is_per_layer_balanced_and_seeded() {
+        let layers = [7usize, 300, 5, 100];
+        let m = FragmentMap::random(412, 4, 11, Some(&layers)).unwrap();
+        assert_partition(&m);
+        let mut start = 0;
+        for &size in &layers {
+            let mut counts = [0usize; 4];
+            for &f in &m.assignment()[start..start + size] {
+                counts[f as usize] += 1;
+            }
+            let (mx, mn) = (counts.iter().max().unwrap(), counts.iter().min().unwrap());
+            assert!(mx - mn <= 1, "layer of {size}: {counts:?}");
+            start += size;
+        }
+        let again = FragmentMap::random(412, 4, 11, Some(&layers)).unwrap();
+        assert_eq!(m.assignment(), again.assignment());
+        let other = FragmentMap::random(412, 4, 12, Some(&layers)).unwrap();
+        assert_ne!(m.assignment(), other.assignment());
+    }
+
+    #[test]
+    fn blocks_are_consecutive_runs() {
+        let m = FragmentMap::blocks(1000, 4, 64, 3).unwrap();
+        for b in 0..(1000 / 64) {
+            let s = &m.assignment()[b * 64..(b + 1) * 64];
+            assert!(s.iter().all(|&f| f == s[0]));
+        }
+    }
+
+    #[test]
+    fn bad_counts_are_errors() {
+        assert!(FragmentMap::contiguous(10, 11)
+            .unwrap_err()
+            .message
+            .contains("K=11 exceeds n_params=10"));
+        assert!(FragmentMap::contiguous(10, 0).is_err());
+        assert!(FragmentMap::contiguous(0, 1).is_err());
+        assert!(FragmentMap::blocks(100, 8, 64, 0)
+            .unwrap_err()
+            .message
+            .contains("block_size=64"));
+        assert!(FragmentMap::random(10, 2, 0, Some(&[3, 3])).is_err());
+        assert!(FragmentMap::from_ids(&[0, 0, 2], 3)
+            .unwrap_err()
+            .message
+            .contains("fragment 1"));
+        assert!(FragmentMap::from_ids(&[0, 5], 2).is_err());
+    }
+
+    #[test]
+    fn plans_cover_every_column_once() {
+        for map in [
+            FragmentMap::contiguous(5000, 16).unwrap(),
+            FragmentMap::random(5000, 16, 1, None).unwrap(),
+            FragmentMap::blocks(5000, 16, 100, 1).unwrap(),
+        ] {
+            let plan = map.plan(512);
+            let mut seen = vec![0u8; 5000];
+            for tile in &plan.tiles {
+                for seg in &tile.segments {
+                    for p in seg.start..seg.end {
+                        let local = match &tile.perm {
+                            Some(perm) => perm[p as usize] as usize,
+                            None => p as usize,
+                        };
+                        let c = tile.col_start + local;
+                        assert!(c < tile.col_end);
+                        assert_eq!(map.assignment()[c], seg.fragment);
+                        seen[c] += 1;
+                    }
+                }
+            }
+            assert!(seen.iter().all(|&s| s == 1));
+        }
+    }
+}

@@ -1,0 +1,555 @@
+//! Per-fragment gossip graphs for one round, stored as in-neighbour lists (CSR per fragment).
+
+use rayon::prelude::*;
+
+use crate::bail;
+use crate::error::Result;
+use crate::fragments::FragmentMap;
+use crate::rng::{Rng, Stream};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GraphMode {
+    /// Random directed `s`-regular graph: out-degree and in-degree exactly `s`, no self loops.
+    ElOracle,
+    /// Each node sends to `s` distinct uniformly random others.
+    ElLocal,
+    /// Each node receives from `s` distinct uniformly random others.
+    Pull,
+    /// Random simple undirected `s`-regular graph (each edge carries both directions).
+    Undirected,
+    /// An `ElOracle` graph per fragment drawn once (round 0) and reused every round.
+    Static,
+    /// Undirected ring: node `i` exchanges with `i - 1` and `i + 1`.
+    Ring,
+    /// Every node exchanges with every other.
+    Complete,
+    /// A user edge list of directed `(src, dst)` pairs, the same for every fragment and round.
+    Edges(Vec<(usize, usize)>),
+    /// SHATTER: one directed `s`-regular graph over `n * K` virtual nodes; fragment `k` of node `u`
+    /// goes to the owners of the out-neighbours of virtual node `(u, k)` (own node and repeats dropped).
+    Shatter,
+}
+
+impl GraphMode {
+    pub fn parse(name: &str, edges: Option<Vec<(usize, usize)>>) -> Result<Self> {
+        let has_edges = edges.is_some();
+        let mode = match name {
+            "el-oracle" => Self::ElOracle,
+            "el-local" => Self::ElLocal,
+            "pull" => Self::Pull,
+            "undirected" => Self::Undirected,
+            "static" => Self::Static,
+            "ring" => Self::Ring,
+            "complete" => Self::Complete,
+            "shatter" => Self::Shatter,
+            "edges" => match edges {
+                Some(e) => Self::Edges(e),
+                None => bail!("mode='edges' needs an edge list"),
+            },
+            other => bail!(
+                "unknown graph mode {other:?}; choose one of el-oracle, el-local, pull, undirected, static, \
+                 ring, complete, edges, shatter"
+            ),
+        };
+        if has_edges && !matches!(mode, Self::Edges(_)) {
+            bail!("an edge list was given but mode={name:?}; use mode='edges'");
+        }
+        Ok(mode)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ElOracle => "el-oracle",
+            Self::ElLocal => "el-local",
+            Self::Pull => "pull",
+            Self::Undirected => "undirected",
+            Self::Static => "static",
+            Self::Ring => "ring",
+            Self::Complete => "complete",
+            Self::Edges(_) => "edges",
+            Self::Shatter => "shatter",
+        }
+    }
+
+    /// Whether `degree` is a parameter of this mode (ring, complete and edge lists fix their own).
+    pub fn uses_degree(&self) -> bool {
+        !matches!(self, Self::Ring | Self::Complete | Self::Edges(_))
+    }
+}
+
+/// In-neighbours of every node for one fragment, sorted ascending, deduplicated, no self loops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digraph {
+    pub offsets: Vec<u32>,
+    pub sources: Vec<u32>,
+    pub out_degree: Vec<u32>,
+}
+
+impl Digraph {
+    /// Build from directed edges `(src, dst)`; duplicates and self loops are dropped.
+    pub fn from_edges(n: usize, edges: impl Iterator<Item = (usize, usize)>) -> Self {
+        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for (src, dst) in edges {
+            if src != dst {
+                lists[dst].push(src as u32);
+            }
+        }
+        let mut offsets = Vec::with_capacity(n + 1);
+        let mut sources = Vec::new();
+        let mut out_degree = vec![0u32; n];
+        offsets.push(0u32);
+        for list in &mut lists {
+            list.sort_unstable();
+            list.dedup();
+            for &s in list.iter() {
+                out_degree[s as usize] += 1;
+            }
+            sources.extend_from_slice(list);
+            offsets.push(sources.len() as u32);
+        }
+        Self {
+            offsets,
+            sources,
+            out_degree,
+        }
+    }
+
+    pub fn n_nodes(&self) -> usize {
+        self.out_degree.len()
+    }
+
+    #[inline]
+    pub fn in_neighbors(&self, node: usize) -> &[u32] {
+        &self.sources[self.offsets[node] as usize..self.offsets[node + 1] as usize]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Graphs {
+    pub n_nodes: usize,
+    pub degree: usize,
+    pub mode: GraphMode,
+    pub seed: u64,
+    pub round: u64,
+    pub fragments: Vec<Digraph>,
+}
+
+impl Graphs {
+    pub fn n_fragments(&self) -> usize {
+        self.fragments.len()
+    }
+
+    /// Dense row-stochastic mixing matrix of fragment `k`, row-major `n x n` (row = receiver).
+    pub fn mixing_matrix(&self, k: usize) -> Result<Vec<f64>> {
+        let g = self.fragment(k)?;
+        let n = self.n_nodes;
+        let mut w = vec![0.0f64; n * n];
+        for i in 0..n {
+            let nb = g.in_neighbors(i);
+            let weight = 1.0 / (1 + nb.len()) as f64;
+            w[i * n + i] = weight;
+            for &j in nb {
+                w[i * n + j as usize] = weight;
+            }
+        }
+        Ok(w)
+    }
+
+    pub fn fragment(&self, k: usize) -> Result<&Digraph> {
+        match self.fragments.get(k) {
+            Some(g) => Ok(g),
+            None => bail!(
+                "fragment index k={k} is outside 0..K={}",
+                self.fragments.len()
+            ),
+        }
+    }
+
+    /// Parameters each node sends this round: sum over fragments of out-degree x fragment size.
+    pub fn sent_params(&self, map: &FragmentMap) -> Result<Vec<u64>> {
+        if map.n_fragments() != self.n_fragments() {
+            bail!(
+                "fragment map has K={} fragments but the graphs have K={}",
+                map.n_fragments(),
+                self.n_fragments()
+            );
+        }
+        let mut sent = vec![0u64; self.n_nodes];
+        for (g, &size) in self.fragments.iter().zip(map.sizes()) {
+            for (s, &deg) in sent.iter_mut().zip(&g.out_degree) {
+                *s += deg as u64 * size as u64;
+            }
+        }
+        Ok(sent)
+    }
+}
+
+fn validate(n_nodes: usize, n_fragments: usize, degree: usize, mode: &GraphMode) -> Result<()> {
+    if n_nodes < 2 {
+        bail!("n_nodes={n_nodes} must be at least 2");
+    }
+    if n_nodes > u32::MAX as usize / 2 {
+        bail!("n_nodes={n_nodes} is too large");
+    }
+    if n_fragments == 0 {
+        bail!("K=0: the number of fragments must be at least 1");
+    }
+    match mode {
+        GraphMode::Shatter => {
+            let virtual_nodes = n_nodes * n_fragments;
+            if degree == 0 || degree >= virtual_nodes {
+                bail!("degree={degree} must satisfy 1 <= degree < n_nodes*K={virtual_nodes} for mode 'shatter'");
+            }
+        }
+        m if m.uses_degree() => {
+            if degree == 0 || degree >= n_nodes {
+                bail!("degree={degree} must satisfy 1 <= degree < n_nodes={n_nodes}");
+            }
+            if *m == GraphMode::Undirected && (n_nodes * degree) % 2 == 1 {
+                bail!("an undirected degree-regular graph needs n_nodes*degree even; got n_nodes={n_nodes}, degree={degree}");
+            }
+        }
+        GraphMode::Edges(edges) => {
+            for (e, &(s, d)) in edges.iter().enumerate() {
+                if s >= n_nodes || d >= n_nodes {
+                    bail!("edge {e} = ({s}, {d}) names a node outside 0..n_nodes={n_nodes}");
+                }
+                if s == d {
+                    bail!("edge {e} = ({s}, {d}) is a self loop; a node's own copy always counts");
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Sample one graph per fragment for `round`. Each fragment draws from its own counter-based stream
+/// keyed by `(seed, round, fragment)`, so the result is the same for any thread count.
+pub fn sample_graphs(
+    n_nodes: usize,
+    n_fragments: usize,
+    degree: usize,
+    seed: u64,
+    round: u64,
+    mode: GraphMode,
+) -> Result<Graphs> {
+    validate(n_nodes, n_fragments, degree, &mode)?;
+    let fragments: Vec<Digraph> = match &mode {
+        GraphMode::Shatter => shatter(n_nodes, n_fragments, degree, seed, round),
+        _ => (0..n_fragments)
+            .into_par_iter()
+            .map(|k| sample_one(n_nodes, degree, seed, round, k as u64, &mode))
+            .collect(),
+    };
+    Ok(Graphs {
+        n_nodes,
+        degree,
+        mode,
+        seed,
+        round,
+        fragments,
+    })
+}
+
+fn sample_one(n: usize, s: usize, seed: u64, round: u64, k: u64, mode: &GraphMode) -> Digraph {
+    match mode {
+        GraphMode::ElOracle => {
+            let mut rng = Rng::from_key(seed, round, k, Stream::Graph);
+            Digraph::from_edges(n, regular_digraph(n, s, &mut rng).into_iter())
+        }
+        GraphMode::Static => {
+            let mut rng = Rng::from_key(seed, 0, k, Stream::StaticGraph);
+            Digraph::from_edges(n, regular_digraph(n, s, &mut rng).into_iter())
+        }
+        GraphMode::ElLocal | GraphMode::Pull => {
+            let mut rng = Rng::from_key(seed, round, k, Stream::Graph);
+            let mut picks = Vec::with_capacity(s);
+            let mut edges = Vec::with_capacity(n * s);
+            for i in 0..n {
+                rng.sample_distinct(n - 1, s, &mut picks);
+                for &p in &picks {
+                    let other = if p >= i { p + 1 } else { p };
+                    edges.push(if *mode == GraphMode::ElLocal {
+                        (i, other)
+                    } else {
+                        (other, i)
+                    });
+                }
+            }
+            Digraph::from_edges(n, edges.into_iter())
+        }
+        GraphMode::Undirected => {
+            let mut rng = Rng::from_key(seed, round, k, Stream::Graph);
+            let edges = regular_undirected(n, s, &mut rng);
+            Digraph::from_edges(n, edges.iter().flat_map(|&(a, b)| [(a, b), (b, a)]))
+        }
+        GraphMode::Ring => {
+            Digraph::from_edges(n, (0..n).flat_map(|i| [(i, (i + 1) % n), ((i + 1) % n, i)]))
+        }
+        GraphMode::Complete => {
+            Digraph::from_edges(n, (0..n).flat_map(|i| (0..n).map(move |j| (i, j))))
+        }
+        GraphMode::Edges(edges) => Digraph::from_edges(n, edges.iter().copied()),
+        GraphMode::Shatter => unreachable!("shatter couples fragments and is sampled as a whole"),
+    }
+}
+
+fn shatter(n: usize, k_total: usize, s: usize, seed: u64, round: u64) -> Vec<Digraph> {
+    let v = n * k_total;
+    let mut rng = Rng::from_key(seed, round, 0, Stream::Shatter);
+    let edges = regular_digraph(v, s, &mut rng);
+    let mut per_fragment: Vec<Vec<(usize, usize)>> = vec![Vec::new(); k_total];
+    // Virtual node u * K + k holds fragment k of node u.
+    for (src, dst) in edges {
+        per_fragment[src % k_total].push((src / k_total, dst / k_total));
+    }
+    per_fragment
+        .into_iter()
+        .map(|e| Digraph::from_edges(n, e.into_iter()))
+        .collect()
+}
+
+/// Directed graph with every out- and in-degree exactly `s`, no self loops, no repeated edges.
+/// A randomly relabelled circulant, then `10 n s` random edge switches (each keeps all degrees), which
+/// makes the draw close to uniform over such graphs.
+fn regular_digraph(n: usize, s: usize, rng: &mut Rng) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut order);
+    let mut targets: Vec<Vec<usize>> = vec![Vec::with_capacity(s); n];
+    let mut edges = Vec::with_capacity(n * s);
+    for pos in 0..n {
+        for step in 1..=s {
+            let (a, b) = (order[pos], order[(pos + step) % n]);
+            targets[a].push(b);
+            edges.push((a, b));
+        }
+    }
+    let m = edges.len();
+    if s + 1 < n {
+        for _ in 0..10 * m {
+            let (e1, e2) = (rng.below(m), rng.below(m));
+            let ((a, b), (c, d)) = (edges[e1], edges[e2]);
+            // Switch a->b, c->d into a->d, c->b when that creates no loop and no repeat.
+            if a == c
+                || b == d
+                || a == d
+                || c == b
+                || targets[a].contains(&d)
+                || targets[c].contains(&b)
+            {
+                continue;
+            }
+            replace(&mut targets[a], b, d);
+            replace(&mut targets[c], d, b);
+            edges[e1] = (a, d);
+            edges[e2] = (c, b);
+        }
+    }
+    edges
+}
+
+/// Simple undirected graph with every degree exactly `s` (`n s` even): a relabelled circulant
+/// (plus the antipodal matching when `s` is odd), then `10 n s` degree-preserving switches.
+fn regular_undirected(n: usize, s: usize, rng: &mut Rng) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut order);
+    let mut adj: Vec<Vec<usize>> = vec![Vec::with_capacity(s); n];
+    let mut edges = Vec::with_capacity(n * s / 2);
+    let mut add = |a: usize, b: usize, adj: &mut Vec<Vec<usize>>| {
+        adj[a].push(b);
+        adj[b].push(a);
+        edges.push((a, b));
+    };
+    for pos in 0..n {
+        for step in 1..=s / 2 {
+            add(order[pos], order[(pos + step) % n], &mut adj);
+        }
+    }
+    if s % 2 == 1 {
+        // n is even here: pair each position with the antipodal one.
+        for pos in 0..n / 2 {
+            add(order[pos], order[pos + n / 2], &mut adj);
+        }
+    }
+    let m = edges.len();
+    if s + 1 < n && m >= 2 {
+        for _ in 0..10 * n * s {
+            let (e1, e2) = (rng.below(m), rng.below(m));
+            let (a, b) = edges[e1];
+            let (mut c, mut d) = edges[e2];
+            if rng.below(2) == 1 {
+                std::mem::swap(&mut c, &mut d);
+            }
+            // {a,b},{c,d} -> {a,d},{c,b}
+            if a == c || a == d || b == c || b == d || adj[a].contains(&d) || adj[c].contains(&b) {
+                continue;
+            }
+            replace(&mut adj[a], b, d);
+            replace(&mut adj[b], a, c);
+            replace(&mut adj[c], d, b);
+            replace(&mut adj[d], c, a);
+            edges[e1] = (a, d);
+            edges[e2] = (c, b);
+        }
+    }
+    edges
+}
+
+fn replace(list: &mut [usize], old: usize, new: usize) {
+    if let Some(slot) = list.iter_mut().find(|x| **x == old) {
+        *slot = new;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn in_degrees(g: &Digraph) -> Vec<usize> {
+        (0..g.n_nodes()).map(|i| g.in_neighbors(i).len()).collect()
+    }
+
+    #[test]
+    fn el_oracle_is_exactly_regular_without_loops() {
+        for &(n, s) in &[(2usize, 1usize), (5, 4), (16, 8), (64, 8), (100, 3)] {
+            let g = sample_graphs(n, 4, s, 1, 3, GraphMode::ElOracle).unwrap();
+            for f in &g.fragments {
+                assert!(in_degrees(f).iter().all(|&d| d == s));
+                assert!(f.out_degree.iter().all(|&d| d as usize == s));
+                for i in 0..n {
+                    assert!(!f.in_neighbors(i).contains(&(i as u32)));
+                }
+            }
+            // fragments draw independently (small or complete graphs may coincide)
+            if n >= 16 {
+                assert_ne!(g.fragments[0], g.fragments[1]);
+            }
+            let next = sample_graphs(n.max(16), 1, s, 1, 4, GraphMode::ElOracle).unwrap();
+            let same = sample_graphs(n.max(16), 1, s, 1, 4, GraphMode::ElOracle).unwrap();
+            assert_eq!(next.fragments, same.fragments);
+        }
+    }
+
+    #[test]
+    fn el_local_and_pull_degrees() {
+        let g = sample_graphs(30, 2, 5, 2, 0, GraphMode::ElLocal).unwrap();
+        for f in &g.fragments {
+            assert!(f.out_degree.iter().all(|&d| d == 5));
+        }
+        let p = sample_graphs(30, 2, 5, 2, 0, GraphMode::Pull).unwrap();
+        for f in &p.fragments {
+            assert!(in_degrees(f).iter().all(|&d| d == 5));
+        }
+    }
+
+    #[test]
+    fn undirected_is_symmetric_regular() {
+        for &(n, s) in &[(50usize, 2usize), (10, 3), (20, 7)] {
+            let g = sample_graphs(n, 3, s, 9, 1, GraphMode::Undirected).unwrap();
+            for f in &g.fragments {
+                assert!(in_degrees(f).iter().all(|&d| d == s));
+                for i in 0..n {
+                    for &j in f.in_neighbors(i) {
+                        assert!(f.in_neighbors(j as usize).contains(&(i as u32)));
+                    }
+                }
+            }
+        }
+        assert!(sample_graphs(5, 1, 3, 0, 0, GraphMode::Undirected).is_err());
+    }
+
+    #[test]
+    fn static_graphs_do_not_change_with_round() {
+        let a = sample_graphs(20, 3, 4, 5, 0, GraphMode::Static).unwrap();
+        let b = sample_graphs(20, 3, 4, 5, 17, GraphMode::Static).unwrap();
+        assert_eq!(a.fragments, b.fragments);
+        assert_ne!(a.fragments[0], a.fragments[1]);
+    }
+
+    #[test]
+    fn fixed_topologies() {
+        let r = sample_graphs(6, 1, 0, 0, 0, GraphMode::Ring).unwrap();
+        assert_eq!(r.fragments[0].in_neighbors(0), &[1, 5]);
+        let c = sample_graphs(4, 2, 0, 0, 0, GraphMode::Complete).unwrap();
+        assert_eq!(c.fragments[1].in_neighbors(2), &[0, 1, 3]);
+        let e = sample_graphs(
+            3,
+            1,
+            0,
+            0,
+            0,
+            GraphMode::Edges(vec![(0, 1), (2, 1), (0, 1)]),
+        )
+        .unwrap();
+        assert_eq!(e.fragments[0].in_neighbors(1), &[0, 2]);
+        assert!(e.fragments[0].in_neighbors(0).is_empty());
+        assert!(sample_graphs(3, 1, 0, 0, 0, GraphMode::Edges(vec![(0, 3)])).is_err());
+        assert!(sample_graphs(3, 1, 0, 0, 0, GraphMode::Edges(vec![(1, 1)])).is_err());
+    }
+
+    #[test]
+    fn shatter_sends_each_fragment_to_at_most_degree_owners() {
+        let g = sample_graphs(10, 4, 3, 1, 0, GraphMode::Shatter).unwrap();
+        let mut total = 0;
+        for f in &g.fragments {
+            assert!(f.out_degree.iter().all(|&d| d <= 3));
+            total += f.out_degree.iter().sum::<u32>();
+            for i in 0..10 {
+                assert!(!f.in_neighbors(i).contains(&(i as u32)));
+            }
+        }
+        assert!(total > 0);
+    }
+
+    #[test]
+    fn mixing_rows_sum_to_one() {
+        for mode in [
+            GraphMode::ElOracle,
+            GraphMode::ElLocal,
+            GraphMode::Pull,
+            GraphMode::Shatter,
+        ] {
+            let g = sample_graphs(12, 3, 4, 0, 2, mode).unwrap();
+            for k in 0..3 {
+                let w = g.mixing_matrix(k).unwrap();
+                for i in 0..12 {
+                    let row: f64 = w[i * 12..(i + 1) * 12].iter().sum();
+                    assert!((row - 1.0).abs() < 1e-12);
+                    assert!(w[i * 12 + i] > 0.0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn el_oracle_sends_the_same_for_every_k() {
+        let d = 1000;
+        for k in [1usize, 2, 8] {
+            let g = sample_graphs(16, k, 8, 0, 0, GraphMode::ElOracle).unwrap();
+            let map = FragmentMap::contiguous(d, k).unwrap();
+            assert!(g
+                .sent_params(&map)
+                .unwrap()
+                .iter()
+                .all(|&s| s == 8 * d as u64));
+        }
+    }
+
+    #[test]
+    fn bad_parameters_are_errors() {
+        assert!(sample_graphs(1, 1, 1, 0, 0, GraphMode::ElOracle)
+            .unwrap_err()
+            .message
+            .contains("n_nodes=1"));
+        assert!(sample_graphs(8, 1, 8, 0, 0, GraphMode::ElOracle)
+            .unwrap_err()
+            .message
+            .contains("degree=8"));
+        assert!(sample_graphs(8, 0, 2, 0, 0, GraphMode::ElOracle).is_err());
+        assert!(GraphMode::parse("bogus", None)
+            .unwrap_err()
+            .message
+            .contains("bogus"));
+    }
+}
