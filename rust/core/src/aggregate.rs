@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::bail;
 use crate::error::Result;
-use crate::fragments::{FragmentMap, Tile};
+use crate::fragments::{FragmentMap, Tile, PAD};
 use crate::graphs::{Digraph, Graphs};
 use crate::pool::pool;
 
@@ -83,7 +83,11 @@ pub fn aggregate(
     let pool = pool()?;
     pool.install(|| {
         plan.tiles.par_iter().for_each_init(
-            || (vec![0f32; n_nodes * width], vec![0f32; width]),
+            || {
+                // Gathered tiles hold up to `width` columns plus the padding of every fragment group.
+                let slots = width + map.n_fragments().min(width) * PAD as usize;
+                (vec![0f32; n_nodes * slots], vec![0f32; slots])
+            },
             |(gathered, row), tile| {
                 let ptr = out_ptr;
                 // SAFETY: tiles cover disjoint column ranges, so no two tasks write the same element,
@@ -118,7 +122,6 @@ unsafe fn average_tile(
     row: &mut [f32],
 ) {
     let c0 = tile.col_start;
-    let len = tile.col_end - c0;
     let xp = x.as_ptr();
     match &tile.perm {
         None => {
@@ -146,19 +149,14 @@ unsafe fn average_tile(
                 for seg in &tile.segments {
                     let nb = graphs[seg.fragment as usize].in_neighbors(i);
                     let start = seg.start as usize;
-                    average_rows(
-                        gp,
-                        w,
-                        i,
-                        nb,
-                        start,
-                        (seg.end - seg.start) as usize,
-                        rp.add(start),
-                    );
+                    let padded_len = (seg.end - seg.start).div_ceil(PAD) as usize * PAD as usize;
+                    average_rows(gp, w, i, nb, start, padded_len, rp.add(start));
                 }
                 let dst = out.add(i * d + c0);
-                for (p, &c) in perm.iter().enumerate().take(len) {
-                    *dst.add(c as usize) = *rp.add(p);
+                for seg in &tile.segments {
+                    for p in seg.start as usize..seg.end as usize {
+                        *dst.add(*perm.get_unchecked(p) as usize) = *rp.add(p);
+                    }
                 }
             }
         }
@@ -229,6 +227,22 @@ unsafe fn average_rows_generic(
             *dst.add(c + l) = *a * inv;
         }
         c += LANES;
+    }
+    while c + 8 <= len {
+        let mut acc = [0f32; 8];
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a = *own_row.add(c + l);
+        }
+        for &j in nb {
+            let r = base.add(j as usize * stride + off + c);
+            for (l, a) in acc.iter_mut().enumerate() {
+                *a += *r.add(l);
+            }
+        }
+        for (l, a) in acc.iter().enumerate() {
+            *dst.add(c + l) = *a * inv;
+        }
+        c += 8;
     }
     while c < len {
         let mut a = *own_row.add(c);

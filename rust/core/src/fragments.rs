@@ -39,7 +39,8 @@ pub struct Tile {
     pub col_start: usize,
     pub col_end: usize,
     /// `None`: segments are column ranges. `Some(perm)`: the tile's columns are first gathered in the
-    /// order `perm` (tile-local column indices grouped by fragment) and segments index that order.
+    /// order `perm` (tile-local column indices grouped by fragment, each group padded to a multiple of
+    /// `PAD` slots) and segments index that order; slots from `end` to the padded end are padding.
     pub perm: Option<Vec<u16>>,
     pub segments: Vec<Segment>,
 }
@@ -49,6 +50,9 @@ pub struct TilePlan {
     pub width: usize,
     pub tiles: Vec<Tile>,
 }
+
+/// Group alignment (floats) inside a gathered tile: one AVX2 register.
+pub const PAD: u32 = 8;
 
 /// Runs shorter than this on average make gathering the tile cheaper than walking the runs.
 const MIN_MEAN_RUN: usize = 32;
@@ -263,29 +267,38 @@ impl FragmentMap {
                     segments: runs,
                 }
             } else {
-                // Counting sort of the tile's columns by fragment (stable: ascending columns).
+                // Counting sort of the tile's columns by fragment (stable: ascending columns), each
+                // fragment's group starting at a multiple of PAD so the kernel runs whole SIMD chunks.
+                // Padding slots repeat the group's last column: gathered, averaged, never scattered.
                 counts.iter_mut().for_each(|c| *c = 0);
                 for &k in cols {
                     counts[k as usize] += 1;
                 }
-                let mut offsets = vec![0u32; k_total + 1];
+                let mut segments = Vec::new();
+                let mut starts = vec![0u32; k_total];
+                let mut padded = 0u32;
                 for k in 0..k_total {
-                    offsets[k + 1] = offsets[k] + counts[k];
+                    if counts[k] > 0 {
+                        starts[k] = padded;
+                        segments.push(Segment {
+                            fragment: k as u32,
+                            start: padded,
+                            end: padded + counts[k],
+                        });
+                        padded += counts[k].div_ceil(PAD) * PAD;
+                    }
                 }
-                let mut cursor = offsets.clone();
-                let mut perm = vec![0u16; cols.len()];
+                let mut perm = vec![0u16; padded as usize];
+                let mut cursor = starts;
                 for (c, &k) in cols.iter().enumerate() {
                     perm[cursor[k as usize] as usize] = c as u16;
                     cursor[k as usize] += 1;
                 }
-                let segments = (0..k_total)
-                    .filter(|&k| counts[k] > 0)
-                    .map(|k| Segment {
-                        fragment: k as u32,
-                        start: offsets[k],
-                        end: offsets[k + 1],
-                    })
-                    .collect();
+                for seg in &segments {
+                    let last = perm[seg.end as usize - 1];
+                    let padded_end = seg.start + (seg.end - seg.start).div_ceil(PAD) * PAD;
+                    perm[seg.end as usize..padded_end as usize].fill(last);
+                }
                 Tile {
                     col_start: start,
                     col_end: end,
