@@ -82,16 +82,17 @@ pub fn aggregate(
     let out_ptr = SendPtr(out.as_mut_ptr());
     let pool = pool()?;
     pool.install(|| {
-        plan.tiles.par_iter().for_each_init(
+        plan.tiles.par_iter().enumerate().for_each_init(
             || {
                 // Gathered tiles hold up to `width` columns plus the padding of every fragment group.
                 let slots = width + map.n_fragments().min(width) * PAD as usize;
                 (vec![0f32; n_nodes * slots], vec![0f32; slots])
             },
-            |(gathered, row), tile| {
+            |(gathered, row), (t, tile)| {
                 let ptr = out_ptr;
                 // SAFETY: tiles cover disjoint column ranges, so no two tasks write the same element,
                 // and every index stays inside the n_nodes x n_params buffers checked above.
+                let next = plan.tiles.get(t + 1).map(|nt| (nt.col_start, nt.col_end));
                 unsafe {
                     average_tile(
                         x,
@@ -100,6 +101,7 @@ pub fn aggregate(
                         n_params,
                         &graphs.fragments,
                         tile,
+                        next,
                         gathered,
                         row,
                     )
@@ -118,14 +120,23 @@ unsafe fn average_tile(
     d: usize,
     graphs: &[Digraph],
     tile: &Tile,
+    next: Option<(usize, usize)>,
     gathered: &mut [f32],
     row: &mut [f32],
 ) {
+    // Receiver i prefetches row i of the next tile (usually this thread's next task), so its memory
+    // reads overlap this tile's arithmetic instead of stalling the next tile's first pass.
+    let prefetch = |i: usize| {
+        if let Some((a, b)) = next {
+            prefetch_range(x.as_ptr().add(i * d + a), b - a);
+        }
+    };
     let c0 = tile.col_start;
     let xp = x.as_ptr();
     match &tile.perm {
         None => {
             for i in 0..n {
+                prefetch(i);
                 for seg in &tile.segments {
                     let nb = graphs[seg.fragment as usize].in_neighbors(i);
                     let off = c0 + seg.start as usize;
@@ -134,32 +145,71 @@ unsafe fn average_tile(
                 }
             }
         }
-        Some(perm) => {
+        Some(g) => {
             let w = row.len();
             let gp = gathered.as_mut_ptr();
             for j in 0..n {
-                let src = xp.add(j * d + c0);
-                let dst = gp.add(j * w);
-                for (p, &c) in perm.iter().enumerate() {
-                    *dst.add(p) = *src.add(c as usize);
-                }
+                gather(xp.add(j * d + c0), &g.perm, gp.add(j * w));
             }
             let rp = row.as_mut_ptr();
             for i in 0..n {
+                prefetch(i);
                 for seg in &tile.segments {
                     let nb = graphs[seg.fragment as usize].in_neighbors(i);
                     let start = seg.start as usize;
                     let padded_len = (seg.end - seg.start).div_ceil(PAD) as usize * PAD as usize;
                     average_rows(gp, w, i, nb, start, padded_len, rp.add(start));
                 }
-                let dst = out.add(i * d + c0);
-                for seg in &tile.segments {
-                    for p in seg.start as usize..seg.end as usize {
-                        *dst.add(*perm.get_unchecked(p) as usize) = *rp.add(p);
-                    }
-                }
+                // Read the results back in column order: a gather too, so stores stay sequential.
+                gather(rp, &g.inverse, out.add(i * d + c0));
             }
         }
+    }
+}
+
+/// Hint the cache to load `len` floats from `ptr` (one hint per 64-byte line).
+#[inline(always)]
+unsafe fn prefetch_range(ptr: *const f32, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let mut off = 0;
+        while off < len {
+            _mm_prefetch::<_MM_HINT_T0>(ptr.add(off) as *const i8);
+            off += 16;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ptr, len);
+}
+
+/// `dst[p] = src[idx[p]]` for every `p`.
+#[inline(always)]
+unsafe fn gather(src: *const f32, idx: &[i32], dst: *mut f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return gather_avx2(src, idx, dst);
+        }
+    }
+    for (p, &i) in idx.iter().enumerate() {
+        *dst.add(p) = *src.add(i as usize);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn gather_avx2(src: *const f32, idx: &[i32], dst: *mut f32) {
+    use std::arch::x86_64::{__m256i, _mm256_i32gather_ps, _mm256_loadu_si256, _mm256_storeu_ps};
+    let mut p = 0;
+    while p + 8 <= idx.len() {
+        let lanes = _mm256_loadu_si256(idx.as_ptr().add(p) as *const __m256i);
+        _mm256_storeu_ps(dst.add(p), _mm256_i32gather_ps::<4>(src, lanes));
+        p += 8;
+    }
+    while p < idx.len() {
+        *dst.add(p) = *src.add(*idx.get_unchecked(p) as usize);
+        p += 1;
     }
 }
 

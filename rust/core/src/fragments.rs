@@ -33,6 +33,15 @@ pub struct Segment {
     pub end: u32,
 }
 
+/// Index maps of a gathered tile (i32: the operand type of AVX2 gathers).
+#[derive(Debug, Clone)]
+pub struct Gather {
+    /// Gathered slot -> tile-local column (padding slots repeat their group's last column).
+    pub perm: Vec<i32>,
+    /// Tile-local column -> gathered slot, to read results back in column order.
+    pub inverse: Vec<i32>,
+}
+
 /// How the kernel walks one column tile `[col_start, col_end)`.
 #[derive(Debug, Clone)]
 pub struct Tile {
@@ -41,7 +50,7 @@ pub struct Tile {
     /// `None`: segments are column ranges. `Some(perm)`: the tile's columns are first gathered in the
     /// order `perm` (tile-local column indices grouped by fragment, each group padded to a multiple of
     /// `PAD` slots) and segments index that order; slots from `end` to the padded end are padding.
-    pub perm: Option<Vec<u16>>,
+    pub perm: Option<Gather>,
     pub segments: Vec<Segment>,
 }
 
@@ -90,7 +99,7 @@ fn balanced_ids(len: usize, n_fragments: usize, offset: usize) -> Vec<u32> {
     for k in 0..n_fragments {
         let count =
             base + usize::from((k + n_fragments - offset % n_fragments) % n_fragments < extra);
-        ids.extend(std::iter::repeat(k as u32).take(count));
+        ids.extend(std::iter::repeat_n(k as u32, count));
     }
     ids
 }
@@ -103,7 +112,7 @@ impl FragmentMap {
         for k in 0..n_fragments {
             let lo = k * n_params / n_fragments;
             let hi = (k + 1) * n_params / n_fragments;
-            assignment.extend(std::iter::repeat(k as u32).take(hi - lo));
+            assignment.extend(std::iter::repeat_n(k as u32, hi - lo));
         }
         Ok(Self::from_assignment(
             FragmenterKind::Contiguous,
@@ -169,7 +178,7 @@ impl FragmentMap {
         let mut assignment = Vec::with_capacity(n_params);
         for (b, &k) in ids.iter().enumerate() {
             let len = block_size.min(n_params - b * block_size);
-            assignment.extend(std::iter::repeat(k).take(len));
+            assignment.extend(std::iter::repeat_n(k, len));
         }
         Ok(Self::from_assignment(
             FragmenterKind::Blocks,
@@ -238,7 +247,7 @@ impl FragmentMap {
     }
 
     fn build_plan(&self, width: usize) -> TilePlan {
-        assert!(width > 0 && width <= u16::MAX as usize + 1);
+        assert!(width > 0 && width <= i32::MAX as usize / 2);
         let d = self.assignment.len();
         let k_total = self.sizes.len();
         let mut tiles = Vec::with_capacity(d.div_ceil(width));
@@ -288,10 +297,12 @@ impl FragmentMap {
                         padded += counts[k].div_ceil(PAD) * PAD;
                     }
                 }
-                let mut perm = vec![0u16; padded as usize];
+                let mut perm = vec![0i32; padded as usize];
+                let mut inverse = vec![0i32; cols.len()];
                 let mut cursor = starts;
                 for (c, &k) in cols.iter().enumerate() {
-                    perm[cursor[k as usize] as usize] = c as u16;
+                    perm[cursor[k as usize] as usize] = c as i32;
+                    inverse[c] = cursor[k as usize] as i32;
                     cursor[k as usize] += 1;
                 }
                 for seg in &segments {
@@ -302,7 +313,7 @@ impl FragmentMap {
                 Tile {
                     col_start: start,
                     col_end: end,
-                    perm: Some(perm),
+                    perm: Some(Gather { perm, inverse }),
                     segments,
                 }
             };
@@ -414,7 +425,7 @@ mod tests {
                 for seg in &tile.segments {
                     for p in seg.start..seg.end {
                         let local = match &tile.perm {
-                            Some(perm) => perm[p as usize] as usize,
+                            Some(g) => g.perm[p as usize] as usize,
                             None => p as usize,
                         };
                         let c = tile.col_start + local;

@@ -14,6 +14,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyType};
 
+type IndexArrays<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
+
 /// Map a core error onto the `mosaic_fast.errors` hierarchy.
 fn to_pyerr(py: Python<'_>, err: MosaicError) -> PyErr {
     let class_name = match err.kind {
@@ -268,11 +270,7 @@ impl PyGraphs {
     }
 
     /// In-neighbour CSR of fragment k: (offsets int64 (n+1,), sources int64 (nnz,)), sources ascending.
-    fn in_csr<'py>(
-        &self,
-        py: Python<'py>,
-        k: i64,
-    ) -> PyResult<(Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>)> {
+    fn in_csr<'py>(&self, py: Python<'py>, k: i64) -> PyResult<IndexArrays<'py>> {
         let g = self.fragment(py, k)?;
         let offsets = g
             .offsets
@@ -353,6 +351,7 @@ impl PyGraphs {
 
 #[pyfunction]
 #[pyo3(signature = (n_nodes, n_fragments, degree, *, seed=0, round=0, mode="el-oracle", edges=None))]
+#[allow(clippy::too_many_arguments)]
 fn sample_graphs(
     py: Python<'_>,
     n_nodes: i64,
