@@ -98,11 +98,10 @@ class ExperimentConfig:
             raise MosaicValueError(
                 f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}"
             )
-        updates = {k: v for k, v in defaults.items() if getattr(self, k) is None}
-        if updates.get("partition") == "dirichlet" or (
-            self.partition == "dirichlet" and self.alpha is None
-        ):
-            updates.setdefault("alpha", defaults["alpha"] if defaults["alpha"] is not None else 0.1)
+        updates = {k: v for k, v in defaults.items() if k != "alpha" and getattr(self, k) is None}
+        # alpha only means something for the Dirichlet partitioner
+        if updates.get("partition", self.partition) == "dirichlet" and self.alpha is None:
+            updates["alpha"] = defaults["alpha"] if defaults["alpha"] is not None else 0.1
         cfg = dataclasses.replace(self, **updates)
         cfg.validate()
         return cfg

@@ -1,0 +1,351 @@
+"""The paper's figures (Biswas et al. 2026, Figs. 4-10) drawn from run folders.
+
+Runs are grouped by setting (config without seed); each curve or point is the mean over a
+group's seeds with a 95% Student-t confidence band. Figures are built on matplotlib's
+object API with the Agg canvas, so plotting never touches the global pyplot backend.
+
+Figure kinds (file name stem, then ``__<fixed settings>`` when other settings vary):
+
+- ``rounds_performance`` (Fig. 4): node-average and average-model metric vs round, one line per K;
+- ``rounds_consensus`` (Fig. 5): consensus distance and std of node metric vs round, per K;
+- ``degree_performance`` (Fig. 6, when degrees vary): best node-average / average-model vs degree;
+- ``degree_consensus`` (Fig. 7, when degrees vary): final consensus distance / node std vs degree;
+- ``alpha_performance`` (Figs. 8-9, when data distributions vary): node-average (top) and
+  average-model (bottom) vs round, one column per distribution;
+- ``alpha_consensus`` (Fig. 10, when data distributions vary): consensus distance (top) and
+  node std (bottom) vs round, one column per distribution.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import MosaicValueError
+from .stats import mean_ci
+from .sweep import (
+    RunRecord,
+    find_runs,
+    format_value,
+    group_runs,
+    setting_label,
+    setting_sort_key,
+    varying_settings,
+)
+
+FORMATS = ("png", "pdf", "svg")
+# Settings named in titles, in this order, when they are the same for a whole figure.
+_CONTEXT = ("nodes", "degree", "alpha", "topology", "fragmenter")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The runs (one per seed) of one configuration; ``config`` is the first run's config."""
+
+    config: dict[str, Any]
+    runs: tuple[RunRecord, ...]
+
+    @property
+    def complete_runs(self) -> tuple[RunRecord, ...]:
+        return tuple(r for r in self.runs if r.summary is not None)
+
+    def curve(self, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rounds, mean, ci95)`` of metrics field ``key`` over seeds, each shape (n_evals,):
+        rounds int64 (union over seeds), mean/ci95 float64; a seed missing a round is left out
+        there (ci95 is NaN where fewer than two seeds have the round)."""
+        rounds = np.array(
+            sorted({rec["round"] for r in self.runs for rec in r.records}), dtype=np.int64
+        )
+        index = {int(t): i for i, t in enumerate(rounds)}
+        values = np.full((len(self.runs), len(rounds)), np.nan)
+        for s, run in enumerate(self.runs):
+            for rec in run.records:
+                values[s, index[rec["round"]]] = _num(rec.get(key))
+        mean, half, _ = mean_ci(values, axis=0)
+        return rounds, mean, half
+
+    def summary_stat(self, key: str) -> tuple[float, float]:
+        """Mean and 95% CI half-width over the complete seeds of a summary quantity:
+        ``best_node_mean``, ``best_avg_model`` or ``final.<metrics field>``."""
+        vals = []
+        for run in self.complete_runs:
+            source = run.summary
+            for part in key.split("."):
+                source = source.get(part) if isinstance(source, dict) else None
+            vals.append(_num(source))
+        mean, half, _ = mean_ci(np.array(vals, dtype=np.float64))
+        return float(mean), float(half)
+
+
+def _num(value: Any) -> float:
+    return (
+        float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+        else math.nan
+    )
+
+
+def _metric_label(metric: str, lower: bool, what: str = "") -> str:
+    name = {"accuracy": "test accuracy", "rmse": "test RMSE"}.get(metric, metric)
+    text = f"{what} {name}".strip()
+    text = text[0].upper() + text[1:]
+    return f"{text} (lower is better)" if lower else text
+
+
+def _std_label(metric: str) -> str:
+    return {"accuracy": "Std of node accuracy", "rmse": "Std of node RMSE"}.get(
+        metric, f"Std of node {metric}"
+    )
+
+
+def _alpha_title(label: Any) -> str:
+    if label == "iid":
+        return "IID"
+    return f"α = {label:g}" if isinstance(label, float) else str(label)
+
+
+def _context(config: dict[str, Any], skip: Iterable[str]) -> str:
+    parts = [str(config.get("dataset"))]
+    for name in _CONTEXT:
+        if name in skip:
+            continue
+        value = setting_label(config, name)
+        parts.append(_alpha_title(value) if name == "alpha" else f"{name}={value}")
+    return ", ".join(parts)
+
+
+def _file_stem(kind: str, config: dict[str, Any], split: Sequence[str]) -> str:
+    if not split:
+        return kind
+    text = "_".join(f"{n}={format_value(setting_label(config, n))}" for n in split)
+    return f"{kind}__{re.sub(r'[^A-Za-z0-9=._-]+', '-', text)}"
+
+
+class _Writer:
+    """Saves figures in every requested format and remembers the paths."""
+
+    def __init__(self, out_dir: Path, formats: Sequence[str]):
+        self.out_dir, self.formats, self.paths = out_dir, formats, []
+
+    def save(self, fig, stem: str) -> None:
+        for fmt in self.formats:
+            path = self.out_dir / f"{stem}.{fmt}"
+            fig.savefig(path, dpi=150)
+            self.paths.append(path)
+
+
+def _new_figure(nrows: int, ncols: int):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.6 * ncols, 3.4 * nrows), layout="tight")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _k_colors(settings: Sequence[Setting]) -> dict[int, Any]:
+    from matplotlib import colormaps
+
+    ks = sorted({s.config["K"] for s in settings})
+    cmap = colormaps["viridis"]
+    return {k: cmap(0.85 * i / max(len(ks) - 1, 1)) for i, k in enumerate(ks)}
+
+
+def _draw_curves(ax, settings: Sequence[Setting], key: str, colors: dict[int, Any]) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    for s in sorted(settings, key=lambda s: s.config["K"]):
+        rounds, mean, half = s.curve(key)
+        color = colors[s.config["K"]]
+        n = len(s.runs)
+        ax.plot(
+            rounds,
+            mean,
+            color=color,
+            lw=1.6,
+            label=f"K={s.config['K']}" + (f" ({n} seeds)" if n > 1 else ""),
+        )
+        ax.fill_between(rounds, mean - half, mean + half, color=color, alpha=0.2, lw=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("Round")
+    ax.grid(alpha=0.3)
+
+
+def _rounds_figures(
+    writer: _Writer, figure_settings: Sequence[Setting], split: Sequence[str]
+) -> None:
+    first = figure_settings[0]
+    metric, lower = first.runs[0].metric, first.runs[0].lower_is_better
+    colors = _k_colors(figure_settings)
+    panels = {
+        "rounds_performance": (
+            ("node_mean", "Node-average", _metric_label(metric, lower)),
+            ("avg_model", "Average model", _metric_label(metric, lower)),
+        ),
+        "rounds_consensus": (
+            ("consensus_distance", "Consensus distance", "Consensus distance"),
+            ("node_std", "Std of node performance", _std_label(metric)),
+        ),
+    }
+    for kind, specs in panels.items():
+        fig, axes = _new_figure(1, 2)
+        for ax, (key, title, ylabel) in zip(axes[0], specs, strict=True):
+            _draw_curves(ax, figure_settings, key, colors)
+            ax.set_title(title)
+            ax.set_ylabel(ylabel)
+        axes[0][0].legend(fontsize="small")
+        fig.suptitle(_context(first.config, ()))
+        writer.save(fig, _file_stem(kind, first.config, split))
+
+
+def _degree_figures(
+    writer: _Writer, figure_settings: Sequence[Setting], split: Sequence[str]
+) -> None:
+    usable = [s for s in figure_settings if s.complete_runs]
+    if not usable:
+        return  # best/final values need complete runs
+    first = usable[0]
+    metric, lower = first.runs[0].metric, first.runs[0].lower_is_better
+    colors = _k_colors(usable)
+    panels = {
+        "degree_performance": (
+            ("best_node_mean", "Node-average", _metric_label(metric, lower, "best")),
+            ("best_avg_model", "Average model", _metric_label(metric, lower, "best")),
+        ),
+        "degree_consensus": (
+            ("final.consensus_distance", "Consensus distance", "Final consensus distance"),
+            ("final.node_std", "Std of node performance", f"Final {_std_label(metric).lower()}"),
+        ),
+    }
+    by_k: dict[int, list[Setting]] = {}
+    for s in usable:
+        by_k.setdefault(s.config["K"], []).append(s)
+    for kind, specs in panels.items():
+        fig, axes = _new_figure(1, 2)
+        for ax, (key, title, ylabel) in zip(axes[0], specs, strict=True):
+            for k in sorted(by_k):
+                pts = sorted(by_k[k], key=lambda s: s.config["degree"])
+                xs = np.array([s.config["degree"] for s in pts])
+                stats = np.array([s.summary_stat(key) for s in pts])
+                ax.errorbar(
+                    xs,
+                    stats[:, 0],
+                    yerr=stats[:, 1],
+                    color=colors[k],
+                    marker="o",
+                    capsize=3,
+                    label=f"K={k}",
+                )
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(sorted({s.config["degree"] for s in usable}))
+            ax.set_xticklabels([str(d) for d in sorted({s.config["degree"] for s in usable})])
+            ax.set_xlabel("Degree")
+            ax.set_title(title)
+            ax.set_ylabel(ylabel)
+            ax.grid(alpha=0.3)
+        axes[0][0].legend(fontsize="small")
+        fig.suptitle(_context(first.config, ("degree",)))
+        writer.save(fig, _file_stem(kind, first.config, split))
+
+
+def _alpha_figures(
+    writer: _Writer, figure_settings: Sequence[Setting], split: Sequence[str]
+) -> None:
+    first = figure_settings[0]
+    metric, lower = first.runs[0].metric, first.runs[0].lower_is_better
+    colors = _k_colors(figure_settings)
+    columns: dict[Any, list[Setting]] = {}
+    for s in figure_settings:
+        columns.setdefault(setting_label(s.config, "alpha"), []).append(s)
+    order = sorted(columns, key=lambda v: setting_sort_key("alpha", v))
+    rows = {
+        "alpha_performance": (
+            ("node_mean", "Node-average", _metric_label(metric, lower)),
+            ("avg_model", "Average model", _metric_label(metric, lower)),
+        ),
+        "alpha_consensus": (
+            ("consensus_distance", "Consensus distance", "Consensus distance"),
+            ("node_std", "Std of node performance", _std_label(metric)),
+        ),
+    }
+    for kind, specs in rows.items():
+        fig, axes = _new_figure(2, len(order))
+        for r, (key, title, ylabel) in enumerate(specs):
+            for c, label in enumerate(order):
+                ax = axes[r][c]
+                _draw_curves(ax, columns[label], key, colors)
+                ax.set_title(f"{title}, {_alpha_title(label)}")
+                if c == 0:
+                    ax.set_ylabel(ylabel)
+            # Shared y range per row, so distributions compare at a glance.
+            lows, highs = zip(*(axes[r][c].get_ylim() for c in range(len(order))), strict=True)
+            for c in range(len(order)):
+                axes[r][c].set_ylim(min(lows), max(highs))
+        axes[0][0].legend(fontsize="small")
+        fig.suptitle(_context(first.config, ("alpha",)))
+        writer.save(fig, _file_stem(kind, first.config, split))
+
+
+def _split(settings: Sequence[Setting], fields: Sequence[str]) -> list[list[Setting]]:
+    """Partition ``settings`` by their values of ``fields``, in sorted order of those values."""
+    out: dict[tuple, list[Setting]] = {}
+    for s in settings:
+        out.setdefault(tuple(setting_label(s.config, f) for f in fields), []).append(s)
+    order = sorted(out, key=lambda key: tuple(map(setting_sort_key, fields, key)))
+    return [out[key] for key in order]
+
+
+def plot_runs(
+    paths: Iterable[str | Path], out_dir: str | Path, formats: Sequence[str] = ("png", "pdf")
+) -> list[Path]:
+    """Draw every applicable figure kind for the runs found under ``paths``.
+
+    Args:
+        paths: run folders, sweep folders or any folders above them; every folder holding
+            ``config.json`` and ``metrics.jsonl`` at any depth is used.
+        out_dir: where the figures go (created if missing).
+        formats: file formats, a subset of ``("png", "pdf", "svg")``.
+
+    Returns:
+        The written files, in drawing order.
+    """
+    formats = tuple(formats)
+    if not formats:
+        raise MosaicValueError("formats is empty; choose from png, pdf, svg")
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise MosaicValueError(f"unknown plot format {fmt!r}; choose from {', '.join(FORMATS)}")
+    paths = list(paths)
+    runs = find_runs(paths)
+    if not runs:
+        raise MosaicValueError(
+            f"no run folders (config.json + metrics.jsonl) under {', '.join(map(str, paths))}"
+        )
+    settings = [Setting(members[0].config, tuple(members)) for members in group_runs(runs)]
+    varying = varying_settings([s.config for s in settings])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    writer = _Writer(out, formats)
+
+    split = [v for v in varying if v != "K"]
+    for part in _split(settings, split):
+        _rounds_figures(writer, part, split)
+    for axis, draw in (("degree", _degree_figures), ("alpha", _alpha_figures)):
+        if axis not in varying:
+            continue
+        split = [v for v in varying if v not in ("K", axis)]
+        for part in _split(settings, split):
+            # A comparison across one value is no comparison (e.g. alpha tied to the dataset).
+            if len({str(setting_label(s.config, axis)) for s in part}) > 1:
+                draw(writer, part, split)
+    return writer.paths
+
+
+__all__ = ["FORMATS", "Setting", "plot_runs"]

@@ -1,0 +1,449 @@
+"""Sweeps: grid expansion and naming, skip/resume, summary table, CI maths, CLI errors.
+
+Run folders are fabricated per the engine's run folder contract (config.json, metrics.jsonl,
+summary.json), and ``mosaic_fast.sweep.run_experiment`` is replaced by a fake that writes them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from scipy import special
+from scipy import stats as sps
+
+from mosaic_fast import sweep as sw
+from mosaic_fast.cli import main
+from mosaic_fast.config import ExperimentConfig
+from mosaic_fast.errors import MosaicValueError
+from mosaic_fast.stats import betainc, mean_ci, t_quantile
+
+BASE = ExperimentConfig(dataset="fashion-mnist", nodes=8, degree=2, rounds=4, eval_every=2)
+
+
+def final_value(config: ExperimentConfig) -> float:
+    """A made-up final node-average accuracy that depends on K and the seed."""
+    return 0.5 + 0.02 * config.K + 0.01 * config.seed**2
+
+
+def write_run(out: Path, config: ExperimentConfig, *, complete: bool = True) -> dict:
+    """Write a run folder per the contract, with metrics that end at ``final_value(config)``."""
+    out.mkdir(parents=True, exist_ok=True)
+    head = {
+        "config": config.to_dict(),
+        "versions": {"mosaic_fast": "test"},
+        "n_params": 100,
+        "metric": "accuracy",
+        "lower_is_better": False,
+        "started": "2026-01-01T00:00:00",
+    }
+    (out / "config.json").write_text(json.dumps(head))
+    target = final_value(config)
+    records = []
+    for t in range(0, config.rounds + 1, config.eval_every):
+        frac = t / config.rounds
+        records.append(
+            {
+                "round": t,
+                "metric": "accuracy",
+                "node_mean": 0.1 + (target - 0.1) * frac,
+                "node_std": 0.2 - 0.1 * frac - 0.001 * config.K,
+                "avg_model": 0.1 + (target + 0.05 - 0.1) * frac,
+                "consensus_distance": 1.0 + config.K * frac,
+                "sent_params_per_node": 100 * config.degree * t,
+                "train_loss": 2.0 - frac,
+                "wall_time_s": 0.5 * t,
+            }
+        )
+    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    if complete:
+        summary = {
+            "complete": True,
+            "rounds": config.rounds,
+            "final": records[-1],
+            "best_node_mean": max(r["node_mean"] for r in records),
+            "best_node_mean_round": records[-1]["round"],
+            "best_avg_model": max(r["avg_model"] for r in records),
+            "wall_time_s": 1.0 + config.seed,
+        }
+        (out / "summary.json").write_text(json.dumps(summary))
+    return {"complete": complete}
+
+
+class FakeEngine:
+    """Stands in for the engine: records calls and writes a complete run folder."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, bool]] = []
+
+    def __call__(self, config, out_dir, *, quiet, resume):
+        out_dir = Path(out_dir)
+        if not resume:
+            assert not out_dir.exists(), "a fresh cell must start from an empty folder"
+        self.calls.append((out_dir.name, resume))
+        return write_run(out_dir, config)
+
+
+@pytest.fixture
+def engine(monkeypatch):
+    fake = FakeEngine()
+    monkeypatch.setattr(sw, "run_experiment", fake)
+    return fake
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 19, 100, 1000])
+@pytest.mark.parametrize("p", [0.6, 0.9, 0.95, 0.975, 0.995, 0.9999, 0.025, 0.3])
+def test_t_quantile_matches_scipy(p, df):
+    assert t_quantile(p, df) == pytest.approx(sps.t.ppf(p, df), rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "x"), [(0.5, 0.5, 0.3), (2.0, 0.5, 0.9), (10.0, 3.0, 0.7), (50.0, 0.5, 0.99)]
+)
+def test_betainc_matches_scipy(a, b, x):
+    assert betainc(a, b, x) == pytest.approx(special.betainc(a, b, x), rel=1e-12)
+
+
+def test_mean_ci_matches_scipy_interval():
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 5, 30):
+        x = rng.normal(size=n)
+        mean, half, count = mean_ci(x)
+        lo, hi = sps.t.interval(0.95, n - 1, loc=x.mean(), scale=sps.sem(x))
+        assert count == n
+        assert mean == pytest.approx(x.mean())
+        assert mean - half == pytest.approx(lo, rel=1e-9)
+        assert mean + half == pytest.approx(hi, rel=1e-9)
+
+
+def test_mean_ci_ignores_nan_per_column_and_blanks_single_seed():
+    x = np.array([[1.0, 2.0, np.nan], [3.0, np.nan, np.nan], [5.0, 4.0, 7.0]])
+    mean, half, count = mean_ci(x, axis=0)
+    np.testing.assert_array_equal(count, [3, 2, 1])
+    np.testing.assert_allclose(mean, [3.0, 3.0, 7.0])
+    assert half[0] == pytest.approx(sps.t.ppf(0.975, 2) * 2.0 / math.sqrt(3))
+    assert half[1] == pytest.approx(sps.t.ppf(0.975, 1) * math.sqrt(2.0) / math.sqrt(2))
+    assert math.isnan(half[2])
+
+
+@pytest.mark.parametrize(("p", "df"), [(0.0, 3), (1.0, 3), (0.5, 0), (0.9, -1)])
+def test_t_quantile_rejects_bad_arguments(p, df):
+    with pytest.raises(MosaicValueError):
+        t_quantile(p, df)
+
+
+# ----------------------------------------------------------------------------- grid
+
+
+def test_grid_expands_with_seeds_outermost_and_names_cells():
+    grid = sw.SweepGrid(K=(1, 8), alpha=(None, 0.1), degree=(2,), seeds=(0, 1))
+    cells = grid.cells(BASE)
+    assert [c.name for c in cells] == [
+        "K=1_alpha=iid_degree=2_seed=0",
+        "K=1_alpha=0.1_degree=2_seed=0",
+        "K=8_alpha=iid_degree=2_seed=0",
+        "K=8_alpha=0.1_degree=2_seed=0",
+        "K=1_alpha=iid_degree=2_seed=1",
+        "K=1_alpha=0.1_degree=2_seed=1",
+        "K=8_alpha=iid_degree=2_seed=1",
+        "K=8_alpha=0.1_degree=2_seed=1",
+    ]
+    iid, dirichlet = cells[0].config, cells[1].config
+    # (config.resolved() currently fills the dataset's default alpha even for iid; it is unused.)
+    assert iid.partition == "iid"
+    assert (dirichlet.partition, dirichlet.alpha) == ("dirichlet", 0.1)
+    assert cells[-1].config.K == 8 and cells[-1].config.seed == 1
+    # Cells are resolved: dataset defaults are filled in.
+    assert all(c.config.lr is not None for c in cells)
+    assert {c.config.nodes for c in cells} == {BASE.nodes}
+
+
+def test_grid_without_axes_is_one_cell_per_seed():
+    assert [c.name for c in sw.SweepGrid().cells(BASE)] == ["seed=0"]
+    grid = sw.SweepGrid(topology=("el-oracle", "el-local"), fragmenter=("random",), nodes=(8, 16))
+    names = [c.name for c in grid.cells(BASE)]
+    assert names[0] == "nodes=8_topology=el-oracle_fragmenter=random_seed=0"
+    assert len(names) == 4
+
+
+def test_grid_roundtrips_through_dict():
+    grid = sw.SweepGrid(K=(1, 2), alpha=(None, 1.0), seeds=(3,))
+    assert sw.SweepGrid.from_dict(json.loads(json.dumps(grid.to_dict()))) == grid
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"alpha": (-1.0,)}, "alpha=-1"),
+        ({"alpha": (0.0, 1.0)}, "alpha=0"),
+        ({"K": (0, 2)}, "K=0"),
+        ({"K": ()}, "K is an empty list"),
+        ({"seeds": ()}, "seeds is an empty list"),
+        ({"degree": (2, 2)}, "repeats value(s) 2"),
+        ({"nodes": (1,)}, "nodes=1"),
+        ({"topology": ("mesh",)}, "topology=mesh"),
+        ({"fragmenter": ("zigzag",)}, "fragmenter=zigzag"),
+        ({"K": (1.5,)}, "K=1.5"),
+        ({"seeds": (-1,)}, "seeds=-1"),
+    ],
+)
+def test_bad_grid_values_raise_one_line_errors(kwargs, expected):
+    with pytest.raises(MosaicValueError) as info:
+        sw.SweepGrid(**kwargs)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_invalid_cell_is_reported_before_anything_runs(engine, tmp_path):
+    grid = sw.SweepGrid(degree=(2, 8), nodes=(8,))
+    with pytest.raises(MosaicValueError, match="cell degree=8_nodes=8_seed=0: degree=8"):
+        sw.run_sweep(grid, tmp_path / "s", base=BASE, quiet=True)
+    assert engine.calls == []
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "expected"),
+    [("1,2, 4", int, (1, 2, 4)), ("iid,1,0.1", float, (None, 1.0, 0.1)), ("a,b", str, ("a", "b"))],
+)
+def test_parse_list(text, kind, expected):
+    name = "alpha" if kind is float else "x"
+    assert sw.parse_list(name, text, kind) == expected
+
+
+@pytest.mark.parametrize("text", ["", "1,,2", "1,x"])
+def test_parse_list_rejects_bad_text(text):
+    with pytest.raises(MosaicValueError):
+        sw.parse_list("K", text, int)
+
+
+def test_parse_setting_converts_by_field_type():
+    assert sw.parse_setting("rounds=50") == ("rounds", 50)
+    assert sw.parse_setting("lr=0.1") == ("lr", 0.1)
+    assert sw.parse_setting("lr=none") == ("lr", None)
+    assert sw.parse_setting("local-steps=3") == ("local_steps", 3)
+    assert sw.parse_setting("mf_biases=true") == ("mf_biases", True)
+    assert sw.parse_setting("data_dir=/tmp/x") == ("data_dir", "/tmp/x")
+    assert sw.parse_setting('extra={"a": 1}') == ("extra", {"a": 1})
+    for bad in ("rounds=ten", "rounds", "nope=1", "mf_biases=maybe", "rounds=none", "extra=[1]"):
+        with pytest.raises(MosaicValueError):
+            sw.parse_setting(bad)
+
+
+# ----------------------------------------------------------------------------- skip / resume
+
+
+def test_complete_cells_are_skipped_and_incomplete_ones_resumed_or_restarted(engine, tmp_path):
+    grid = sw.SweepGrid(K=(1, 2), seeds=(0, 1))
+    out = tmp_path / "sweep"
+    sw.run_sweep(grid, out, base=BASE, quiet=True)
+    assert sorted(engine.calls) == sorted(
+        [(f"K={k}_seed={s}", False) for k in (1, 2) for s in (0, 1)]
+    )
+
+    engine.calls.clear()
+    sw.run_sweep(grid, out, base=BASE, quiet=True)
+    assert engine.calls == []  # everything complete: nothing reruns
+
+    # K=2_seed=0 was interrupted after a checkpoint; K=1_seed=1 died before one.
+    (out / "K=2_seed=0" / "summary.json").unlink()
+    (out / "K=2_seed=0" / "checkpoint.pt").write_bytes(b"ckpt")
+    (out / "K=1_seed=1" / "summary.json").write_text('{"complete": false}')
+    assert sw.cell_state(out / "K=2_seed=0") == "resume"
+    assert sw.cell_state(out / "K=1_seed=1") == "fresh"
+    assert sw.cell_state(out / "K=1_seed=0") == "complete"
+    sw.run_sweep(grid, out, base=BASE, quiet=True)
+    assert sorted(engine.calls) == [("K=1_seed=1", False), ("K=2_seed=0", True)]
+
+
+def test_extending_a_grid_runs_only_new_cells(engine, tmp_path):
+    out = tmp_path / "sweep"
+    sw.run_sweep(sw.SweepGrid(K=(1, 2)), out, base=BASE, quiet=True)
+    engine.calls.clear()
+    sw.run_sweep(sw.SweepGrid(K=(1, 2, 4)), out, base=BASE, quiet=True)
+    assert engine.calls == [("K=4_seed=0", False)]
+
+
+def test_a_different_base_config_in_the_same_folder_is_refused(engine, tmp_path):
+    out = tmp_path / "sweep"
+    sw.run_sweep(sw.SweepGrid(K=(1,)), out, base=BASE, quiet=True)
+    other = ExperimentConfig(**{**BASE.to_dict(), "rounds": 8})
+    with pytest.raises(MosaicValueError, match="differs in: rounds"):
+        sw.run_sweep(sw.SweepGrid(K=(1,)), out, base=other, quiet=True)
+
+
+def test_sweep_file_records_grid_and_base(engine, tmp_path):
+    grid = sw.SweepGrid(K=(1, 2), alpha=(None, 0.5))
+    sw.run_sweep(grid, tmp_path, base=BASE, quiet=True)
+    loaded_grid, loaded_base = sw.load_sweep(tmp_path)
+    assert loaded_grid == grid
+    assert loaded_base == BASE
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def test_summary_aggregates_seeds_with_student_t(engine, tmp_path):
+    seeds = (0, 1, 2)
+    table = sw.run_sweep(sw.SweepGrid(K=(1, 4), seeds=seeds), tmp_path, base=BASE, quiet=True)
+    assert list(table["K"]) == [1, 4]
+    assert list(table["n_seeds"]) == [3, 3]
+    for _, row in table.iterrows():
+        finals = np.array([final_value(ExperimentConfig(K=row["K"], seed=s)) for s in seeds])
+        lo, hi = sps.t.interval(0.95, len(seeds) - 1, loc=finals.mean(), scale=sps.sem(finals))
+        assert row["final_node_mean_mean"] == pytest.approx(finals.mean())
+        assert row["final_node_mean_ci95"] == pytest.approx((hi - lo) / 2)
+        # The fake's best is its final value; the average model ends 0.05 higher.
+        assert row["best_node_mean_mean"] == pytest.approx(finals.mean())
+        assert row["final_avg_model_mean"] == pytest.approx(finals.mean() + 0.05)
+        assert row["final_consensus_distance_mean"] == pytest.approx(1.0 + row["K"])
+        assert row["final_consensus_distance_ci95"] == pytest.approx(0.0, abs=1e-12)
+        assert row["wall_time_s_mean"] == pytest.approx(2.0)
+        assert row["seeds"] == "0 1 2"
+
+    csv = pd.read_csv(tmp_path / "summary.csv")
+    assert list(csv["final_node_mean_mean"]) == pytest.approx(list(table["final_node_mean_mean"]))
+    md = (tmp_path / "summary.md").read_text()
+    assert "95% Student-t confidence interval" in md
+    assert "higher is better" in md
+    k4 = next(line for line in md.splitlines() if line.startswith("| 4 |"))
+    mean4 = table.loc[1, "final_node_mean_mean"]
+    assert f"{mean4:.4g} ± " in k4
+
+
+def test_summary_with_one_seed_leaves_ci_blank_and_says_so(engine, tmp_path):
+    table = sw.run_sweep(sw.SweepGrid(alpha=(None, 0.1)), tmp_path, base=BASE, quiet=True)
+    assert list(table["alpha"]) == ["iid", 0.1]
+    assert table["final_node_mean_ci95"].isna().all()
+    md = (tmp_path / "summary.md").read_text()
+    assert "With a single seed the interval is undefined" in md
+    rows = [
+        line for line in md.splitlines() if line.startswith("| iid") or line.startswith("| 0.1")
+    ]
+    assert len(rows) == 2 and all("±" not in line for line in rows)
+
+
+def test_summarize_ignores_incomplete_runs_and_rebuilds_the_table(engine, tmp_path):
+    sw.run_sweep(sw.SweepGrid(K=(1, 2), seeds=(0, 1)), tmp_path, base=BASE, quiet=True)
+    (tmp_path / "K=2_seed=1" / "summary.json").unlink()
+    (tmp_path / "summary.csv").unlink()
+    table = sw.summarize_sweep(tmp_path)
+    assert list(table["n_seeds"]) == [2, 1]
+    assert (tmp_path / "summary.csv").is_file()
+
+
+def test_summarize_without_sweep_file_uses_the_varying_settings(tmp_path):
+    for k in (1, 3):
+        for alpha in (None, 0.3):
+            cfg = BASE if alpha is None else ExperimentConfig(**{**BASE.to_dict(), "alpha": alpha})
+            cfg = ExperimentConfig(
+                **{**cfg.to_dict(), "K": k, "partition": "iid" if alpha is None else "dirichlet"}
+            )
+            write_run(tmp_path / "runs" / f"k{k}" / f"a{alpha}", cfg.resolved())
+    table = sw.summarize_sweep(tmp_path)
+    assert list(table.columns[:2]) == ["K", "alpha"]
+    assert len(table) == 4 and list(table["alpha"]) == ["iid", 0.3, "iid", 0.3]
+
+
+def test_summarize_errors(tmp_path):
+    with pytest.raises(MosaicValueError, match="does not exist"):
+        sw.summarize_sweep(tmp_path / "missing")
+    with pytest.raises(MosaicValueError, match="no complete runs"):
+        sw.summarize_sweep(tmp_path)
+
+
+def test_truncated_last_metrics_line_is_tolerated_but_corruption_is_not(tmp_path):
+    write_run(tmp_path / "r", BASE.resolved(), complete=False)
+    path = tmp_path / "r" / "metrics.jsonl"
+    good = path.read_text()
+    path.write_text(good + '{"round": 6, "node_')
+    assert len(sw.read_run(tmp_path / "r").records) == 3
+    path.write_text('{"round"\n' + good)
+    with pytest.raises(MosaicValueError, match="line 1"):
+        sw.read_run(tmp_path / "r")
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, ["sweep", *args])
+
+
+def test_cli_dry_run_lists_cells_and_their_state(engine, tmp_path):
+    out = tmp_path / "s"
+    args = ["--K", "1,2", "--alpha", "iid,0.1", "--set", "rounds=4", "--out", str(out)]
+    res = invoke(*args, "--dry-run")
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[-1] == "4 cells"
+    assert "K=2_alpha=0.1_seed=0\tfresh" in res.output
+    assert engine.calls == []
+
+    res = invoke(*args, "--quiet")
+    assert res.exit_code == 0, res.output
+    assert len(engine.calls) == 4
+    res = invoke(*args, "--dry-run")
+    assert "K=2_alpha=0.1_seed=0\tcomplete" in res.output
+    _, base = sw.load_sweep(out)
+    assert base.rounds == 4
+
+
+def test_cli_summarize_prints_the_table(engine, tmp_path):
+    sw.run_sweep(sw.SweepGrid(K=(1, 2)), tmp_path, base=BASE, quiet=True)
+    res = invoke("--summarize", str(tmp_path))
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("# Sweep summary")
+
+
+def test_cli_config_file_and_set_override(engine, tmp_path):
+    toml = tmp_path / "base.toml"
+    toml.write_text('[run]\ndataset = "fashion-mnist"\nnodes = 8\ndegree = 2\nrounds = 6\n')
+    res = invoke(
+        "--config", str(toml), "--set", "rounds=2", "--K", "1", "--out", str(tmp_path / "o")
+    )
+    assert res.exit_code == 0, res.output
+    _, base = sw.load_sweep(tmp_path / "o")
+    assert (base.nodes, base.rounds) == (8, 2)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--K", "0,2"], "Error: grid value K=0 must be at least 1"),
+        (["--alpha", "-1"], "Error: grid value alpha=-1 must be a positive number or 'iid'"),
+        (["--K", ""], "Error: --K '' is an empty list or has an empty item"),
+        (["--seeds", "0,x"], "Error: --seeds value 'x' is not int"),
+        (["--set", "rounds=ten"], "Error: --set 'rounds=ten': 'ten' is not a valid int"),
+        (["--K", "2", "--set", "K=3"], "Error: --set 'K=3' conflicts with the grid option --K"),
+        (["--degree", "16"], "Error: cell degree=16_seed=0: degree=16 must satisfy"),
+        (["--dataset", "mnist"], "Error: cell seed=0: unknown dataset 'mnist'"),
+    ],
+)
+def test_cli_bad_values_give_one_line_error_and_exit_2(engine, tmp_path, args, message):
+    res = invoke(*args, "--out", str(tmp_path / "o"))
+    assert res.exit_code == 2
+    assert res.output.startswith(message)
+    assert res.output.count("\n") == 1
+    assert engine.calls == []
+
+
+def test_cli_requires_out(engine):
+    res = invoke("--K", "1")
+    assert (
+        res.exit_code == 2 and res.output == "Error: --out is required (or use --summarize DIR)\n"
+    )
+
+
+def test_a_copied_run_folder_is_not_counted_as_another_seed(engine, tmp_path):
+    sw.run_sweep(sw.SweepGrid(K=(1, 2)), tmp_path / "s", base=BASE, quiet=True)
+    shutil.copytree(tmp_path / "s" / "K=1_seed=0", tmp_path / "s" / "backup")
+    with pytest.raises(MosaicValueError, match="same setting with seed=0"):
+        sw.summarize_sweep(tmp_path / "s")
