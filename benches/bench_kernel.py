@@ -1,0 +1,139 @@
+"""Aggregation kernel benchmarks: K=1 vs K=16 per fragmenter, Rust vs the best vectorised torch
+implementation (one dense mixing-matrix product per fragment), and effective bandwidth as a fraction
+of a copy measured in the same run.
+
+Effective bandwidth counts the physical minimum of one call: read every input value once and write
+every output value once, ``8 * n * d`` bytes.
+
+    pytest benches/bench_kernel.py --benchmark-group-by=group --benchmark-min-rounds=5
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import mosaic_fast as mf
+from mosaic_fast import _core
+from mosaic_fast.reference import aggregate_reference, aggregate_torch
+
+from .conftest import SUMMARY, min_seconds
+
+DEGREE = 8
+
+
+def sizes(full: bool) -> tuple[int, int]:
+    return (64, 1_000_000) if full else (16, 20_000)
+
+
+def make_map(kind: str, d: int, k: int) -> mf.FragmentMap:
+    if kind == "contiguous":
+        return mf.FragmentMap.contiguous(d, k)
+    if kind == "random":
+        return mf.FragmentMap.random(d, k, seed=0)
+    return mf.FragmentMap.blocks(d, k, block_size=1024 if d >= 1024 * k else 16, seed=0)
+
+
+@pytest.fixture(scope="module")
+def params(full_size: bool) -> np.ndarray:
+    n, d = sizes(full_size)
+    return np.random.default_rng(0).random((n, d), dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def copy_bandwidth(params: np.ndarray) -> float:
+    """Bytes per second of a parallel copy (read + write) on the kernel's pool, best of 10."""
+    import time
+
+    out = np.empty_like(params)
+    _core.copy_into(params, out)
+    best = min(_timed(lambda: _core.copy_into(params, out), time) for _ in range(10))
+    return 2 * params.nbytes / best
+
+
+def _timed(fn, time) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def test_copy_probe(benchmark, params: np.ndarray, copy_bandwidth: float) -> None:
+    benchmark.group = "memory-probe"
+    out = np.empty_like(params)
+    benchmark(_core.copy_into, params, out)
+    np.testing.assert_array_equal(out, params)
+    benchmark.extra_info["probe_GBps"] = copy_bandwidth / 1e9
+    SUMMARY.append({"bench": "copy-probe", "shape": params.shape, "GB/s": round(copy_bandwidth / 1e9, 1)})
+
+
+@pytest.mark.parametrize("k", [1, 16])
+@pytest.mark.parametrize("kind", ["contiguous", "blocks", "random"])
+@pytest.mark.parametrize("impl", ["rust", "torch-dense"])
+def test_aggregate(benchmark, params: np.ndarray, copy_bandwidth: float, impl: str, kind: str, k: int) -> None:
+    n, d = params.shape
+    benchmark.group = f"aggregate n={n} d={d} {kind}"
+    fragments = make_map(kind, d, k)
+    graphs = mf.sample_graphs(n, k, DEGREE, seed=0, round=0)
+    if impl == "rust":
+        out = np.empty_like(params)
+        benchmark(mf.aggregate, params, graphs, fragments, out=out)
+        result = out
+    else:
+        x = torch.from_numpy(params)
+        out_t = torch.empty_like(x)
+        aggregate_torch(x, graphs, fragments, out=out_t)  # builds the column selections once
+        benchmark(aggregate_torch, x, graphs, fragments, out=out_t)
+        result = out_t.numpy()
+    # parity on a slice of rows/columns (the full reference is too slow at this size)
+    cols = slice(0, min(d, 4096))
+    sub = make_map(kind, d, k)
+    want = aggregate_reference(params, graphs, sub) if d <= 50_000 else None
+    if want is not None:
+        np.testing.assert_allclose(result, want, rtol=1e-5, atol=1e-6)
+    else:
+        rust = mf.aggregate(params, graphs, fragments)
+        np.testing.assert_allclose(result[:, cols], rust[:, cols], rtol=1e-5, atol=1e-6)
+    seconds = min_seconds(benchmark)
+    if seconds is not None:
+        gbps = 8 * n * d / seconds / 1e9
+        benchmark.extra_info.update(
+            effective_GBps=gbps, fraction_of_copy=gbps * 1e9 / copy_bandwidth, ms=seconds * 1e3
+        )
+        SUMMARY.append(
+            {
+                "bench": "aggregate",
+                "impl": impl,
+                "fragmenter": kind,
+                "K": k,
+                "n": n,
+                "d": d,
+                "ms": round(seconds * 1e3, 1),
+                "GB/s": round(gbps, 1),
+                "of_copy": f"{gbps * 1e9 / copy_bandwidth:.0%}",
+            }
+        )
+
+
+@pytest.mark.parametrize("k", [1, 16])
+@pytest.mark.parametrize("n", [16, 64, 256])
+@pytest.mark.parametrize("impl", ["rust", "torch-dense"])
+def test_scaling_with_nodes(benchmark, full_size: bool, impl: str, n: int, k: int) -> None:
+    d = 1_000_000 if full_size else 10_000
+    if not full_size:
+        n = min(n, 32)
+    benchmark.group = f"nodes d={d} K={k} contiguous"
+    x = np.random.default_rng(n).random((n, d), dtype=np.float32)
+    fragments = mf.FragmentMap.contiguous(d, k)
+    graphs = mf.sample_graphs(n, k, DEGREE, seed=0, round=0)
+    if impl == "rust":
+        out = np.empty_like(x)
+        benchmark(mf.aggregate, x, graphs, fragments, out=out)
+    else:
+        xt = torch.from_numpy(x)
+        out_t = torch.empty_like(xt)
+        aggregate_torch(xt, graphs, fragments, out=out_t)
+        benchmark(aggregate_torch, xt, graphs, fragments, out=out_t)
+    seconds = min_seconds(benchmark)
+    if seconds is not None:
+        SUMMARY.append({"bench": "nodes", "impl": impl, "n": n, "K": k, "d": d, "ms": round(seconds * 1e3, 1)})
