@@ -1,0 +1,5 @@
+"""`python -m mosaic_fast.cli` runs the same command line as `mosaic-fast`."""
+
+from mosaic_fast.cli import main
+
+main(prog_name="mosaic-fast")
