@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .gossip import SPECTRUM_SEED_OFFSET, GossipSampler
 from .kronecker import consensus_operator
@@ -29,9 +30,15 @@ def spectrum_over_draws(
     Draw ``r`` is ``(seed + SPECTRUM_SEED_OFFSET, round r)``: independent of the simulation runs.
     """
     n, d = sampler.n_nodes, grad_op.shape[0]
-    n_fragments = int(assignment.max()) + 1
     eig = np.empty((draws, n * d))
     mtm_sum = np.zeros((n * d, n * d))
+    # Many small dense eigenproblems: one BLAS thread each is fastest, and immune to oversubscription.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _spectrum_loop(sampler, assignment, grad_op, draws, seed, eig, mtm_sum)
+
+
+def _spectrum_loop(sampler, assignment, grad_op, draws, seed, eig, mtm_sum) -> SpectrumResult:
+    n_fragments = int(assignment.max()) + 1
     for r in range(draws):
         w = sampler.mixing(n_fragments, seed=seed + SPECTRUM_SEED_OFFSET, round=r)
         m = consensus_operator(w, assignment, grad_op)
