@@ -1,0 +1,249 @@
+"""``mosaic-fast run``: one experiment (or one per K of a comma list) from options and/or a TOML file."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..config import (
+    DATASETS,
+    DEVICES,
+    FRAGMENTERS,
+    PARTITIONS,
+    TOPOLOGIES,
+    ExperimentConfig,
+    load_toml,
+)
+from ..errors import MosaicError, MosaicValueError
+
+
+class OneLineError(click.ClickException):
+    """Printed as a single ``Error: ...`` line, exit status 2 (bad usage or bad input)."""
+
+    exit_code = 2
+
+
+class OneLineCommand(click.Command):
+    """A command whose option-parsing errors are one line, like our own MosaicErrors."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise OneLineError(exc.format_message()) from None
+
+
+# Settings of the demo that `mosaic-fast run` without options performs (README): Fashion-MNIST with
+# Dirichlet(0.1) label skew, K=1 against K=8, ~1-2 minutes on 2 cores. They fill only what neither
+# the command line nor --config sets; everything else falls back to ExperimentConfig's defaults.
+RUN_DEFAULTS: dict[str, Any] = {
+    "K": "1,8",
+    "rounds": 20,
+    "local_steps": 2,
+    "batch_size": 16,
+    "eval_every": 10,
+    "test_samples": 500,
+}
+
+_HELP = {
+    "dataset": f"Dataset: {', '.join(DATASETS)}. [default: fashion-mnist]",
+    "K": "Number of fragments K (1 = Epidemic Learning); a comma list such as 1,8 runs one experiment per K into OUT/K=<k>/. [default: 1,8]",
+    "nodes": "Number of nodes n. [default: 16]",
+    "degree": "Out-degree s of every node's gossip graph per fragment (paper: 8). [default: 8]",
+    "rounds": "Communication rounds. [default: 20]",
+    "local_steps": "Local SGD steps H per round. [default: per dataset]",
+    "batch_size": "Minibatch size per node and step. [default: per dataset]",
+    "lr": "Learning rate. [default: per dataset]",
+    "momentum": "SGD momentum (per-node buffers, never gossiped). [default: 0]",
+    "weight_decay": "SGD weight decay. [default: 0]",
+    "partition": f"Split of the training data over nodes: {', '.join(PARTITIONS)}. [default: per dataset]",
+    "alpha": "Dirichlet concentration for --partition dirichlet (smaller = more label skew). [default: 0.1]",
+    "shards_per_node": "Label-sorted shards per node for --partition shards. [default: 2]",
+    "fragmenter": f"How coordinates are split into fragments: {', '.join(FRAGMENTERS)}. [default: contiguous]",
+    "block_size": "Block length for --fragmenter blocks. [default: 1024]",
+    "topology": f"Per-fragment gossip graphs: {', '.join(TOPOLOGIES)}. [default: el-oracle]",
+    "seed": "Seed of the initial model, partition, data order and graphs. [default: 0]",
+    "eval_every": "Evaluate every this many rounds (and at round 0 and the last round). [default: 10]",
+    "test_samples": "Test samples used for classification metrics (fixed subsample); 0 = the whole test set. [default: 500]",
+    "data_dir": "Folder holding local dataset copies (else $MOSAIC_DATA, system folders, the cache).",
+    "device": f"Torch device: {', '.join(DEVICES)}. [default: cpu]",
+    "checkpoint_every": "Write OUT/checkpoint.pt every this many rounds (0 = never). [default: 0]",
+    "embedding_dim": "Matrix factorisation embedding size. [default: 20]",
+    "mf_biases": "Matrix factorisation with user/item biases and the global mean. [default: off]",
+}
+
+_TYPES: dict[str, Any] = {
+    "dataset": click.Choice(DATASETS),
+    "K": str,
+    "partition": click.Choice(PARTITIONS),
+    "fragmenter": click.Choice(FRAGMENTERS),
+    "topology": click.Choice(TOPOLOGIES),
+    "device": click.Choice(DEVICES),
+    "data_dir": str,
+}
+
+
+def _option_fields() -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(ExperimentConfig) if f.name != "extra"]
+
+
+def run_options(func):
+    """Add one option per ExperimentConfig field plus ``--config FILE``; every default is None (= unset)."""
+    for f in reversed(_option_fields()):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "mf_biases":
+            func = click.option(
+                "--mf-biases/--no-mf-biases", "mf_biases", default=None, help=_HELP[f.name]
+            )(func)
+            continue
+        kind = _TYPES.get(f.name)
+        if kind is None:
+            kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], None)
+            kind = kind or (float if "float" in str(f.type) else int)
+        func = click.option(flag, f.name, type=kind, default=None, help=_HELP[f.name])(func)
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="TOML file with option values (keys as option names, optionally under [run]); command-line options win.",
+    )(func)
+
+
+def parse_k_list(value: Any) -> list[int]:
+    """``8`` or ``"1,8"`` -> [1, 8]. MosaicValueError names a bad entry."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    items = [s.strip() for s in str(value).split(",") if s.strip()]
+    try:
+        ks = [int(s) for s in items]
+    except ValueError:
+        raise MosaicValueError(
+            f"K={value!r} must be an integer or a comma list of integers such as 1,8"
+        ) from None
+    if not ks:
+        raise MosaicValueError(
+            f"K={value!r} must be an integer or a comma list of integers such as 1,8"
+        )
+    return ks
+
+
+def _merged(options: dict[str, Any]) -> dict[str, Any]:
+    config_file = options.pop("config_file", None)
+    values = dict(RUN_DEFAULTS)
+    if config_file is not None:
+        values.update(load_toml(config_file))
+    values.update({k: v for k, v in options.items() if v is not None})
+    if values.get("test_samples") == 0:
+        values["test_samples"] = None
+    return values
+
+
+def configs_from_options(**options: Any) -> list[ExperimentConfig]:
+    """One resolved ExperimentConfig per K of the (possibly comma-listed) ``K`` option."""
+    values = _merged(options)
+    ks = parse_k_list(values.pop("K", ExperimentConfig.K))
+    base = ExperimentConfig.from_dict(values)
+    return [dataclasses.replace(base, K=k).resolved() for k in ks]
+
+
+def config_from_options(**options: Any) -> ExperimentConfig:
+    """The resolved ExperimentConfig of the options (``K`` must then name a single value)."""
+    configs = configs_from_options(**options)
+    if len(configs) != 1:
+        raise MosaicValueError(f"K must be a single value here, got {len(configs)} values")
+    return configs[0]
+
+
+def default_out_dir(cfg: ExperimentConfig, ks: list[int]) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.dataset}-K{'+'.join(map(str, ks))}-{stamp}"
+
+
+def comparison_table(rows: list[tuple[int, dict[str, Any]]]) -> str:
+    """Final metrics per K as an aligned text table."""
+    metric = rows[0][1]["final"]["metric"]
+    head = [
+        "K",
+        f"node-mean {metric}",
+        "node std",
+        f"avg-model {metric}",
+        "consensus dist",
+        "sent params/node",
+    ]
+    body = [
+        [
+            str(k),
+            f"{s['final']['node_mean']:.4f}",
+            f"{s['final']['node_std']:.4f}",
+            f"{s['final']['avg_model']:.4f}",
+            f"{s['final']['consensus_distance']:.4g}",
+            f"{s['final']['sent_params_per_node']:.0f}",
+        ]
+        for k, s in rows
+    ]
+    widths = [max(len(r[j]) for r in [head, *body]) for j in range(len(head))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in [head, *body]]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def _resume_targets(folder: Path) -> list[Path]:
+    if (folder / "config.json").exists():
+        return [folder]
+    subs = sorted(p for p in folder.glob("K=*") if (p / "config.json").exists())
+    if not subs:
+        raise MosaicValueError(f"--resume {str(folder)!r} holds no run (no config.json)")
+    return subs
+
+
+def _resume(folder: Path, quiet: bool) -> list[tuple[int, dict[str, Any]]]:
+    from ..engine import run_experiment
+    from ..engine.records import read_json
+
+    rows = []
+    for target in _resume_targets(folder):
+        cfg = ExperimentConfig.from_dict(read_json(target / "config.json")["config"])
+        rows.append((cfg.K, run_experiment(cfg, target, quiet=quiet, resume=True)))
+    return rows
+
+
+@click.command("run", cls=OneLineCommand)
+@run_options
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output folder. [default: runs/<dataset>-K<k>-<timestamp>]",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--resume",
+    "resume",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Continue the interrupted run in DIR from its checkpoint (other options are ignored).",
+)
+def run(out: str | None, quiet: bool, resume: str | None, **options: Any) -> None:
+    """Run Mosaic Learning. Without options: Fashion-MNIST, Dirichlet(0.1) label skew, K=1 vs K=8 (~1-2 min)."""
+    try:
+        if resume is not None:
+            rows = _resume(Path(resume), quiet)
+        else:
+            configs = configs_from_options(**options)
+            ks = [c.K for c in configs]
+            root = Path(out) if out is not None else default_out_dir(configs[0], ks)
+            from ..engine import run_experiment
+
+            rows = []
+            for cfg in configs:
+                target = root / f"K={cfg.K}" if len(configs) > 1 else root
+                rows.append((cfg.K, run_experiment(cfg, target, quiet=quiet)))
+            click.echo(f"results in {root}")
+    except MosaicError as exc:
+        raise OneLineError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    click.echo(comparison_table(rows))

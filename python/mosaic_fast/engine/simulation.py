@@ -1,0 +1,156 @@
+"""One Mosaic Learning network in memory: all node models in one (n, d) buffer, rounds, metrics, state."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import ExperimentConfig
+from ..errors import MosaicValueError
+from .problem import ClassificationProblem, RatingsProblem, build_spec, partition
+from .sampler import NodeSampler
+from .trainer import SGDConfig, make_trainer
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (MosaicValueError when CUDA is not available) or ``auto``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MosaicValueError("device='cuda' but CUDA is not available to torch on this machine")
+    if name not in ("cpu", "cuda"):
+        raise MosaicValueError(f"unknown device {name!r}; choose cpu, cuda or auto")
+    return torch.device(name)
+
+
+def load_data(cfg: ExperimentConfig) -> Any:
+    from ..data import load_dataset
+
+    return load_dataset(cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed)
+
+
+def build_fragments(cfg: ExperimentConfig, layer_sizes: list[int], n_params: int) -> Any:
+    from .. import FragmentMap
+
+    if cfg.fragmenter == "contiguous":
+        return FragmentMap.contiguous(n_params, cfg.K)
+    if cfg.fragmenter == "random":
+        return FragmentMap.random(n_params, cfg.K, seed=cfg.seed, layer_sizes=layer_sizes)
+    return FragmentMap.blocks(n_params, cfg.K, block_size=cfg.block_size, seed=cfg.seed)
+
+
+class Simulation:
+    """State of a run. ``X`` (float32 (n, d), contiguous) holds the live models; ``rounds_done`` counts rounds.
+
+    Gossip writes into a second buffer of the same shape; the two are then swapped, so no round
+    copies ``X`` (the trainers take views of whichever buffer is live at each step).
+    """
+
+    def __init__(self, cfg: ExperimentConfig, device: torch.device, data: Any = None) -> None:
+        self.cfg, self.device = cfg, device
+        data = load_data(cfg) if data is None else data
+        self.spec = build_spec(cfg, data)
+        parts = partition(cfg, data)
+        self.trainer = make_trainer(
+            self.spec,
+            cfg.nodes,
+            SGDConfig(cfg.lr, cfg.momentum, cfg.weight_decay),
+            device,
+            cfg.extra.get("trainer", "auto"),
+        )
+        if hasattr(data, "n_users"):
+            self.problem = RatingsProblem(data, self.spec, parts, device)
+        else:
+            self.problem = ClassificationProblem(
+                cfg, data, self.spec, device, self.trainer.strategy == "batched"
+            )
+        self.sampler = NodeSampler(parts, cfg.seed)
+        d = self.spec.n_params
+        self.fragments = build_fragments(cfg, self.spec.layout.layer_sizes(), d)
+        self.X = self.spec.init_params(cfg.seed).to(device).repeat(cfg.nodes, 1).contiguous()
+        self._spare = torch.empty_like(self.X)
+        self.rounds_done = 0
+        self.last_loss: float | None = None
+        self.last_sent = 0.0
+        self.train_seconds = 0.0
+
+    @property
+    def n_params(self) -> int:
+        return self.spec.n_params
+
+    def train_round(self, t: int) -> None:
+        """Round ``t`` (0-based): H local steps on every node, then fragment-wise gossip."""
+        from .. import aggregate, sample_graphs
+
+        cfg = self.cfg
+        start = time.perf_counter()
+        total = torch.zeros(cfg.nodes, device=self.device)
+        for _ in range(cfg.local_steps):
+            batch = self.problem.batch(self.sampler.next(cfg.batch_size))
+            total += self.trainer.step(self.X, batch)
+        graphs = sample_graphs(
+            cfg.nodes, cfg.K, cfg.degree, seed=cfg.seed, round=t, mode=cfg.topology
+        )
+        aggregate(self.X, graphs, self.fragments, out=self._spare)
+        self.X, self._spare = self._spare, self.X
+        self.last_loss = float(total.double().mean() / cfg.local_steps)
+        self.last_sent = float(np.mean(graphs.sent_params(self.fragments)))
+        self.rounds_done = t + 1
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.train_seconds += time.perf_counter() - start
+
+    @torch.no_grad()
+    def metrics(self) -> dict[str, Any]:
+        """The evaluation record of the current state (see the run folder contract)."""
+        scores = self.problem.evaluate(self.X)
+        Xd = self.X.double()
+        consensus = torch.linalg.vector_norm(Xd - Xd.mean(0, keepdim=True), dim=1).mean()
+        return {
+            "round": self.rounds_done,
+            "metric": self.spec.metric,
+            "node_mean": float(np.mean(scores.per_node)),
+            "node_std": float(np.std(scores.per_node)),
+            "avg_model": scores.avg_model,
+            "consensus_distance": float(consensus),
+            "sent_params_per_node": self.last_sent if self.rounds_done else 0.0,
+            "sent_bytes_per_node": 4.0 * self.last_sent if self.rounds_done else 0.0,
+            "train_loss": self.last_loss if self.rounds_done else None,
+            "wall_time_s": self.train_seconds,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "rounds_done": self.rounds_done,
+            "X": self.X.cpu(),
+            "trainer": {
+                k: (v.cpu() if v is not None else None)
+                for k, v in self.trainer.state_dict().items()
+            },
+            "sampler": self.sampler.state_dict(),
+            "last_loss": self.last_loss,
+            "last_sent": self.last_sent,
+            "train_seconds": self.train_seconds,
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if tuple(state["X"].shape) != tuple(self.X.shape):
+            raise MosaicValueError(
+                f"checkpoint holds models of shape {tuple(state['X'].shape)}, this run needs {tuple(self.X.shape)}"
+            )
+        self.X.copy_(state["X"])
+        trainer_state = {
+            k: (v.to(self.device) if v is not None else None) for k, v in state["trainer"].items()
+        }
+        self.trainer.load_state_dict(trainer_state)
+        self.sampler.load_state_dict(state["sampler"])
+        self.rounds_done = int(state["rounds_done"])
+        self.last_loss, self.last_sent = state["last_loss"], state["last_sent"]
+        self.train_seconds = float(state["train_seconds"])
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])

@@ -1,0 +1,226 @@
+"""Local SGD for all nodes at once.
+
+Every trainer takes the live parameters ``X`` (float32, (n, d), contiguous; row i = node i) and one
+minibatch per node, computes each node's gradient of its own mean loss, and applies
+``torch.optim.SGD`` semantics row-wise in place:
+``g = grad + wd * x; m = mu * m + g; x -= lr * (m if mu else g)``. Momentum buffers ``M`` (n, d)
+belong to the nodes, persist across rounds and are never gossiped.
+
+Strategies (pick per model and device, see ``benches/bench_training.py``):
+``loop``     one autograd pass per node on leaf views of its row;
+``vmap``     ``torch.func.vmap(grad(functional_call))`` over nodes;
+``batched``  one forward/backward over all nodes (grouped conv for GN-LeNet, bmm cells for the LSTM);
+``sparse``   matrix factorisation: hand-written gradient, gathered rows and ``index_add_`` back.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch.func import functional_call, grad_and_value, vmap
+
+from ..errors import MosaicValueError
+from ..models import ClassifierSpec, MatrixFactorizationSpec, ModelSpec
+
+STRATEGIES = ("auto", "loop", "vmap", "batched", "sparse")
+
+
+@dataclass(frozen=True)
+class SGDConfig:
+    lr: float
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+
+
+class Trainer(ABC):
+    """Owns the per-node optimiser state; ``step`` updates ``X`` in place and returns losses (n,)."""
+
+    strategy: str
+
+    def __init__(self, spec: ModelSpec, n_nodes: int, sgd: SGDConfig, device: torch.device) -> None:
+        self.spec, self.n_nodes, self.sgd, self.device = spec, n_nodes, sgd, device
+        d = spec.n_params
+        self.momentum_buffer = torch.zeros(n_nodes, d, device=device) if sgd.momentum else None
+        self._grad = torch.zeros(n_nodes, d, device=device)
+
+    @abstractmethod
+    def gradients(
+        self, X: torch.Tensor, batch: tuple[torch.Tensor, ...], G: torch.Tensor
+    ) -> torch.Tensor:
+        """Write every node's gradient into G (n, d); return per-node mean losses float32 (n,)."""
+
+    def step(self, X: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        losses = self.gradients(X, batch, self._grad)
+        self.apply(X, self._grad)
+        return losses.detach()
+
+    def apply(self, X: torch.Tensor, G: torch.Tensor) -> None:
+        """SGD update of all rows, identical to ``torch.optim.SGD`` (dampening 0, no Nesterov)."""
+        lr, mu, wd = self.sgd.lr, self.sgd.momentum, self.sgd.weight_decay
+        if wd:
+            G.add_(X, alpha=wd)
+        if mu:
+            G = self.momentum_buffer.mul_(mu).add_(G)
+        X.add_(G, alpha=-lr)
+
+    def state_dict(self) -> dict[str, torch.Tensor | None]:
+        return {"momentum_buffer": self.momentum_buffer}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor | None]) -> None:
+        if self.momentum_buffer is not None:
+            self.momentum_buffer.copy_(state["momentum_buffer"])
+
+
+def _leaves(views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # Fresh autograd leaves sharing memory with X: no copy in, gradients come out per tensor.
+    return {k: v.detach().requires_grad_(True) for k, v in views.items()}
+
+
+class LoopTrainer(Trainer):
+    """A python loop over nodes; each node runs one ordinary forward/backward on views of its row."""
+
+    strategy = "loop"
+
+    def gradients(self, X, batch, G):
+        spec: ClassifierSpec = self.spec
+        xb, yb = batch
+        layout = spec.layout
+        losses = torch.empty(self.n_nodes, device=X.device)
+        for i in range(self.n_nodes):
+            params = _leaves(layout.row_views(X[i]))
+            loss = spec.loss(spec.logits(params, xb[i]), yb[i])
+            grads = torch.autograd.grad(loss, list(params.values()))
+            for g, o, s in zip(grads, layout.offsets, layout.sizes, strict=True):
+                G[i, o : o + s].copy_(g.reshape(-1))
+            losses[i] = loss.detach()
+        return losses
+
+
+class VmapTrainer(Trainer):
+    """``torch.func.vmap`` of the per-node gradient over all nodes."""
+
+    strategy = "vmap"
+
+    def __init__(self, spec, n_nodes, sgd, device) -> None:
+        super().__init__(spec, n_nodes, sgd, device)
+        template = spec.template()
+
+        def node_loss(params, x, y):
+            return spec.loss(functional_call(template, params, (x,)), y)
+
+        self._fn = vmap(grad_and_value(node_loss))
+
+    def gradients(self, X, batch, G):
+        layout = self.spec.layout
+        grads, losses = self._fn(layout.node_views(X), *batch)
+        for name, o, s in zip(layout.names, layout.offsets, layout.sizes, strict=True):
+            G[:, o : o + s].copy_(grads[name].reshape(self.n_nodes, s))
+        return losses
+
+
+class BatchedTrainer(Trainer):
+    """One forward/backward for the whole network through the spec's ``batched_logits``."""
+
+    strategy = "batched"
+
+    def gradients(self, X, batch, G):
+        spec: ClassifierSpec = self.spec
+        layout = spec.layout
+        xb, yb = batch
+        P = _leaves(layout.node_views(X))
+        losses = spec.loss(spec.batched_logits(P, xb), yb)  # (n,)
+        # Node i's parameters only touch node i's loss, so d(sum)/d(row i) = grad of node i's loss.
+        grads = torch.autograd.grad(losses.sum(), list(P.values()))
+        for g, o, s in zip(grads, layout.offsets, layout.sizes, strict=True):
+            G[:, o : o + s].copy_(g.reshape(self.n_nodes, s))
+        return losses
+
+
+class SparseMFTrainer(Trainer):
+    """Matrix factorisation, all nodes in one hand-batched step touching only the sampled rows.
+
+    With momentum 0 and weight decay 0 the update is applied directly to the touched rows of X
+    (no dense (n, d) pass); otherwise the sparse gradient is scattered into G and the dense SGD
+    rule runs, exactly as ``torch.optim.SGD`` on a dense gradient would.
+    """
+
+    strategy = "sparse"
+
+    def __init__(self, spec, n_nodes, sgd, device) -> None:
+        super().__init__(spec, n_nodes, sgd, device)
+        self._dense = bool(sgd.momentum or sgd.weight_decay)
+        self._nodes = torch.arange(n_nodes, device=device).unsqueeze(1)
+        if not self._dense:
+            self._grad = torch.zeros(0, device=device)
+
+    def step(self, X, batch):
+        spec: MatrixFactorizationSpec = self.spec
+        users, items, ratings = batch
+        n, B = users.shape
+        nodes = self._nodes.expand(n, B)
+        p, q, bu, bi = spec.gather(X, nodes, users, items)
+        pred = (p * q).sum(-1)
+        if spec.biases:
+            pred = pred + bu + bi + spec.offset
+        err = pred - ratings
+        losses = (err * err).mean(1)
+        coef = (2.0 / B) * err  # d(mean squared error)/d(pred), per rating
+        flat = X.view(-1)
+        target = flat if not self._dense else self._grad.zero_().view(-1)
+        scale = -self.sgd.lr if not self._dense else 1.0
+        c = (scale * coef).unsqueeze(-1)
+        dim = spec.dim
+        updates = [
+            (spec.flat_index("user.weight", nodes, users, dim), c * q),
+            (spec.flat_index("item.weight", nodes, items, dim), c * p),
+        ]
+        if spec.biases:
+            updates += [
+                (spec.flat_index("user_bias.weight", nodes, users, 1), c),
+                (spec.flat_index("item_bias.weight", nodes, items, 1), c),
+            ]
+        # Gradients are computed from pre-step values above, then all scattered: same as autograd.
+        for idx, val in updates:
+            target.index_add_(0, idx.reshape(-1), val.reshape(-1))
+        if self._dense:
+            self.apply(X, self._grad)
+        return losses
+
+    def gradients(self, X, batch, G):  # pragma: no cover - step is overridden
+        raise NotImplementedError
+
+
+def make_trainer(
+    spec: ModelSpec, n_nodes: int, sgd: SGDConfig, device: torch.device, strategy: str = "auto"
+) -> Trainer:
+    """The trainer for ``spec``; ``auto`` picks the fastest measured strategy for the device."""
+    if strategy not in STRATEGIES:
+        raise MosaicValueError(
+            f"unknown trainer strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
+        )
+    if isinstance(spec, MatrixFactorizationSpec):
+        if strategy not in ("auto", "sparse"):
+            raise MosaicValueError(
+                f"trainer strategy {strategy!r} is not available for matrix factorisation; use 'sparse'"
+            )
+        return SparseMFTrainer(spec, n_nodes, sgd, device)
+    if strategy == "sparse":
+        raise MosaicValueError(
+            f"trainer strategy 'sparse' is only available for matrix factorisation, not {spec.name}"
+        )
+    if strategy == "auto":
+        strategy = default_strategy(spec, device)
+    cls = {"loop": LoopTrainer, "vmap": VmapTrainer, "batched": BatchedTrainer}[strategy]
+    return cls(spec, n_nodes, sgd, device)
+
+
+def default_strategy(spec: ModelSpec, device: torch.device) -> str:
+    """Fastest strategy measured per model and device (see the report in benches/bench_training.py)."""
+    if device.type == "cuda":
+        return "batched"
+    return _CPU_DEFAULTS.get(spec.name, "loop")
+
+
+_CPU_DEFAULTS = {"gn-lenet": "loop", "lstm": "loop"}
