@@ -52,9 +52,9 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
         "alpha": None,
     },
     "movielens": {
-        "lr": 0.3,
+        "lr": 0.5,
         "batch_size": 64,
-        "local_steps": 5,
+        "local_steps": 10,
         "partition": "natural",
         "alpha": None,
     },
