@@ -64,13 +64,17 @@ def test_copy_probe(benchmark, params: np.ndarray, copy_bandwidth: float) -> Non
     benchmark(_core.copy_into, params, out)
     np.testing.assert_array_equal(out, params)
     benchmark.extra_info["probe_GBps"] = copy_bandwidth / 1e9
-    SUMMARY.append({"bench": "copy-probe", "shape": params.shape, "GB/s": round(copy_bandwidth / 1e9, 1)})
+    SUMMARY.append(
+        {"bench": "copy-probe", "shape": params.shape, "GB/s": round(copy_bandwidth / 1e9, 1)}
+    )
 
 
 @pytest.mark.parametrize("k", [1, 16])
 @pytest.mark.parametrize("kind", ["contiguous", "blocks", "random"])
 @pytest.mark.parametrize("impl", ["rust", "torch-dense"])
-def test_aggregate(benchmark, params: np.ndarray, copy_bandwidth: float, impl: str, kind: str, k: int) -> None:
+def test_aggregate(
+    benchmark, params: np.ndarray, copy_bandwidth: float, impl: str, kind: str, k: int
+) -> None:
     n, d = params.shape
     benchmark.group = f"aggregate n={n} d={d} {kind}"
     fragments = make_map(kind, d, k)
@@ -136,4 +140,6 @@ def test_scaling_with_nodes(benchmark, full_size: bool, impl: str, n: int, k: in
         benchmark(aggregate_torch, xt, graphs, fragments, out=out_t)
     seconds = min_seconds(benchmark)
     if seconds is not None:
-        SUMMARY.append({"bench": "nodes", "impl": impl, "n": n, "K": k, "d": d, "ms": round(seconds * 1e3, 1)})
+        SUMMARY.append(
+            {"bench": "nodes", "impl": impl, "n": n, "K": k, "d": d, "ms": round(seconds * 1e3, 1)}
+        )

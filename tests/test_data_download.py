@@ -12,6 +12,7 @@ from urllib.error import URLError
 
 import pytest
 from data_helpers import SHARED_DATA, isolate, write_cifar10
+
 from mosaic_fast.data import cifar, download, load_dataset, registry
 from mosaic_fast.data.download import DownloadError, Remote, extract_archive, fetch
 from mosaic_fast.errors import DataNotFoundError

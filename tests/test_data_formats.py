@@ -22,6 +22,7 @@ from data_helpers import (
     write_ml_latest_small,
     write_tff_h5,
 )
+
 from mosaic_fast.data import ClassificationData, RatingsData, load_dataset
 from mosaic_fast.data import shakespeare as sh
 from mosaic_fast.data.cifar import read_batch

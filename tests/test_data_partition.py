@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from mosaic_fast.data.partition import deal_group_ids, deal_groups, partition_classes
 from mosaic_fast.errors import MosaicError, MosaicTypeError, MosaicValueError
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from data_helpers import SHARED_DATA
+
 from mosaic_fast.data import deal_groups, load_dataset, partition_classes
 from mosaic_fast.data import shakespeare as sh
 

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 from data_helpers import isolate, movielens_rows, write_fashion, write_ml_latest_small
+
 from mosaic_fast.data import (
     clear_cache,
     dataset_names,

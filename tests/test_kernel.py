@@ -27,7 +27,9 @@ def make_map(kind: str, d: int, k: int, seed: int = 3) -> mf.FragmentMap:
     return mf.FragmentMap.blocks(d, k, block_size=7, seed=seed)
 
 
-def make_graphs(mode: str, n: int, k: int, degree: int = 3, seed: int = 1, round: int = 2) -> mf.Graphs:
+def make_graphs(
+    mode: str, n: int, k: int, degree: int = 3, seed: int = 1, round: int = 2
+) -> mf.Graphs:
     edges = np.array([[0, 1], [2, 1], [n - 1, 0]]) if mode == "edges" else None
     return mf.sample_graphs(n, k, degree, seed=seed, round=round, mode=mode, edges=edges)
 
@@ -55,7 +57,9 @@ def test_parity_across_tile_shapes(n: int, d: int, k: int) -> None:
     for kind in FRAGMENTERS:
         fragments = make_map(kind, d, k)
         graphs = mf.sample_graphs(n, k, 2, seed=5, round=0)
-        np.testing.assert_array_equal(mf.aggregate(x, graphs, fragments), aggregate_reference(x, graphs, fragments))
+        np.testing.assert_array_equal(
+            mf.aggregate(x, graphs, fragments), aggregate_reference(x, graphs, fragments)
+        )
 
 
 def test_k1_is_epidemic_learning_matrix_form() -> None:
@@ -63,7 +67,9 @@ def test_k1_is_epidemic_learning_matrix_form() -> None:
     x = rng.standard_normal((20, 300)).astype(np.float32)
     graphs = mf.sample_graphs(20, 1, 4, seed=9, round=3)
     w = graphs.mixing_matrix(0)
-    np.testing.assert_allclose(mf.aggregate(x, graphs, mf.FragmentMap.contiguous(300, 1)), w @ x, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        mf.aggregate(x, graphs, mf.FragmentMap.contiguous(300, 1)), w @ x, rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("mode", (*SAMPLED_MODES, "ring", "complete", "edges"))
@@ -194,7 +200,13 @@ def test_results_do_not_depend_on_thread_count() -> None:
     digests = {}
     for threads in ("1", "2", "3"):
         env = {**os.environ, "MOSAIC_NUM_THREADS": threads}
-        res = subprocess.run([sys.executable, "-c", _THREAD_SCRIPT], env=env, capture_output=True, text=True, check=True)
+        res = subprocess.run(
+            [sys.executable, "-c", _THREAD_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         report = json.loads(res.stdout)
         assert report["threads"] == int(threads)
         digests[threads] = report["digest"]
@@ -204,7 +216,9 @@ def test_results_do_not_depend_on_thread_count() -> None:
 def test_bad_thread_count_is_a_clear_error() -> None:
     env = {**os.environ, "MOSAIC_NUM_THREADS": "zero"}
     code = "import mosaic_fast as mf\ntry:\n    mf.num_threads()\nexcept mf.MosaicValueError as e:\n    print(e)"
-    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert "MOSAIC_NUM_THREADS='zero'" in res.stdout.replace('"', "'")
 
 
@@ -221,7 +235,9 @@ def test_pool_survives_fork() -> None:
         "_, status = os.waitpid(pid, 0)\n"
         "print(os.waitstatus_to_exitcode(status))\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert res.stdout.strip() == "0"
 
 

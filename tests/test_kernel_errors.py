@@ -23,8 +23,16 @@ def setup(n: int = 6, d: int = 40, k: int = 4):
         (lambda: mf.FragmentMap.contiguous(10, 11), MosaicValueError, "K=11 exceeds n_params=10"),
         (lambda: mf.FragmentMap.contiguous(10, 0), MosaicValueError, "K=0"),
         (lambda: mf.FragmentMap.random(10, 2, seed=-1), MosaicValueError, "seed=-1"),
-        (lambda: mf.FragmentMap.random(10, 2, seed=0, layer_sizes=[4, 4]), MosaicValueError, "n_params=10"),
-        (lambda: mf.FragmentMap.blocks(100, 8, block_size=64, seed=0), MosaicValueError, "block_size=64"),
+        (
+            lambda: mf.FragmentMap.random(10, 2, seed=0, layer_sizes=[4, 4]),
+            MosaicValueError,
+            "n_params=10",
+        ),
+        (
+            lambda: mf.FragmentMap.blocks(100, 8, block_size=64, seed=0),
+            MosaicValueError,
+            "block_size=64",
+        ),
         (lambda: mf.FragmentMap.contiguous(-5, 1), MosaicValueError, "n_params=-5"),
         (lambda: mf.sample_graphs(1, 1, 1), MosaicValueError, "n_nodes=1"),
         (lambda: mf.sample_graphs(8, 1, 8), MosaicValueError, "degree=8"),
@@ -33,10 +41,26 @@ def setup(n: int = 6, d: int = 40, k: int = 4):
         (lambda: mf.sample_graphs(8, 1, 2, round=-1), MosaicValueError, "round=-1"),
         (lambda: mf.sample_graphs(8, 1, 2, mode="gossipy"), MosaicValueError, "gossipy"),
         (lambda: mf.sample_graphs(5, 1, 3, mode="undirected"), MosaicValueError, "even"),
-        (lambda: mf.sample_graphs(4, 1, 0, mode="edges", edges=[[0, 9]]), MosaicValueError, "(0, 9)"),
-        (lambda: mf.sample_graphs(4, 1, 0, mode="edges", edges=[[2, 2]]), MosaicValueError, "self loop"),
-        (lambda: mf.sample_graphs(4, 1, 0, mode="edges", edges=[[-1, 2]]), MosaicValueError, "negative"),
-        (lambda: mf.sample_graphs(4, 1, 0, mode="edges", edges=[0, 1, 2]), MosaicValueError, "shape"),
+        (
+            lambda: mf.sample_graphs(4, 1, 0, mode="edges", edges=[[0, 9]]),
+            MosaicValueError,
+            "(0, 9)",
+        ),
+        (
+            lambda: mf.sample_graphs(4, 1, 0, mode="edges", edges=[[2, 2]]),
+            MosaicValueError,
+            "self loop",
+        ),
+        (
+            lambda: mf.sample_graphs(4, 1, 0, mode="edges", edges=[[-1, 2]]),
+            MosaicValueError,
+            "negative",
+        ),
+        (
+            lambda: mf.sample_graphs(4, 1, 0, mode="edges", edges=[0, 1, 2]),
+            MosaicValueError,
+            "shape",
+        ),
         (lambda: mf.sample_graphs(4, 1, 2, edges=[[0, 1]]), MosaicValueError, "mode='edges'"),
         (lambda: mf.sample_graphs(4.5, 1, 2), MosaicTypeError, "n_nodes=4.5"),
         (lambda: mf.sample_graphs(6, 2, 2).mixing_matrix(2), MosaicValueError, "k=2"),
@@ -71,7 +95,9 @@ def test_shape_mismatches() -> None:
     x, g, fm = setup()
     with pytest.raises(MosaicValueError, match="7 rows but the graphs are for n_nodes=6"):
         mf.aggregate(np.zeros((7, 40), np.float32), g, fm)
-    with pytest.raises(MosaicValueError, match="41 columns but the fragment map is for n_params=40"):
+    with pytest.raises(
+        MosaicValueError, match="41 columns but the fragment map is for n_params=40"
+    ):
         mf.aggregate(np.zeros((6, 41), np.float32), g, fm)
     with pytest.raises(MosaicValueError, match="K=3 fragments but the graphs have K=4"):
         mf.aggregate(x, g, mf.FragmentMap.contiguous(40, 3))
@@ -109,15 +135,31 @@ _DTYPES = st.sampled_from([np.float32, np.float64, np.float16, np.int32, np.int6
     rows=st.integers(0, 14),
     cols=st.integers(0, 70),
     dtype=_DTYPES,
-    mode=st.sampled_from(["el-oracle", "el-local", "pull", "undirected", "static", "ring", "complete", "shatter", "x"]),
+    mode=st.sampled_from(
+        [
+            "el-oracle",
+            "el-local",
+            "pull",
+            "undirected",
+            "static",
+            "ring",
+            "complete",
+            "shatter",
+            "x",
+        ]
+    ),
     fragmenter=st.sampled_from(["contiguous", "random", "blocks"]),
     block=st.integers(-1, 20),
     seed=st.integers(-5, 2**40),
     transpose=st.booleans(),
 )
-def test_random_boundary_inputs_never_crash(n, d, k, degree, rows, cols, dtype, mode, fragmenter, block, seed, transpose):
+def test_random_boundary_inputs_never_crash(
+    n, d, k, degree, rows, cols, dtype, mode, fragmenter, block, seed, transpose
+):
     try:
-        graphs = mf.sample_graphs(n, k, degree, seed=seed, round=seed % 7 if seed > 0 else 0, mode=mode)
+        graphs = mf.sample_graphs(
+            n, k, degree, seed=seed, round=seed % 7 if seed > 0 else 0, mode=mode
+        )
         if fragmenter == "contiguous":
             fragments = mf.FragmentMap.contiguous(d, k)
         elif fragmenter == "random":

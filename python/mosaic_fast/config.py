@@ -18,7 +18,16 @@ else:  # pragma: no cover
 DATASETS = ("fashion-mnist", "movielens", "cifar10", "cifar100", "shakespeare")
 PARTITIONS = ("iid", "dirichlet", "shards", "natural")
 FRAGMENTERS = ("contiguous", "random", "blocks")
-TOPOLOGIES = ("el-oracle", "el-local", "pull", "undirected", "static", "ring", "complete", "shatter")
+TOPOLOGIES = (
+    "el-oracle",
+    "el-local",
+    "pull",
+    "undirected",
+    "static",
+    "ring",
+    "complete",
+    "shatter",
+)
 DEVICES = ("cpu", "cuda", "auto")
 
 # Paper-like defaults per dataset, used when the user leaves an option unset (None).

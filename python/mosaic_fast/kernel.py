@@ -69,7 +69,9 @@ def sample_graphs(
         if not np.issubdtype(edge_array.dtype, np.integer):
             raise MosaicTypeError(f"edges must be integers, got dtype {edge_array.dtype}")
         if edge_array.ndim != 2 or edge_array.shape[1] != 2:
-            raise MosaicValueError(f"edges must have shape (n_edges, 2), got shape {edge_array.shape}")
+            raise MosaicValueError(
+                f"edges must have shape (n_edges, 2), got shape {edge_array.shape}"
+            )
         edge_array = np.ascontiguousarray(edge_array, dtype=np.int64)
     return _core.sample_graphs(
         int(n_nodes),
