@@ -247,8 +247,6 @@ unsafe fn average_rows_avx2(
     average_rows_generic(base, stride, own, nb, off, len, dst)
 }
 
-const LANES: usize = 32;
-
 #[inline(always)]
 unsafe fn average_rows_generic(
     base: *const f32,
@@ -260,47 +258,46 @@ unsafe fn average_rows_generic(
     dst: *mut f32,
 ) {
     let inv = 1.0f32 / (1 + nb.len()) as f32;
-    let own_row = base.add(own * stride + off);
     let mut c = 0;
-    while c + LANES <= len {
-        let mut acc = [0f32; LANES];
-        for (l, a) in acc.iter_mut().enumerate() {
-            *a = *own_row.add(c + l);
-        }
-        for &j in nb {
-            let r = base.add(j as usize * stride + off + c);
-            for (l, a) in acc.iter_mut().enumerate() {
-                *a += *r.add(l);
-            }
-        }
-        for (l, a) in acc.iter().enumerate() {
-            *dst.add(c + l) = *a * inv;
-        }
-        c += LANES;
+    // Four AVX2 registers of accumulators while they fit, then one, then scalars.
+    while c + 32 <= len {
+        average_chunk::<32>(base, stride, own, nb, off + c, dst.add(c), inv);
+        c += 32;
     }
     while c + 8 <= len {
-        let mut acc = [0f32; 8];
-        for (l, a) in acc.iter_mut().enumerate() {
-            *a = *own_row.add(c + l);
-        }
-        for &j in nb {
-            let r = base.add(j as usize * stride + off + c);
-            for (l, a) in acc.iter_mut().enumerate() {
-                *a += *r.add(l);
-            }
-        }
-        for (l, a) in acc.iter().enumerate() {
-            *dst.add(c + l) = *a * inv;
-        }
+        average_chunk::<8>(base, stride, own, nb, off + c, dst.add(c), inv);
         c += 8;
     }
     while c < len {
-        let mut a = *own_row.add(c);
-        for &j in nb {
-            a += *base.add(j as usize * stride + off + c);
-        }
-        *dst.add(c) = a * inv;
+        average_chunk::<1>(base, stride, own, nb, off + c, dst.add(c), inv);
         c += 1;
+    }
+}
+
+/// `L` consecutive outputs, summed in registers across the own row and every in-neighbour row.
+#[inline(always)]
+unsafe fn average_chunk<const L: usize>(
+    base: *const f32,
+    stride: usize,
+    own: usize,
+    nb: &[u32],
+    off: usize,
+    dst: *mut f32,
+    inv: f32,
+) {
+    let mut acc = [0f32; L];
+    let own_row = base.add(own * stride + off);
+    for (l, a) in acc.iter_mut().enumerate() {
+        *a = *own_row.add(l);
+    }
+    for &j in nb {
+        let r = base.add(j as usize * stride + off);
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += *r.add(l);
+        }
+    }
+    for (l, a) in acc.iter().enumerate() {
+        *dst.add(l) = *a * inv;
     }
 }
 
