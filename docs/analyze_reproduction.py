@@ -40,9 +40,9 @@ def main(paths: list[str]) -> None:
     for r in runs:
         c = r.config
         dist = "natural" if c["partition"] == "natural" else ("iid" if c["partition"] == "iid" else f"alpha={c['alpha']:g}")
-        groups[(c["dataset"], dist, r.metric)][c["K"]][c["seed"]] = r.summary
-    for (dataset, dist, metric), by_k in sorted(groups.items()):
-        print(f"\n### {dataset}, {dist} ({metric})\n")
+        groups[(c["dataset"], dist, c["degree"], r.metric)][c["K"]][c["seed"]] = r.summary
+    for (dataset, dist, degree, metric), by_k in sorted(groups.items()):
+        print(f"\n### {dataset}, {dist}, degree {degree} ({metric})\n")
         names = list(COLUMNS)
         print("| K | seeds | " + " | ".join(names) + " | Δ final node-avg vs K=1 (paired) | Δ avg model vs K=1 (paired) |")
         print("|---" * (len(names) + 4) + "|")

@@ -26,3 +26,8 @@ pipeline_b() {
 pipeline_a > "$OUT/pipeline_a.log" 2>&1 &
 pipeline_b > "$OUT/pipeline_b.log" 2>&1 &
 wait
+
+# A sparse graph (degree 2) under strong label skew, K=1 against K=16 (paper Sec. 5.3)
+mosaic-fast sweep --dataset fashion-mnist --K 1 --alpha 0.1 --degree 2 --seeds 0,1,2 $FMNIST -q --out "$OUT/fmnist-alpha0.1-degree2/K1" &
+mosaic-fast sweep --dataset fashion-mnist --K 16 --alpha 0.1 --degree 2 --seeds 0,1,2 $FMNIST -q --out "$OUT/fmnist-alpha0.1-degree2/K16" &
+wait
