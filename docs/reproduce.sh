@@ -31,3 +31,9 @@ wait
 mosaic-fast sweep --dataset fashion-mnist --K 1 --alpha 0.1 --degree 2 --seeds 0,1,2 $FMNIST -q --out "$OUT/fmnist-alpha0.1-degree2/K1" &
 mosaic-fast sweep --dataset fashion-mnist --K 16 --alpha 0.1 --degree 2 --seeds 0,1,2 $FMNIST -q --out "$OUT/fmnist-alpha0.1-degree2/K16" &
 wait
+
+# Shakespeare with a longer local schedule (one seed; still on the unigram plateau here)
+SH="--set data_dir=$SHARED/shakespeare --set nodes=8 --set degree=4 --set rounds=30 --set local_steps=10 --set batch_size=16 --set lr=1.0 --set eval_every=10 --set test_samples=300"
+mosaic-fast sweep --dataset shakespeare --K 1 --seeds 0 $SH -q --out "$OUT/shakespeare-long/K1" &
+mosaic-fast sweep --dataset shakespeare --K 8 --seeds 0 $SH -q --out "$OUT/shakespeare-long/K8" &
+wait
