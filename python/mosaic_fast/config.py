@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MosaicValueError
+from .kernel import GRAPH_MODES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -18,16 +19,8 @@ else:  # pragma: no cover
 DATASETS = ("fashion-mnist", "movielens", "cifar10", "cifar100", "shakespeare")
 PARTITIONS = ("iid", "dirichlet", "shards", "natural")
 FRAGMENTERS = ("contiguous", "random", "blocks")
-TOPOLOGIES = (
-    "el-oracle",
-    "el-local",
-    "pull",
-    "undirected",
-    "static",
-    "ring",
-    "complete",
-    "shatter",
-)
+# Every kernel graph mode except a user edge list, which has no config field.
+TOPOLOGIES = tuple(mode for mode in GRAPH_MODES if mode != "edges")
 DEVICES = ("cpu", "cuda", "auto")
 
 # Paper-like defaults per dataset, used when the user leaves an option unset (None).
