@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import FRAGMENTERS, TOPOLOGIES, ExperimentConfig
 from .errors import MosaicError, MosaicValueError
+from .runfiles import CHECKPOINT, CONFIG, METRICS, SUMMARY, read_json, read_metrics
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -163,7 +164,7 @@ def cell_state(cell_dir: Path) -> str:
     """``"complete"`` (summary.json complete), ``"resume"`` (a checkpoint, no summary) or ``"fresh"``."""
     if is_complete(cell_dir):
         return "complete"
-    if (cell_dir / "checkpoint.pt").is_file():
+    if (cell_dir / CHECKPOINT).is_file():
         return "resume"
     return "fresh"
 
@@ -244,16 +245,9 @@ class RunRecord:
     summary: dict[str, Any] | None
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise MosaicValueError(f"{str(path)!r} is not valid JSON: {exc}") from None
-
-
 def is_complete(run_dir: Path) -> bool:
     """True iff ``run_dir/summary.json`` exists and says ``"complete": true``."""
-    path = Path(run_dir) / "summary.json"
+    path = Path(run_dir) / SUMMARY
     if not path.is_file():
         return False
     try:
@@ -265,24 +259,12 @@ def is_complete(run_dir: Path) -> bool:
 def read_run(run_dir: str | Path) -> RunRecord:
     """Read one run folder (``config.json`` + ``metrics.jsonl`` [+ ``summary.json``])."""
     path = Path(run_dir)
-    head = _read_json(path / "config.json")
+    head = read_json(path / CONFIG)
     if not isinstance(head, dict) or "config" not in head or "metric" not in head:
-        raise MosaicValueError(f"{str(path / 'config.json')!r} lacks the 'config' or 'metric' key")
-    records = []
-    lines = (path / "metrics.jsonl").read_text().splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break  # the last line of an interrupted run may be cut short
-            raise MosaicValueError(
-                f"{str(path / 'metrics.jsonl')!r} line {i + 1} is not valid JSON"
-            ) from None
+        raise MosaicValueError(f"{str(path / CONFIG)!r} lacks the 'config' or 'metric' key")
+    records = read_metrics(path / METRICS)
     records.sort(key=lambda r: r["round"])
-    summary = _read_json(path / "summary.json") if is_complete(path) else None
+    summary = read_json(path / SUMMARY) if is_complete(path) else None
     lower = bool(head.get("lower_is_better", head["metric"] == "rmse"))
     return RunRecord(path, head["config"], head["metric"], lower, tuple(records), summary)
 
@@ -295,11 +277,9 @@ def find_runs(paths: Iterable[str | Path]) -> list[RunRecord]:
         if not p.exists():
             raise MosaicValueError(f"path {str(p)!r} does not exist")
         candidates = [p] if p.is_dir() else []
-        candidates += [c.parent for c in p.rglob("config.json")] if p.is_dir() else []
+        candidates += [c.parent for c in p.rglob(CONFIG)] if p.is_dir() else []
         found.update(
-            c.resolve()
-            for c in candidates
-            if (c / "config.json").is_file() and (c / "metrics.jsonl").is_file()
+            c.resolve() for c in candidates if (c / CONFIG).is_file() and (c / METRICS).is_file()
         )
     return [read_run(p) for p in sorted(found)]
 

@@ -204,7 +204,7 @@ def _resume_targets(folder: Path) -> list[Path]:
 
 def _resume(folder: Path, quiet: bool) -> list[tuple[int, dict[str, Any]]]:
     from ..engine import run_experiment
-    from ..engine.records import read_json
+    from ..runfiles import read_json
 
     rows = []
     for target in _resume_targets(folder):

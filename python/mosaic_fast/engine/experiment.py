@@ -12,9 +12,9 @@ import torch
 from tqdm import tqdm
 
 from .. import __version__
+from .. import runfiles as records
 from ..config import ExperimentConfig
 from ..errors import MosaicValueError
-from . import records
 from .simulation import Simulation, resolve_device
 
 # Settings that may differ between the interrupted run and its resumption.

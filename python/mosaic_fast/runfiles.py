@@ -1,4 +1,6 @@
-"""The run folder: config.json, metrics.jsonl (append-only, fsynced), summary.json, checkpoint.pt."""
+"""The run folder: config.json, metrics.jsonl (append-only, fsynced), summary.json, checkpoint.pt.
+
+Written by the engine, read by sweeps and plots; torch is imported only for checkpoints."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
+from .errors import MosaicValueError
 
 CONFIG, METRICS, SUMMARY, CHECKPOINT = (
     "config.json",
@@ -37,7 +39,10 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MosaicValueError(f"{str(path)!r} is not valid JSON: {exc}") from None
 
 
 def append_metrics(path: Path, record: dict[str, Any]) -> None:
@@ -53,13 +58,30 @@ def rewrite_metrics(path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The records of ``metrics.jsonl`` in file order. A cut-short last line (a run killed while
+    appending) is skipped; a bad line anywhere else is a MosaicValueError."""
+    lines = path.read_text().splitlines()
+    records = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise MosaicValueError(f"{str(path)!r} line {i + 1} is not valid JSON") from None
+    return records
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    import torch
+
     _atomic(path, lambda fh: torch.save(state, fh))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    import torch
+
     # Our own file, holding numpy RNG states and arrays as well as tensors.
     return torch.load(path, map_location="cpu", weights_only=False)
