@@ -62,6 +62,20 @@ def test_parity_across_tile_shapes(n: int, d: int, k: int) -> None:
         )
 
 
+@pytest.mark.parametrize("kind", FRAGMENTERS)
+def test_parity_when_output_is_streamed(kind: str) -> None:
+    # Outputs of 16 MiB and more bypass the cache (streaming stores); rows here start at every
+    # phase of a cache line, and `out` is offset by one float from the allocation.
+    n, d, k = 20, 210_001, 6
+    x = np.random.default_rng(1).random((n, d), dtype=np.float32)
+    assert x.nbytes >= 16 << 20
+    fragments = make_map(kind, d, k)
+    graphs = mf.sample_graphs(n, k, 5, seed=2, round=1)
+    out = np.full(n * d + 1, np.nan, dtype=np.float32)[1:].reshape(n, d)
+    mf.aggregate(x, graphs, fragments, out=out)
+    np.testing.assert_array_equal(out, aggregate_reference(x, graphs, fragments))
+
+
 def test_k1_is_epidemic_learning_matrix_form() -> None:
     rng = np.random.default_rng(1)
     x = rng.standard_normal((20, 300)).astype(np.float32)
@@ -192,6 +206,9 @@ for kind in ("contiguous", "random", "blocks"):
         h.update(mf.aggregate(x, g, fm).tobytes())
         for f in range(k):
             h.update(g.mixing_matrix(f).tobytes())
+big = np.random.default_rng(1).random((16, 262_147), dtype=np.float32)  # streamed output
+for fm in (mf.FragmentMap.contiguous(262_147, 4), mf.FragmentMap.random(262_147, 4, seed=2)):
+    h.update(mf.aggregate(big, mf.sample_graphs(16, 4, 5, seed=3), fm).tobytes())
 print(json.dumps({"threads": mf.num_threads(), "digest": h.hexdigest()}))
 """
 
