@@ -107,6 +107,23 @@ def test_sparse_mf_step_matches_dense_autograd(sgd, biases):
     assert losses[0].shape == (n,)
 
 
+def test_sparse_mf_row_scatter_is_bit_identical_to_per_float_scatter():
+    spec = MatrixFactorizationSpec(5, 7, dim=4)  # tables aligned to rows of width 4
+    n, B = 3, 50
+    g = torch.Generator().manual_seed(4)
+    trainer = make_trainer(spec, n, SGDConfig(0.1), CPU, "sparse")
+    nodes = torch.arange(n).unsqueeze(1).expand(n, B)
+    rows = torch.randint(0, 7, (n, B), generator=g)  # many repeats: addition order matters
+    val = torch.randn(n, B, 4, generator=g)
+    base = torch.randn(n * spec.n_params, generator=g)
+    by_rows = base.clone()
+    trainer._scatter_add(by_rows, "item.weight", nodes, rows, val)
+    by_floats = base.clone()
+    index = spec.flat_index("item.weight", nodes, rows, 4).reshape(-1)
+    by_floats.index_add_(0, index, val.reshape(-1))
+    assert torch.equal(by_rows, by_floats)
+
+
 def test_single_node_momentum_weight_decay_is_exactly_torch_sgd():
     spec = GNLeNetSpec(1, 8, 3)
     sgd = SGDConfig(0.05, momentum=0.9, weight_decay=0.01)

@@ -171,22 +171,32 @@ class SparseMFTrainer(Trainer):
         target = flat if not self._dense else self._grad.zero_().view(-1)
         scale = -self.sgd.lr if not self._dense else 1.0
         c = (scale * coef).unsqueeze(-1)
-        dim = spec.dim
-        updates = [
-            (spec.flat_index("user.weight", nodes, users, dim), c * q),
-            (spec.flat_index("item.weight", nodes, items, dim), c * p),
-        ]
+        updates = [("user.weight", users, c * q), ("item.weight", items, c * p)]
         if spec.biases:
-            updates += [
-                (spec.flat_index("user_bias.weight", nodes, users, 1), c),
-                (spec.flat_index("item_bias.weight", nodes, items, 1), c),
-            ]
+            updates += [("user_bias.weight", users, c), ("item_bias.weight", items, c)]
         # Gradients are computed from pre-step values above, then all scattered: same as autograd.
-        for idx, val in updates:
-            target.index_add_(0, idx.reshape(-1), val.reshape(-1))
+        for name, rows, val in updates:
+            self._scatter_add(target, name, nodes, rows, val)
         if self._dense:
             self.apply(X, self._grad)
         return losses
+
+    def _scatter_add(self, flat, name, nodes, rows, val) -> None:
+        """``flat`` (the (n, n_params) buffer as one vector) += ``val`` (n, B, width) at table rows.
+
+        When every table row is a whole row of ``flat.view(-1, width)``, rows are added as rows
+        (twice as fast as one index per float, measured); each float still receives its additions
+        in the same order, so the result is bit-identical either way.
+        """
+        spec: MatrixFactorizationSpec = self.spec
+        width = val.shape[-1]
+        start = spec.layout.slice(name).start
+        if spec.n_params % width == 0 and start % width == 0:
+            row_index = nodes * (spec.n_params // width) + (start // width) + rows
+            flat.view(-1, width).index_add_(0, row_index.reshape(-1), val.reshape(-1, width))
+        else:
+            index = spec.flat_index(name, nodes, rows, width)
+            flat.index_add_(0, index.reshape(-1), val.reshape(-1))
 
     def gradients(self, X, batch, G):  # pragma: no cover - step is overridden
         raise NotImplementedError
