@@ -267,9 +267,9 @@ impl Kernel<'_> {
                 }
             }
             Some(g) => {
-                // Gather every row of the tile into fragment order, average strips of whole
-                // fragment groups (their slots of all rows stay in L1 while every receiver reads
-                // them) into `averaged`, then read each receiver's results back in column order.
+                // Gather every row of the tile into fragment order, average it in strips of slots
+                // (a strip of all rows stays in L1 while every receiver reads it) into `averaged`,
+                // then read each receiver's results back in column order.
                 let w = self.slots;
                 if gathered.len() < n * w {
                     gathered.resize(n * w, 0.0);
@@ -281,41 +281,42 @@ impl Kernel<'_> {
                 }
                 let strip = strip_width(n);
                 let ap = averaged.as_mut_ptr();
-                let mut first = 0;
-                while first < tile.segments.len() {
-                    let strip_start = tile.segments[first].start as usize;
-                    let mut last = first + 1;
-                    while last < tile.segments.len()
-                        && padded_end(&tile.segments[last]) - strip_start <= strip
-                    {
-                        last += 1;
+                let total = padded_end(tile.segments.last().expect("a tile has a segment"));
+                let mut first_seg = 0;
+                let mut a = 0;
+                while a < total {
+                    // Strips of slots; a fragment group may span several (columns are independent).
+                    let b = (a + strip).min(total);
+                    while padded_end(&tile.segments[first_seg]) <= a {
+                        first_seg += 1;
                     }
-                    let strip_end = padded_end(&tile.segments[last - 1]);
-                    let total = padded_end(tile.segments.last().expect("a tile has a segment"));
                     for i in 0..n {
                         if let Some((na, nb)) = next {
                             // Gathers read rows out of order, which hardware prefetchers do not
                             // follow: bring the next tile in while this one is averaged.
                             let len = nb - na;
-                            let (pa, pb) = (strip_start * len / total, strip_end * len / total);
+                            let (pa, pb) = (a * len / total, b * len / total);
                             simd::prefetch(xp.add(i * d + na + pa), pb - pa);
                         }
-                        for seg in &tile.segments[first..last] {
+                        for seg in &tile.segments[first_seg..] {
+                            let (s, e) = (seg.start as usize, padded_end(seg));
+                            if s >= b {
+                                break;
+                            }
+                            let (from, to) = (s.max(a), e.min(b));
                             let nb = self.graphs[seg.fragment as usize].in_neighbors(i);
-                            let start = seg.start as usize;
-                            let len = padded_end(seg) - start;
                             simd::average_rows::<false, AVX2>(
                                 gp,
                                 w,
                                 i,
                                 nb,
-                                start,
-                                len,
-                                ap.add(i * w + start),
+                                from,
+                                to - from,
+                                ap.add(i * w + from),
                             );
                         }
                     }
-                    first = last;
+                    a = b;
                 }
                 for i in 0..n {
                     simd::gather::<STREAM, AVX2>(
