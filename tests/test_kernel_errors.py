@@ -89,6 +89,14 @@ def test_wrong_dtype_and_layout() -> None:
         mf.aggregate(torch.zeros(40, 6).T, g, fm)
     with pytest.raises(MosaicTypeError, match="numpy array like params"):
         mf.aggregate(x, g, fm, out=torch.zeros(6, 40))
+    # legal numpy, but not whole floats: a view at an odd byte offset
+    odd = np.frombuffer(bytearray(x.nbytes + 1), np.float32, count=x.size, offset=1).reshape(
+        x.shape
+    )
+    with pytest.raises(MosaicTypeError, match="params is not aligned to 4 bytes"):
+        mf.aggregate(odd, g, fm)
+    with pytest.raises(MosaicTypeError, match="out is not aligned to 4 bytes"):
+        mf.aggregate(x, g, fm, out=odd)
 
 
 def test_shape_mismatches() -> None:

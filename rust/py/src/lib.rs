@@ -434,6 +434,17 @@ fn float32_matrix<'a, 'py>(
             ),
         ));
     }
+    // A float32 view at an odd byte offset (np.frombuffer(..., offset=1)) is legal numpy, but the
+    // kernel reads whole floats.
+    if !(arr.data() as usize).is_multiple_of(std::mem::align_of::<f32>()) {
+        return Err(type_err(
+            py,
+            format!(
+                "{name} is not aligned to 4 bytes (a view at an odd byte offset); \
+                 copy it once with np.require({name}, requirements='CA')"
+            ),
+        ));
+    }
     Ok(arr)
 }
 
