@@ -76,6 +76,21 @@ def test_parity_when_output_is_streamed(kind: str) -> None:
     np.testing.assert_array_equal(out, aggregate_reference(x, graphs, fragments))
 
 
+def test_empty_params_is_a_kernel_ready_tensor() -> None:
+    buffer = mf.empty_params(6, 50)
+    assert buffer.dtype == torch.float32 and tuple(buffer.shape) == (6, 50)
+    assert buffer.is_contiguous() and buffer.device.type == "cpu"
+    buffer.copy_(torch.arange(300, dtype=torch.float32).reshape(6, 50))
+    fragments, graphs = mf.FragmentMap.random(50, 3, seed=0), mf.sample_graphs(6, 3, 2, seed=1)
+    got = mf.aggregate(buffer, graphs, fragments, out=mf.empty_params(6, 50))
+    want = aggregate_reference(buffer.numpy(), graphs, fragments)
+    np.testing.assert_array_equal(got.numpy(), want)
+    with pytest.raises(mf.MosaicValueError, match="n_params=0"):
+        mf.empty_params(6, 0)
+    with pytest.raises(mf.MosaicTypeError, match="n_nodes=2.5"):
+        mf.empty_params(2.5, 3)
+
+
 def test_k1_is_epidemic_learning_matrix_form() -> None:
     rng = np.random.default_rng(1)
     x = rng.standard_normal((20, 300)).astype(np.float32)

@@ -23,7 +23,15 @@ from .errors import (
 
 __version__ = "0.1.0"
 
-from .kernel import GRAPH_MODES, FragmentMap, Graphs, aggregate, num_threads, sample_graphs
+from .kernel import (
+    GRAPH_MODES,
+    FragmentMap,
+    Graphs,
+    aggregate,
+    empty_params,
+    num_threads,
+    sample_graphs,
+)
 
 __all__ = [
     "DataNotFoundError",
@@ -36,6 +44,7 @@ __all__ = [
     "GRAPH_MODES",
     "Graphs",
     "aggregate",
+    "empty_params",
     "num_threads",
     "sample_graphs",
 ]

@@ -10,6 +10,7 @@ import torch
 
 from ..config import ExperimentConfig
 from ..errors import MosaicValueError
+from ..kernel import empty_params
 from .problem import ClassificationProblem, RatingsProblem, build_spec, partition
 from .sampler import NodeSampler
 from .trainer import SGDConfig, make_trainer
@@ -70,8 +71,10 @@ class Simulation:
         self.sampler = NodeSampler(parts, cfg.seed)
         d = self.spec.n_params
         self.fragments = build_fragments(cfg, self.spec.layout.layer_sizes(), d)
-        self.X = self.spec.init_params(cfg.seed).to(device).repeat(cfg.nodes, 1).contiguous()
-        self._spare = torch.empty_like(self.X)
+        # Both gossip buffers from empty_params: huge pages on CPU make the kernel ~15% faster.
+        self.X = empty_params(cfg.nodes, d, device=device)
+        self.X.copy_(self.spec.init_params(cfg.seed).to(device).expand(cfg.nodes, d))
+        self._spare = empty_params(cfg.nodes, d, device=device)
         self.rounds_done = 0
         self.last_loss: float | None = None
         self.last_sent = 0.0
