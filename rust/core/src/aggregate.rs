@@ -5,10 +5,12 @@
 //! accumulated left to right in f32 and scaled once, so the result is bit-identical whatever the
 //! thread count (and equal to the obvious numpy loop that adds in the same order).
 //!
-//! The kernel works on column tiles: an `n x w` tile of `x` stays in cache while every receiver's
-//! average is formed from it, so `x` is read from memory once and `out` written once, whatever the
-//! degree and `K`. Tiles whose coordinates alternate between fragments (coordinate-level random
-//! maps) are first gathered into fragment order, averaged in that order, and scattered back.
+//! The kernel works on column tiles: an `n x w` tile of `x` stays in L2 while every receiver's
+//! average is formed from it, strip by strip (a strip of all rows stays in L1), so `x` is read from
+//! memory once and `out` written once, whatever the degree and `K`. Large outputs are written with
+//! streaming stores (no read-for-ownership). Tiles whose coordinates alternate between fragments
+//! (coordinate-level random maps) are first gathered into fragment order, averaged in that order,
+//! and gathered back into column order.
 
 use rayon::prelude::*;
 
