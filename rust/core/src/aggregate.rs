@@ -118,10 +118,11 @@ pub fn aggregate(
     }
     check_shapes(n_nodes, n_params, graphs, map)?;
     let stream = 4 * out.len() >= STREAM_MIN_BYTES && std::env::var("XNS").is_err();
-    aggregate_unchecked(x, out, n_nodes, graphs, map, stream)
+    aggregate_unchecked(x, out, n_nodes, graphs, map, stream, simd::available())
 }
 
-/// The kernel after the shape checks; `stream` asks for non-temporal stores where the CPU has them.
+/// The kernel after the shape checks. `stream` asks for non-temporal stores; both they and the AVX2
+/// loops need `avx2` (true only where the CPU has AVX2; tests pass false to run the portable loops).
 fn aggregate_unchecked(
     x: &[f32],
     out: &mut [f32],
@@ -129,11 +130,12 @@ fn aggregate_unchecked(
     graphs: &Graphs,
     map: &FragmentMap,
     stream: bool,
+    avx2: bool,
 ) -> Result<()> {
     let n_params = map.n_params();
     let width = tile_width(n_nodes);
     let plan = map.plan(width);
-    let avx2 = simd::available();
+    let avx2 = avx2 && simd::available();
     let stream = stream && avx2;
     let out_ptr = SendPtr(out.as_mut_ptr());
     let pool = pool()?;
@@ -655,11 +657,12 @@ mod tests {
                 for mode in [GraphMode::ElOracle, GraphMode::ElLocal, GraphMode::Shatter] {
                     let g = sample_graphs(n, k, 2, 1, 2, mode).unwrap();
                     let want = reference(&x, n, &g, &map);
-                    for stream in [false, true] {
+                    // portable loops, AVX2 loops, AVX2 with streaming stores
+                    for (avx2, stream) in [(false, false), (true, false), (true, true)] {
                         // Offset by one float so rows start off the 32-byte alignment of streams.
                         let mut buf = vec![f32::NAN; n * d + 1];
                         let out = &mut buf[1..];
-                        aggregate_unchecked(&x, out, n, &g, &map, stream).unwrap();
+                        aggregate_unchecked(&x, out, n, &g, &map, stream, avx2).unwrap();
                         assert!(out
                             .iter()
                             .zip(&want)
