@@ -177,7 +177,8 @@ struct Kernel<'a> {
     d: usize,
     slots: usize,
     graphs: &'a [Digraph],
-    /// Whether to run the AVX2 instantiation (detected once per call).
+    /// Whether to run the AVX2 instantiation (detected once per call; x86_64 only).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     avx2: bool,
 }
 
