@@ -653,7 +653,7 @@ mod tests {
                 FragmentMap::random(d, k, 4, None).unwrap(),
                 FragmentMap::blocks(d, k, 5, 4).unwrap(),
                 // long blocks: many runs per tile, walked in strips without gathering
-                FragmentMap::blocks(d, k, 40.min(d / k), 4).unwrap(),
+                FragmentMap::blocks(d, k, 100.min(d / k), 4).unwrap(),
             ] {
                 for mode in [GraphMode::ElOracle, GraphMode::ElLocal, GraphMode::Shatter] {
                     let g = sample_graphs(n, k, 2, 1, 2, mode).unwrap();
