@@ -143,3 +143,29 @@ def test_scaling_with_nodes(benchmark, full_size: bool, impl: str, n: int, k: in
         SUMMARY.append(
             {"bench": "nodes", "impl": impl, "n": n, "K": k, "d": d, "ms": round(seconds * 1e3, 1)}
         )
+
+
+@pytest.mark.parametrize("block_size", [1, 8, 32, 64, 128, 1024])
+def test_block_size(benchmark, params: np.ndarray, block_size: int) -> None:
+    """K=16 by block size: how coarse a random map must be to run at contiguous speed."""
+    n, d = params.shape
+    k = 16 if d >= 16 * block_size else 2
+    benchmark.group = f"blocks by size n={n} d={d} K={k}"
+    fragments = mf.FragmentMap.blocks(d, k, block_size=block_size, seed=0)
+    graphs = mf.sample_graphs(n, k, DEGREE, seed=0, round=0)
+    out = np.empty_like(params)
+    benchmark(mf.aggregate, params, graphs, fragments, out=out)
+    if d <= 50_000:
+        np.testing.assert_array_equal(out, aggregate_reference(params, graphs, fragments))
+    seconds = min_seconds(benchmark)
+    if seconds is not None:
+        SUMMARY.append(
+            {
+                "bench": "blocks",
+                "block_size": block_size,
+                "K": k,
+                "n": n,
+                "d": d,
+                "ms": round(seconds * 1e3, 1),
+            }
+        )
