@@ -117,7 +117,7 @@ pub fn aggregate(
         );
     }
     check_shapes(n_nodes, n_params, graphs, map)?;
-    let stream = 4 * out.len() >= STREAM_MIN_BYTES && std::env::var("XNS").is_err();
+    let stream = 4 * out.len() >= STREAM_MIN_BYTES;
     aggregate_unchecked(x, out, n_nodes, graphs, map, stream, simd::available())
 }
 
@@ -183,6 +183,25 @@ struct Kernel<'a> {
 }
 
 impl Kernel<'_> {
+    /// Prefetch row `i` of the next tile, the share of it that matches strip `a..b` of `total`:
+    /// with one memory stream per row the hardware prefetchers fall behind (n=64: 19 -> 17 ms),
+    /// and gathers read out of order, which they do not follow at all.
+    #[inline(always)]
+    unsafe fn prefetch_share(
+        &self,
+        next: Option<(usize, usize)>,
+        i: usize,
+        a: usize,
+        b: usize,
+        total: usize,
+    ) {
+        if let Some((start, end)) = next {
+            let len = end - start;
+            let (from, to) = (a * len / total, b * len / total);
+            simd::prefetch(self.x.as_ptr().add(i * self.d + start + from), to - from);
+        }
+    }
+
     /// Average one column tile; `STREAM` writes `out` with non-temporal stores. The ISA is chosen
     /// once per tile so that the inner loops inline into one AVX2 function.
     unsafe fn tile<const STREAM: bool>(
@@ -237,14 +256,7 @@ impl Kernel<'_> {
                         first_seg += 1;
                     }
                     for i in 0..n {
-                        if let Some((na, nb)) = next {
-                            // Row i of the next tile, a strip's share at a time: with one stream
-                            // per row, the hardware prefetchers alone fall behind (n=64: 19 -> 17
-                            // ms).
-                            let len = nb - na;
-                            let (pa, pb) = (a * len / tile_len, b * len / tile_len);
-                            simd::prefetch(xp.add(i * d + na + pa), pb - pa);
-                        }
+                        self.prefetch_share(next, i, a, b, tile_len);
                         let row_out = self.out.add(i * d + c0);
                         let (lo, hi) = if STREAM {
                             let phase = line_phase(row_out);
@@ -304,13 +316,7 @@ impl Kernel<'_> {
                         first_seg += 1;
                     }
                     for i in 0..n {
-                        if let Some((na, nb)) = next {
-                            // Gathers read rows out of order, which hardware prefetchers do not
-                            // follow: bring the next tile in while this one is averaged.
-                            let len = nb - na;
-                            let (pa, pb) = (a * len / total, b * len / total);
-                            simd::prefetch(xp.add(i * d + na + pa), pb - pa);
-                        }
+                        self.prefetch_share(next, i, a, b, total);
                         for seg in &tile.segments[first_seg..] {
                             let (s, e) = (seg.start as usize, padded_end(seg));
                             if s >= b {
