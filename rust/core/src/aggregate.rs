@@ -183,22 +183,27 @@ struct Kernel<'a> {
 }
 
 impl Kernel<'_> {
-    /// Prefetch row `i` of the next tile, the share of it that matches strip `a..b` of `total`:
-    /// with one memory stream per row the hardware prefetchers fall behind (n=64: 19 -> 17 ms),
-    /// and gathers read out of order, which they do not follow at all.
+    /// The columns of the next tile whose rows are prefetched during strip `a..b` of `total`: the
+    /// same share of it. With one memory stream per row the hardware prefetchers fall behind
+    /// (n=64: 19 -> 17 ms), and gathers read out of order, which they do not follow at all.
     #[inline(always)]
-    unsafe fn prefetch_share(
-        &self,
+    fn prefetch_share(
         next: Option<(usize, usize)>,
-        i: usize,
         a: usize,
         b: usize,
         total: usize,
-    ) {
-        if let Some((start, end)) = next {
+    ) -> Option<(usize, usize)> {
+        next.map(|(start, end)| {
             let len = end - start;
-            let (from, to) = (a * len / total, b * len / total);
-            simd::prefetch(self.x.as_ptr().add(i * self.d + start + from), to - from);
+            (start + a * len / total, start + b * len / total)
+        })
+    }
+
+    /// Prefetch row `i` of `share` (from [`Self::prefetch_share`]).
+    #[inline(always)]
+    unsafe fn prefetch_row(&self, share: Option<(usize, usize)>, i: usize) {
+        if let Some((from, to)) = share {
+            simd::prefetch(self.x.as_ptr().add(i * self.d + from), to - from);
         }
     }
 
@@ -255,8 +260,9 @@ impl Kernel<'_> {
                     while tile.segments[first_seg].end as usize <= reach {
                         first_seg += 1;
                     }
+                    let share = Self::prefetch_share(next, a, b, tile_len);
                     for i in 0..n {
-                        self.prefetch_share(next, i, a, b, tile_len);
+                        self.prefetch_row(share, i);
                         let row_out = self.out.add(i * d + c0);
                         let (lo, hi) = if STREAM {
                             let phase = line_phase(row_out);
@@ -315,8 +321,9 @@ impl Kernel<'_> {
                     while padded_end(&tile.segments[first_seg]) <= a {
                         first_seg += 1;
                     }
+                    let share = Self::prefetch_share(next, a, b, total);
                     for i in 0..n {
-                        self.prefetch_share(next, i, a, b, total);
+                        self.prefetch_row(share, i);
                         for seg in &tile.segments[first_seg..] {
                             let (s, e) = (seg.start as usize, padded_end(seg));
                             if s >= b {
