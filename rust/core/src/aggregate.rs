@@ -199,6 +199,46 @@ impl Kernel<'_> {
         })
     }
 
+    /// Receiver `i`'s averages at tile positions `lo..hi`, one call per segment that meets them.
+    /// Position `p` reads column `src_off + p` of the rows of `src` (`src_stride` apart) and is
+    /// written to `dst.add(p)`; `seg_end` is where a segment's positions end (with or without the
+    /// padding of gathered tiles).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn average_span<const STREAM: bool, const AVX2: bool>(
+        &self,
+        segments: &[Segment],
+        seg_end: impl Fn(&Segment) -> usize,
+        i: usize,
+        lo: usize,
+        hi: usize,
+        src: *const f32,
+        src_stride: usize,
+        src_off: usize,
+        dst: *mut f32,
+    ) {
+        for seg in segments {
+            let (s, e) = (seg.start as usize, seg_end(seg));
+            if s >= hi {
+                break;
+            }
+            if e <= lo {
+                continue;
+            }
+            let (from, to) = (s.max(lo), e.min(hi));
+            let nb = self.graphs[seg.fragment as usize].in_neighbors(i);
+            simd::average_rows::<STREAM, AVX2>(
+                src,
+                src_stride,
+                i,
+                nb,
+                src_off + from,
+                to - from,
+                dst.add(from),
+            );
+        }
+    }
+
     /// Prefetch row `i` of `share` (from [`Self::prefetch_share`]).
     #[inline(always)]
     unsafe fn prefetch_row(&self, share: Option<(usize, usize)>, i: usize) {
@@ -273,26 +313,11 @@ impl Kernel<'_> {
                         } else {
                             (a, b)
                         };
-                        for seg in &tile.segments[first_seg..] {
-                            let (s, e) = (seg.start as usize, seg.end as usize);
-                            if s >= hi {
-                                break;
-                            }
-                            if e <= lo {
-                                continue;
-                            }
-                            let (from, to) = (s.max(lo), e.min(hi));
-                            let nb = self.graphs[seg.fragment as usize].in_neighbors(i);
-                            simd::average_rows::<STREAM, AVX2>(
-                                xp,
-                                d,
-                                i,
-                                nb,
-                                c0 + from,
-                                to - from,
-                                row_out.add(from),
-                            );
-                        }
+                        let segments = &tile.segments[first_seg..];
+                        let run_end = |seg: &Segment| seg.end as usize;
+                        self.average_span::<STREAM, AVX2>(
+                            segments, run_end, i, lo, hi, xp, d, c0, row_out,
+                        );
                     }
                     a = b;
                 }
@@ -324,23 +349,18 @@ impl Kernel<'_> {
                     let share = Self::prefetch_share(next, a, b, total);
                     for i in 0..n {
                         self.prefetch_row(share, i);
-                        for seg in &tile.segments[first_seg..] {
-                            let (s, e) = (seg.start as usize, padded_end(seg));
-                            if s >= b {
-                                break;
-                            }
-                            let (from, to) = (s.max(a), e.min(b));
-                            let nb = self.graphs[seg.fragment as usize].in_neighbors(i);
-                            simd::average_rows::<false, AVX2>(
-                                gp,
-                                w,
-                                i,
-                                nb,
-                                from,
-                                to - from,
-                                ap.add(i * w + from),
-                            );
-                        }
+                        let segments = &tile.segments[first_seg..];
+                        self.average_span::<false, AVX2>(
+                            segments,
+                            padded_end,
+                            i,
+                            a,
+                            b,
+                            gp,
+                            w,
+                            0,
+                            ap.add(i * w),
+                        );
                     }
                     a = b;
                 }
