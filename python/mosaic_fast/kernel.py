@@ -30,6 +30,11 @@ GRAPH_MODES = (
 ArrayT = TypeVar("ArrayT")
 
 
+def _require_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise MosaicTypeError(f"{name}={value!r} must be an integer")
+
+
 def num_threads() -> int:
     """Threads of the kernel's dedicated pool (``MOSAIC_NUM_THREADS``; default: all cores)."""
     return _core.num_threads()
@@ -59,8 +64,7 @@ def sample_graphs(
         ("seed", seed),
         ("round", round),
     ):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise MosaicTypeError(f"{name}={value!r} must be an integer")
+        _require_int(name, value)
     edge_array = None
     if edges is not None:
         edge_array = np.asarray(edges)
@@ -95,8 +99,7 @@ def empty_params(n_nodes: int, n_params: int, *, device: Any = "cpu") -> Any:
     import torch
 
     for name, value in (("n_nodes", n_nodes), ("n_params", n_params)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise MosaicTypeError(f"{name}={value!r} must be an integer")
+        _require_int(name, value)
         if value < 1:
             raise MosaicValueError(f"{name}={value} must be at least 1")
     device = torch.device(device)
