@@ -91,6 +91,7 @@ class ExperimentConfig:
     checkpoint_every: int = 0
     embedding_dim: int = 20
     mf_biases: bool = False
+    trainer: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> ExperimentConfig:

@@ -21,3 +21,36 @@ class DataNotFoundError(MosaicError, FileNotFoundError):
 
 class MosaicInternalError(MosaicError, RuntimeError):
     """A bug inside mosaic-fast (a Rust panic caught at the boundary). Please report it."""
+
+
+class RunFolderInUse(MosaicError):
+    """Another live process holds the run folder's lock."""
+
+    def __init__(self, folder: str, pid: int | None) -> None:
+        holder = f"process {pid}" if pid is not None else "another process"
+        super().__init__(f"run folder {folder!r} is in use by {holder}")
+        self.folder, self.pid = folder, pid
+
+
+class RunDiverged(MosaicError):
+    """Training produced a non-finite loss or non-finite parameters; the run was stopped."""
+
+    exit_code = 3
+
+    def __init__(self, round: int, reason: str, lr: float | None) -> None:
+        hint = f"; try a smaller --lr (now {lr:g})" if lr is not None else ""
+        super().__init__(f"run diverged at round {round} ({reason}){hint}")
+        self.round, self.reason, self.lr = round, reason, lr
+
+
+class RunInterrupted(MosaicError):
+    """SIGINT or SIGTERM stopped the run after a round; a checkpoint was written."""
+
+    def __init__(self, signum: int, folder: str | None) -> None:
+        import signal
+
+        name = signal.Signals(signum).name
+        where = f"; resume with: mosaic-fast run --resume {folder}" if folder else ""
+        super().__init__(f"stopped by {name}{where}")
+        self.signum, self.folder = signum, folder
+        self.exit_code = 128 + signum

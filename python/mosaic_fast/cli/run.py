@@ -74,6 +74,7 @@ _HELP = {
     "checkpoint_every": "Write OUT/checkpoint.pt every this many rounds (0 = never). [default: 0]",
     "embedding_dim": "Matrix factorisation embedding size. [default: 20]",
     "mf_biases": "Matrix factorisation with user/item biases and the global mean. [default: off]",
+    "trainer": "How local SGD runs over nodes: auto, loop, vmap, batched, sparse. [default: auto]",
 }
 
 _TYPES: dict[str, Any] = {

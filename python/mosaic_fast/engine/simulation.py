@@ -60,7 +60,7 @@ class Simulation:
             cfg.nodes,
             SGDConfig(cfg.lr, cfg.momentum, cfg.weight_decay),
             device,
-            cfg.extra.get("trainer", "auto"),
+            cfg.trainer,
         )
         if hasattr(data, "n_users"):
             self.problem = RatingsProblem(data, self.spec, parts, device)
