@@ -27,7 +27,7 @@ def test_outputs_files_and_shapes(tmp_path):
     assert {p.name for p in paths} == {
         "theory.json",
         "fig2_spectrum.png",
-        "fig3_consensus.png",
+        "fig3_consensus_sq_norm.png",
         "ratio_to_k1.png",
     }
     assert all(p.stat().st_size > 1000 for p in paths)
@@ -36,9 +36,9 @@ def test_outputs_files_and_shapes(tmp_path):
     for k in ("1", "2", "4"):
         entry = doc["K"][k]
         assert (
-            len(entry["consensus_curve"])
-            == len(entry["consensus_curve_std"])
-            == len(entry["exact_curve"])
+            len(entry["consensus_sq_norm_mean"])
+            == len(entry["consensus_sq_norm_std"])
+            == len(entry["consensus_sq_norm_exact"])
             == 7
         )
         assert len(entry["rho_draws"]) == 3 and len(entry["spectrum_mean"]) == 32
@@ -46,8 +46,10 @@ def test_outputs_files_and_shapes(tmp_path):
         assert entry["rho_mean"] == pytest.approx(np.mean(entry["rho_draws"]), rel=1e-12)
         assert entry["spectrum_mean"][0] == pytest.approx(entry["rho_mean"], rel=1e-12)
         assert entry["kronecker_max_abs_diff"] < 1e-10
-        assert entry["consensus_curve"][0] == pytest.approx(entry["exact_curve"][0])
-        assert entry["consensus_curve"][-1] < entry["consensus_curve"][0]
+        assert entry["consensus_sq_norm_mean"][0] == pytest.approx(
+            entry["consensus_sq_norm_exact"][0]
+        )
+        assert entry["consensus_sq_norm_mean"][-1] < entry["consensus_sq_norm_mean"][0]
 
 
 def test_rust_backend_tracks_float64_simulation():
@@ -56,7 +58,7 @@ def test_rust_backend_tracks_float64_simulation():
     r32 = run_theory(TheoryConfig(**{**SMALL, "K": (2,)}, gossip="directed", backend="rust")).per_k[
         0
     ]
-    np.testing.assert_allclose(r32.consensus_curve, r64.consensus_curve, rtol=1e-4)
+    np.testing.assert_allclose(r32.consensus_sq_norm_mean, r64.consensus_sq_norm_mean, rtol=1e-4)
 
 
 @pytest.mark.parametrize(

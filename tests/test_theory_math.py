@@ -10,11 +10,12 @@ from mosaic_fast.theory import (
     TheoryConfig,
     commutation_matrix,
     consensus_operator,
+    consensus_sq_norm,
     correlation_matrix,
     default_eta,
     direct_step,
     estimate_moments,
-    exact_consensus_curve,
+    exact_consensus_sq_norm,
     exact_second_moments,
     expected_operator_rho,
     fragment_assignment,
@@ -72,6 +73,23 @@ def test_literal_product_equals_structured_operator():
     assert np.abs(lit @ np.tile(np.arange(5.0), 6)).max() < 1e-12
 
 
+def test_consensus_sq_norm_and_its_bounds_on_the_engine_consensus_distance():
+    rng = np.random.default_rng(3)
+    for n, d in ((2, 1), (7, 5), (50, 16)):
+        x = rng.standard_normal((n, d)) * rng.uniform(0.1, 10.0, size=(n, 1)) + 4.0
+        dist = np.linalg.norm(x - x.mean(axis=0), axis=1)
+        sq_norm = consensus_sq_norm(x)
+        assert sq_norm == pytest.approx(np.sum(dist**2), rel=1e-12)
+        # docs/THEORY.md, "Two quantities": sqrt(q)/n <= (1/n) sum_i ||x_i - xbar|| <= sqrt(q/n).
+        engine_distance = dist.mean()
+        assert np.sqrt(sq_norm) / n <= engine_distance <= np.sqrt(sq_norm / n)
+    # Equality on the right when every node is equally far from the mean (here: two nodes).
+    two = np.array([[1.0, 2.0], [3.0, -1.0]])
+    half = np.linalg.norm(two[0] - two[1]) / 2
+    assert consensus_sq_norm(two) == pytest.approx(2 * half**2)
+    assert np.sqrt(consensus_sq_norm(two) / 2) == pytest.approx(half)
+
+
 def test_consensus_error_independent_of_x_star():
     cfg, b = _setup()
     w = make_sampler(cfg).mixing(5, seed=2, round=0)
@@ -110,12 +128,12 @@ def test_exact_curve_matches_monte_carlo_mean(gossip):
     for k in (1, 5):
         asg = fragment_assignment(cfg, k)
         sim = simulate_consensus(cfg, smp, asg, b)
-        exact = exact_consensus_curve(sim.s0, b, asg, mom, cfg.iterations)
-        se = sim.curves.std(0, ddof=1) / np.sqrt(cfg.seeds)
-        assert exact[0] == pytest.approx(sim.curves[:, 0].mean(), rel=1e-12)
+        exact = exact_consensus_sq_norm(sim.s0, b, asg, mom, cfg.iterations)
+        se = sim.consensus_sq_norms.std(0, ddof=1) / np.sqrt(cfg.seeds)
+        assert exact[0] == pytest.approx(sim.consensus_sq_norms[:, 0].mean(), rel=1e-12)
         # 4.5 standard errors per point (plus the Monte Carlo error of gamma for el-local).
         tol = 4.5 * se[1:] + exact[1:] * 30 * mom.gamma_se / mom.gamma_same
-        assert np.all(np.abs(sim.curves[:, 1:].mean(0) - exact[1:]) <= tol)
+        assert np.all(np.abs(sim.consensus_sq_norms[:, 1:].mean(0) - exact[1:]) <= tol)
 
 
 def test_exact_recursion_detects_the_K_dependence():
@@ -123,8 +141,8 @@ def test_exact_recursion_detects_the_K_dependence():
     cfg, b = _setup("numpy")
     mom = moments_formula("el-oracle", 6, 2)
     s0 = 5.0 * np.eye(5)
-    c1 = exact_consensus_curve(s0, b, np.zeros(5, dtype=np.int64), mom, 10)
-    c5 = exact_consensus_curve(s0, b, np.arange(5), mom, 10)
+    c1 = exact_consensus_sq_norm(s0, b, np.zeros(5, dtype=np.int64), mom, 10)
+    c5 = exact_consensus_sq_norm(s0, b, np.arange(5), mom, 10)
     assert np.all(c5[2:] < 0.95 * c1[2:])
     # One round alone cannot tell K apart: E||e_1||^2 = gamma_same * tr(B S0 B) for every K.
     assert c1[1] == pytest.approx(c5[1]) == pytest.approx(mom.gamma_same * np.trace(b @ s0 @ b))

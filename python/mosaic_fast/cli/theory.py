@@ -85,9 +85,10 @@ def theory(out: str, **options) -> None:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(2) from None
     for r in result.per_k:
-        final = r.consensus_curve[-1]
-        exact = "" if r.exact_curve is None else f"  exact {r.exact_curve[-1]:.3e}"
+        exact = r.consensus_sq_norm_exact
+        exact_text = "" if exact is None else f"  exact {exact[-1]:.3e}"
         click.echo(
-            f"K={r.K:<3d} rho {r.rho.mean():.4f} ± {r.rho.std():.4f}   consensus(T) {final:.3e}{exact}"
+            f"K={r.K:<3d} rho {r.rho.mean():.4f} ± {r.rho.std():.4f}   "
+            f"consensus_sq_norm(T) {r.consensus_sq_norm_mean[-1]:.3e}{exact_text}"
         )
     click.echo(f"wrote {', '.join(str(p) for p in paths)}")

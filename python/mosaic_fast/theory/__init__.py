@@ -1,8 +1,9 @@
 """Consensus analysis of Mosaic Learning on the quadratic model (Biswas et al. 2026, Sec. 4.2).
 
 ``run_theory(TheoryConfig(...))`` computes, for each fragment count K, the spectrum of
-``M_t^T M_t`` over random gossip draws (Fig. 2), the simulated consensus distance (Fig. 3) and its
-exact expectation for node-exchangeable gossip; ``write_outputs`` saves ``theory.json`` and figures.
+``M_t^T M_t`` over random gossip draws (Fig. 2), the simulated squared consensus norm
+``||X_t - 1 xbar_t^T||_F^2`` (Fig. 3) and its exact expectation for node-exchangeable gossip;
+``write_outputs`` saves ``theory.json`` and figures.
 See docs/THEORY.md for the derivation and findings.
 """
 
@@ -21,7 +22,7 @@ from .correlation import (
 from .exact import (
     GossipMoments,
     estimate_moments,
-    exact_consensus_curve,
+    exact_consensus_sq_norm,
     exact_second_moments,
     expected_operator_rho,
     gossip_moments,
@@ -42,7 +43,7 @@ from .kronecker import (
     consensus_operator,
     contraction_spectrum,
 )
-from .simulate import SimulationResult, consensus_distance, direct_step, simulate_consensus
+from .simulate import SimulationResult, consensus_sq_norm, direct_step, simulate_consensus
 from .spectrum import SpectrumResult, spectrum_over_draws
 
 __all__ = [
@@ -58,14 +59,14 @@ __all__ = [
     "block_gossip_matrix",
     "check_spd",
     "commutation_matrix",
-    "consensus_distance",
     "consensus_operator",
+    "consensus_sq_norm",
     "contraction_spectrum",
     "correlation_matrix",
     "default_eta",
     "direct_step",
     "estimate_moments",
-    "exact_consensus_curve",
+    "exact_consensus_sq_norm",
     "exact_second_moments",
     "expected_operator_rho",
     "fragment_assignment",

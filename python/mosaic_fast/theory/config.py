@@ -30,7 +30,7 @@ class TheoryConfig:
     matrices (``uniform``: ``(1-rho) I + rho 11^T``, ``toeplitz``: ``rho^|i-j|``); ``matrix`` is the
     path of a ``.npy``/``.csv`` matrix for ``correlation="file"``. ``eta=None`` means
     ``1 / (2 lambda_max(A))``. ``draws`` random gossip draws per K feed the spectrum (Fig. 2),
-    ``seeds`` independent runs of ``iterations`` rounds feed the consensus curves (Fig. 3).
+    ``seeds`` independent runs of ``iterations`` rounds feed the squared consensus norm curves (Fig. 3).
     ``backend`` picks the averaging for the simulation (float64 numpy or the float32 Rust kernel),
     ``sampler`` the graph sampler (the project's kernel or the pure-numpy reference).
     """

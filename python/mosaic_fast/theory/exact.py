@@ -1,4 +1,4 @@
-"""Exact expected consensus distance for node-exchangeable gossip (derivation in docs/THEORY.md).
+"""Exact expected squared consensus norm for node-exchangeable gossip (derived in docs/THEORY.md).
 
 With ``e_t = J X_t`` (``J = I - 11^T/n``) and ``Z = e_t B``, column ``a`` of the next error is
 ``J W^(C(a)) z_a``. Conditioning on the past and averaging over the round's independent draws,
@@ -12,8 +12,8 @@ second moment ``S_t = E[e_t^T e_t]`` (d x d) obeys the closed linear recursion
 
     S_{t+1} = Gamma ∘ (B S_t B),   Gamma_ab = gamma_same if C(a) == C(b) else alpha^2,
 
-with ``J E[W] J = alpha J`` and ``J E[W^T J W] J = gamma_same J``, and the expected consensus
-distance is ``tr S_t``.
+with ``J E[W] J = alpha J`` and ``J E[W^T J W] J = gamma_same J``, and the expected squared
+consensus norm ``E||X_t - 1 xbar_t^T||_F^2`` is ``tr S_t``.
 """
 
 from __future__ import annotations
@@ -141,14 +141,15 @@ def exact_second_moments(
     return out
 
 
-def exact_consensus_curve(
+def exact_consensus_sq_norm(
     s0: np.ndarray,
     grad_op: np.ndarray,
     assignment: np.ndarray,
     moments: GossipMoments,
     iterations: int,
 ) -> np.ndarray:
-    """Expected consensus distance ``E||X_t - mean(X_t)||_F^2 = tr S_t``: float64 (iterations + 1,)."""
+    """Expected squared consensus norm ``E||X_t - 1 xbar_t^T||_F^2 = tr S_t`` for t = 0..iterations:
+    float64 (iterations + 1,)."""
     s = exact_second_moments(s0, grad_op, assignment, moments, iterations)
     return np.trace(s, axis1=1, axis2=2).copy()
 

@@ -1,4 +1,5 @@
-"""One full analysis: spectrum per K (Fig. 2), simulated and exact consensus curves per K (Fig. 3)."""
+"""One full analysis: spectrum per K (Fig. 2), simulated and exact squared consensus norm per K
+(Fig. 3)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from .config import TheoryConfig
 from .correlation import correlation_matrix, default_eta, gradient_operator
-from .exact import GossipMoments, exact_consensus_curve, expected_operator_rho, gossip_moments
+from .exact import GossipMoments, exact_consensus_sq_norm, expected_operator_rho, gossip_moments
 from .gossip import fragment_assignment, make_sampler
 from .kronecker import consensus_operator
 from .simulate import direct_step, initial_state, simulate_consensus
@@ -23,15 +24,17 @@ _KRON_CHECK_ROUNDS = 3
 
 @dataclass(frozen=True)
 class KResult:
-    """Results for one fragment count. Curves are float64 arrays of length ``iterations + 1``."""
+    """Results for one fragment count. The ``consensus_sq_norm_*`` curves (squared consensus norm
+    ``||X_t - 1 xbar_t^T||_F^2``: simulation mean and std over runs, exact expectation) are float64
+    arrays of length ``iterations + 1``."""
 
     K: int
     rho: np.ndarray
     spectrum_mean: np.ndarray
     mean_operator_rho: float
-    consensus_curve: np.ndarray
-    consensus_curve_std: np.ndarray
-    exact_curve: np.ndarray | None
+    consensus_sq_norm_mean: np.ndarray
+    consensus_sq_norm_std: np.ndarray
+    consensus_sq_norm_exact: np.ndarray | None
     kronecker_max_abs_diff: float | None
 
 
@@ -80,7 +83,7 @@ def run_theory(config: TheoryConfig) -> TheoryResult:
         assignment = fragment_assignment(config, k)
         spec = spectrum_over_draws(sampler, assignment, grad_op, config.draws, config.seed)
         sim = simulate_consensus(config, sampler, assignment, grad_op)
-        exact = exact_consensus_curve(sim.s0, grad_op, assignment, moments, config.iterations)
+        exact = exact_consensus_sq_norm(sim.s0, grad_op, assignment, moments, config.iterations)
         check = (
             kronecker_agreement(config, k, grad_op)
             if config.nodes * config.params <= _KRON_CHECK_MAX_ND
@@ -92,8 +95,8 @@ def run_theory(config: TheoryConfig) -> TheoryResult:
                 spec.rho,
                 spec.spectrum_mean,
                 spec.mean_operator_rho,
-                sim.curves.mean(axis=0),
-                sim.curves.std(axis=0, ddof=1)
+                sim.consensus_sq_norms.mean(axis=0),
+                sim.consensus_sq_norms.std(axis=0, ddof=1)
                 if config.seeds > 1
                 else np.zeros(config.iterations + 1),
                 exact,
@@ -129,9 +132,11 @@ def result_to_json(result: TheoryResult) -> dict:
             "rho_draws": r.rho.tolist(),
             "spectrum_mean": r.spectrum_mean.tolist(),
             "mean_operator_rho": r.mean_operator_rho,
-            "consensus_curve": r.consensus_curve.tolist(),
-            "consensus_curve_std": r.consensus_curve_std.tolist(),
-            "exact_curve": None if r.exact_curve is None else r.exact_curve.tolist(),
+            "consensus_sq_norm_mean": r.consensus_sq_norm_mean.tolist(),
+            "consensus_sq_norm_std": r.consensus_sq_norm_std.tolist(),
+            "consensus_sq_norm_exact": None
+            if r.consensus_sq_norm_exact is None
+            else r.consensus_sq_norm_exact.tolist(),
             "kronecker_max_abs_diff": r.kronecker_max_abs_diff,
         }
     return doc
@@ -139,10 +144,15 @@ def result_to_json(result: TheoryResult) -> dict:
 
 def write_outputs(result: TheoryResult, out_dir: str | Path) -> list[Path]:
     """Write ``theory.json`` and the PNG figures into ``out_dir`` (created); return the paths."""
-    from .plots import plot_consensus, plot_ratio, plot_spectrum
+    from .plots import plot_consensus_sq_norm, plot_ratio, plot_spectrum
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "theory.json"
     path.write_text(json.dumps(result_to_json(result), indent=1))
-    return [path, plot_spectrum(result, out), plot_consensus(result, out), plot_ratio(result, out)]
+    return [
+        path,
+        plot_spectrum(result, out),
+        plot_consensus_sq_norm(result, out),
+        plot_ratio(result, out),
+    ]

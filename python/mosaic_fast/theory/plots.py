@@ -1,4 +1,5 @@
-"""Figures in the style of the paper's Fig. 2 (spectrum of M^T M vs K) and Fig. 3 (consensus distance)."""
+"""Figures in the style of the paper's Fig. 2 (spectrum of M^T M vs K) and Fig. 3 (squared consensus
+norm)."""
 
 from __future__ import annotations
 
@@ -65,47 +66,55 @@ def plot_spectrum(result: TheoryResult, out: Path) -> Path:
     return _save(fig, out / "fig2_spectrum.png")
 
 
-def plot_consensus(result: TheoryResult, out: Path) -> Path:
-    """``fig3_consensus.png``: consensus distance vs iteration per K (simulation mean ± standard error
-    band, exact expectation dashed), log scale."""
+def plot_consensus_sq_norm(result: TheoryResult, out: Path) -> Path:
+    """``fig3_consensus_sq_norm.png``: squared consensus norm vs iteration per K (simulation mean ±
+    standard error band, exact expectation dashed), log scale."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     seeds = result.config.seeds
     t = np.arange(result.config.iterations + 1)
     for r in result.per_k:
-        (line,) = ax.plot(t, r.consensus_curve, label=f"K={r.K}")
-        se = r.consensus_curve_std / np.sqrt(seeds)
+        (line,) = ax.plot(t, r.consensus_sq_norm_mean, label=f"K={r.K}")
+        se = r.consensus_sq_norm_std / np.sqrt(seeds)
         ax.fill_between(
             t,
-            np.maximum(r.consensus_curve - se, r.consensus_curve * 1e-3),
-            r.consensus_curve + se,
+            np.maximum(r.consensus_sq_norm_mean - se, r.consensus_sq_norm_mean * 1e-3),
+            r.consensus_sq_norm_mean + se,
             color=line.get_color(),
             alpha=0.2,
             lw=0,
         )
-        if r.exact_curve is not None:
-            ax.plot(t, r.exact_curve, "--", color=line.get_color(), lw=1)
+        if r.consensus_sq_norm_exact is not None:
+            ax.plot(t, r.consensus_sq_norm_exact, "--", color=line.get_color(), lw=1)
     ax.set(
         yscale="log",
         xlabel="iteration t",
-        ylabel=r"$\|X_t - \bar X_t\|^2$  (solid: simulation, dashed: exact)",
+        ylabel="squared consensus norm\n" + r"$\|X_t - 1\bar x_t^T\|_F^2$",
     )
     ax.legend()
-    ax.set_title(_title(result), fontsize=9)
-    return _save(fig, out / "fig3_consensus.png")
+    ax.set_title(_title(result) + "  (solid: simulation, dashed: exact)", fontsize=9)
+    return _save(fig, out / "fig3_consensus_sq_norm.png")
 
 
 def plot_ratio(result: TheoryResult, out: Path) -> Path:
-    """``ratio_to_k1.png``: consensus distance of each K divided by that of the smallest K."""
+    """``ratio_to_k1.png``: squared consensus norm of each K divided by that of the smallest K."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     base = min(result.per_k, key=lambda r: r.K)
     t = np.arange(result.config.iterations + 1)
     for r in result.per_k:
-        (line,) = ax.plot(t, r.consensus_curve / base.consensus_curve, label=f"K={r.K}")
-        if r.exact_curve is not None and base.exact_curve is not None:
-            ax.plot(t, r.exact_curve / base.exact_curve, "--", color=line.get_color(), lw=1)
-    ax.set(yscale="log", xlabel="iteration t", ylabel=f"consensus distance / (K={base.K})")
+        (line,) = ax.plot(
+            t, r.consensus_sq_norm_mean / base.consensus_sq_norm_mean, label=f"K={r.K}"
+        )
+        if r.consensus_sq_norm_exact is not None and base.consensus_sq_norm_exact is not None:
+            ax.plot(
+                t,
+                r.consensus_sq_norm_exact / base.consensus_sq_norm_exact,
+                "--",
+                color=line.get_color(),
+                lw=1,
+            )
+    ax.set(yscale="log", xlabel="iteration t", ylabel=f"squared consensus norm / (K={base.K})")
     ax.legend()
     ax.set_title(_title(result) + "  (dashed: exact)", fontsize=9)
     return _save(fig, out / "ratio_to_k1.png")

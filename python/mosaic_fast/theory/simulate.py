@@ -54,8 +54,10 @@ def direct_step(
     return gossip_step(x_half, mixing, fragment_columns(assignment, mixing.shape[0]))
 
 
-def consensus_distance(x: np.ndarray) -> float:
-    """``||X - 1 mean(X)||_F^2`` of an (n, d) array (the paper's Fig. 3 quantity)."""
+def consensus_sq_norm(x: np.ndarray) -> float:
+    """Squared consensus norm ``||X - 1 xbar^T||_F^2 = sum_i ||x_i - xbar||_2^2`` of an (n, d) array
+    (``xbar`` the mean row; the paper's Fig. 3 quantity). Not the engine's ``consensus_distance``,
+    which is the mean unsquared distance ``(1/n) sum_i ||x_i - xbar||_2`` (see docs/THEORY.md)."""
     x = np.asarray(x, dtype=np.float64)
     return float(np.sum((x - x.mean(axis=0)) ** 2))
 
@@ -68,10 +70,11 @@ def initial_state(seed: int, n: int, d: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SimulationResult:
-    """``curves``: float64 (seeds, iterations + 1), consensus distance of every run at t = 0..T;
-    ``s0``: float64 (d, d), mean over runs of ``e_0^T e_0`` (the start of the exact recursion)."""
+    """``consensus_sq_norms``: float64 (seeds, iterations + 1), squared consensus norm of every run
+    at t = 0..T; ``s0``: float64 (d, d), mean over runs of ``e_0^T e_0`` (start of the exact
+    recursion)."""
 
-    curves: np.ndarray
+    consensus_sq_norms: np.ndarray
     s0: np.ndarray
 
 
@@ -85,27 +88,27 @@ def simulate_consensus(
     map ``assignment`` (int64 (d,)); run ``r`` uses graph seed ``config.seed + r``, rounds ``0..T-1``."""
     n, d, n_fragments = config.nodes, config.params, int(assignment.max()) + 1
     columns = fragment_columns(assignment, n_fragments)
-    curves = np.empty((config.seeds, config.iterations + 1))
+    sq_norms = np.empty((config.seeds, config.iterations + 1))
     s0 = np.zeros((d, d))
     for r in range(config.seeds):
         seed = config.seed + r
         x = initial_state(seed, n, d)
         s0 += x.T @ x / config.seeds
         if config.backend == "rust":
-            curves[r] = _run_rust(config, sampler, x, grad_op, n_fragments, seed)
+            sq_norms[r] = _run_rust(config, sampler, x, grad_op, n_fragments, seed)
         else:
-            curves[r] = _run_numpy(config, sampler, x, grad_op, columns, seed)
-    return SimulationResult(curves, s0)
+            sq_norms[r] = _run_numpy(config, sampler, x, grad_op, columns, seed)
+    return SimulationResult(sq_norms, s0)
 
 
 def _run_numpy(config, sampler, x, grad_op, columns, seed) -> np.ndarray:
     curve = np.empty(config.iterations + 1)
-    curve[0] = consensus_distance(x)
+    curve[0] = consensus_sq_norm(x)
     log_scale = 0.0
     for t in range(config.iterations):
         x = gossip_step(x @ grad_op, sampler.mixing(len(columns), seed=seed, round=t), columns)
         log_scale, x = _renormalise(log_scale, x)
-        curve[t + 1] = np.exp(2.0 * log_scale) * consensus_distance(x)
+        curve[t + 1] = np.exp(2.0 * log_scale) * consensus_sq_norm(x)
     return curve
 
 
@@ -117,14 +120,14 @@ def _run_rust(config, sampler, x, grad_op, n_fragments, seed) -> np.ndarray:
     x = x.astype(np.float32)
     out = np.empty_like(x)
     curve = np.empty(config.iterations + 1)
-    curve[0] = consensus_distance(x)
+    curve[0] = consensus_sq_norm(x)
     log_scale = 0.0
     for t in range(config.iterations):
         graphs = sampler.graphs(n_fragments, seed=seed, round=t)
         aggregate(np.ascontiguousarray(x @ grad32), graphs, fmap, out=out)
         x, out = out, x
         log_scale, x = _renormalise(log_scale, x)
-        curve[t + 1] = np.exp(2.0 * log_scale) * consensus_distance(x)
+        curve[t + 1] = np.exp(2.0 * log_scale) * consensus_sq_norm(x)
     return curve
 
 
