@@ -16,7 +16,7 @@ from collections import defaultdict
 import numpy as np
 
 from mosaic_fast.stats import mean_ci
-from mosaic_fast.sweep import find_runs
+from mosaic_fast.runfolder import find_runs
 
 COLUMNS = {
     "final node-avg": lambda s: s["final"]["node_mean"],

@@ -15,7 +15,7 @@ from scipy import stats as sps
 from mosaic_fast.cli import main
 from mosaic_fast.errors import MosaicValueError
 from mosaic_fast.plotting import Setting, _metric_label, _std_label, plot_runs
-from mosaic_fast.sweep import find_runs
+from mosaic_fast.runfolder import find_runs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PDF_MAGIC = b"%PDF"

@@ -22,6 +22,7 @@ from mosaic_fast import sweep as sw
 from mosaic_fast.cli import main
 from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.errors import MosaicValueError
+from mosaic_fast.runfolder import read_run
 from mosaic_fast.stats import betainc, mean_ci, t_quantile
 
 BASE = ExperimentConfig(dataset="fashion-mnist", nodes=8, degree=2, rounds=4, eval_every=2)
@@ -356,7 +357,7 @@ def test_summarize_without_sweep_file_uses_the_varying_settings(tmp_path):
 def test_summarize_errors(tmp_path):
     with pytest.raises(MosaicValueError, match="does not exist"):
         sw.summarize_sweep(tmp_path / "missing")
-    with pytest.raises(MosaicValueError, match="no complete runs"):
+    with pytest.raises(MosaicValueError, match="no finished runs"):
         sw.summarize_sweep(tmp_path)
 
 
@@ -365,10 +366,10 @@ def test_truncated_last_metrics_line_is_tolerated_but_corruption_is_not(tmp_path
     path = tmp_path / "r" / "metrics.jsonl"
     good = path.read_text()
     path.write_text(good + '{"round": 6, "node_')
-    assert len(sw.read_run(tmp_path / "r").records) == 3
+    assert len(read_run(tmp_path / "r").records) == 3
     path.write_text('{"round"\n' + good)
     with pytest.raises(MosaicValueError, match="line 1"):
-        sw.read_run(tmp_path / "r")
+        read_run(tmp_path / "r")
 
 
 # ----------------------------------------------------------------------------- CLI

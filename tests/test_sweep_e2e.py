@@ -11,6 +11,8 @@ from mosaic_fast import sweep as sw
 from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.errors import DataNotFoundError
 from mosaic_fast.plotting import plot_runs
+from mosaic_fast.runfolder import read_run
+from mosaic_fast.summary import SUMMARY_METRICS
 
 TINY = ExperimentConfig(
     dataset="fashion-mnist",
@@ -34,11 +36,11 @@ def test_tiny_real_sweep_runs_resumes_summarises_and_plots(tmp_path, monkeypatch
 
     assert list(table["K"]) == [1, 2]
     assert list(table["n_seeds"]) == [2, 2]
-    for key, _ in sw.SUMMARY_METRICS:
+    for key, _ in SUMMARY_METRICS:
         assert table[f"{key}_mean"].map(math.isfinite).all(), key
     assert ((table["final_node_mean_mean"] >= 0) & (table["final_node_mean_mean"] <= 1)).all()
     for cell in grid.cells(TINY):
-        run = sw.read_run(tmp_path / "sweep" / cell.name)
+        run = read_run(tmp_path / "sweep" / cell.name)
         assert run.summary is not None and run.config["K"] == cell.config.K
         assert [r["round"] for r in run.records] == [0, 1, 2]
 

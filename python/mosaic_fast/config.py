@@ -22,6 +22,11 @@ FRAGMENTERS = ("contiguous", "random", "blocks")
 # Every kernel graph mode except a user edge list, which has no config field.
 TOPOLOGIES = tuple(mode for mode in GRAPH_MODES if mode != "edges")
 DEVICES = ("cpu", "cuda", "auto")
+# Settings that do not change what a run computes: runs differing only in these (and the seed)
+# are repetitions of one setting.
+NON_RESULT_SETTINGS = ("data_dir", "device", "checkpoint_every")
+# Settings that may differ between an interrupted run and its resumption.
+RESUMABLE_SETTINGS = ("rounds", "checkpoint_every", "device", "data_dir")
 
 # Paper-like defaults per dataset, used when the user leaves an option unset (None).
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {

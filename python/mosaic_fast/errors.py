@@ -44,13 +44,15 @@ class RunDiverged(MosaicError):
 
 
 class RunInterrupted(MosaicError):
-    """SIGINT or SIGTERM stopped the run after a round; a checkpoint was written."""
+    """SIGINT or SIGTERM stopped the run after a round; a checkpoint was written.
 
-    def __init__(self, signum: int, folder: str | None) -> None:
+    ``resume_command`` is the line that continues the work (None for a run kept in memory)."""
+
+    def __init__(self, signum: int, resume_command: str | None) -> None:
         import signal
 
         name = signal.Signals(signum).name
-        where = f"; resume with: mosaic-fast run --resume {folder}" if folder else ""
+        where = f"; resume with: {resume_command}" if resume_command else ""
         super().__init__(f"stopped by {name}{where}")
-        self.signum, self.folder = signum, folder
+        self.signum, self.resume_command = signum, resume_command
         self.exit_code = 128 + signum

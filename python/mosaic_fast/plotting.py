@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 
 from .errors import MosaicValueError
-from .stats import mean_ci
-from .sweep import (
+from .runfolder import (
     RunRecord,
     find_runs,
     format_value,
@@ -38,6 +37,7 @@ from .sweep import (
     setting_sort_key,
     varying_settings,
 )
+from .stats import mean_ci
 
 FORMATS = ("png", "pdf", "svg")
 # Settings named in titles, in this order, when they are the same for a whole figure.

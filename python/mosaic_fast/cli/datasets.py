@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import MosaicError
-from .run import OneLineCommand, OneLineError
+from .common import OneLineCommand, OneLineError
 
 
 @click.command("datasets", cls=OneLineCommand)

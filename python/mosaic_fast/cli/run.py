@@ -18,24 +18,8 @@ from ..config import (
     ExperimentConfig,
     load_toml,
 )
-from ..errors import MosaicError, MosaicValueError
-
-
-class OneLineError(click.ClickException):
-    """Printed as a single ``Error: ...`` line, exit status 2 (bad usage or bad input)."""
-
-    exit_code = 2
-
-
-class OneLineCommand(click.Command):
-    """A command whose option-parsing errors are one line, like our own MosaicErrors."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            raise OneLineError(exc.format_message()) from None
-
+from ..errors import MosaicValueError
+from .common import OneLineCommand, one_line_errors
 
 # Settings of the demo that `mosaic-fast run` without --dataset performs (README): Fashion-MNIST with
 # Dirichlet(0.1) label skew, K=1 against K=8, ~1-2 minutes on 2 cores. They fill only what neither
@@ -204,14 +188,13 @@ def _resume_targets(folder: Path) -> list[Path]:
 
 
 def _resume(folder: Path, quiet: bool) -> list[tuple[int, dict[str, Any]]]:
-    from ..engine import run_experiment
-    from ..runfiles import read_json
+    from ..engine import resume_experiment
+    from ..runfolder import config_of
 
-    rows = []
-    for target in _resume_targets(folder):
-        cfg = ExperimentConfig.from_dict(read_json(target / "config.json")["config"])
-        rows.append((cfg.K, run_experiment(cfg, target, quiet=quiet, resume=True)))
-    return rows
+    return [
+        (config_of(target).K, resume_experiment(target, quiet=quiet))
+        for target in _resume_targets(folder)
+    ]
 
 
 @click.command("run", cls=OneLineCommand)
@@ -238,7 +221,7 @@ def run(out: str | None, quiet: bool, resume: str | None, **options: Any) -> Non
     label skew, 16 nodes, K=1 vs K=8, 20 rounds (~1-2 min on 2 cores). With --dataset, the paper-like
     defaults of that dataset apply (100 rounds, degree 8, el-oracle, contiguous fragments).
     """
-    try:
+    with one_line_errors():
         if resume is not None:
             rows = _resume(Path(resume), quiet)
         else:
@@ -252,6 +235,4 @@ def run(out: str | None, quiet: bool, resume: str | None, **options: Any) -> Non
                 target = root / f"K={cfg.K}" if len(configs) > 1 else root
                 rows.append((cfg.K, run_experiment(cfg, target, quiet=quiet)))
             click.echo(f"results in {root}")
-    except MosaicError as exc:
-        raise OneLineError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     click.echo(comparison_table(rows))

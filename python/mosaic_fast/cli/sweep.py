@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import MosaicError, MosaicValueError
+from ..summary import SUMMARY_MD
 
 # (option, SweepGrid field, element type, help)
 _GRID_OPTIONS = (
@@ -73,7 +74,7 @@ def sweep(
 
     try:
         if summarize_dir is not None:
-            table_path = Path(summarize_dir) / sw.SUMMARY_MD
+            table_path = Path(summarize_dir) / SUMMARY_MD
             sw.summarize_sweep(summarize_dir)
             click.echo(table_path.read_text(), nl=False)
             return
@@ -89,7 +90,7 @@ def sweep(
             return
         sw.run_sweep(grid, out_dir, base=base, quiet=quiet)
         if not quiet:
-            click.echo((Path(out_dir) / sw.SUMMARY_MD).read_text(), nl=False)
+            click.echo((Path(out_dir) / SUMMARY_MD).read_text(), nl=False)
     except MosaicError as exc:
         _fail(str(exc))
 

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from .experiment import run_experiment, summarize
+from .experiment import resume_experiment, run_experiment, summarize
 from .simulation import Simulation, resolve_device
 from .trainer import STRATEGIES, SGDConfig, Trainer, make_trainer
 
@@ -16,6 +16,7 @@ __all__ = [
     "Trainer",
     "make_trainer",
     "resolve_device",
+    "resume_experiment",
     "run_experiment",
     "summarize",
 ]

@@ -1,8 +1,18 @@
-"""``run_experiment``: a Simulation driven round by round, with the run folder and resumable checkpoints."""
+"""``run_experiment``: a Simulation driven round by round, writing its run folder.
+
+The run stops loudly: a non-finite training loss, or non-finite parameters at an evaluation,
+ends it with :class:`RunDiverged` (``summary.json`` says ``"status": "diverged"``; the valid
+metrics lines stay). SIGINT and SIGTERM let the current round finish, write a checkpoint, and
+end it with :class:`RunInterrupted`.
+"""
 
 from __future__ import annotations
 
+import math
 import platform
+import signal
+import threading
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -12,13 +22,10 @@ import torch
 from tqdm import tqdm
 
 from .. import __version__
-from .. import runfiles as records
-from ..config import ExperimentConfig
-from ..errors import MosaicValueError
+from ..config import RESUMABLE_SETTINGS, ExperimentConfig
+from ..errors import MosaicValueError, RunDiverged, RunInterrupted
+from ..runfolder import COMPLETE, DIVERGED, RunFolder, config_of
 from .simulation import Simulation, resolve_device
-
-# Settings that may differ between the interrupted run and its resumption.
-_RESUMABLE_CHANGES = ("rounds", "checkpoint_every", "device", "data_dir")
 
 
 def _versions() -> dict[str, str]:
@@ -27,6 +34,9 @@ def _versions() -> dict[str, str]:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
+        # torch's CPU kernels differ in rounding between instruction sets: a run reproduces
+        # bit for bit on a CPU with the same capability (or with ATEN_CPU_CAPABILITY set).
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
 
 
@@ -36,6 +46,7 @@ def summarize(
     pick = min if lower_is_better else max
     best = pick(history, key=lambda r: r["node_mean"])
     return {
+        "status": COMPLETE,
         "complete": True,
         "rounds": cfg.rounds,
         "final": history[-1],
@@ -47,7 +58,7 @@ def summarize(
 
 
 def _comparable(cfg_dict: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in cfg_dict.items() if k not in _RESUMABLE_CHANGES}
+    return {k: v for k, v in cfg_dict.items() if k not in RESUMABLE_SETTINGS}
 
 
 def _postfix(rec: dict[str, Any]) -> dict[str, str]:
@@ -58,6 +69,39 @@ def _postfix(rec: dict[str, Any]) -> dict[str, str]:
     }
 
 
+class _StopSignals:
+    """Remembers SIGINT/SIGTERM instead of dying mid-round; a second signal acts at once."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:  # asked twice: stop now (the last checkpoint stays valid)
+            raise RunInterrupted(self.received, None)
+        self.received = signum
+
+    @contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signals reach only the main thread; nothing to catch here
+            return
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def _check_finite(sim: Simulation, cfg: ExperimentConfig, *, params: bool) -> None:
+    """RunDiverged when the last training loss (or, at evaluations, any parameter) is not finite."""
+    loss = sim.last_loss
+    if loss is not None and not math.isfinite(loss):
+        raise RunDiverged(sim.rounds_done, f"training loss {loss}", cfg.lr)
+    if params and not bool(torch.isfinite(sim.X).all()):
+        raise RunDiverged(sim.rounds_done, "non-finite parameters", cfg.lr)
+
+
 def run_experiment(
     config: ExperimentConfig,
     out_dir: str | Path | None,
@@ -65,32 +109,55 @@ def run_experiment(
     quiet: bool = False,
     resume: bool = False,
 ) -> dict[str, Any]:
-    """Run one experiment and return its summary (see the run folder contract in DESIGN/README).
+    """Run one experiment and return its summary (the run folder contract: see ``runfolder``).
 
     ``out_dir`` None keeps everything in memory. A folder that already holds metrics is refused
-    unless ``resume`` is set; ``resume`` continues from ``out_dir/checkpoint.pt`` (or starts over
-    when there is no checkpoint yet) and returns the stored summary of a complete run.
+    unless ``resume`` is set; ``resume`` continues from the folder's checkpoint (or starts over
+    when there is none yet) and returns the stored summary of a complete run.
+
+    Raises:
+        RunDiverged: non-finite loss or parameters (the folder's summary records it).
+        RunInterrupted: SIGINT/SIGTERM; the round finished and a checkpoint was written.
+        RunFolderInUse: another live process is writing ``out_dir``.
     """
     cfg = config.resolved()
     device = resolve_device(cfg.device)
-    out = Path(out_dir) if out_dir is not None else None
+    folder = RunFolder(out_dir) if out_dir is not None else None
+    with folder if folder is not None else nullcontext():
+        return _run_in(cfg, device, folder, quiet=quiet, resume=resume)
+
+
+def resume_experiment(out_dir: str | Path, *, quiet: bool = False) -> dict[str, Any]:
+    """Continue the run in ``out_dir`` with the settings it was started with."""
+    return run_experiment(config_of(out_dir), out_dir, quiet=quiet, resume=True)
+
+
+def _run_in(
+    cfg: ExperimentConfig,
+    device: torch.device,
+    folder: RunFolder | None,
+    *,
+    quiet: bool,
+    resume: bool,
+) -> dict[str, Any]:
     checkpoint = None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        summary_path = out / records.SUMMARY
-        if resume and summary_path.exists():
-            summary = records.read_json(summary_path)
-            if summary.get("complete"):
-                return summary
-        if resume and (out / records.CHECKPOINT).exists():
-            checkpoint = records.load_checkpoint(out / records.CHECKPOINT)
-            if _comparable(checkpoint["config"]) != _comparable(cfg.to_dict()):
+    if folder is not None:
+        status, summary = folder.status(), folder.summary()
+        if resume and status == COMPLETE:
+            return summary
+        if resume and status == DIVERGED:
+            raise RunDiverged(summary.get("round", 0), summary.get("reason", "?"), cfg.lr)
+        if resume:
+            checkpoint = folder.load_checkpoint()
+            if checkpoint is not None and _comparable(checkpoint["config"]) != _comparable(
+                cfg.to_dict()
+            ):
                 raise MosaicValueError(
-                    f"checkpoint in {str(out)!r} was written by a different configuration"
+                    f"checkpoint in {str(folder.path)!r} was written by a different configuration"
                 )
-        elif not resume and (out / records.METRICS).exists():
+        elif folder.has_metrics():
             raise MosaicValueError(
-                f"{str(out)!r} already holds a run; pass resume or choose another folder"
+                f"{str(folder.path)!r} already holds a run; pass resume or choose another folder"
             )
 
     sim = Simulation(cfg, device)
@@ -103,27 +170,59 @@ def run_experiment(
                 f"checkpoint is at round {sim.rounds_done}, beyond rounds={cfg.rounds}"
             )
 
-    if out is not None:
-        meta = {
-            "config": cfg.to_dict(),
-            "versions": _versions(),
-            "n_params": sim.n_params,
-            "metric": sim.spec.metric,
-            "lower_is_better": sim.spec.lower_is_better,
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        if checkpoint is None or not (out / records.CONFIG).exists():
-            records.write_json(out / records.CONFIG, meta)
+    if folder is not None:
+        if checkpoint is None or not folder.has_config():
+            folder.write_config(
+                {
+                    "config": cfg.to_dict(),
+                    "versions": _versions(),
+                    "n_params": sim.n_params,
+                    "metric": sim.spec.metric,
+                    "lower_is_better": sim.spec.lower_is_better,
+                    "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                }
+            )
         # Drop records written after the checkpoint (or by an earlier attempt without one).
-        records.rewrite_metrics(out / records.METRICS, history)
+        folder.restart_metrics(history)
 
     def log(rec: dict[str, Any]) -> None:
         history.append(rec)
-        if out is not None:
-            records.append_metrics(out / records.METRICS, rec)
+        if folder is not None:
+            folder.append_metrics(rec)
 
-    if not history:
-        log(sim.metrics())
+    def save_checkpoint() -> None:
+        state = {"config": cfg.to_dict(), "simulation": sim.state_dict(), "history": history}
+        folder.save_checkpoint(state)
+
+    try:
+        with _StopSignals().installed() as stop:
+            if not history:
+                log(sim.metrics())
+            _train(cfg, sim, history, log, save_checkpoint if folder else None, stop, quiet)
+    except RunDiverged as exc:
+        if folder is not None:
+            folder.finish(
+                {
+                    "status": DIVERGED,
+                    "complete": False,
+                    "round": exc.round,
+                    "reason": exc.reason,
+                    "rounds": cfg.rounds,
+                    "last_valid": history[-1] if history else None,
+                }
+            )
+        raise
+    except RunInterrupted as exc:
+        command = f"mosaic-fast run --resume {folder.path}" if folder is not None else None
+        raise RunInterrupted(exc.signum, command) from None
+
+    summary = summarize(cfg, history, sim.spec.lower_is_better)
+    if folder is not None:
+        folder.finish(summary)
+    return summary
+
+
+def _train(cfg, sim, history, log, save_checkpoint, stop, quiet) -> None:
     bar = tqdm(
         total=cfg.rounds,
         initial=sim.rounds_done,
@@ -137,19 +236,14 @@ def run_experiment(
         for t in range(sim.rounds_done, cfg.rounds):
             sim.train_round(t)
             done = t + 1
-            if done % cfg.eval_every == 0 or done == cfg.rounds:
+            evaluate = done % cfg.eval_every == 0 or done == cfg.rounds
+            _check_finite(sim, cfg, params=evaluate)
+            if evaluate:
                 log(sim.metrics())
                 bar.set_postfix(_postfix(history[-1]))
-            if out is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
-                state = {
-                    "config": cfg.to_dict(),
-                    "simulation": sim.state_dict(),
-                    "history": history,
-                }
-                records.save_checkpoint(out / records.CHECKPOINT, state)
             bar.update(1)
-
-    summary = summarize(cfg, history, sim.spec.lower_is_better)
-    if out is not None:
-        records.write_json(out / records.SUMMARY, summary)
-    return summary
+            periodic = cfg.checkpoint_every and done % cfg.checkpoint_every == 0
+            if save_checkpoint is not None and (periodic or stop.received is not None):
+                save_checkpoint()
+            if stop.received is not None and done < cfg.rounds:
+                raise RunInterrupted(stop.received, None)

@@ -1,0 +1,172 @@
+"""Summary tables of a sweep folder: one row per setting, mean and 95% CI over seeds.
+
+Written as ``summary.csv`` (pandas reads it) and ``summary.md``. Diverged runs are counted and
+named per row, never averaged in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import MosaicValueError
+from .runfolder import (
+    COMPLETE,
+    DIVERGED,
+    RunRecord,
+    find_runs,
+    format_value,
+    group_runs,
+    setting_label,
+    setting_sort_key,
+    varying_settings,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SWEEP_FILE = "sweep.json"
+SUMMARY_CSV = "summary.csv"
+SUMMARY_MD = "summary.md"
+
+SUMMARY_METRICS = (
+    ("final_node_mean", "final node-average"),
+    ("final_node_std", "final std over nodes"),
+    ("final_avg_model", "final average model"),
+    ("final_consensus_distance", "final consensus distance"),
+    ("best_node_mean", "best node-average"),
+    ("best_avg_model", "best average model"),
+)
+
+
+def _run_values(run: RunRecord) -> dict[str, float]:
+    summary = run.summary
+    final = summary["final"]
+    return {
+        "final_node_mean": final["node_mean"],
+        "final_node_std": final["node_std"],
+        "final_avg_model": final["avg_model"],
+        "final_consensus_distance": final["consensus_distance"],
+        "best_node_mean": summary["best_node_mean"],
+        "best_avg_model": summary["best_avg_model"],
+        "wall_time_s": summary["wall_time_s"],
+    }
+
+
+def _setting_columns(out: Path, runs: Sequence[RunRecord]) -> list[str]:
+    """The columns naming a row: the sweep's axes if ``sweep.json`` exists, else every
+    setting that differs between the runs (seed excluded)."""
+    sweep_file = out / SWEEP_FILE
+    if sweep_file.is_file():
+        grid = json.loads(sweep_file.read_text()).get("grid", {})
+        axes = [k for k, v in grid.items() if v is not None and k not in ("seed", "seeds")]
+        if axes:
+            return axes
+    return varying_settings([r.config for r in runs])
+
+
+def summarize_sweep(out_dir: str | Path) -> pd.DataFrame:
+    """Aggregate the finished runs under ``out_dir`` over seeds; write ``summary.csv``/``summary.md``.
+
+    Runs are grouped by their settings without the seed. For each group and each quantity in
+    :data:`SUMMARY_METRICS` the table holds ``<q>_mean`` and ``<q>_ci95`` (half-width of the
+    95% Student-t interval over the complete seeds; NaN with one seed), plus ``n_seeds``,
+    ``seeds``, ``n_diverged``, ``diverged_seeds`` and ``wall_time_s_mean``. Returns it as a
+    pandas DataFrame, one row per setting.
+    """
+    import pandas as pd
+
+    from .stats import mean_ci
+
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise MosaicValueError(f"sweep folder {str(out)!r} does not exist")
+    runs = [r for r in find_runs([out]) if r.status in (COMPLETE, DIVERGED)]
+    if not runs:
+        raise MosaicValueError(f"no finished runs (summary.json) under {str(out)!r}")
+    columns = _setting_columns(out, runs)
+    rows = []
+    for members in group_runs(runs):
+        complete = [r for r in members if r.status == COMPLETE]
+        diverged = [r for r in members if r.status == DIVERGED]
+        cfg = members[0].config
+        row: dict[str, Any] = {c: setting_label(cfg, c) for c in columns}
+        row["metric"] = members[0].metric
+        row["lower_is_better"] = members[0].lower_is_better
+        values = [_run_values(r) for r in complete]
+        for key, _ in SUMMARY_METRICS:
+            if values:
+                mean, half, _n = mean_ci([v[key] for v in values])
+            else:
+                mean = half = math.nan
+            row[f"{key}_mean"], row[f"{key}_ci95"] = float(mean), float(half)
+        row["n_seeds"] = len(complete)
+        row["seeds"] = " ".join(str(s) for s in sorted(r.config["seed"] for r in complete))
+        row["n_diverged"] = len(diverged)
+        row["diverged_seeds"] = " ".join(str(s) for s in sorted(r.config["seed"] for r in diverged))
+        row["wall_time_s_mean"] = (
+            float(sum(v["wall_time_s"] for v in values) / len(values)) if values else math.nan
+        )
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table = (
+        table.sort_values(columns, key=_sort_key, kind="stable").reset_index(drop=True)
+        if columns
+        else table
+    )
+    table.to_csv(out / SUMMARY_CSV, index=False)
+    (out / SUMMARY_MD).write_text(_markdown(table, columns))
+    return table
+
+
+def _sort_key(col):
+    return col.map(lambda v: setting_sort_key(col.name, v))
+
+
+def _fmt(mean: float, half: float) -> str:
+    if not math.isfinite(mean):
+        return "—"
+    digits = 4
+    return f"{mean:.{digits}g}" if not math.isfinite(half) else f"{mean:.{digits}g} ± {half:.2g}"
+
+
+def _seeds_cell(row) -> str:
+    if not row["n_diverged"]:
+        return str(row["n_seeds"])
+    return f"{row['n_seeds']} (+{row['n_diverged']} diverged: seed {row['diverged_seeds']})"
+
+
+def _markdown(table, columns: Sequence[str]) -> str:
+    metrics = sorted(set(table["metric"]))
+    lower = bool(table["lower_is_better"].iloc[0])
+    header = [*columns, *(label for _, label in SUMMARY_METRICS), "seeds", "wall time (s)"]
+    lines = [
+        "# Sweep summary",
+        "",
+        f"Metric: {', '.join(metrics)} ({'lower' if lower else 'higher'} is better); 'best' is the "
+        f"{'minimum' if lower else 'maximum'} over evaluations.",
+        "Values are mean ± half-width of the 95% Student-t confidence interval over seeds. "
+        "With a single seed the interval is undefined and only the mean is shown.",
+    ]
+    if table["n_diverged"].any():
+        lines.append(
+            "Diverged runs (non-finite loss or parameters) are left out of the statistics and "
+            "counted in the seeds column; a row whose every seed diverged reads 'diverged'."
+        )
+    lines += [
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    for _, row in table.iterrows():
+        cells = [format_value(row[c]) for c in columns]
+        if row["n_seeds"] == 0:
+            cells += ["diverged" for _ in SUMMARY_METRICS] + [_seeds_cell(row), "—"]
+        else:
+            cells += [_fmt(row[f"{k}_mean"], row[f"{k}_ci95"]) for k, _ in SUMMARY_METRICS]
+            cells += [_seeds_cell(row), f"{row['wall_time_s_mean']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
