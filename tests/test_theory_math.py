@@ -80,14 +80,23 @@ def test_consensus_sq_norm_and_its_bounds_on_the_engine_consensus_distance():
         dist = np.linalg.norm(x - x.mean(axis=0), axis=1)
         sq_norm = consensus_sq_norm(x)
         assert sq_norm == pytest.approx(np.sum(dist**2), rel=1e-12)
-        # docs/THEORY.md, "Two quantities": sqrt(q)/n <= (1/n) sum_i ||x_i - xbar|| <= sqrt(q/n).
+        # docs/THEORY.md, "Two quantities": sqrt(2V)/n <= (1/n) sum_i ||x_i - xbar|| <= sqrt(V/n).
         engine_distance = dist.mean()
-        assert np.sqrt(sq_norm) / n <= engine_distance <= np.sqrt(sq_norm / n)
-    # Equality on the right when every node is equally far from the mean (here: two nodes).
-    two = np.array([[1.0, 2.0], [3.0, -1.0]])
-    half = np.linalg.norm(two[0] - two[1]) / 2
-    assert consensus_sq_norm(two) == pytest.approx(2 * half**2)
-    assert np.sqrt(consensus_sq_norm(two) / 2) == pytest.approx(half)
+        assert np.sqrt(2 * sq_norm) / n <= engine_distance * (1 + 1e-12)
+        assert engine_distance <= np.sqrt(sq_norm / n) * (1 + 1e-12)
+    # Both bounds are attained: nodes equally far from the mean (right), two opposite nodes (left).
+    v = np.array([1.0, -2.0, 0.5])
+    centre = np.array([3.0, 1.0, -1.0])
+    equal = centre + np.stack([v, -v, v[::-1], -v[::-1]])  # all four at distance ||v||
+    assert np.linalg.norm(equal - equal.mean(0), axis=1).mean() == pytest.approx(
+        np.sqrt(consensus_sq_norm(equal) / 4)
+    )
+    opposite = np.tile(centre, (6, 1))
+    opposite[0] += v
+    opposite[1] -= v
+    assert np.linalg.norm(opposite - opposite.mean(0), axis=1).mean() == pytest.approx(
+        np.sqrt(2 * consensus_sq_norm(opposite)) / 6
+    )
 
 
 def test_consensus_error_independent_of_x_star():

@@ -89,7 +89,7 @@ def plot_consensus_sq_norm(result: TheoryResult, out: Path) -> Path:
     ax.set(
         yscale="log",
         xlabel="iteration t",
-        ylabel="squared consensus norm\n" + r"$\|X_t - 1\bar x_t^T\|_F^2$",
+        ylabel="squared consensus norm\n" + r"$\|X_t - \mathbf{1}\bar{x}_t^T\|_F^2$",
     )
     ax.legend()
     ax.set_title(_title(result) + "  (solid: simulation, dashed: exact)", fontsize=9)
