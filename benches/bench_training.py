@@ -26,11 +26,13 @@ from mosaic_fast.data import ClassificationData, RatingsData
 from mosaic_fast.engine import Simulation
 from mosaic_fast.engine.trainer import SGDConfig, make_trainer
 from mosaic_fast.models import GNLeNetSpec, LSTMSpec, MatrixFactorizationSpec
+from mosaic_fast.tasks import ImageClassificationTask, NextCharacterTask, RatingsTask
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 # model -> (n_nodes, batch) at full size; targets from the project brief.
 SIZES = {"gn-lenet": (64, 32), "mf": (64, 64), "lstm": (8, 16)}
 TARGETS = {"gn-lenet": 0.8, "mf": 0.8, "lstm": 0.6}
+TASKS = {"gn-lenet": ImageClassificationTask, "mf": RatingsTask, "lstm": NextCharacterTask}
 
 
 def _sizes(model: str, smoke: bool) -> tuple[int, int]:
@@ -106,6 +108,8 @@ def test_simulation_efficiency(benchmark, model, strategy):
         net_step = _mf_loop_step(spec, X, batch)
         chosen = "loop"
     else:
+        if strategy == "auto":
+            strategy = TASKS[model].default_strategy(DEVICE)
         trainer = make_trainer(spec, n, SGDConfig(0.01), DEVICE, strategy)
         chosen = trainer.strategy
         net_step = lambda: trainer.step(X, batch)  # noqa: E731

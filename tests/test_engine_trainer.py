@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -99,7 +101,7 @@ def test_sparse_mf_step_matches_dense_autograd(sgd, biases):
         for _ in range(3)
     ]
     X0 = _distinct(spec, n)
-    X, losses = _run(spec, X0, batches, sgd, "auto")
+    X, losses = _run(spec, X0, batches, sgd, "sparse")
     ref = _reference(
         spec, X0, batches, sgd, lambda m, b: torch.nn.functional.mse_loss(m(b[0], b[1]), b[2])
     )
@@ -143,9 +145,11 @@ def test_single_node_momentum_weight_decay_is_exactly_torch_sgd():
 def test_unknown_or_unavailable_strategy_is_a_value_error():
     with pytest.raises(MosaicValueError, match="'fast'"):
         make_trainer(GNLeNetSpec(1, 8, 3), 2, SGDConfig(0.1), CPU, "fast")
-    with pytest.raises(MosaicValueError, match="'loop'"):
+    with pytest.raises(MosaicValueError, match="'auto' is resolved by the task"):
+        make_trainer(GNLeNetSpec(1, 8, 3), 2, SGDConfig(0.1), CPU, "auto")
+    with pytest.raises(MosaicValueError, match="'loop' cannot train mf"):
         make_trainer(MatrixFactorizationSpec(3, 3), 2, SGDConfig(0.1), CPU, "loop")
-    with pytest.raises(MosaicValueError, match="sparse"):
+    with pytest.raises(MosaicValueError, match="'sparse' cannot train gn-lenet"):
         make_trainer(GNLeNetSpec(1, 8, 3), 2, SGDConfig(0.1), CPU, "sparse")
 
 
@@ -166,3 +170,70 @@ def test_sampler_covers_each_epoch_and_resumes_identically():
 def test_sampler_streams_depend_on_seed():
     parts = [np.arange(100)]
     assert not np.array_equal(NodeSampler(parts, 0).next(20), NodeSampler(parts, 1).next(20))
+
+
+def test_sampler_state_is_tensors_and_plain_values():
+    s = NodeSampler([np.arange(0, 5), np.arange(10, 13)], seed=4)
+    s.next(3)
+    state = s.state_dict()
+    assert all(isinstance(p, torch.Tensor) and p.dtype == torch.int64 for p in state["perms"])
+    assert state["cursors"] == [3, 3] and all(type(c) is int for c in state["cursors"])
+    assert all(type(r["state"]["state"]) is int for r in state["rng"])  # 128-bit ints
+    s.next(4)  # the state is a snapshot: later draws do not change it
+    assert state["cursors"] == [3, 3]
+
+
+def _sampler_state(**change):
+    state = NodeSampler([np.arange(0, 5), np.arange(10, 13)], seed=4).state_dict()
+    state.update(change)
+    return state
+
+
+_PERMS = NodeSampler([np.arange(0, 5), np.arange(10, 13)], seed=4).state_dict()["perms"]
+_RNG = NodeSampler([np.arange(0, 5), np.arange(10, 13)], seed=4).state_dict()["rng"][0]
+
+
+@pytest.mark.parametrize(
+    ("change", "entry"),
+    [
+        ({"cursors": [0, 9]}, "sampler.cursors[1]"),
+        ({"cursors": [0]}, "sampler.cursors"),
+        ({"perms": [_PERMS[0], _PERMS[1].float()]}, "sampler.perms[1]"),
+        ({"perms": [_PERMS[0], torch.tensor([10, 10, 12])]}, "sampler.perms[1]"),
+        ({"perms": [_PERMS[0].numpy(), _PERMS[1]]}, "sampler.perms[0]"),
+        ({"rng": [_RNG, {**_RNG, "bit_generator": "MT19937"}]}, "sampler.rng[1].bit_generator"),
+        ({"rng": [_RNG, {**_RNG, "state": {"state": -1, "inc": 1}}]}, "sampler.rng[1].state.state"),
+        ({"rng": [_RNG, {"state": 1}]}, "sampler.rng[1]"),
+        ({"extra": 1}, "sampler"),
+    ],
+)
+def test_malformed_sampler_state_is_refused_and_changes_nothing(change, entry):
+    s = NodeSampler([np.arange(0, 5), np.arange(10, 13)], seed=4)
+    s.next(2)
+    before = s.state_dict()
+    with pytest.raises(MosaicValueError, match=re.escape(repr(entry))):
+        s.load_state_dict(_sampler_state(**change))
+    after = s.state_dict()
+    assert after["cursors"] == before["cursors"] and after["rng"] == before["rng"]
+    assert all(torch.equal(a, b) for a, b in zip(after["perms"], before["perms"], strict=True))
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_trainer_state_round_trip_and_checks(momentum):
+    spec = GNLeNetSpec(1, 8, 3)
+    trainer = make_trainer(spec, 2, SGDConfig(0.1, momentum=momentum), CPU, "loop")
+    X = _distinct(spec, 2)
+    batch = (torch.randn(2, 4, 1, 8, 8), torch.randint(0, 3, (2, 4)))
+    trainer.step(X, batch)
+    state = trainer.state_dict()
+    fresh = make_trainer(spec, 2, SGDConfig(0.1, momentum=momentum), CPU, "loop")
+    fresh.load_state_dict(state)
+    X1, X2 = X.clone(), X.clone()
+    trainer.step(X1, batch)
+    fresh.step(X2, batch)
+    assert torch.equal(X1, X2)
+    wrong = torch.zeros(3, spec.n_params) if momentum else torch.zeros(2, spec.n_params)
+    with pytest.raises(MosaicValueError, match="'trainer.momentum_buffer'"):
+        fresh.load_state_dict({"momentum_buffer": wrong})
+    with pytest.raises(MosaicValueError, match="lacks 'momentum_buffer'"):
+        fresh.load_state_dict({})

@@ -44,8 +44,10 @@ def test_layout_views_share_memory_with_the_flat_buffer():
 
 
 def test_init_is_seeded_and_leaves_global_rng_alone():
-    spec = GNLeNetSpec(1, 28, 10)
     state = torch.get_rng_state()
+    spec = GNLeNetSpec(1, 28, 10)
+    LSTMSpec(11, sequence_targets=True, pad_index=10)
+    MatrixFactorizationSpec(5, 6)
     a, b, c = spec.init_params(1), spec.init_params(1), spec.init_params(2)
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.equal(a, b) and not torch.equal(a, c)

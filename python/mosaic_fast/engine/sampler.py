@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
+
+from . import state as checked
 
 _STREAM = 0x5A3B  # separates the data-order streams from other uses of the experiment seed
 
@@ -40,14 +43,48 @@ class NodeSampler:
         return out
 
     def state_dict(self) -> dict[str, Any]:
+        """Plain values and tensors only: PCG64 states (dicts of ints), int64 permutations, cursors."""
         return {
             "rng": [r.bit_generator.state for r in self.rngs],
-            "perms": [p.copy() for p in self.perms],
-            "cursors": self.cursors.copy(),
+            "perms": [torch.from_numpy(p.copy()) for p in self.perms],
+            "cursors": [int(c) for c in self.cursors],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for rng, s in zip(self.rngs, state["rng"], strict=True):
-            rng.bit_generator.state = s
-        self.perms = [np.asarray(p, dtype=np.int64) for p in state["perms"]]
-        self.cursors = np.asarray(state["cursors"], dtype=np.int64).copy()
+        """Restore :meth:`state_dict`; checked first (MosaicValueError), nothing changes on error."""
+        n = len(self.parts)
+        state = checked.entries(state, "sampler", ["rng", "perms", "cursors"])
+        rngs = [
+            _generator(s, f"sampler.rng[{i}]")
+            for i, s in enumerate(checked.sequence(state["rng"], "sampler.rng", n))
+        ]
+        perms = []
+        for i, p in enumerate(checked.sequence(state["perms"], "sampler.perms", n)):
+            where, part = f"sampler.perms[{i}]", self.parts[i]
+            perm = checked.tensor(p, where, torch.int64, (len(part),)).numpy().copy()
+            if not np.array_equal(np.sort(perm), np.sort(part)):
+                raise checked.bad(where, f"is not a permutation of node {i}'s samples")
+            perms.append(perm)
+        cursors = [
+            checked.integer(c, f"sampler.cursors[{i}]", 0, len(self.parts[i]))
+            for i, c in enumerate(checked.sequence(state["cursors"], "sampler.cursors", n))
+        ]
+        self.rngs, self.perms = rngs, perms
+        self.cursors = np.array(cursors, dtype=np.int64)
+
+
+def _generator(state: Any, where: str) -> np.random.Generator:
+    """A PCG64 generator in ``state`` (a ``bit_generator.state`` dict), checked entry by entry."""
+    state = checked.entries(state, where, ["bit_generator", "state", "has_uint32", "uinteger"])
+    if state["bit_generator"] != "PCG64":
+        raise checked.bad(
+            f"{where}.bit_generator", f"must be 'PCG64', got {state['bit_generator']!r}"
+        )
+    inner = checked.entries(state["state"], f"{where}.state", ["state", "inc"])
+    for key in ("state", "inc"):
+        checked.integer(inner[key], f"{where}.state.{key}", 0, 2**128 - 1)
+    checked.integer(state["has_uint32"], f"{where}.has_uint32", 0, 1)
+    checked.integer(state["uinteger"], f"{where}.uinteger", 0, 2**32 - 1)
+    rng = np.random.Generator(np.random.PCG64(0))
+    rng.bit_generator.state = state
+    return rng

@@ -11,7 +11,8 @@ import torch
 from ..config import ExperimentConfig
 from ..errors import MosaicValueError
 from ..kernel import empty_params
-from .problem import ClassificationProblem, RatingsProblem, build_spec, partition
+from ..tasks import task_for
+from . import state as checked
 from .sampler import NodeSampler
 from .trainer import SGDConfig, make_trainer
 
@@ -53,21 +54,18 @@ class Simulation:
     def __init__(self, cfg: ExperimentConfig, device: torch.device, data: Any = None) -> None:
         self.cfg, self.device = cfg, device
         data = load_data(cfg) if data is None else data
-        self.spec = build_spec(cfg, data)
-        parts = partition(cfg, data)
+        self.task = task_for(data)
+        self.spec = self.task.model_spec(cfg)
+        parts = self.task.partition(cfg)
+        strategy = self.task.trainer_strategy(cfg.trainer, device)
         self.trainer = make_trainer(
             self.spec,
             cfg.nodes,
             SGDConfig(cfg.lr, cfg.momentum, cfg.weight_decay),
             device,
-            cfg.trainer,
+            strategy,
         )
-        if hasattr(data, "n_users"):
-            self.problem = RatingsProblem(data, self.spec, parts, device)
-        else:
-            self.problem = ClassificationProblem(
-                cfg, data, self.spec, device, self.trainer.strategy == "batched"
-            )
+        self.node_data = self.task.node_data(cfg, self.spec, parts, device, strategy)
         self.sampler = NodeSampler(parts, cfg.seed)
         d = self.spec.n_params
         self.fragments = build_fragments(cfg, self.spec.layout.layer_sizes(), d)
@@ -92,7 +90,7 @@ class Simulation:
         start = time.perf_counter()
         total = torch.zeros(cfg.nodes, device=self.device)
         for _ in range(cfg.local_steps):
-            batch = self.problem.batch(self.sampler.next(cfg.batch_size))
+            batch = self.node_data.batch(self.sampler.next(cfg.batch_size))
             total += self.trainer.step(self.X, batch)
         graphs = sample_graphs(
             cfg.nodes, cfg.K, cfg.degree, seed=cfg.seed, round=t, mode=cfg.topology
@@ -109,7 +107,7 @@ class Simulation:
     @torch.no_grad()
     def metrics(self) -> dict[str, Any]:
         """The evaluation record of the current state (see the run folder contract)."""
-        scores = self.problem.evaluate(self.X)
+        scores = self.node_data.evaluate(self.X)
         Xd = self.X.double()
         consensus = torch.linalg.vector_norm(Xd - Xd.mean(0, keepdim=True), dim=1).mean()
         return {
@@ -126,34 +124,46 @@ class Simulation:
         }
 
     def state_dict(self) -> dict[str, Any]:
+        """A CPU snapshot of the run: tensors and plain Python values only.
+
+        ``torch.load(path, weights_only=True)`` reads it back. Neither torch's nor numpy's global
+        RNG is part of it: nothing in a run draws from them (every stream is seeded).
+        """
         return {
             "rounds_done": self.rounds_done,
-            "X": self.X.cpu(),
-            "trainer": {
-                k: (v.cpu() if v is not None else None)
-                for k, v in self.trainer.state_dict().items()
-            },
+            "X": self.X.detach().to("cpu", copy=True),
+            "trainer": self.trainer.state_dict(),
             "sampler": self.sampler.state_dict(),
             "last_loss": self.last_loss,
             "last_sent": self.last_sent,
             "train_seconds": self.train_seconds,
-            "torch_rng": torch.get_rng_state(),
-            "numpy_rng": np.random.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if tuple(state["X"].shape) != tuple(self.X.shape):
-            raise MosaicValueError(
-                f"checkpoint holds models of shape {tuple(state['X'].shape)}, this run needs {tuple(self.X.shape)}"
-            )
-        self.X.copy_(state["X"])
-        trainer_state = {
-            k: (v.to(self.device) if v is not None else None) for k, v in state["trainer"].items()
-        }
-        self.trainer.load_state_dict(trainer_state)
-        self.sampler.load_state_dict(state["sampler"])
-        self.rounds_done = int(state["rounds_done"])
-        self.last_loss, self.last_sent = state["last_loss"], state["last_sent"]
-        self.train_seconds = float(state["train_seconds"])
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
+        """Restore :meth:`state_dict`. Every entry is checked first: a malformed one is a
+        MosaicValueError naming it, and then nothing has changed."""
+        state = checked.entries(state, "simulation", _STATE_KEYS)
+        X = checked.tensor(state["X"], "X", torch.float32, tuple(self.X.shape))
+        rounds_done = checked.integer(state["rounds_done"], "rounds_done")
+        last_loss = checked.number(state["last_loss"], "last_loss", optional=True)
+        last_sent = checked.number(state["last_sent"], "last_sent")
+        train_seconds = checked.number(state["train_seconds"], "train_seconds")
+        # Restored into a new sampler, so that a malformed trainer state leaves this one as it was.
+        sampler = NodeSampler(self.sampler.parts, self.cfg.seed)
+        sampler.load_state_dict(state["sampler"])
+        self.trainer.load_state_dict(state["trainer"])
+        self.sampler = sampler
+        self.X.copy_(X)
+        self.rounds_done, self.last_loss = rounds_done, last_loss
+        self.last_sent, self.train_seconds = last_sent, train_seconds
+
+
+_STATE_KEYS = (
+    "rounds_done",
+    "X",
+    "trainer",
+    "sampler",
+    "last_loss",
+    "last_sent",
+    "train_seconds",
+)

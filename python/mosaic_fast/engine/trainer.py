@@ -6,7 +6,8 @@ minibatch per node, computes each node's gradient of its own mean loss, and appl
 ``g = grad + wd * x; m = mu * m + g; x -= lr * (m if mu else g)``. Momentum buffers ``M`` (n, d)
 belong to the nodes, persist across rounds and are never gossiped.
 
-Strategies (pick per model and device, see ``benches/bench_training.py``):
+Strategies (each task declares the ones its model supports and its fastest per device, measured
+in ``benches/bench_training.py``; the ``trainer`` setting ``auto`` picks that one):
 ``loop``     one autograd pass per node on leaf views of its row;
 ``vmap``     ``torch.func.vmap(grad(functional_call))`` over nodes;
 ``batched``  one forward/backward over all nodes (grouped conv for GN-LeNet, bmm cells for the LSTM);
@@ -23,8 +24,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from ..errors import MosaicValueError
 from ..models import ClassifierSpec, MatrixFactorizationSpec, ModelSpec
-
-STRATEGIES = ("auto", "loop", "vmap", "batched", "sparse")
+from . import state as checked
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,13 @@ class SGDConfig:
 
 
 class Trainer(ABC):
-    """Owns the per-node optimiser state; ``step`` updates ``X`` in place and returns losses (n,)."""
+    """Owns the per-node optimiser state; ``step`` updates ``X`` in place and returns losses (n,).
+
+    ``spec_type`` is the kind of model spec the strategy can train.
+    """
 
     strategy: str
+    spec_type: type[ModelSpec]
 
     def __init__(self, spec: ModelSpec, n_nodes: int, sgd: SGDConfig, device: torch.device) -> None:
         self.spec, self.n_nodes, self.sgd, self.device = spec, n_nodes, sgd, device
@@ -66,11 +70,21 @@ class Trainer(ABC):
         X.add_(G, alpha=-lr)
 
     def state_dict(self) -> dict[str, torch.Tensor | None]:
-        return {"momentum_buffer": self.momentum_buffer}
+        """A CPU copy of the momentum buffers float32 (n, d), None without momentum."""
+        M = self.momentum_buffer
+        return {"momentum_buffer": None if M is None else M.detach().to("cpu", copy=True)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor | None]) -> None:
-        if self.momentum_buffer is not None:
-            self.momentum_buffer.copy_(state["momentum_buffer"])
+        """Restore :meth:`state_dict`; checked first (MosaicValueError), nothing changes on error."""
+        M = checked.entries(state, "trainer", ["momentum_buffer"])["momentum_buffer"]
+        if self.momentum_buffer is None:
+            if M is not None:
+                raise checked.bad("trainer.momentum_buffer", "must be None: momentum is 0")
+            return
+        shape = tuple(self.momentum_buffer.shape)
+        self.momentum_buffer.copy_(
+            checked.tensor(M, "trainer.momentum_buffer", torch.float32, shape)
+        )
 
 
 def _leaves(views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -82,6 +96,7 @@ class LoopTrainer(Trainer):
     """A python loop over nodes; each node runs one ordinary forward/backward on views of its row."""
 
     strategy = "loop"
+    spec_type = ClassifierSpec
 
     def gradients(self, X, batch, G):
         spec: ClassifierSpec = self.spec
@@ -102,6 +117,7 @@ class VmapTrainer(Trainer):
     """``torch.func.vmap`` of the per-node gradient over all nodes."""
 
     strategy = "vmap"
+    spec_type = ClassifierSpec
 
     def __init__(self, spec, n_nodes, sgd, device) -> None:
         super().__init__(spec, n_nodes, sgd, device)
@@ -124,6 +140,7 @@ class BatchedTrainer(Trainer):
     """One forward/backward for the whole network through the spec's ``batched_logits``."""
 
     strategy = "batched"
+    spec_type = ClassifierSpec
 
     def gradients(self, X, batch, G):
         spec: ClassifierSpec = self.spec
@@ -147,6 +164,7 @@ class SparseMFTrainer(Trainer):
     """
 
     strategy = "sparse"
+    spec_type = MatrixFactorizationSpec
 
     def __init__(self, spec, n_nodes, sgd, device) -> None:
         super().__init__(spec, n_nodes, sgd, device)
@@ -202,35 +220,27 @@ class SparseMFTrainer(Trainer):
         raise NotImplementedError
 
 
+TRAINERS: dict[str, type[Trainer]] = {
+    t.strategy: t for t in (LoopTrainer, VmapTrainer, BatchedTrainer, SparseMFTrainer)
+}
+# Values of the ``trainer`` setting: "auto" (the task's default) or a strategy.
+STRATEGIES = ("auto", *TRAINERS)
+
+
 def make_trainer(
-    spec: ModelSpec, n_nodes: int, sgd: SGDConfig, device: torch.device, strategy: str = "auto"
+    spec: ModelSpec, n_nodes: int, sgd: SGDConfig, device: torch.device, strategy: str
 ) -> Trainer:
-    """The trainer for ``spec``; ``auto`` picks the fastest measured strategy for the device."""
-    if strategy not in STRATEGIES:
-        raise MosaicValueError(
-            f"unknown trainer strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
+    """The ``strategy`` trainer for ``spec`` (``Task.trainer_strategy`` resolves ``auto``)."""
+    cls = TRAINERS.get(strategy)
+    if cls is None:
+        hint = (
+            " ('auto' is resolved by the task: Task.trainer_strategy)" if strategy == "auto" else ""
         )
-    if isinstance(spec, MatrixFactorizationSpec):
-        if strategy not in ("auto", "sparse"):
-            raise MosaicValueError(
-                f"trainer strategy {strategy!r} is not available for matrix factorisation; use 'sparse'"
-            )
-        return SparseMFTrainer(spec, n_nodes, sgd, device)
-    if strategy == "sparse":
         raise MosaicValueError(
-            f"trainer strategy 'sparse' is only available for matrix factorisation, not {spec.name}"
+            f"unknown trainer strategy {strategy!r}; choose one of {', '.join(TRAINERS)}{hint}"
         )
-    if strategy == "auto":
-        strategy = default_strategy(spec, device)
-    cls = {"loop": LoopTrainer, "vmap": VmapTrainer, "batched": BatchedTrainer}[strategy]
+    if not isinstance(spec, cls.spec_type):
+        raise MosaicValueError(
+            f"trainer strategy {strategy!r} cannot train {spec.name}: it needs a {cls.spec_type.__name__}"
+        )
     return cls(spec, n_nodes, sgd, device)
-
-
-def default_strategy(spec: ModelSpec, device: torch.device) -> str:
-    """Fastest strategy measured per model and device (see the report in benches/bench_training.py)."""
-    if device.type == "cuda":
-        return "batched"
-    return _CPU_DEFAULTS.get(spec.name, "loop")
-
-
-_CPU_DEFAULTS = {"gn-lenet": "loop", "lstm": "loop"}

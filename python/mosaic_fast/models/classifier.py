@@ -31,7 +31,10 @@ class ClassifierSpec(ModelSpec):
 
     @abstractmethod
     def template(self) -> nn.Module:
-        """A module of this architecture whose parameters are replaced in ``functional_call``."""
+        """A module of this architecture whose parameters are replaced in ``functional_call``.
+
+        Built with seeded init (its values are never used) so that making a spec leaves torch's
+        global RNG alone: nothing in a run draws from it, and checkpoints need not hold it."""
 
     def logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """One node: ``params`` name -> tensor of the layout's shape; x (B, ...) -> logits."""

@@ -44,7 +44,7 @@ class GNLeNetSpec(ClassifierSpec):
         self.name = "gn-lenet"
         self.sequence_targets = False
         self.pad_index = None
-        self._template = GNLeNet(in_channels, image_size, num_classes)
+        self._template = self.module(0)
         self.layout = self._layout_of(self._template)
 
     def module(self, seed: int = 0) -> nn.Module:

@@ -36,7 +36,7 @@ class LSTMSpec(ClassifierSpec):
         self.num_classes = vocab
         self.sequence_targets = sequence_targets
         self.pad_index = pad_index
-        self._template = StackedLSTM(vocab, sequence_targets)
+        self._template = self.module(0)
         self.layout = self._layout_of(self._template)
 
     def module(self, seed: int = 0) -> nn.Module:

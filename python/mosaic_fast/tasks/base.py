@@ -1,0 +1,111 @@
+"""What every learning task declares, and which task a dataset gets.
+
+A task is one kind of data and what learning on it means: the model built for it, the ways its
+training set may be split over nodes, how a node's minibatch is assembled from sampled indices,
+how models are scored, and which trainer strategy runs it fastest on each device.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..config import ExperimentConfig
+from ..errors import MosaicValueError
+from ..models import ModelSpec
+
+
+@dataclass(frozen=True)
+class NodeScores:
+    """Evaluation result: per-node metric float64 (n,), average-model metric (float)."""
+
+    per_node: np.ndarray
+    avg_model: float
+
+
+class NodeData(ABC):
+    """A task's data placed on the device: per-node minibatches and evaluation of node models."""
+
+    @abstractmethod
+    def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """Every node's minibatch from global train indices int64 (n, B); tensors lead with (n, B)."""
+
+    @abstractmethod
+    def evaluate(self, X: torch.Tensor) -> NodeScores:
+        """Scores of every row of ``X`` (float32 (n, n_params)) and of their average."""
+
+
+class Task(ABC):
+    """One kind of data (``self.data``) and how a Mosaic Learning network learns on it.
+
+    Class attributes: ``name`` (shown in messages); ``strategies`` (the strategies of
+    :mod:`mosaic_fast.engine.trainer` that can train its model).
+    """
+
+    name: ClassVar[str]
+    strategies: ClassVar[tuple[str, ...]]
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    @abstractmethod
+    def model_spec(self, cfg: ExperimentConfig) -> ModelSpec:
+        """The paper's model for this data, sized by the data and ``cfg``."""
+
+    @property
+    @abstractmethod
+    def partitions(self) -> tuple[str, ...]:
+        """The ``partition`` settings this data can be split by."""
+
+    @abstractmethod
+    def _unavailable(self, partition: str) -> str:
+        """Why ``partition`` (not in ``partitions``) is not available, for the error message."""
+
+    @abstractmethod
+    def _split(self, cfg: ExperimentConfig) -> list[np.ndarray]:
+        """Train sample indices of every node, for a partition from ``partitions``."""
+
+    def partition(self, cfg: ExperimentConfig) -> list[np.ndarray]:
+        """Train sample indices of every node (int64 arrays, each non-empty) by ``cfg.partition``."""
+        if cfg.partition not in self.partitions:
+            raise MosaicValueError(
+                f"partition={cfg.partition!r} is not available for {cfg.dataset} "
+                f"({self._unavailable(cfg.partition)}); {_choose(self.partitions)}"
+            )
+        return self._split(cfg)
+
+    @classmethod
+    @abstractmethod
+    def default_strategy(cls, device: torch.device) -> str:
+        """The fastest measured trainer strategy on ``device`` (see benches/bench_training.py)."""
+
+    @classmethod
+    def trainer_strategy(cls, requested: str, device: torch.device) -> str:
+        """The concrete strategy for the ``trainer`` setting: ``auto`` is the default for ``device``."""
+        if requested == "auto":
+            return cls.default_strategy(device)
+        if requested not in cls.strategies:
+            raise MosaicValueError(
+                f"trainer strategy {requested!r} is not available for the {cls.name} task; "
+                f"{_choose(('auto', *cls.strategies))}"
+            )
+        return requested
+
+    @abstractmethod
+    def node_data(
+        self,
+        cfg: ExperimentConfig,
+        spec: ModelSpec,
+        parts: list[np.ndarray],
+        device: torch.device,
+        strategy: str,
+    ) -> NodeData:
+        """The data on ``device`` for a network with ``spec`` models split by ``parts``."""
+
+
+def _choose(values: tuple[str, ...]) -> str:
+    return f"choose {values[0]}" if len(values) == 1 else f"choose one of {', '.join(values)}"

@@ -1,0 +1,150 @@
+"""Classification: every node is scored by its accuracy on the same (sub)sampled global test set.
+
+:class:`ImageClassificationTask` trains GN-LeNet on images; the next-character task reuses the
+partitioning and evaluation defined here with an LSTM.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from ..config import ExperimentConfig
+from ..data import ClassificationData, deal_groups, partition_classes
+from ..errors import MosaicValueError
+from ..models import ClassifierSpec, GNLeNetSpec
+from .base import NodeData, NodeScores, Task
+
+TEST_SUBSET_SEED = 0x7E57  # the same test subsample for every run, whatever its seed
+EVAL_PAIRS = 1024  # (node, sample) pairs per evaluation forward: bounds activation memory
+EVAL_NODES = 64  # nodes per batched evaluation forward
+LABEL_PARTITIONS = ("iid", "dirichlet", "shards")
+
+
+class ClassificationNodeData(NodeData):
+    """Node data live on ``device``; every node is tested on the same (sub)sampled global test set.
+
+    ``batched_eval`` scores many nodes per forward through ``spec.batched_logits`` (what the
+    ``batched`` trainer uses); otherwise each node runs its own forwards.
+    """
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        data: ClassificationData,
+        spec: ClassifierSpec,
+        device: torch.device,
+        batched_eval: bool,
+    ) -> None:
+        self.spec, self.device, self.batched_eval = spec, device, batched_eval
+        self.x_train = data.x_train.to(device)
+        self.y_train = data.y_train.to(device)
+        n_test = len(data.y_test)
+        idx = np.arange(n_test)
+        if cfg.test_samples is not None and cfg.test_samples < n_test:
+            idx = np.sort(
+                np.random.default_rng(TEST_SUBSET_SEED).choice(
+                    n_test, cfg.test_samples, replace=False
+                )
+            )
+        index = torch.from_numpy(idx)
+        self.x_test = data.x_test[index].to(device)
+        self.y_test = data.y_test[index].to(device)
+
+    def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-node minibatch from global indices int64 (n, B): x (n, B, ...), y (n, B[, T])."""
+        i = torch.from_numpy(idx).to(self.device)
+        return self.x_train[i], self.y_train[i]
+
+    @torch.no_grad()
+    def _accuracy(self, X: torch.Tensor) -> np.ndarray:
+        """Accuracy of every row of X (float32 (m, d)) on the test set: float64 (m,)."""
+        spec, m = self.spec, X.shape[0]
+        hits = torch.zeros(m, dtype=torch.int64, device=X.device)
+        counts = torch.zeros(m, dtype=torch.int64, device=X.device)
+        N = len(self.y_test)
+        if self.batched_eval:
+            group = min(m, EVAL_NODES)
+            for a in range(0, m, group):
+                rows = X[a : a + group]
+                P = spec.layout.node_views(rows)
+                chunk = max(1, EVAL_PAIRS // rows.shape[0])
+                for s in range(0, N, chunk):
+                    x, y = self.x_test[s : s + chunk], self.y_test[s : s + chunk]
+                    y = y.expand(rows.shape[0], *y.shape)
+                    h, c = spec.correct(spec.batched_logits(P, x), y)
+                    hits[a : a + group] += h
+                    counts[a : a + group] += c
+        else:
+            for i in range(m):
+                params = spec.layout.row_views(X[i])
+                for s in range(0, N, EVAL_PAIRS):
+                    x, y = self.x_test[s : s + EVAL_PAIRS], self.y_test[s : s + EVAL_PAIRS]
+                    h, c = spec.correct(spec.logits(params, x), y)
+                    hits[i] += h
+                    counts[i] += c
+        return (hits.double() / counts.clamp_min(1).double()).cpu().numpy()
+
+    def evaluate(self, X: torch.Tensor) -> NodeScores:
+        per_node = self._accuracy(X)
+        avg = self._accuracy(X.mean(0, keepdim=True))
+        return NodeScores(per_node, float(avg[0]))
+
+
+class ClassificationTask(Task):
+    """What image and next-character classification share: splits by label or group, accuracy."""
+
+    strategies: ClassVar[tuple[str, ...]] = ("loop", "vmap", "batched")
+    data: ClassificationData
+
+    @property
+    def partitions(self) -> tuple[str, ...]:
+        natural = ("natural",) if self.data.groups_train is not None else ()
+        return natural + LABEL_PARTITIONS
+
+    def _unavailable(self, partition: str) -> str:
+        return "it has no natural groups"  # label partitions are always available
+
+    def _split(self, cfg: ExperimentConfig) -> list[np.ndarray]:
+        if cfg.partition == "natural":
+            return deal_groups(self.data.groups_train, cfg.nodes)
+        labels = self.data.y_train.numpy()
+        if labels.ndim > 1:  # sequence targets split iid: any per-sample label will do
+            labels = labels[:, -1]
+        return partition_classes(
+            labels,
+            cfg.nodes,
+            method=cfg.partition,
+            alpha=cfg.alpha,
+            shards_per_node=cfg.shards_per_node,
+            seed=cfg.seed,
+        )
+
+    @classmethod
+    def default_strategy(cls, device: torch.device) -> str:
+        # Measured: one autograd pass per node beats vmap and grouped kernels on CPU.
+        return "batched" if device.type == "cuda" else "loop"
+
+    def node_data(
+        self,
+        cfg: ExperimentConfig,
+        spec: ClassifierSpec,
+        parts: list[np.ndarray],
+        device: torch.device,
+        strategy: str,
+    ) -> ClassificationNodeData:
+        return ClassificationNodeData(cfg, self.data, spec, device, strategy == "batched")
+
+
+class ImageClassificationTask(ClassificationTask):
+    """Images float32 (N, C, S, S) with one class each, learnt by GN-LeNet."""
+
+    name = "image classification"
+
+    def model_spec(self, cfg: ExperimentConfig) -> GNLeNetSpec:
+        _, c, h, w = self.data.x_train.shape
+        if h != w:
+            raise MosaicValueError(f"GN-LeNet needs square images, got {h}x{w} in {cfg.dataset}")
+        return GNLeNetSpec(c, h, self.data.num_classes)

@@ -1,0 +1,224 @@
+"""One task per kind of data: dispatch, model, partitions, batches, evaluation, trainer defaults."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mosaic_fast.config import ExperimentConfig
+from mosaic_fast.data import ClassificationData, RatingsData
+from mosaic_fast.data.shakespeare import PAD_ID, VOCAB_SIZE
+from mosaic_fast.errors import MosaicTypeError, MosaicValueError
+from mosaic_fast.models import GNLeNetSpec, LSTMSpec, MatrixFactorizationSpec
+from mosaic_fast.tasks import (
+    ImageClassificationTask,
+    NextCharacterTask,
+    NodeScores,
+    RatingsTask,
+    task_for,
+)
+
+CPU = torch.device("cpu")
+CUDA = torch.device("cuda")
+
+
+def synthetic_images(n_train: int = 120, n_test: int = 30, size: int = 8) -> ClassificationData:
+    """4 classes of 1 x size x size images: a class pattern plus noise."""
+    g = torch.Generator().manual_seed(0)
+    protos = torch.randn(4, 1, size, size, generator=g)
+
+    def draw(n):
+        y = torch.randint(0, 4, (n,), generator=g)
+        return protos[y] + 0.5 * torch.randn(n, 1, size, size, generator=g), y
+
+    (xt, yt), (xs, ys) = draw(n_train), draw(n_test)
+    return ClassificationData("fashion-mnist", xt, yt, xs, ys, 4, None, None)
+
+
+def synthetic_characters(sequence_targets: bool, n_train: int = 48, n_test: int = 12, T: int = 6):
+    """Character windows of 6 groups (roles); targets per position (padded) or the next one."""
+    g = torch.Generator().manual_seed(1)
+
+    def draw(n):
+        x = torch.randint(0, PAD_ID, (n, T), generator=g)
+        if sequence_targets:
+            y = torch.randint(0, PAD_ID, (n, T), generator=g)
+            y[:, -2:] = PAD_ID
+        else:
+            y = torch.randint(0, PAD_ID, (n,), generator=g)
+        return x, y, np.arange(n, dtype=np.int64) % 6
+
+    (xt, yt, gt), (xs, ys, gs) = draw(n_train), draw(n_test)
+    return ClassificationData(
+        "shakespeare", xt, yt, xs, ys, VOCAB_SIZE, gt, gs, sequence_targets=sequence_targets
+    )
+
+
+def synthetic_ratings(n_users: int = 24, n_items: int = 30) -> RatingsData:
+    """Low-rank ratings in [1, 5]; each user's 12 ratings split 8 train / 4 test."""
+    rng = np.random.default_rng(0)
+    u, v = rng.normal(size=(n_users, 3)), rng.normal(size=(n_items, 3))
+    full = np.clip(3.5 + 0.6 * u @ v.T, 1, 5).astype(np.float32)
+    tr, te = [], []
+    for user in range(n_users):
+        items = rng.choice(n_items, 12, replace=False)
+        tr += [(user, i) for i in items[:8]]
+        te += [(user, i) for i in items[8:]]
+    tr, te = np.array(tr), np.array(te)
+
+    def t(a):
+        return torch.from_numpy(np.ascontiguousarray(a))
+
+    ratings_tr = full[tr[:, 0], tr[:, 1]]
+    return RatingsData(
+        "movielens",
+        n_users,
+        n_items,
+        t(tr[:, 0]),
+        t(tr[:, 1]),
+        t(ratings_tr),
+        t(te[:, 0]),
+        t(te[:, 1]),
+        t(full[te[:, 0], te[:, 1]]),
+        float(ratings_tr.mean()),
+    )
+
+
+def config(dataset: str, **kw) -> ExperimentConfig:
+    base = dict(dataset=dataset, K=2, nodes=4, degree=2, rounds=2, test_samples=20)
+    base.update(kw)
+    return ExperimentConfig(**base).resolved()
+
+
+def test_task_for_dispatches_on_the_kind_of_data():
+    assert type(task_for(synthetic_images())) is ImageClassificationTask
+    assert type(task_for(synthetic_characters(True))) is NextCharacterTask
+    assert type(task_for(synthetic_characters(False))) is NextCharacterTask
+    assert type(task_for(synthetic_ratings())) is RatingsTask
+    with pytest.raises(MosaicTypeError, match="no task for data of type dict"):
+        task_for({"x": 1})
+
+
+def test_each_task_builds_the_papers_model():
+    images = task_for(synthetic_images()).model_spec(config("fashion-mnist"))
+    assert isinstance(images, GNLeNetSpec) and (images.in_channels, images.image_size) == (1, 8)
+    sequence = task_for(synthetic_characters(True)).model_spec(config("shakespeare"))
+    assert isinstance(sequence, LSTMSpec) and sequence.sequence_targets
+    assert sequence.pad_index == PAD_ID and sequence.num_classes == VOCAB_SIZE
+    last = task_for(synthetic_characters(False)).model_spec(config("shakespeare"))
+    assert not last.sequence_targets and last.pad_index is None
+    mf = task_for(synthetic_ratings()).model_spec(
+        config("movielens", embedding_dim=5, mf_biases=True)
+    )
+    assert isinstance(mf, MatrixFactorizationSpec) and (mf.dim, mf.biases) == (5, True)
+    assert (mf.n_users, mf.n_items) == (24, 30) and mf.mean == synthetic_ratings().rating_mean
+
+
+def test_gn_lenet_refuses_non_square_images():
+    data = synthetic_images()
+    x_train, x_test = data.x_train[..., :6], data.x_test[..., :6]
+    wide = ClassificationData("cifar10", x_train, data.y_train, x_test, data.y_test, 4, None, None)
+    with pytest.raises(MosaicValueError, match="square images, got 8x6 in fashion-mnist"):
+        task_for(wide).model_spec(config("fashion-mnist"))
+
+
+@pytest.mark.parametrize(
+    ("data", "dataset", "partitions"),
+    [
+        (synthetic_images(), "fashion-mnist", ("iid", "dirichlet", "shards")),
+        (synthetic_characters(True), "shakespeare", ("natural", "iid")),
+        (synthetic_characters(False), "shakespeare", ("natural", "iid", "dirichlet", "shards")),
+        (synthetic_ratings(), "movielens", ("natural",)),
+    ],
+)
+def test_supported_partitions_cover_every_sample_once(data, dataset, partitions):
+    task = task_for(data)
+    assert task.partitions == partitions
+    for partition in partitions:
+        parts = task.partition(config(dataset, partition=partition, alpha=0.5))
+        assert len(parts) == 4 and all(len(p) for p in parts)
+        assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(data.n_train))
+
+
+@pytest.mark.parametrize(
+    ("data", "dataset", "partition", "message"),
+    [
+        (synthetic_images(), "fashion-mnist", "natural", "no natural groups"),
+        (synthetic_characters(True), "shakespeare", "dirichlet", "one class per sample"),
+        (synthetic_ratings(), "movielens", "iid", "ratings are split by user"),
+    ],
+)
+def test_unavailable_partition_is_a_one_line_value_error(data, dataset, partition, message):
+    with pytest.raises(MosaicValueError, match=message) as info:
+        task_for(data).partition(config(dataset, partition=partition, alpha=0.5))
+    text = str(info.value)
+    assert "\n" not in text and f"partition={partition!r}" in text and dataset in text
+
+
+def test_trainer_defaults_per_device_and_refused_strategies():
+    for task in (ImageClassificationTask, NextCharacterTask):
+        assert task.trainer_strategy("auto", CPU) == "loop"
+        assert task.trainer_strategy("auto", CUDA) == "batched"
+        assert task.trainer_strategy("vmap", CPU) == "vmap"
+        with pytest.raises(MosaicValueError, match="'sparse' is not available"):
+            task.trainer_strategy("sparse", CPU)
+    assert RatingsTask.trainer_strategy("auto", CPU) == "sparse"
+    assert RatingsTask.trainer_strategy("auto", CUDA) == "sparse"
+    with pytest.raises(MosaicValueError, match="'loop' is not available for the ratings task"):
+        RatingsTask.trainer_strategy("loop", CPU)
+    with pytest.raises(MosaicValueError, match="'fast'.*choose one of auto, loop, vmap, batched"):
+        ImageClassificationTask.trainer_strategy("fast", CPU)
+
+
+def _node_data(data, dataset, strategy="loop", **kw):
+    cfg = config(dataset, **kw)
+    task = task_for(data)
+    spec = task.model_spec(cfg)
+    parts = task.partition(cfg)
+    return spec, parts, task.node_data(cfg, spec, parts, CPU, strategy)
+
+
+@pytest.mark.parametrize(
+    ("data", "dataset"),
+    [(synthetic_images(), "fashion-mnist"), (synthetic_characters(True), "shakespeare")],
+)
+def test_classification_batches_and_accuracy(data, dataset):
+    spec, _, node_data = _node_data(data, dataset, partition="iid")
+    idx = np.array([[0, 5, 7], [1, 2, 3], [4, 4, 9], [10, 11, 12]])
+    x, y = node_data.batch(idx)
+    assert torch.equal(x, data.x_train[torch.from_numpy(idx)])
+    assert torch.equal(y, data.y_train[torch.from_numpy(idx)])
+    X = torch.stack([spec.init_params(s) for s in range(4)])
+    scores = node_data.evaluate(X)
+    assert isinstance(scores, NodeScores) and scores.per_node.shape == (4,)
+    # test_samples=20 keeps 20 of the 30 test images, and all 12 test windows.
+    assert len(node_data.y_test) == min(20, data.n_test)
+    hits, counts = spec.correct(
+        spec.logits(spec.layout.row_views(X[2]), node_data.x_test), node_data.y_test
+    )
+    assert scores.per_node[2] == pytest.approx(int(hits) / int(counts))
+    _, _, batched = _node_data(data, dataset, strategy="batched", partition="iid")
+    np.testing.assert_allclose(batched.evaluate(X).per_node, scores.per_node)
+    mean_hits, mean_counts = spec.correct(
+        spec.logits(spec.layout.row_views(X.mean(0)), node_data.x_test), node_data.y_test
+    )
+    assert scores.avg_model == pytest.approx(int(mean_hits) / int(mean_counts))
+
+
+def test_ratings_batches_and_per_node_rmse():
+    data = synthetic_ratings()
+    spec, parts, node_data = _node_data(data, "movielens")
+    idx = np.stack([p[:3] for p in parts])
+    users, items, ratings = node_data.batch(idx)
+    assert torch.equal(users, data.train_users[torch.from_numpy(idx)])
+    assert torch.equal(ratings, data.train_ratings[torch.from_numpy(idx)])
+    assert items.shape == (4, 3)
+    X = torch.stack([spec.init_params(s) for s in range(4)])
+    scores = node_data.evaluate(X)
+    for node, part in enumerate(parts):
+        own = np.isin(data.test_users.numpy(), np.unique(data.train_users.numpy()[part]))
+        u, i = data.test_users[own], data.test_items[own]
+        pred = spec.predict(X, torch.full_like(u, node), u, i)
+        rmse = float(torch.sqrt(((pred - data.test_ratings[own]).double() ** 2).mean()))
+        assert scores.per_node[node] == pytest.approx(rmse, rel=1e-12)
