@@ -13,7 +13,8 @@ import pytest
 import torch
 
 import mosaic_fast as mf
-from mosaic_fast.reference import aggregate_reference, aggregate_torch, mixing_matrix_reference
+from mosaic_fast.kernel_torch import aggregate_torch
+from mosaic_fast.reference import aggregate_reference, mixing_matrix_reference
 
 FRAGMENTERS = ("contiguous", "random", "blocks")
 SAMPLED_MODES = ("el-oracle", "el-local", "pull", "undirected", "static", "shatter")
@@ -245,24 +246,98 @@ def test_results_do_not_depend_on_thread_count() -> None:
     assert len(set(digests.values())) == 1, digests
 
 
-def test_bad_thread_count_is_a_clear_error() -> None:
-    env = {**os.environ, "MOSAIC_NUM_THREADS": "zero"}
-    code = "import mosaic_fast as mf\ntry:\n    mf.num_threads()\nexcept mf.MosaicValueError as e:\n    print(e)"
-    res = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+_BAD_THREADS_SCRIPT = """
+import os, sys, numpy as np, mosaic_fast as mf
+bad = os.environ.pop("MOSAIC_NUM_THREADS")
+
+
+def attempt(name, call):
+    try:
+        call()
+        print(name, "| no error")
+    except mf.MosaicValueError as exc:
+        print(name, "|", exc)
+
+
+if sys.argv[1] == "first-call":
+    os.environ["MOSAIC_NUM_THREADS"] = bad
+    attempt("sample_graphs", lambda: mf.sample_graphs(4, 2, 2))
+    attempt("num_threads", mf.num_threads)
+else:
+    # aggregate needs graphs, and drawing them starts the pool: draw them with the variable unset,
+    # then set it and fork; the child starts its own pool and must refuse the value too.
+    x, fm = np.ones((4, 100), np.float32), mf.FragmentMap.contiguous(100, 2)
+    g = mf.sample_graphs(4, 2, 2)
+    os.environ["MOSAIC_NUM_THREADS"] = bad
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        attempt("aggregate", lambda: mf.aggregate(x, g, fm))
+        sys.stdout.flush()
+        os._exit(0)
+    os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "zero"])
+def test_bad_thread_count_is_a_clear_error(value: str) -> None:
+    # Every call that uses the kernel's threads refuses the value with a one-line error naming it:
+    # no panic, no silent fallback to some thread count.
+    env = {**os.environ, "MOSAIC_NUM_THREADS": value}
+    out = ""
+    for case in ("first-call", "aggregate-after-fork"):
+        res = subprocess.run(
+            [sys.executable, "-c", _BAD_THREADS_SCRIPT, case],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert res.returncode == 0, res.stderr
+        out += res.stdout
+    lines = out.strip().splitlines()
+    assert [line.split(" | ")[0] for line in lines] == ["sample_graphs", "num_threads", "aggregate"]
+    for line in lines:
+        assert f"MOSAIC_NUM_THREADS='{value}' is not a positive integer" in line.replace('"', "'")
+
+
+def test_sampling_runs_on_the_kernel_pool() -> None:
+    # MOSAIC_NUM_THREADS bounds graph sampling too: the threads it starts are the pool's (named
+    # mosaic-*), as many as asked for, and no others (rayon's global pool would add unnamed ones).
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("needs Linux /proc to list threads")
+    code = (
+        "import os, mosaic_fast as mf\n"
+        "def threads():\n"
+        "    return {t: open(f'/proc/self/task/{t}/comm').read().strip()\n"
+        "            for t in os.listdir('/proc/self/task')}\n"
+        "before = threads()\n"
+        "mf.sample_graphs(64, 16, 8, seed=1)\n"
+        "print(sorted(name for t, name in threads().items() if t not in before))\n"
     )
-    assert "MOSAIC_NUM_THREADS='zero'" in res.stdout.replace('"', "'")
+    env = {**os.environ, "MOSAIC_NUM_THREADS": "3"}
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "['mosaic-0', 'mosaic-1', 'mosaic-2']"
 
 
 def test_pool_survives_fork() -> None:
+    # The child of a fork has none of the parent's worker threads: the kernel starts a fresh pool
+    # there, for averaging and for sampling alike, and draws the same graphs.
     code = (
         "import os, numpy as np, mosaic_fast as mf\n"
         "x = np.ones((4, 100), np.float32); fm = mf.FragmentMap.contiguous(100, 2)\n"
         "g = mf.sample_graphs(4, 2, 2)\n"
         "mf.aggregate(x, g, fm)\n"
+        "def draw():\n"
+        "    g = mf.sample_graphs(32, 8, 4, seed=5, round=3)\n"
+        "    return [g.mixing_matrix(k).tobytes() for k in range(8)]\n"
+        "here = draw()\n"
         "pid = os.fork()\n"
         "if pid == 0:\n"
-        "    ok = (mf.aggregate(x, g, fm) == 1).all()\n"
+        "    ok = draw() == here and (mf.aggregate(x, mf.sample_graphs(4, 2, 2), fm) == 1).all()\n"
         "    os._exit(0 if ok else 3)\n"
         "_, status = os.waitpid(pid, 0)\n"
         "print(os.waitstatus_to_exitcode(status))\n"

@@ -83,7 +83,7 @@ def test_wrong_dtype_and_layout() -> None:
         mf.aggregate(x.ravel(), g, fm)
     with pytest.raises(MosaicTypeError, match="list"):
         mf.aggregate(x.tolist(), g, fm)
-    with pytest.raises(MosaicTypeError, match="torch.float32, got torch.float64"):
+    with pytest.raises(MosaicTypeError, match="dtype float32, got torch.float64"):
         mf.aggregate(torch.zeros(6, 40, dtype=torch.float64), g, fm)
     with pytest.raises(MosaicTypeError, match="contiguous"):
         mf.aggregate(torch.zeros(40, 6).T, g, fm)

@@ -1,6 +1,9 @@
 """The aggregation kernel's public API: fragment maps, per-fragment graph sampling and fragment-wise
 averaging of all nodes. CPU arrays and tensors go to the Rust core (zero copy, GIL released); tensors on
-other devices (CUDA) go to the vectorised torch path in :mod:`mosaic_fast.reference`."""
+other devices (CUDA) go to the vectorised torch path in :mod:`mosaic_fast.kernel_torch`.
+
+Array arguments are checked once per call, by the extension (``_core``), whichever path serves them:
+this module only routes."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import numpy as np
 
 from . import _core
 from .errors import MosaicTypeError, MosaicValueError
+from .kernel_torch import aggregate_torch
 
 FragmentMap = _core.FragmentMap
 Graphs = _core.Graphs
@@ -54,7 +58,7 @@ def sample_graphs(
 
     Each fragment's graph comes from its own counter-based stream keyed by ``(seed, round, fragment)``:
     independent across fragments and rounds, identical for any thread count. ``mode`` is one of
-    :data:`GRAPH_MODES` (see DESIGN.md); ``edges`` (int, shape ``(n_edges, 2)``, rows ``(src, dst)``)
+    :data:`GRAPH_MODES` (described in the README); ``edges`` (int, shape ``(n_edges, 2)``, rows ``(src, dst)``)
     is required for ``mode="edges"``. ``degree`` is ignored by ``ring``, ``complete`` and ``edges``.
     """
     for name, value in (
@@ -65,18 +69,13 @@ def sample_graphs(
         ("round", round),
     ):
         _require_int(name, value)
-    edge_array = None
     if edges is not None:
-        edge_array = np.asarray(edges)
-        if edge_array.size == 0:
-            edge_array = edge_array.reshape(0, 2)
-        if not np.issubdtype(edge_array.dtype, np.integer):
-            raise MosaicTypeError(f"edges must be integers, got dtype {edge_array.dtype}")
-        if edge_array.ndim != 2 or edge_array.shape[1] != 2:
+        try:
+            edges = np.asarray(edges)
+        except ValueError as exc:  # ragged nested lists
             raise MosaicValueError(
-                f"edges must have shape (n_edges, 2), got shape {edge_array.shape}"
-            )
-        edge_array = np.ascontiguousarray(edge_array, dtype=np.int64)
+                f"edges must be an integer array of shape (n_edges, 2): {exc}"
+            ) from None
     return _core.sample_graphs(
         int(n_nodes),
         int(n_fragments),
@@ -84,7 +83,7 @@ def sample_graphs(
         seed=int(seed),
         round=int(round),
         mode=mode,
-        edges=edge_array,
+        edges=edges,
     )
 
 
@@ -128,71 +127,10 @@ def aggregate(
     CPU inputs run on the Rust core with the GIL released; CUDA tensors use the vectorised torch path.
     """
     torch = _torch_module()
-    if torch is not None and isinstance(params, torch.Tensor):
-        return _aggregate_tensor(torch, params, graphs, fragments, out)
-    if not isinstance(params, np.ndarray):
-        raise MosaicTypeError(
-            f"params must be a numpy array or torch tensor of shape (n_nodes, n_params), got {type(params).__name__}"
-        )
-    _check_numpy("params", params)
-    if out is None:
-        out = np.empty_like(params)
-    elif not isinstance(out, np.ndarray):
-        raise MosaicTypeError(f"out must be a numpy array like params, got {type(out).__name__}")
-    else:
-        _check_numpy("out", out)
-    _core.aggregate_into(params, graphs, fragments, out)
-    return out
-
-
-def _check_numpy(name: str, array: np.ndarray) -> None:
-    if array.dtype != np.float32:
-        raise MosaicTypeError(f"{name} must have dtype float32, got {array.dtype}")
-    if array.ndim != 2:
-        raise MosaicValueError(
-            f"{name} must have shape (n_nodes, n_params), got shape {array.shape}"
-        )
-    if not array.flags.c_contiguous:
-        raise MosaicTypeError(
-            f"{name} must be C-contiguous; got a strided view of shape {array.shape}"
-        )
-
-
-def _check_tensor(torch: Any, name: str, tensor: Any) -> None:
-    if tensor.dtype != torch.float32:
-        raise MosaicTypeError(f"{name} must have dtype torch.float32, got {tensor.dtype}")
-    if tensor.dim() != 2:
-        raise MosaicValueError(
-            f"{name} must have shape (n_nodes, n_params), got shape {tuple(tensor.shape)}"
-        )
-    if not tensor.is_contiguous():
-        raise MosaicTypeError(
-            f"{name} must be contiguous; got a strided view of shape {tuple(tensor.shape)}"
-        )
-
-
-def _aggregate_tensor(
-    torch: Any, params: Any, graphs: Graphs, fragments: FragmentMap, out: Any
-) -> Any:
-    _check_tensor(torch, "params", params)
-    if out is not None:
-        if not isinstance(out, torch.Tensor):
-            raise MosaicTypeError(
-                f"out must be a torch tensor like params, got {type(out).__name__}"
-            )
-        _check_tensor(torch, "out", out)
-        if out.device != params.device:
-            raise MosaicValueError(f"out is on {out.device} but params is on {params.device}")
-        if out.shape != params.shape:
-            raise MosaicValueError(
-                f"out has shape {tuple(out.shape)} but params has shape {tuple(params.shape)}"
-            )
+    if torch is None or not isinstance(params, torch.Tensor):
+        return _core.aggregate(params, graphs, fragments, out)
     if params.device.type != "cpu":
-        from .reference import aggregate_torch
-
         return aggregate_torch(params, graphs, fragments, out=out)
-    if out is None:
-        out = empty_params(*params.shape)
-    with torch.no_grad():
-        _core.aggregate_into(params.detach().numpy(), graphs, fragments, out.detach().numpy())
-    return out
+    result = _core.aggregate(params, graphs, fragments, out)
+    # A new output is a numpy array (numpy's allocator: huge pages); hand it back as a tensor.
+    return result if out is not None else torch.from_numpy(result)

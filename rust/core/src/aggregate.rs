@@ -15,6 +15,7 @@
 use rayon::prelude::*;
 
 use crate::bail;
+use crate::boundary::{check_shapes, Checked};
 use crate::error::Result;
 use crate::fragments::{FragmentMap, Segment, Tile, PAD};
 use crate::graphs::{Digraph, Graphs};
@@ -29,7 +30,7 @@ const TILE_BYTES: usize = 256 * 1024;
 /// in cache anyway, and skipping the read-for-ownership of every output line roughly halves the
 /// kernel's time at n=64, d=1e6 (measured on a 2-core Xeon: 84 -> 41 ms single-threaded).
 /// Smaller outputs use ordinary stores so that the caller finds them in cache.
-const STREAM_MIN_BYTES: usize = 16 << 20;
+pub(crate) const STREAM_MIN_BYTES: usize = 16 << 20;
 
 /// Narrowest tile: each row's part of a tile is read as one stream, and the hardware prefetchers
 /// want long ones (n=256: 88 ms at 512 columns, 105 ms at 256).
@@ -67,40 +68,17 @@ thread_local! {
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
+/// The output pointer, shared by the tile tasks.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
+// SAFETY: the pointer is only dereferenced inside `aggregate_unchecked`'s tile tasks, while the
+// `&mut [f32]` it came from is borrowed for the whole parallel section, and the tasks write disjoint
+// column ranges: sending it to another thread or sharing it creates no data race.
 unsafe impl Send for SendPtr {}
+// SAFETY: as for `Send`; the tasks only copy the pointer out of the shared reference.
 unsafe impl Sync for SendPtr {}
 
-pub fn check_shapes(
-    n_nodes: usize,
-    n_params: usize,
-    graphs: &Graphs,
-    map: &FragmentMap,
-) -> Result<()> {
-    if graphs.n_nodes != n_nodes {
-        bail!(
-            "params has {n_nodes} rows but the graphs are for n_nodes={}",
-            graphs.n_nodes
-        );
-    }
-    if map.n_params() != n_params {
-        bail!(
-            "params has {n_params} columns but the fragment map is for n_params={}",
-            map.n_params()
-        );
-    }
-    if map.n_fragments() != graphs.n_fragments() {
-        bail!(
-            "the fragment map has K={} fragments but the graphs have K={}",
-            map.n_fragments(),
-            graphs.n_fragments()
-        );
-    }
-    Ok(())
-}
-
-/// Average `x` (row-major `n_nodes x n_params`) into `out` (same shape, not overlapping `x`).
+/// Average `x` (row-major `n_nodes x n_params`) into `out` (same shape; `&mut` cannot overlap `x`).
 pub fn aggregate(
     x: &[f32],
     out: &mut [f32],
@@ -108,22 +86,36 @@ pub fn aggregate(
     graphs: &Graphs,
     map: &FragmentMap,
 ) -> Result<()> {
-    let n_params = map.n_params();
-    if x.len() != n_nodes * n_params || out.len() != x.len() {
-        bail!(
-            "params has {} values and out has {}, expected n_nodes*n_params = {n_nodes}*{n_params}",
-            x.len(),
-            out.len()
-        );
+    check_shapes(n_nodes, map.n_params(), graphs, map)?.run(x, out)
+}
+
+impl Checked<'_> {
+    /// Run the kernel on buffers of the checked shape. The length test is what keeps this safe for
+    /// any slices; the binding's slices always pass it (they come from the checked arrays).
+    pub fn run(&self, x: &[f32], out: &mut [f32]) -> Result<()> {
+        let (n, d) = (self.n_nodes, self.n_params);
+        if x.len() != n * d || out.len() != x.len() {
+            bail!(
+                "params has {} values and out has {}, expected n_nodes*n_params = {n}*{d}",
+                x.len(),
+                out.len()
+            );
+        }
+        let stream = 4 * out.len() >= STREAM_MIN_BYTES;
+        // SAFETY: `Checked` holds graphs of `n` nodes and `K` fragments and a map of `d` columns
+        // and `K` fragments (`check_shapes`), and both slices hold `n * d` floats (just above).
+        unsafe { aggregate_unchecked(x, out, n, self.graphs, self.map, stream, simd::available()) }
     }
-    check_shapes(n_nodes, n_params, graphs, map)?;
-    let stream = 4 * out.len() >= STREAM_MIN_BYTES;
-    aggregate_unchecked(x, out, n_nodes, graphs, map, stream, simd::available())
 }
 
 /// The kernel after the shape checks. `stream` asks for non-temporal stores; both they and the AVX2
 /// loops need `avx2` (true only where the CPU has AVX2; tests pass false to run the portable loops).
-fn aggregate_unchecked(
+///
+/// # Safety
+///
+/// `x` and `out` hold `n_nodes * map.n_params()` floats, and `graphs` has `n_nodes` nodes and
+/// `map.n_fragments()` fragments: the loops index the buffers with raw pointers.
+unsafe fn aggregate_unchecked(
     x: &[f32],
     out: &mut [f32],
     n_nodes: usize,
@@ -151,11 +143,13 @@ fn aggregate_unchecked(
                 d: n_params,
                 // Gathered tiles hold up to `width` columns plus every fragment group's padding.
                 slots: width + map.n_fragments().min(width) * PAD as usize,
-                graphs: &graphs.fragments,
+                graphs: graphs.fragments(),
                 avx2,
             };
-            // SAFETY: tiles cover disjoint column ranges, so no two tasks write the same element,
-            // and every index stays inside the n_nodes x n_params buffers checked above.
+            // SAFETY: tiles cover disjoint column ranges of `0..n_params`, so no two tasks write the
+            // same element; rows are `0..n_nodes` and every in-neighbour id is below `n_nodes`
+            // (`Digraph` is built only in this crate, from ids checked against the node count), so
+            // with the caller's guarantee on the lengths every access stays inside `x` and `out`.
             SCRATCH.with_borrow_mut(|(gathered, averaged)| unsafe {
                 if stream {
                     kernel.tile::<true>(tile, next, gathered, averaged);
@@ -249,6 +243,12 @@ impl Kernel<'_> {
 
     /// Average one column tile; `STREAM` writes `out` with non-temporal stores. The ISA is chosen
     /// once per tile so that the inner loops inline into one AVX2 function.
+    ///
+    /// # Safety
+    ///
+    /// `tile` is from the plan of the kernel's map (its columns lie in `0..d`), `x` and `out` hold
+    /// `n * d` floats, no other task writes the tile's columns, and `avx2` only where the CPU has
+    /// AVX2. The other unsafe methods here are its parts and need the same.
     unsafe fn tile<const STREAM: bool>(
         &self,
         tile: &Tile,
@@ -382,7 +382,11 @@ fn padded_end(seg: &Segment) -> usize {
 }
 
 /// The inner loops, with AVX2 versions picked at run time on x86_64.
-mod simd {
+///
+/// Safety, for every unsafe function here: each pointer is valid for every offset the function's doc
+/// names (reads from sources, writes to `dst`, which overlaps no source), and the AVX2 variants
+/// (`AVX2 = true`, `STREAM = true`, `*_avx2`) run only where [`available`] is true.
+pub(crate) mod simd {
     /// Whether streaming stores and the AVX2 paths are available on this CPU.
     pub fn available() -> bool {
         #[cfg(target_arch = "x86_64")]
@@ -469,35 +473,6 @@ mod simd {
                 *dst.add(p) = v;
             }
             p += 1;
-        }
-    }
-
-    /// `dst[..len] = src[..len]` with non-temporal stores (AVX2 only; the caller checks).
-    pub unsafe fn copy_streaming(src: *const f32, dst: *mut f32, len: usize) {
-        #[cfg(target_arch = "x86_64")]
-        copy_streaming_avx2(src, dst, len);
-        #[cfg(not(target_arch = "x86_64"))]
-        std::ptr::copy_nonoverlapping(src, dst, len);
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn copy_streaming_avx2(src: *const f32, dst: *mut f32, len: usize) {
-        use std::arch::x86_64::{_mm256_loadu_ps, _mm256_stream_ps};
-        let mut c = 0;
-        while c < len && !(dst.add(c) as usize).is_multiple_of(32) {
-            stream_scalar(dst.add(c), *src.add(c));
-            c += 1;
-        }
-        while c + 32 <= len {
-            for q in 0..4 {
-                _mm256_stream_ps(dst.add(c + 8 * q), _mm256_loadu_ps(src.add(c + 8 * q)));
-            }
-            c += 32;
-        }
-        while c < len {
-            stream_scalar(dst.add(c), *src.add(c));
-            c += 1;
         }
     }
 
@@ -592,7 +567,7 @@ mod simd {
     /// line into cache while its middle is streamed.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    unsafe fn stream_scalar(dst: *mut f32, v: f32) {
+    pub unsafe fn stream_scalar(dst: *mut f32, v: f32) {
         std::arch::x86_64::_mm_stream_si32(dst as *mut i32, v.to_bits() as i32);
     }
 
@@ -624,35 +599,6 @@ mod simd {
     }
 }
 
-/// Parallel copy of `src` into `dst` on the same pool: the memory-bandwidth probe for benchmarks.
-pub fn copy_into(src: &[f32], dst: &mut [f32]) -> Result<()> {
-    if src.len() != dst.len() {
-        bail!(
-            "copy: src has {} values but dst has {}",
-            src.len(),
-            dst.len()
-        );
-    }
-    const CHUNK: usize = 1 << 16;
-    // The same store policy as the kernel, so the probe is the best copy this machine does.
-    let stream = 4 * dst.len() >= STREAM_MIN_BYTES && simd::available();
-    let pool = pool()?;
-    pool.install(|| {
-        dst.par_chunks_mut(CHUNK)
-            .zip(src.par_chunks(CHUNK))
-            .for_each(|(d, s)| {
-                if stream {
-                    // SAFETY: both chunks hold d.len() floats; AVX2 was detected above.
-                    unsafe { simd::copy_streaming(s.as_ptr(), d.as_mut_ptr(), d.len()) };
-                    simd::store_fence();
-                } else {
-                    d.copy_from_slice(s);
-                }
-            });
-    });
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -663,7 +609,7 @@ mod tests {
         let mut out = vec![0f32; n * d];
         for i in 0..n {
             for c in 0..d {
-                let nb = graphs.fragments[map.assignment()[c] as usize].in_neighbors(i);
+                let nb = graphs.fragments()[map.assignment()[c] as usize].in_neighbors(i);
                 let mut a = x[i * d + c];
                 for &j in nb {
                     a += x[j as usize * d + c];
@@ -704,7 +650,8 @@ mod tests {
                         // Offset by one float so rows start off the 32-byte alignment of streams.
                         let mut buf = vec![f32::NAN; n * d + 1];
                         let out = &mut buf[1..];
-                        aggregate_unchecked(&x, out, n, &g, &map, stream, avx2).unwrap();
+                        // SAFETY: `x` and `out` hold n * d floats; `g` has n nodes and k fragments.
+                        unsafe { aggregate_unchecked(&x, out, n, &g, &map, stream, avx2) }.unwrap();
                         assert!(out
                             .iter()
                             .zip(&want)
@@ -739,14 +686,6 @@ mod tests {
         let mut out = vec![0f32; n * d];
         aggregate(&x, &mut out, n, &g, &map).unwrap();
         assert!(out.iter().all(|&v| v == 3.5));
-    }
-
-    #[test]
-    fn streaming_copy_is_exact() {
-        let src = data(1, (STREAM_MIN_BYTES / 4) + 37);
-        let mut buf = vec![0f32; src.len() + 1];
-        copy_into(&src, &mut buf[1..]).unwrap();
-        assert_eq!(&buf[1..], &src[..]);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use rayon::prelude::*;
 use crate::bail;
 use crate::error::Result;
 use crate::fragments::FragmentMap;
+use crate::pool::pool;
 use crate::rng::{Rng, Stream};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,18 +79,23 @@ impl GraphMode {
 }
 
 /// In-neighbours of every node for one fragment, sorted ascending, deduplicated, no self loops.
+/// Built only inside this crate, so every node id is below `n_nodes()`: the kernel reads rows by
+/// these ids without bounds checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Digraph {
-    pub offsets: Vec<u32>,
-    pub sources: Vec<u32>,
-    pub out_degree: Vec<u32>,
+    offsets: Vec<u32>,
+    sources: Vec<u32>,
+    out_degree: Vec<u32>,
 }
 
 impl Digraph {
-    /// Build from directed edges `(src, dst)`; duplicates and self loops are dropped.
-    pub fn from_edges(n: usize, edges: impl Iterator<Item = (usize, usize)>) -> Self {
+    /// Build from directed edges `(src, dst)` between nodes `0..n`; duplicates and self loops are
+    /// dropped. An id outside `0..n` is a bug in this crate's samplers (users' edge lists are
+    /// validated first), hence a panic rather than an error.
+    pub(crate) fn from_edges(n: usize, edges: impl Iterator<Item = (usize, usize)>) -> Self {
         let mut lists: Vec<Vec<u32>> = vec![Vec::new(); n];
         for (src, dst) in edges {
+            assert!(src < n && dst < n, "edge ({src}, {dst}) outside 0..{n}");
             if src != dst {
                 lists[dst].push(src as u32);
             }
@@ -118,25 +124,66 @@ impl Digraph {
         self.out_degree.len()
     }
 
+    /// CSR offsets: node `i`'s in-neighbours are `sources()[offsets()[i]..offsets()[i + 1]]`.
+    pub fn offsets(&self) -> &[u32] {
+        &self.offsets
+    }
+
+    /// Every node's in-neighbours, concatenated (ascending within a node).
+    pub fn sources(&self) -> &[u32] {
+        &self.sources
+    }
+
+    pub fn out_degrees(&self) -> &[u32] {
+        &self.out_degree
+    }
+
     #[inline]
     pub fn in_neighbors(&self, node: usize) -> &[u32] {
         &self.sources[self.offsets[node] as usize..self.offsets[node + 1] as usize]
     }
 }
 
+/// One round's graphs, one per fragment; made only by [`sample_graphs`], so every graph has exactly
+/// `n_nodes` nodes.
 #[derive(Debug, Clone)]
 pub struct Graphs {
-    pub n_nodes: usize,
-    pub degree: usize,
-    pub mode: GraphMode,
-    pub seed: u64,
-    pub round: u64,
-    pub fragments: Vec<Digraph>,
+    n_nodes: usize,
+    degree: usize,
+    mode: GraphMode,
+    seed: u64,
+    round: u64,
+    fragments: Vec<Digraph>,
 }
 
 impl Graphs {
+    pub fn n_nodes(&self) -> usize {
+        self.n_nodes
+    }
+
     pub fn n_fragments(&self) -> usize {
         self.fragments.len()
+    }
+
+    pub fn degree(&self) -> usize {
+        self.degree
+    }
+
+    pub fn mode(&self) -> &GraphMode {
+        &self.mode
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn round(&self) -> u64 {
+        self.round
+    }
+
+    /// The graph of every fragment, in fragment order.
+    pub fn fragments(&self) -> &[Digraph] {
+        &self.fragments
     }
 
     /// Dense row-stochastic mixing matrix of fragment `k`, row-major `n x n` (row = receiver).
@@ -235,13 +282,17 @@ pub fn sample_graphs(
     mode: GraphMode,
 ) -> Result<Graphs> {
     validate(n_nodes, n_fragments, degree, &mode)?;
-    let fragments: Vec<Digraph> = match &mode {
+    // On the kernel's pool, so that MOSAIC_NUM_THREADS bounds sampling too (a bad value is an error
+    // here as in `aggregate`), and a forked child gets a fresh pool instead of rayon's global one,
+    // whose threads it does not have. Each fragment's stream is keyed by its index, so the order in
+    // which the threads draw does not matter.
+    let fragments: Vec<Digraph> = pool()?.install(|| match &mode {
         GraphMode::Shatter => shatter(n_nodes, n_fragments, degree, seed, round),
         _ => (0..n_fragments)
             .into_par_iter()
             .map(|k| sample_one(n_nodes, degree, seed, round, k as u64, &mode))
             .collect(),
-    };
+    });
     Ok(Graphs {
         n_nodes,
         degree,

@@ -2,16 +2,22 @@
 //!
 //! - [`fragments`]: fixed coordinate -> fragment maps (contiguous, random per layer, blocks);
 //! - [`graphs`]: per-fragment gossip graph samplers keyed by `(seed, round, fragment)`;
-//! - [`aggregate`]: fragment-wise averaging of all nodes on a dedicated thread pool.
+//! - [`aggregate`]: fragment-wise averaging of all nodes on a dedicated thread pool;
+//! - [`boundary`]: every check of the kernel's array arguments, in one place;
+//! - `probes` (feature `bench-probes`): what benchmarks measure the kernel against.
 
 pub mod aggregate;
+pub mod boundary;
 pub mod error;
 pub mod fragments;
 pub mod graphs;
 pub mod pool;
+#[cfg(feature = "bench-probes")]
+pub mod probes;
 pub mod rng;
 
-pub use aggregate::{aggregate, copy_into, tile_width};
+pub use aggregate::{aggregate, tile_width};
+pub use boundary::{check_aggregate, check_shapes, Checked, Operand};
 pub use error::{ErrorKind, MosaicError, Result};
 pub use fragments::{FragmentMap, FragmenterKind};
 pub use graphs::{sample_graphs, Digraph, GraphMode, Graphs};

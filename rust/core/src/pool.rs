@@ -17,19 +17,28 @@ struct PoolSlot {
 
 static POOL: Mutex<Option<PoolSlot>> = Mutex::new(None);
 
-/// Threads requested by the environment, or the machine's available parallelism.
+/// Threads requested by the environment, or the machine's available parallelism when it is unset.
+/// Anything but a positive integer is an error naming the value, never a silent fallback.
 pub fn configured_threads() -> Result<usize> {
-    match std::env::var(THREADS_ENV) {
-        Ok(raw) if !raw.trim().is_empty() => match raw.trim().parse::<usize>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => bail!("{THREADS_ENV}={raw:?} is not a positive integer"),
-        },
-        _ => Ok(std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)),
+    let raw = match std::env::var_os(THREADS_ENV) {
+        None => {
+            return Ok(std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1))
+        }
+        Some(raw) => raw,
+    };
+    match raw.to_str().map(str::trim).map(str::parse::<usize>) {
+        Some(Ok(n)) if n >= 1 => Ok(n),
+        _ => bail!(
+            "{THREADS_ENV}={:?} is not a positive integer; set it to the number of threads, \
+             or unset it to use every core",
+            raw.to_string_lossy()
+        ),
     }
 }
 
+/// The kernel's pool, started on first use (and again in a forked child).
 pub fn pool() -> Result<Arc<ThreadPool>> {
     let pid = std::process::id();
     let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());

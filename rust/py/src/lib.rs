@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use mosaic_core::{self as core, ErrorKind, FragmentMap, GraphMode, Graphs, MosaicError};
 use numpy::{
-    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
-    PyUntypedArrayMethods,
+    IntoPyArray, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1,
+    PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyType};
+use pyo3::types::{PyDict, PyList, PyType};
 
 type IndexArrays<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
 
@@ -65,6 +65,15 @@ fn value_err(py: Python<'_>, message: String) -> PyErr {
 
 fn type_err(py: Python<'_>, message: String) -> PyErr {
     to_pyerr(py, MosaicError::type_error(message))
+}
+
+/// A state the checks should have made impossible: a bug here, reported as `MosaicInternalError`.
+fn internal_err(py: Python<'_>, message: String) -> PyErr {
+    raise(
+        py,
+        "MosaicInternalError",
+        format!("internal error in mosaic_fast._core: {message}"),
+    )
 }
 
 fn non_negative(py: Python<'_>, name: &str, value: i64) -> PyResult<u64> {
@@ -230,7 +239,7 @@ impl PyGraphs {
 impl PyGraphs {
     #[getter]
     fn n_nodes(&self) -> usize {
-        self.inner.n_nodes
+        self.inner.n_nodes()
     }
 
     #[getter]
@@ -240,28 +249,28 @@ impl PyGraphs {
 
     #[getter]
     fn degree(&self) -> usize {
-        self.inner.degree
+        self.inner.degree()
     }
 
     #[getter]
     fn mode(&self) -> &'static str {
-        self.inner.mode.name()
+        self.inner.mode().name()
     }
 
     #[getter]
     fn seed(&self) -> u64 {
-        self.inner.seed
+        self.inner.seed()
     }
 
     #[getter]
     fn round(&self) -> u64 {
-        self.inner.round
+        self.inner.round()
     }
 
     /// Dense row-stochastic W of fragment k: float64 (n_nodes, n_nodes), row = receiver.
     fn mixing_matrix<'py>(&self, py: Python<'py>, k: i64) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let k = non_negative(py, "k", k)?;
-        let n = self.inner.n_nodes;
+        let n = self.inner.n_nodes();
         let w = self
             .inner
             .mixing_matrix(k as usize)
@@ -273,13 +282,13 @@ impl PyGraphs {
     fn in_csr<'py>(&self, py: Python<'py>, k: i64) -> PyResult<IndexArrays<'py>> {
         let g = self.fragment(py, k)?;
         let offsets = g
-            .offsets
+            .offsets()
             .iter()
             .map(|&v| v as i64)
             .collect::<Vec<_>>()
             .into_pyarray(py);
         let sources = g
-            .sources
+            .sources()
             .iter()
             .map(|&v| v as i64)
             .collect::<Vec<_>>()
@@ -312,7 +321,7 @@ impl PyGraphs {
 
     fn out_degrees<'py>(&self, py: Python<'py>, k: i64) -> PyResult<Bound<'py, PyArray1<i64>>> {
         let g = self.fragment(py, k)?;
-        Ok(g.out_degree
+        Ok(g.out_degrees()
             .iter()
             .map(|&v| v as i64)
             .collect::<Vec<_>>()
@@ -339,12 +348,12 @@ impl PyGraphs {
     fn __repr__(&self) -> String {
         format!(
             "Graphs(mode={:?}, n_nodes={}, n_fragments={}, degree={}, seed={}, round={})",
-            self.inner.mode.name(),
-            self.inner.n_nodes,
+            self.inner.mode().name(),
+            self.inner.n_nodes(),
             self.inner.n_fragments(),
-            self.inner.degree,
-            self.inner.seed,
-            self.inner.round
+            self.inner.degree(),
+            self.inner.seed(),
+            self.inner.round()
         )
     }
 }
@@ -360,37 +369,14 @@ fn sample_graphs(
     seed: i64,
     round: i64,
     mode: &str,
-    edges: Option<PyReadonlyArray2<'_, i64>>,
+    edges: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyGraphs> {
     let n = non_negative(py, "n_nodes", n_nodes)? as usize;
     let k = non_negative(py, "K", n_fragments)? as usize;
     let s = non_negative(py, "degree", degree)? as usize;
     let seed = non_negative(py, "seed", seed)?;
     let round = non_negative(py, "round", round)?;
-    let edge_list = match edges {
-        Some(arr) => {
-            let shape = arr.shape().to_vec();
-            if shape.len() != 2 || shape[1] != 2 {
-                return Err(value_err(
-                    py,
-                    format!("edges must have shape (n_edges, 2), got {shape:?}"),
-                ));
-            }
-            let view = arr.as_array();
-            let mut list = Vec::with_capacity(shape[0]);
-            for (e, row) in view.outer_iter().enumerate() {
-                if row[0] < 0 || row[1] < 0 {
-                    return Err(value_err(
-                        py,
-                        format!("edge {e} = ({}, {}) has a negative node id", row[0], row[1]),
-                    ));
-                }
-                list.push((row[0] as usize, row[1] as usize));
-            }
-            Some(list)
-        }
-        None => None,
-    };
+    let edge_list = edges.map(|e| edge_list(py, e)).transpose()?;
     let mode = GraphMode::parse(mode, edge_list).map_err(|e| to_pyerr(py, e))?;
     let inner = detached(py, || core::sample_graphs(n, k, s, seed, round, mode))?;
     Ok(PyGraphs {
@@ -398,125 +384,279 @@ fn sample_graphs(
     })
 }
 
-fn float32_matrix<'a, 'py>(
-    py: Python<'py>,
-    name: &str,
-    obj: &'a Bound<'py, PyAny>,
-) -> PyResult<&'a Bound<'py, PyArray2<f32>>> {
-    let arr = obj.downcast::<PyArray2<f32>>().map_err(|_| {
-        let desc = match obj.getattr("dtype").and_then(|d| d.str()) {
-            Ok(dtype) => format!(
-                "dtype {dtype}, ndim {}",
-                obj.getattr("ndim")
-                    .map(|v| v.to_string())
-                    .unwrap_or("?".into())
-            ),
-            Err(_) => format!(
-                "type {}",
-                obj.get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or("?".into())
-            ),
-        };
+/// A user edge list: an integer numpy array of shape `(n_edges, 2)`, rows `(src, dst)` (empty: none).
+fn edge_list(py: Python<'_>, edges: &Bound<'_, PyAny>) -> PyResult<Vec<(usize, usize)>> {
+    let array = edges.downcast::<PyUntypedArray>().map_err(|_| {
         type_err(
             py,
             format!(
-                "{name} must be a float32 numpy array of shape (n_nodes, n_params), got {desc}"
+                "edges must be an integer array of shape (n_edges, 2), got {}",
+                type_name(edges)
             ),
         )
     })?;
-    if !arr.is_c_contiguous() {
+    if array.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dtype = array.dtype();
+    if !matches!(dtype.kind(), b'i' | b'u') {
         return Err(type_err(
             py,
-            format!(
-                "{name} must be C-contiguous (use np.ascontiguousarray once, outside the loop)"
-            ),
+            format!("edges must be integers, got dtype {}", dtype.str()?),
         ));
     }
-    // A float32 view at an odd byte offset (np.frombuffer(..., offset=1)) is legal numpy, but the
-    // kernel reads whole floats.
-    if !(arr.data() as usize).is_multiple_of(std::mem::align_of::<f32>()) {
-        return Err(type_err(
-            py,
-            format!(
-                "{name} is not aligned to 4 bytes (a view at an odd byte offset); \
-                 copy it once with np.require({name}, requirements='CA')"
-            ),
-        ));
-    }
-    Ok(arr)
-}
-
-/// Fragment-wise averaging of `params` into `out` (both float32 (n_nodes, n_params), C-contiguous).
-#[pyfunction]
-fn aggregate_into(
-    py: Python<'_>,
-    params: &Bound<'_, PyAny>,
-    graphs: &PyGraphs,
-    fragments: &PyFragmentMap,
-    out: &Bound<'_, PyAny>,
-) -> PyResult<()> {
-    let x = float32_matrix(py, "params", params)?;
-    let y = float32_matrix(py, "out", out)?;
-    if x.shape() != y.shape() {
+    let shape = array.shape();
+    if shape.len() != 2 || shape[1] != 2 {
         return Err(value_err(
             py,
             format!(
-                "out has shape {:?} but params has shape {:?}",
-                y.shape(),
-                x.shape()
+                "edges must have shape (n_edges, 2), got shape {}",
+                edges.getattr("shape")?.repr()?
             ),
         ));
     }
-    let (n, d) = (x.shape()[0], x.shape()[1]);
-    core::aggregate::check_shapes(n, d, &graphs.inner, &fragments.inner)
-        .map_err(|e| to_pyerr(py, e))?;
-    let x_ro = x
-        .try_readonly()
-        .map_err(|_| value_err(py, "params is being written elsewhere".into()))?;
+    let as_i64 = edges.call_method1("astype", ("int64",))?;
+    let rows = as_i64
+        .downcast::<PyArray2<i64>>()
+        .map_err(|e| internal_err(py, format!("edges as int64: {e}")))?
+        .readonly();
+    let mut list = Vec::with_capacity(shape[0]);
+    for (e, row) in rows.as_array().outer_iter().enumerate() {
+        if row[0] < 0 || row[1] < 0 {
+            return Err(value_err(
+                py,
+                format!("edge {e} = ({}, {}) has a negative node id", row[0], row[1]),
+            ));
+        }
+        list.push((row[0] as usize, row[1] as usize));
+    }
+    Ok(list)
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+const NUMPY_ARRAY: &str = "numpy array";
+const TORCH_TENSOR: &str = "torch tensor";
+
+/// What the glue reads off an array argument (numpy array or torch tensor, any device) for the
+/// core's checks. Reading is all it does: every check is `core::check_aggregate`'s.
+struct Described<'py> {
+    object: Bound<'py, PyAny>,
+    kind: &'static str,
+    dtype: String,
+    is_float32: bool,
+    shape: Vec<usize>,
+    c_contiguous: bool,
+    address: usize,
+    device: String,
+}
+
+impl<'py> Described<'py> {
+    fn read(py: Python<'py>, name: &str, object: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if let Ok(array) = object.downcast::<PyUntypedArray>() {
+            let dtype = array.dtype();
+            // SAFETY: `as_array_ptr` points at the live array object `object` holds a reference to;
+            // reading its `data` field is what numpy's own PyArray_DATA macro does.
+            let address = unsafe { (*array.as_array_ptr()).data } as usize;
+            return Ok(Self {
+                object: object.clone(),
+                kind: NUMPY_ARRAY,
+                is_float32: dtype.is_equiv_to(&numpy::dtype::<f32>(py)),
+                dtype: dtype.str()?.to_string(),
+                shape: array.shape().to_vec(),
+                c_contiguous: array.is_c_contiguous(),
+                address,
+                device: "cpu".into(),
+            });
+        }
+        if is_torch_tensor(py, object)? {
+            let layout = object.getattr("layout")?.str()?.to_string();
+            if layout != "torch.strided" {
+                return Err(type_err(
+                    py,
+                    format!("{name} must be a dense tensor, got layout {layout}"),
+                ));
+            }
+            let dtype = object.getattr("dtype")?.str()?.to_string();
+            return Ok(Self {
+                object: object.clone(),
+                kind: TORCH_TENSOR,
+                is_float32: dtype == "torch.float32",
+                dtype,
+                shape: object.getattr("shape")?.extract()?,
+                c_contiguous: object.call_method0("is_contiguous")?.extract()?,
+                address: object.call_method0("data_ptr")?.extract()?,
+                device: object.getattr("device")?.str()?.to_string(),
+            });
+        }
+        Err(type_err(
+            py,
+            format!(
+                "{name} must be a numpy array or torch tensor of shape (n_nodes, n_params), got {}",
+                type_name(object)
+            ),
+        ))
+    }
+
+    fn operand(&self) -> core::Operand<'_> {
+        core::Operand {
+            kind: self.kind,
+            dtype: &self.dtype,
+            is_float32: self.is_float32,
+            shape: &self.shape,
+            c_contiguous: self.c_contiguous,
+            address: self.address,
+            device: &self.device,
+        }
+    }
+
+    /// The checked array as a float32 numpy matrix over the same memory (a CPU tensor's `.numpy()`).
+    fn host_matrix(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let array = if self.kind == NUMPY_ARRAY {
+            self.object.clone()
+        } else {
+            self.object.call_method0("detach")?.call_method0("numpy")?
+        };
+        array
+            .downcast_into::<PyArray2<f32>>()
+            .map_err(|e| internal_err(py, format!("a checked array is not float32 2-D: {e}")))
+    }
+}
+
+/// `isinstance(object, torch.Tensor)`, without importing torch: a tensor cannot exist without it.
+fn is_torch_tensor(py: Python<'_>, object: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let modules = py.import("sys")?.getattr("modules")?;
+    match modules.downcast::<PyDict>()?.get_item("torch")? {
+        Some(torch) => object.is_instance(&torch.getattr("Tensor")?),
+        None => Ok(false),
+    }
+}
+
+/// Read both array arguments and run every check of the call (`core::check_aggregate`).
+fn check<'py, 'g>(
+    py: Python<'py>,
+    params: &Bound<'py, PyAny>,
+    out: Option<&Bound<'py, PyAny>>,
+    graphs: &'g PyGraphs,
+    fragments: &'g PyFragmentMap,
+) -> PyResult<(Described<'py>, Option<Described<'py>>, core::Checked<'g>)> {
+    let p = Described::read(py, "params", params)?;
+    let o = out.map(|o| Described::read(py, "out", o)).transpose()?;
+    let checked = core::check_aggregate(
+        &p.operand(),
+        o.as_ref().map(|o| o.operand()).as_ref(),
+        &graphs.inner,
+        &fragments.inner,
+    )
+    .map_err(|e| to_pyerr(py, e))?;
+    Ok((p, o, checked))
+}
+
+/// Every check of `aggregate(params, graphs, fragments, out)` for arrays and tensors on any device,
+/// without running it (the torch path for device tensors calls this first).
+#[pyfunction]
+#[pyo3(signature = (params, graphs, fragments, out=None))]
+fn check_aggregate<'py>(
+    py: Python<'py>,
+    params: &Bound<'py, PyAny>,
+    graphs: &PyGraphs,
+    fragments: &PyFragmentMap,
+    out: Option<&Bound<'py, PyAny>>,
+) -> PyResult<()> {
+    check(py, params, out, graphs, fragments).map(|_| ())
+}
+
+/// Fragment-wise averaging of `params` into `out` (float32 (n_nodes, n_params), C-contiguous numpy
+/// arrays or CPU tensors); a new numpy array when `out` is None. Returns `out`.
+#[pyfunction]
+#[pyo3(signature = (params, graphs, fragments, out=None))]
+fn aggregate<'py>(
+    py: Python<'py>,
+    params: &Bound<'py, PyAny>,
+    graphs: &PyGraphs,
+    fragments: &PyFragmentMap,
+    out: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (p, o, checked) = check(py, params, out, graphs, fragments)?;
+    if p.device != "cpu" {
+        return Err(value_err(
+            py,
+            format!(
+                "params is on {}, but the Rust kernel reads host memory; \
+                 mosaic_fast.aggregate sends device tensors to the torch path",
+                p.device
+            ),
+        ));
+    }
+    let x = p.host_matrix(py)?;
+    let y = match &o {
+        Some(o) => o.host_matrix(py)?,
+        // SAFETY: the array is uninitialised (like np.empty, and from numpy's allocator, which asks
+        // for huge pages); the kernel writes every element before it is returned, and on an error
+        // it is dropped unread.
+        None => unsafe { PyArray2::<f32>::new(py, [checked.n_nodes(), checked.n_params()], false) },
+    };
+    let x_ro = x.try_readonly().map_err(|_| {
+        value_err(
+            py,
+            "params is being written by another call; pass a buffer no call is writing".into(),
+        )
+    })?;
     let mut y_rw = y.try_readwrite().map_err(|_| {
         value_err(
             py,
-            "out aliases params (or is not writeable); pass a separate buffer".into(),
+            "out is read-only or in use by another call; pass a writeable buffer of its own".into(),
         )
     })?;
     let xs = x_ro
         .as_slice()
-        .map_err(|_| type_err(py, "params must be C-contiguous".into()))?;
+        .map_err(|e| internal_err(py, format!("checked params: {e}")))?;
     let ys = y_rw
         .as_slice_mut()
-        .map_err(|_| type_err(py, "out must be C-contiguous".into()))?;
-    let (xa, ya) = (xs.as_ptr() as usize, ys.as_ptr() as usize);
-    let bytes = std::mem::size_of_val(xs);
-    if xa < ya + bytes && ya < xa + bytes && bytes > 0 {
-        return Err(value_err(
-            py,
-            "out aliases params; pass a separate buffer".into(),
-        ));
-    }
-    let (g, m) = (graphs.inner.clone(), fragments.inner.clone());
-    detached(py, move || core::aggregate(xs, ys, n, &g, &m))
+        .map_err(|e| internal_err(py, format!("checked out: {e}")))?;
+    detached(py, move || checked.run(xs, ys))?;
+    drop(y_rw);
+    Ok(match out {
+        Some(out) => out.clone(),
+        None => y.into_any(),
+    })
 }
 
-/// Parallel copy on the kernel's pool (memory-bandwidth probe for benchmarks).
+/// Parallel copy on the kernel's pool (memory-bandwidth probe for benchmarks; feature `bench-probes`).
+#[cfg(feature = "bench-probes")]
 #[pyfunction]
-fn copy_into(py: Python<'_>, src: &Bound<'_, PyAny>, dst: &Bound<'_, PyAny>) -> PyResult<()> {
-    let s = float32_matrix(py, "src", src)?;
-    let d = float32_matrix(py, "dst", dst)?;
+fn copy_into<'py>(
+    py: Python<'py>,
+    src: &Bound<'py, PyAny>,
+    dst: &Bound<'py, PyAny>,
+) -> PyResult<()> {
+    let as_matrix = |name: &str, obj: &Bound<'py, PyAny>| {
+        obj.downcast::<PyArray2<f32>>().cloned().map_err(|_| {
+            type_err(
+                py,
+                format!("{name} must be a float32 numpy array of 2 dimensions"),
+            )
+        })
+    };
+    let (s, d) = (as_matrix("src", src)?, as_matrix("dst", dst)?);
     let s_ro = s
         .try_readonly()
         .map_err(|_| value_err(py, "src is being written elsewhere".into()))?;
     let mut d_rw = d
         .try_readwrite()
-        .map_err(|_| value_err(py, "dst aliases src".into()))?;
+        .map_err(|_| value_err(py, "dst aliases src or is read-only".into()))?;
     let ss = s_ro
         .as_slice()
         .map_err(|_| type_err(py, "src must be C-contiguous".into()))?;
     let ds = d_rw
         .as_slice_mut()
         .map_err(|_| type_err(py, "dst must be C-contiguous".into()))?;
-    detached(py, move || core::copy_into(ss, ds))
+    detached(py, move || core::probes::copy_into(ss, ds))
 }
 
 /// Number of threads of the kernel's pool (`MOSAIC_NUM_THREADS`, default: all cores).
@@ -536,7 +676,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyFragmentMap>()?;
     m.add_class::<PyGraphs>()?;
     m.add_function(wrap_pyfunction!(sample_graphs, m)?)?;
-    m.add_function(wrap_pyfunction!(aggregate_into, m)?)?;
+    m.add_function(wrap_pyfunction!(check_aggregate, m)?)?;
+    m.add_function(wrap_pyfunction!(aggregate, m)?)?;
+    #[cfg(feature = "bench-probes")]
     m.add_function(wrap_pyfunction!(copy_into, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(tile_width, m)?)?;
