@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-docs/results}
-SHARED=${SHARED:-../shared/data}
+# DATA: the folder that holds ml-latest-small/ and shakespeare/ (the datasets as their owners publish them).
+DATA=${DATA:?set DATA to the folder holding ml-latest-small/ and shakespeare/}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MOSAIC_NUM_THREADS=1
 FMNIST="--set rounds=100 --set local_steps=2 --set batch_size=16 --set eval_every=10 --set test_samples=500"
 
@@ -13,9 +14,9 @@ pipeline_a() {
     # Fashion-MNIST, 16 nodes, degree 8, strong label skew (the timed 5 K x 3 seeds sweep)
     time mosaic-fast sweep --dataset fashion-mnist --K 1,2,4,8,16 --alpha 0.1 --seeds 0,1,2 $FMNIST -q --out "$OUT/fmnist-alpha0.1"
     # MovieLens ml-latest-small, 16 nodes, the paper's protocol, default settings (100 rounds)
-    time mosaic-fast sweep --dataset movielens --K 1,2,4,8,16 --seeds 0,1,2 --set data_dir="$SHARED/ml-latest-small" -q --out "$OUT/movielens"
+    time mosaic-fast sweep --dataset movielens --K 1,2,4,8,16 --seeds 0,1,2 --set data_dir="$DATA/ml-latest-small" -q --out "$OUT/movielens"
     # Shakespeare (TFF/LEAF), 16 nodes, roles dealt to nodes, a short run
-    time mosaic-fast sweep --dataset shakespeare --K 1,8 --seeds 0,1,2 --set data_dir="$SHARED/shakespeare" \
+    time mosaic-fast sweep --dataset shakespeare --K 1,8 --seeds 0,1,2 --set data_dir="$DATA/shakespeare" \
         --set rounds=50 --set local_steps=2 --set batch_size=16 --set eval_every=10 --set test_samples=300 -q --out "$OUT/shakespeare"
 }
 
@@ -33,7 +34,7 @@ mosaic-fast sweep --dataset fashion-mnist --K 16 --alpha 0.1 --degree 2 --seeds 
 wait
 
 # Shakespeare with a longer local schedule (one seed; still on the unigram plateau here)
-SH="--set data_dir=$SHARED/shakespeare --set nodes=8 --set degree=4 --set rounds=30 --set local_steps=10 --set batch_size=16 --set lr=1.0 --set eval_every=10 --set test_samples=300"
+SH="--set data_dir=$DATA/shakespeare --set nodes=8 --set degree=4 --set rounds=30 --set local_steps=10 --set batch_size=16 --set lr=1.0 --set eval_every=10 --set test_samples=300"
 mosaic-fast sweep --dataset shakespeare --K 1 --seeds 0 $SH -q --out "$OUT/shakespeare-long/K1" &
 mosaic-fast sweep --dataset shakespeare --K 8 --seeds 0 $SH -q --out "$OUT/shakespeare-long/K8" &
 wait

@@ -101,7 +101,13 @@ def test_run_folder_contract(fake_data, tmp_path):
     folder = tmp_path / "r"
     meta = json.loads((folder / "config.json").read_text())
     assert meta["config"]["K"] == 4 and meta["config"]["partition"] == "dirichlet"
-    assert set(meta["versions"]) == {"mosaic_fast", "torch", "numpy", "python"}
+    assert set(meta["versions"]) == {
+        "mosaic_fast",
+        "torch",
+        "numpy",
+        "python",
+        "torch_cpu_capability",
+    }
     assert (
         meta["metric"] == "accuracy" and meta["lower_is_better"] is False and meta["n_params"] > 0
     )
@@ -124,7 +130,8 @@ def test_run_folder_contract(fake_data, tmp_path):
     assert recs[-1]["consensus_distance"] > 0 and recs[-1]["train_loss"] > 0
     assert 0 <= recs[-1]["node_mean"] <= 1 and recs[-1]["node_std"] >= 0
     on_disk = json.loads((folder / "summary.json").read_text())
-    assert on_disk == summary and summary["complete"] is True and summary["final"] == recs[-1]
+    assert on_disk == summary and summary["final"] == recs[-1]
+    assert summary["status"] == "complete" and summary["complete"] is True
     assert summary["best_node_mean"] == max(r["node_mean"] for r in recs)
     assert summary["rounds"] == 4
 
@@ -146,7 +153,7 @@ def test_consensus_distance_and_node_std_match_their_definitions(fake_data):
     X = sim.X.double()
     expected = float(torch.linalg.norm(X - X.mean(0), dim=1).mean())
     assert rec["consensus_distance"] == pytest.approx(expected, rel=1e-12)
-    per_node = sim.problem.evaluate(sim.X).per_node
+    per_node = sim.node_data.evaluate(sim.X).per_node
     assert rec["node_std"] == pytest.approx(float(np.std(per_node)))
 
 

@@ -1,0 +1,289 @@
+"""A run's life through its folder, tested with real processes on real MovieLens (fast: matrix
+factorisation rounds take milliseconds): kill -9 and resume, a second writer, SIGINT/SIGTERM,
+divergence, tampered checkpoints, folders that are not runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from data_helpers import SHARED_DATA
+
+from mosaic_fast.cli import main
+from mosaic_fast.config import ExperimentConfig
+from mosaic_fast.engine import run_experiment
+from mosaic_fast.errors import RunDiverged, RunInterrupted
+from mosaic_fast.runfolder import CHECKPOINT, DIVERGED, METRICS, SUMMARY, RunFolder, run_status
+
+MOVIELENS = SHARED_DATA / "ml-latest-small"
+pytestmark = pytest.mark.skipif(
+    not (MOVIELENS / "ratings.csv").is_file(), reason="real MovieLens not found beside the checkout"
+)
+# Small and quick, but long enough (a few seconds) to be interrupted from outside.
+ARGS = [
+    "--dataset", "movielens", "--data-dir", str(MOVIELENS), "--K", "4", "--local-steps", "2",
+    "--eval-every", "5", "--checkpoint-every", "7",
+]  # fmt: skip
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mosaic_fast", "run", "--quiet", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MOSAIC_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **(env or {})},
+    )
+
+
+def records(folder: Path) -> list[dict]:
+    lines = (folder / METRICS).read_text().splitlines()
+    return [{k: v for k, v in json.loads(ln).items() if k != "wall_time_s"} for ln in lines]
+
+
+def wait_for_lines(folder: Path, count: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (folder / METRICS).is_file() and len(
+            (folder / METRICS).read_text().splitlines()
+        ) >= count:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended early: {proc.communicate()}")
+        time.sleep(0.01)
+    raise AssertionError(f"no {count} metrics lines in {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> list[dict]:
+    out = tmp_path_factory.mktemp("ref") / "run"
+    proc = cli(*ARGS, "--rounds", "200", "--out", str(out))
+    assert proc.wait(timeout=300) == 0, proc.communicate()
+    return records(out)
+
+
+def test_kill_9_at_any_moment_then_resume_equals_the_uninterrupted_run(tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    proc = cli(*ARGS, "--rounds", "200", "--out", str(out))
+    wait_for_lines(out, 9, proc)  # past the checkpoints of rounds 7..35
+    proc.kill()
+    proc.wait()
+    assert not (out / SUMMARY).exists() and (out / CHECKPOINT).exists()
+    resumed = cli("--resume", str(out))
+    assert resumed.wait(timeout=300) == 0, resumed.communicate()
+    assert records(out) == uninterrupted
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_finishes_the_round_checkpoints_and_says_how_to_resume(
+    tmp_path, uninterrupted, signum, code
+):
+    out = tmp_path / "run"
+    proc = cli(*ARGS, "--rounds", "200", "--out", str(out))
+    wait_for_lines(out, 1, proc)  # round 0 is written: the first round is under way
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err.strip().splitlines()[-1].endswith(f"resume with: mosaic-fast run --resume {out}")
+    assert len(err.strip().splitlines()) == 1
+    assert (out / CHECKPOINT).exists() and not (out / SUMMARY).exists()
+    resumed = cli("--resume", str(out))
+    assert resumed.wait(timeout=300) == 0, resumed.communicate()
+    assert records(out) == uninterrupted
+
+
+def test_a_second_process_on_a_folder_in_use_exits_2_naming_folder_and_pid(tmp_path):
+    out = tmp_path / "run"
+    first = cli(*ARGS, "--rounds", "100000", "--out", str(out))
+    try:
+        wait_for_lines(out, 2, first)
+        lines_before = (out / METRICS).read_text()
+        second = cli("--resume", str(out))
+        _, err = second.communicate(timeout=120)
+        assert second.returncode == 2, err
+        assert err.strip() == f"Error: run folder {str(out)!r} is in use by process {first.pid}"
+        assert (out / METRICS).read_text().startswith(lines_before)  # nothing rewritten
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_lock_is_released_when_the_holder_leaves(tmp_path):
+    with RunFolder(tmp_path / "r"):
+        pass
+    with RunFolder(tmp_path / "r"):
+        pass
+
+
+def tiny(**kw) -> ExperimentConfig:
+    values = dict(
+        dataset="movielens",
+        data_dir=str(MOVIELENS),
+        K=2,
+        rounds=30,
+        local_steps=2,
+        eval_every=5,
+        checkpoint_every=5,
+    )
+    return ExperimentConfig(**{**values, **kw})
+
+
+def test_divergence_stops_the_run_keeps_valid_lines_and_is_recorded(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(RunDiverged, match=r"^run diverged at round \d+ \(training loss (nan|inf)\); try a smaller --lr \(now 50\)$"):  # fmt: skip
+        run_experiment(tiny(lr=50.0), out, quiet=True)
+    summary = json.loads((out / SUMMARY).read_text())
+    assert summary["status"] == DIVERGED and summary["complete"] is False
+    assert summary["round"] >= 1 and summary["reason"].startswith("training loss ")
+    lines = records(out)
+    assert lines and all(r["round"] < summary["round"] for r in lines)
+    assert all(r["node_mean"] == r["node_mean"] for r in lines)  # no NaN was written
+    assert run_status(out) == DIVERGED
+
+
+def test_diverged_run_exits_3_and_resuming_it_says_so(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["run", *ARGS, "--rounds", "30", "--lr", "50", "--out", str(out), "--quiet"])  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert result.output.strip().startswith("Error: run diverged at round ")
+    assert result.output.strip().endswith("try a smaller --lr (now 50)")
+    again = CliRunner().invoke(main, ["run", "--resume", str(out), "--quiet"])
+    assert again.exit_code == 3 and again.output.startswith("Error: run diverged at round ")
+
+
+def test_signal_during_an_evaluation_or_a_checkpoint_write_finishes_them_first(
+    tmp_path, monkeypatch
+):
+    from mosaic_fast.engine import simulation
+
+    original_metrics = simulation.Simulation.metrics
+    calls = []
+
+    def metrics_interrupted(self):
+        calls.append(self.rounds_done)
+        if self.rounds_done == 10:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of this evaluation
+        return original_metrics(self)
+
+    monkeypatch.setattr(simulation.Simulation, "metrics", metrics_interrupted)
+    out = tmp_path / "eval"
+    with pytest.raises(RunInterrupted) as info:
+        run_experiment(tiny(), out, quiet=True)
+    assert info.value.exit_code == 130
+    assert [r["round"] for r in records(out)] == [0, 5, 10]  # the evaluation was written
+    assert run_status(out) == "resume"
+
+    original_save = RunFolder.save_checkpoint
+
+    def save_interrupted(self, state):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the checkpoint is being written
+        original_save(self, state)
+
+    monkeypatch.setattr(simulation.Simulation, "metrics", original_metrics)
+    monkeypatch.setattr(RunFolder, "save_checkpoint", save_interrupted)
+    out = tmp_path / "ckpt"
+    with pytest.raises(RunInterrupted) as info:
+        run_experiment(tiny(), out, quiet=True)
+    assert info.value.exit_code == 143
+    monkeypatch.setattr(RunFolder, "save_checkpoint", original_save)
+    run_experiment(tiny(), out, quiet=True, resume=True)
+    reference = tmp_path / "ref"
+    run_experiment(tiny(), reference, quiet=True)
+    assert records(out) == records(reference)
+
+
+class _Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_tampered_checkpoint_is_refused_in_one_line_and_never_executed(tmp_path):
+    out = tmp_path / "run"
+    run_experiment(tiny(rounds=5), out, quiet=True)
+    (out / SUMMARY).unlink()
+    marker = tmp_path / "pwned"
+    (out / CHECKPOINT).write_bytes(pickle.dumps({"config": _Exploit(marker)}))
+    result = CliRunner().invoke(main, ["run", "--resume", str(out), "--quiet"])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert "\n" not in line and "is not a valid mosaic-fast checkpoint" in line
+    assert not marker.exists()
+    (out / CHECKPOINT).write_bytes(b"garbage")
+    result = CliRunner().invoke(main, ["run", "--resume", str(out), "--quiet"])
+    assert result.exit_code == 2 and "is not a valid mosaic-fast checkpoint" in result.output
+
+
+def test_resume_of_a_finished_run_returns_its_table(tmp_path):
+    out = tmp_path / "run"
+    run_experiment(tiny(rounds=5), out, quiet=True)
+    before = (out / METRICS).read_text()
+    result = CliRunner().invoke(main, ["run", "--resume", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (out / METRICS).read_text() == before
+
+
+def test_resume_of_a_run_written_by_another_version_is_one_line(tmp_path):
+    out = tmp_path / "run"
+    run_experiment(tiny(rounds=5), out, quiet=True)
+    head = json.loads((out / "config.json").read_text())
+    head["config"]["gossip_warp"] = 3
+    head["versions"]["mosaic_fast"] = "9.9.9"
+    (out / "config.json").write_text(json.dumps(head))
+    result = CliRunner().invoke(main, ["run", "--resume", str(out), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "written by mosaic-fast 9.9.9" in result.output and "gossip_warp" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_folder_holding_something_else_is_refused(tmp_path):
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "chapter1.tex").write_text("precious")
+    result = CliRunner().invoke(main, ["run", *ARGS, "--rounds", "2", "--out", str(out), "--quiet"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "holds files that are not part of a mosaic-fast run (chapter1.tex)" in result.output
+    assert (out / "chapter1.tex").read_text() == "precious"
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = CliRunner().invoke(main, ["run", *ARGS, "--rounds", "2", "--out", str(blocker / "r"), "--quiet"])  # fmt: skip
+    assert result.exit_code == 2 and "cannot create run folder" in result.output
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_output_folder_is_one_line(tmp_path):
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        result = CliRunner().invoke(main, ["run", *ARGS, "--rounds", "2", "--out", str(parent / "r"), "--quiet"])  # fmt: skip
+        assert result.exit_code == 2 and "Permission denied" in result.output
+    finally:
+        parent.chmod(0o755)
+
+
+def test_a_sweep_records_diverged_cells_and_does_not_retry_them(tmp_path, monkeypatch):
+    from mosaic_fast import sweep as sw
+
+    out = tmp_path / "sweep"
+    grid = sw.SweepGrid(K=(1, 2))
+    base = tiny(lr=50.0, rounds=10)
+    with pytest.warns(sw.DivergedCellsWarning, match="2 cell"):
+        table = sw.run_sweep(grid, out, base=base, quiet=True)
+    assert list(table["n_diverged"]) == [1, 1] and list(table["n_seeds"]) == [0, 0]
+    assert "| diverged |" in (out / "summary.md").read_text()
+    ran = []
+    monkeypatch.setattr(sw, "run_experiment", lambda *a, **k: ran.append(a))
+    with pytest.warns(sw.DivergedCellsWarning):
+        sw.run_sweep(grid, out, base=base, quiet=True)
+    assert ran == []
