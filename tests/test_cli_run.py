@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -41,14 +44,30 @@ def fake_data(monkeypatch):
     monkeypatch.setattr(simulation_module, "load_data", lambda cfg: sets[cfg.dataset])
 
 
-def test_help_documents_every_config_field():
-    result = CliRunner().invoke(main, ["run", "--help"])
+def test_help_documents_every_setting_with_its_defaults():
+    result = CliRunner().invoke(main, ["run", "--help"], terminal_width=200)
     assert result.exit_code == 0
     for name in ExperimentConfig.__dataclass_fields__:
-        if name != "extra":
-            assert "--" + name.replace("_", "-") in result.output
-    for extra in ("--out", "--resume", "--config", "--quiet"):
-        assert extra in result.output
+        assert "--" + name.replace("_", "-") in result.output
+    for option in ("--out", "--resume", "--config", "--quiet"):
+        assert option in result.output
+    line = {ln.split()[0]: ln for ln in result.output.splitlines() if ln.strip().startswith("--")}
+    assert (
+        "[default: 0.05 for fashion-mnist, cifar10, cifar100; 0.5 for shakespeare, movielens]"
+        in line["--lr"]
+    )
+    assert "[default: 100; the demo without --dataset: 20]" in line["--rounds"]
+    assert "[default: 0.1 when partition is dirichlet]" in line["--alpha"]
+    assert "auto|loop|vmap|batched|sparse" in line["--trainer"]
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys; from click.testing import CliRunner; from mosaic_fast.cli import main;"
+        "[CliRunner().invoke(main, [c, '--help']) for c in ('run', 'sweep')];"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_tiny_run_writes_a_complete_folder_and_prints_the_table(fake_data, tmp_path):
@@ -73,6 +92,22 @@ def test_config_file_values_are_overridden_by_options(tmp_path):
     toml.write_text('[run]\ndataset = "movielens"\nnodes = 12\nlocal-steps = 3\n')
     cfg = config_from_options(config_file=str(toml), nodes=20, K="4")
     assert (cfg.dataset, cfg.nodes, cfg.local_steps, cfg.K) == ("movielens", 20, 3, 4)
+
+
+def test_config_file_k_list_and_whole_test_set(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text("K = [1, 4]\ntest-samples = 0\n")
+    assert [(c.K, c.test_samples) for c in configs_from_options(config_file=str(toml))] == [
+        (1, None),
+        (4, None),
+    ]
+    toml.write_text('K = "2,8"\n')
+    assert [c.K for c in configs_from_options(config_file=str(toml))] == [2, 8]
+
+
+def test_trainer_is_a_setting():
+    assert config_from_options(trainer="loop", K="2").trainer == "loop"
+    assert config_from_options(K="2").trainer == "auto"
 
 
 def test_no_options_is_the_fashion_mnist_k1_vs_k8_demo():
@@ -137,6 +172,82 @@ def test_bad_options_print_one_error_line_and_exit_2(
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0], result.output
     assert "Traceback" not in result.output
+
+
+def _one_error_line(result, needle):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert needle in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lr", "nan"], "Error: lr=nan must be a finite number"),
+        (["--lr", "inf"], "Error: lr=inf must be a finite number"),
+        (["--momentum", "-inf"], "Error: momentum=-inf must be a finite number"),
+        (["--weight-decay", "nan"], "Error: weight_decay=nan must be a finite number"),
+        (["--lr", "0"], "Error: lr=0.0 must be positive"),
+        (["--momentum", "1"], "Error: momentum=1.0 must be in [0, 1)"),
+        (["--trainer", "fast"], "Error: Invalid value for '--trainer': 'fast' is not one of"),
+        (["--rounds", "1.5"], "Error: Invalid value for '--rounds': '1.5' is not a valid integer"),
+    ],
+)
+def test_bad_numbers_are_refused_in_one_line(fake_data, tmp_path, args, message):
+    result = CliRunner().invoke(main, ["run", *TINY, "--out", str(tmp_path / "x"), *args])
+    _one_error_line(result, message)
+    assert result.output.startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("nodes = 'x'\n", "nodes='x' must be an integer"),
+        ("nodes = 16.0\n", "nodes=16.0 must be an integer"),
+        ("nodes = true\n", "nodes=True must be an integer"),
+        ("lr = 'fast'\n", "lr='fast' must be a number"),
+        ("lr = nan\n", "lr=nan must be a finite number"),
+        ("lr = -inf\n", "lr=-inf must be a finite number"),
+        ("momentum = 1.5\n", "momentum=1.5 must be in [0, 1)"),
+        ("mf-biases = 1\n", "mf_biases=1 must be true or false"),
+        ("dataset = 3\n", "dataset=3 must be a string"),
+        ("topology = 'mesh'\n", "topology='mesh' is not one of el-oracle"),
+        ("K = [1, 'x']\n", "K='x' must be an integer"),
+        ("[run]\nnodez = 4\n", "unknown setting 'nodez' (did you mean 'nodes'?)"),
+        ("extra = {}\n", "unknown setting 'extra'"),
+        ("local-steps = 2\nlocal_steps = 3\n", "setting local_steps is given twice"),
+        ("nodes = 4\n[run]\ndegree = 2\n", "'nodes' is outside the [run] table"),
+    ],
+)
+def test_config_file_errors_are_one_line_naming_file_and_key(tmp_path, text, message):
+    toml = tmp_path / "f.toml"
+    toml.write_text(text)
+    result = CliRunner().invoke(main, ["run", "--config", str(toml), "--out", str(tmp_path / "o")])
+    _one_error_line(result, f"Error: config file {str(toml)!r}: {message}")
+
+
+def test_unreadable_config_files_are_one_line(tmp_path):
+    cases = {
+        tmp_path / "missing.toml": "does not exist",
+        tmp_path: "is a directory",
+    }
+    invalid = tmp_path / "invalid.toml"
+    invalid.write_text("nodes = \n")
+    cases[invalid] = "is not valid TOML: "
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    cases[binary] = "is not UTF-8 text"
+    if os.geteuid() != 0:  # root reads everything
+        locked = tmp_path / "locked.toml"
+        locked.write_text("nodes = 4\n")
+        locked.chmod(0)
+        cases[locked] = "cannot be read: permission denied"
+    for path, why in cases.items():
+        for command in ("run", "sweep"):
+            args = [command, "--config", str(path), "--out", str(tmp_path / "o")]
+            _one_error_line(CliRunner().invoke(main, args), f"config file {str(path)!r} {why}")
 
 
 def test_datasets_lists_every_dataset(tmp_path):

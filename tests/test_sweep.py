@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from scipy import stats as sps
 
 from mosaic_fast import sweep as sw
 from mosaic_fast.cli import main
-from mosaic_fast.config import ExperimentConfig
+from mosaic_fast.config import NON_RESULT_SETTINGS, SETTINGS, ExperimentConfig
 from mosaic_fast.errors import MosaicValueError
 from mosaic_fast.runfolder import read_run
 from mosaic_fast.stats import betainc, mean_ci, t_quantile
@@ -212,31 +213,108 @@ def test_invalid_cell_is_reported_before_anything_runs(engine, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("text", "kind", "expected"),
-    [("1,2, 4", int, (1, 2, 4)), ("iid,1,0.1", float, (None, 1.0, 0.1)), ("a,b", str, ("a", "b"))],
+    ("name", "text", "expected"),
+    [
+        ("K", "1,2, 4", (1, 2, 4)),
+        ("alpha", "iid,1,0.1", (None, 1.0, 0.1)),
+        ("topology", "static,ring", ("static", "ring")),
+        ("lr", "0.1,1", (0.1, 1.0)),
+        ("seeds", "0,1", (0, 1)),
+        ("seed", "2", (2,)),
+    ],
 )
-def test_parse_list(text, kind, expected):
-    name = "alpha" if kind is float else "x"
-    assert sw.parse_list(name, text, kind) == expected
+def test_parse_list_types_values_by_the_axis_setting(name, text, expected):
+    assert sw.parse_list(name, text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "1,,2", "1,x"])
-def test_parse_list_rejects_bad_text(text):
-    with pytest.raises(MosaicValueError):
-        sw.parse_list("K", text, int)
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("K", "", "--K '' is an empty list"),
+        ("K", "1,,2", "has an empty item"),
+        ("K", "1,x", "--K value 'x' must be an integer"),
+        ("lr", "0.1,fast", "--lr value 'fast' must be a number"),
+        ("alpha", "iid,x", "--alpha value 'x' must be a number or 'iid'"),
+    ],
+)
+def test_parse_list_rejects_bad_text(name, text, message):
+    with pytest.raises(MosaicValueError, match=message):
+        sw.parse_list(name, text)
 
 
-def test_parse_setting_converts_by_field_type():
+def test_parse_setting_converts_by_the_declared_type():
     assert sw.parse_setting("rounds=50") == ("rounds", 50)
     assert sw.parse_setting("lr=0.1") == ("lr", 0.1)
     assert sw.parse_setting("lr=none") == ("lr", None)
     assert sw.parse_setting("local-steps=3") == ("local_steps", 3)
     assert sw.parse_setting("mf_biases=true") == ("mf_biases", True)
     assert sw.parse_setting("data_dir=/tmp/x") == ("data_dir", "/tmp/x")
-    assert sw.parse_setting('extra={"a": 1}') == ("extra", {"a": 1})
-    for bad in ("rounds=ten", "rounds", "nope=1", "mf_biases=maybe", "rounds=none", "extra=[1]"):
-        with pytest.raises(MosaicValueError):
+    assert sw.parse_setting("test_samples=0") == ("test_samples", None)  # the whole test set
+    assert sw.parse_setting("trainer=loop") == ("trainer", "loop")
+    for bad, message in [
+        ("rounds=ten", "--set 'rounds=ten': rounds='ten' must be an integer"),
+        ("rounds", "--set 'rounds' is not of the form key=value"),
+        ("nodez=1", "--set 'nodez=1': unknown setting 'nodez' (did you mean 'nodes'?)"),
+        ("mf_biases=maybe", "--set 'mf_biases=maybe': mf_biases='maybe' must be true or false"),
+        ("rounds=none", "--set 'rounds=none': rounds='none' must be an integer"),
+        ('extra={"a": 1}', "unknown setting 'extra'"),
+    ]:
+        with pytest.raises(MosaicValueError, match=re.escape(message)):
             sw.parse_setting(bad)
+
+
+def test_every_declared_axis_is_a_grid_axis_in_folder_name_order():
+    axis_settings = [s.name for s in SETTINGS.values() if s.axis and s.name != "seed"]
+    assert sw.AXES[:6] == ("K", "alpha", "degree", "nodes", "topology", "fragmenter")
+    assert set(sw.AXES) == set(axis_settings)
+    later = [a for a in axis_settings if a not in sw.AXES[:6]]
+    assert list(sw.AXES[6:]) == later  # declaration order
+    assert {"lr", "local_steps", "batch_size", "momentum"} <= set(sw.AXES)
+    # Settings that do not change results never name cells.
+    assert not set(sw.AXES) & set(NON_RESULT_SETTINGS)
+
+
+def test_new_axes_follow_the_first_six_and_the_seed_comes_last():
+    grid = sw.SweepGrid(seeds=(0,), momentum=(0.9,), lr=(0.1,), degree=(2,), alpha=(0.1,), K=(8,))
+    (cell,) = grid.cells(BASE)
+    assert cell.name == "K=8_alpha=0.1_degree=2_lr=0.1_momentum=0.9_seed=0"
+    assert (cell.config.lr, cell.config.momentum) == (0.1, 0.9)
+    assert list(grid.to_dict()) == [*sw.AXES[:6], "lr", "momentum", "seeds"]
+    assert sw.SweepGrid.from_dict(grid.to_dict()) == grid
+
+
+def test_sweep_files_of_earlier_versions_still_load(tmp_path):
+    files = sorted(Path(__file__).parent.parent.glob("docs/results/**/sweep.json"))
+    assert files, "the published results hold sweep.json files"
+    for path in files:
+        record = json.loads(path.read_text())
+        assert list(record["grid"]) == [*sw.AXES[:6], "seeds"]
+        grid, base = sw.load_sweep(path.parent)
+        assert grid.to_dict() == record["grid"]  # the same file format
+        stored = {k: v for k, v in record["base"].items() if k != "extra"}
+        assert {k: base.to_dict()[k] for k in stored} == stored
+
+
+def test_continuing_a_sweep_written_by_an_earlier_version(engine, tmp_path):
+    """Its sweep.json holds ``"extra": {}`` and lacks newer settings: still the same base."""
+    out = tmp_path / "s"
+    sw.run_sweep(sw.SweepGrid(K=(1,)), out, base=BASE, quiet=True)
+    record = json.loads((out / "sweep.json").read_text())
+    record["base"]["extra"] = {}
+    del record["base"]["trainer"]
+    (out / "sweep.json").write_text(json.dumps(record))
+    engine.calls.clear()
+    sw.run_sweep(sw.SweepGrid(K=(1, 2)), out, base=BASE, quiet=True)
+    assert engine.calls == [("K=2_seed=0", False)]
+
+
+def test_load_sweep_names_a_broken_file(tmp_path):
+    (tmp_path / "sweep.json").write_text("{not json")
+    with pytest.raises(MosaicValueError, match="is not a sweep file"):
+        sw.load_sweep(tmp_path)
+    (tmp_path / "sweep.json").write_text('{"grid": {"colour": [1]}, "base": {}}')
+    with pytest.raises(MosaicValueError, match="unknown grid axis"):
+        sw.load_sweep(tmp_path)
 
 
 # ----------------------------------------------------------------------------- skip / resume
@@ -415,23 +493,92 @@ def test_cli_config_file_and_set_override(engine, tmp_path):
     assert (base.nodes, base.rounds) == (8, 2)
 
 
+def test_summary_columns_include_new_axes(engine, tmp_path):
+    grid = sw.SweepGrid(K=(1, 2), lr=(0.1, 0.05))
+    table = sw.run_sweep(grid, tmp_path, base=BASE, quiet=True)
+    assert list(table.columns[:2]) == ["K", "lr"]
+    assert list(zip(table["K"], table["lr"], strict=True)) == [
+        (1, 0.05),
+        (1, 0.1),
+        (2, 0.05),
+        (2, 0.1),
+    ]
+
+
+def test_cli_takes_every_run_option():
+    def flags(command):
+        params = main.get_command(None, command).params
+        return {flag for p in params for flag in (*p.opts, *p.secondary_opts)}
+
+    run_only = {"--resume"}
+    assert flags("run") - run_only <= flags("sweep")
+    for s in SETTINGS.values():
+        assert s.option in flags("sweep")
+
+
+def test_cli_speaks_run_options_and_lists_make_axes(engine, tmp_path):
+    out = tmp_path / "s"
+    res = invoke(
+        "--data-dir", str(tmp_path), "--rounds", "2", "--lr", "0.1,0.05", "--K", "1",
+        "--seed", "0,1", "--mf-biases", "--test-samples", "0", "--out", str(out), "--quiet",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    grid, base = sw.load_sweep(out)
+    assert grid == sw.SweepGrid(K=(1,), lr=(0.1, 0.05), seeds=(0, 1))
+    assert (base.data_dir, base.rounds, base.mf_biases, base.test_samples) == (
+        str(tmp_path),
+        2,
+        True,
+        None,
+    )
+    assert sorted(name for name, _ in engine.calls) == [
+        f"K=1_lr={lr}_seed={seed}" for lr in (0.05, 0.1) for seed in (0, 1)
+    ]
+
+
+def test_cli_seeds_is_the_seed_option(engine, tmp_path):
+    a = invoke("--K", "1", "--seeds", "0,1", "--out", str(tmp_path), "--dry-run")
+    b = invoke("--K", "1", "--seed", "0,1", "--out", str(tmp_path), "--dry-run")
+    assert a.exit_code == b.exit_code == 0 and a.output == b.output
+    assert "K=1_seed=1\tfresh" in a.output
+
+
+def test_cli_keeps_the_folder_names_of_the_first_axes(engine, tmp_path):
+    res = invoke(
+        "--fragmenter", "random", "--topology", "static", "--nodes", "8", "--degree", "2",
+        "--alpha", "0.1", "--K", "8", "--seeds", "0", "--out", str(tmp_path), "--dry-run",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[0] == (
+        "K=8_alpha=0.1_degree=2_nodes=8_topology=static_fragmenter=random_seed=0\tfresh"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--K", "0,2"], "Error: grid value K=0 must be at least 1"),
-        (["--alpha", "-1"], "Error: grid value alpha=-1 must be a positive number or 'iid'"),
+        (["--alpha", "-1"], "Error: grid value alpha=-1 must be positive"),
+        (["--lr", "nan"], "Error: grid value lr=nan must be a finite number"),
+        (["--momentum", "0.5,1"], "Error: grid value momentum=1 must be in [0, 1)"),
+        (["--trainer", "fast"], "Error: grid value trainer=fast is not one of auto, loop"),
         (["--K", ""], "Error: --K '' is an empty list or has an empty item"),
-        (["--seeds", "0,x"], "Error: --seeds value 'x' is not int"),
-        (["--set", "rounds=ten"], "Error: --set 'rounds=ten': 'ten' is not a valid int"),
-        (["--K", "2", "--set", "K=3"], "Error: --set 'K=3' conflicts with the grid option --K"),
+        (["--seeds", "0,x"], "Error: --seed value 'x' must be an integer"),
+        (["--rounds", "1,2"], "Error: Invalid value for '--rounds': '1,2' is not a valid integer"),
+        (["--set", "rounds=ten"], "Error: --set 'rounds=ten': rounds='ten' must be an integer"),
+        (["--K", "2", "--set", "K=3"], "Error: --set 'K=3' conflicts with --K"),
+        (["--rounds", "2", "--set", "rounds=3"], "Error: --set 'rounds=3' conflicts with --rounds"),
+        (["--alpha", "1", "--set", "partition=iid"], "Error: --set 'partition=iid' conflicts"),
+        (["--alpha", "1", "--partition", "iid"], "Error: --partition conflicts with --alpha"),
         (["--degree", "16"], "Error: cell degree=16_seed=0: degree=16 must satisfy"),
-        (["--dataset", "mnist"], "Error: cell seed=0: unknown dataset 'mnist'"),
+        (["--dataset", "mnist"], "Error: Invalid value for '--dataset': 'mnist' is not one of"),
+        (["--config", "/nonexistent/c.toml"], "Error: config file '/nonexistent/c.toml' does not"),
     ],
 )
 def test_cli_bad_values_give_one_line_error_and_exit_2(engine, tmp_path, args, message):
     res = invoke(*args, "--out", str(tmp_path / "o"))
     assert res.exit_code == 2
-    assert res.output.startswith(message)
+    assert res.output.startswith(message), res.output
     assert res.output.count("\n") == 1
     assert engine.calls == []
 

@@ -1,10 +1,22 @@
-"""Experiment configuration: one frozen dataclass, validated once, shared by the CLI, sweeps and the engine."""
+"""Experiment configuration: every setting of a run declared once, as a field of a frozen dataclass.
+
+A field's declaration, ``name: type = setting(default, help=..., ...)``, holds everything about the
+setting: its type (the annotation), default, per-dataset defaults, help, choices, bounds, whether
+it changes what a run computes, whether it may change when a run is resumed and whether a sweep may
+vary it. The ``run`` and ``sweep`` options, TOML loading, ``--set KEY=VALUE``, validation and the
+lists :data:`NON_RESULT_SETTINGS` and :data:`RESUMABLE_SETTINGS` are all generated from
+:data:`SETTINGS`. Adding a setting is adding one field.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import sys
-from dataclasses import dataclass, field
+import typing
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,170 +34,420 @@ FRAGMENTERS = ("contiguous", "random", "blocks")
 # Every kernel graph mode except a user edge list, which has no config field.
 TOPOLOGIES = tuple(mode for mode in GRAPH_MODES if mode != "edges")
 DEVICES = ("cpu", "cuda", "auto")
-# Settings that do not change what a run computes: runs differing only in these (and the seed)
-# are repetitions of one setting.
-NON_RESULT_SETTINGS = ("data_dir", "device", "checkpoint_every")
-# Settings that may differ between an interrupted run and its resumption.
-RESUMABLE_SETTINGS = ("rounds", "checkpoint_every", "device", "data_dir")
+# ``auto`` lets the task pick its fastest strategy (engine.trainer.STRATEGIES holds the others).
+TRAINERS = ("auto", "loop", "vmap", "batched", "sparse")
 
-# Paper-like defaults per dataset, used when the user leaves an option unset (None).
-DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "fashion-mnist": {
-        "lr": 0.05,
-        "batch_size": 32,
-        "local_steps": 5,
-        "partition": "dirichlet",
-        "alpha": 0.1,
-    },
-    "cifar10": {
-        "lr": 0.05,
-        "batch_size": 32,
-        "local_steps": 5,
-        "partition": "dirichlet",
-        "alpha": 0.1,
-    },
-    "cifar100": {
-        "lr": 0.05,
-        "batch_size": 32,
-        "local_steps": 5,
-        "partition": "dirichlet",
-        "alpha": 0.1,
-    },
-    "shakespeare": {
-        "lr": 0.5,
-        "batch_size": 16,
-        "local_steps": 5,
-        "partition": "natural",
-        "alpha": None,
-    },
-    "movielens": {
-        "lr": 0.5,
-        "batch_size": 64,
-        "local_steps": 10,
-        "partition": "natural",
-        "alpha": None,
-    },
-}
+_IMAGE_DATASETS = ("fashion-mnist", "cifar10", "cifar100")
+_BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True}
+_BOOL_WORDS |= {"false": False, "no": False, "off": False, "0": False}
+_NONE_WORDS = ("none", "null")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting's declaration. ``name``, ``kind``, ``nullable`` and ``default`` come from the
+    dataclass field; everything else from :func:`setting`."""
+
+    help: str
+    # Value filled in by ExperimentConfig.resolved() when the field is None, by dataset.
+    per_dataset: Mapping[str, Any] | None = None
+    # (other setting, value): per_dataset applies only while that setting has that value.
+    per_dataset_when: tuple[str, Any] | None = None
+    choices: tuple[str, ...] | None = None
+    # Bounds: value >= at_least, value > above, value < below. Floats must also be finite.
+    at_least: float | None = None
+    above: float | None = None
+    below: float | None = None
+    # What users write for None on the command line and in TOML (which has no null).
+    none_alias: Any = None
+    # False: runs differing only in this setting repeat one experiment (NON_RESULT_SETTINGS).
+    changes_results: bool = True
+    # True: may differ between an interrupted run and its resumption (RESUMABLE_SETTINGS).
+    resumable: bool = False
+    # True: a sweep takes a comma list of values for it, one cell per value.
+    axis: bool = False
+    name: str = ""
+    kind: type = object
+    nullable: bool = False
+    default: Any = None
+
+    @property
+    def option(self) -> str:
+        """The command-line flag: ``--local-steps`` for ``local_steps``."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def expected(self) -> str:
+        word = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+        return word[self.kind]
+
+    def coerce(self, value: Any) -> Any:
+        """A value from TOML, JSON or Python, as this setting's type (ints become floats for
+        float settings; ``none_alias`` becomes None). MosaicValueError names a wrong type."""
+        if value is None and self.nullable:
+            return None
+        if self.none_alias is not None and _same(value, self.none_alias):
+            return None
+        if self.kind is float and _is_int(value):
+            return float(value)
+        if self._has_type(value):
+            return value
+        raise MosaicValueError(f"{self.name}={value!r} must be {self.expected}")
+
+    def parse(self, text: str) -> Any:
+        """A value from command-line text (``--set``, comma lists): ``none``/``null`` for None
+        where allowed, ``true``/``false`` for booleans."""
+        text = text.strip()
+        if self.nullable and text.lower() in _NONE_WORDS:
+            return None
+        try:
+            if self.kind is bool:
+                return _BOOL_WORDS[text.lower()]
+            if self.kind is str:
+                return text
+            return self.coerce(self.kind(text))
+        except (KeyError, ValueError):
+            raise MosaicValueError(f"{self.name}={text!r} must be {self.expected}") from None
+
+    def check(self, value: Any) -> None:
+        """MosaicValueError (one line, naming the value) unless ``value`` is valid on its own."""
+        why = self.problem(value)
+        if why is not None:
+            raise MosaicValueError(f"{self.name}={value!r} {why}")
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not valid on its own (``must be at least 1``), or None."""
+        if value is None and self.nullable:
+            return None
+        if not self._has_type(value):
+            return f"must be {self.expected}"
+        if self.choices is not None and value not in self.choices:
+            return f"is not one of {', '.join(self.choices)}"
+        if self.kind is float and not math.isfinite(value):
+            return "must be a finite number"
+        if self.kind in (int, float) and not self._in_bounds(value):
+            return f"must be {self.bounds}"
+        return None
+
+    def _has_type(self, value: Any) -> bool:
+        if self.kind is float:
+            return _is_int(value) or isinstance(value, float)
+        return _is_int(value) if self.kind is int else type(value) is self.kind
+
+    def _in_bounds(self, value: float) -> bool:
+        return (
+            (self.at_least is None or value >= self.at_least)
+            and (self.above is None or value > self.above)
+            and (self.below is None or value < self.below)
+        )
+
+    @property
+    def bounds(self) -> str:
+        """The bounds in words: ``at least 1``, ``positive``, ``in [0, 1)``."""
+        if self.below is not None:
+            low = f"[{self.at_least:g}" if self.at_least is not None else f"({self.above:g}"
+            return f"in {low}, {self.below:g})"
+        if self.above == 0:
+            return "positive"
+        if self.above is not None:
+            return f"greater than {self.above:g}"
+        return "non-negative" if self.at_least == 0 else f"at least {self.at_least:g}"
+
+    def default_text(self) -> str:
+        """The default for help texts, including per-dataset defaults."""
+        if self.per_dataset:
+            by_value: dict[Any, list[str]] = {}
+            for dataset, value in self.per_dataset.items():
+                by_value.setdefault(value, []).append(dataset)
+            if len(by_value) == 1 and len(self.per_dataset) == len(DATASETS):
+                text = _shown(next(iter(by_value)))
+            else:
+                text = "; ".join(f"{_shown(v)} for {', '.join(ds)}" for v, ds in by_value.items())
+            if self.per_dataset_when is not None:
+                other, value = self.per_dataset_when
+                text += f" when {other} is {value}"
+            return text
+        if self.kind is bool:
+            return "on" if self.default else "off"
+        return "" if self.default is None else _shown(self.default)
+
+
+def setting(default: Any, *, help: str, **declaration: Any) -> Any:
+    """Declare an ExperimentConfig field: its default plus the :class:`Setting` metadata."""
+    return dataclasses.field(
+        default=default, metadata={"setting": Setting(help=help, **declaration)}
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float):
+        return format(value, "g")
+    return str(value)
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
     """Every setting of one Mosaic Learning run. Field names match the CLI options (``--local-steps`` -> ``local_steps``)."""
 
-    dataset: str = "fashion-mnist"
-    K: int = 8
-    nodes: int = 16
-    degree: int = 8
-    rounds: int = 100
-    local_steps: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    partition: str | None = None
-    alpha: float | None = None
-    shards_per_node: int = 2
-    fragmenter: str = "contiguous"
-    block_size: int = 1024
-    topology: str = "el-oracle"
-    seed: int = 0
-    eval_every: int = 10
-    test_samples: int | None = 2000
-    data_dir: str | None = None
-    device: str = "cpu"
-    checkpoint_every: int = 0
-    embedding_dim: int = 20
-    mf_biases: bool = False
-    trainer: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict)
+    dataset: str = setting("fashion-mnist", help="Dataset.", choices=DATASETS)
+    K: int = setting(
+        8, help="Number of fragments K (1 = Epidemic Learning).", at_least=1, axis=True
+    )
+    nodes: int = setting(16, help="Number of nodes n.", at_least=2, axis=True)
+    degree: int = setting(
+        8,
+        help="Out-degree s of every node's gossip graph per fragment (paper: 8).",
+        at_least=1,
+        axis=True,
+    )
+    rounds: int = setting(100, help="Communication rounds.", at_least=1, resumable=True)
+    local_steps: int | None = setting(
+        None,
+        help="Local SGD steps H per round.",
+        per_dataset={**dict.fromkeys(_IMAGE_DATASETS, 5), "shakespeare": 5, "movielens": 10},
+        at_least=1,
+        axis=True,
+    )
+    batch_size: int | None = setting(
+        None,
+        help="Minibatch size per node and step.",
+        per_dataset={**dict.fromkeys(_IMAGE_DATASETS, 32), "shakespeare": 16, "movielens": 64},
+        at_least=1,
+        axis=True,
+    )
+    lr: float | None = setting(
+        None,
+        help="Learning rate.",
+        per_dataset={**dict.fromkeys(_IMAGE_DATASETS, 0.05), "shakespeare": 0.5, "movielens": 0.5},
+        above=0,
+        axis=True,
+    )
+    momentum: float = setting(
+        0.0, help="SGD momentum (per-node buffers, never gossiped).", at_least=0, below=1, axis=True
+    )
+    weight_decay: float = setting(0.0, help="SGD weight decay.", at_least=0, axis=True)
+    partition: str | None = setting(
+        None,
+        help="Split of the training data over nodes.",
+        per_dataset={
+            **dict.fromkeys(_IMAGE_DATASETS, "dirichlet"),
+            "shakespeare": "natural",
+            "movielens": "natural",
+        },
+        choices=PARTITIONS,
+    )
+    alpha: float | None = setting(
+        None,
+        help="Dirichlet concentration for --partition dirichlet (smaller = more label skew).",
+        per_dataset=dict.fromkeys(DATASETS, 0.1),
+        per_dataset_when=("partition", "dirichlet"),
+        above=0,
+        axis=True,
+    )
+    shards_per_node: int = setting(
+        2, help="Label-sorted shards per node for --partition shards.", at_least=1, axis=True
+    )
+    fragmenter: str = setting(
+        "contiguous",
+        help="How coordinates are split into fragments.",
+        choices=FRAGMENTERS,
+        axis=True,
+    )
+    block_size: int = setting(
+        1024, help="Block length for --fragmenter blocks.", at_least=1, axis=True
+    )
+    topology: str = setting(
+        "el-oracle", help="Per-fragment gossip graphs.", choices=TOPOLOGIES, axis=True
+    )
+    seed: int = setting(
+        0,
+        help="Seed of the initial model, partition, data order and graphs.",
+        at_least=0,
+        axis=True,
+    )
+    eval_every: int = setting(
+        10,
+        help="Evaluate every this many rounds (and at round 0 and the last round).",
+        at_least=1,
+    )
+    test_samples: int | None = setting(
+        2000,
+        help="Test samples used for classification metrics (fixed subsample); 0 = the whole test set.",
+        at_least=1,
+        none_alias=0,
+    )
+    data_dir: str | None = setting(
+        None,
+        help="Folder holding local dataset copies (else $MOSAIC_DATA, system folders, the cache).",
+        changes_results=False,
+        resumable=True,
+    )
+    device: str = setting(
+        "cpu", help="Torch device.", choices=DEVICES, changes_results=False, resumable=True
+    )
+    checkpoint_every: int = setting(
+        0,
+        help="Write OUT/checkpoint.pt every this many rounds (0 = never).",
+        at_least=0,
+        changes_results=False,
+        resumable=True,
+    )
+    embedding_dim: int = setting(
+        20, help="Matrix factorisation embedding size.", at_least=1, axis=True
+    )
+    mf_biases: bool = setting(
+        False, help="Matrix factorisation with user/item biases and the global mean."
+    )
+    trainer: str = setting(
+        "auto",
+        help="How local SGD runs over nodes (auto: the task's fastest).",
+        choices=TRAINERS,
+        axis=True,
+    )
 
     def resolved(self) -> ExperimentConfig:
         """Fill dataset-specific defaults for options left as None and validate everything."""
-        defaults = DATASET_DEFAULTS.get(self.dataset)
-        if defaults is None:
-            raise MosaicValueError(
-                f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}"
-            )
-        updates = {k: v for k, v in defaults.items() if k != "alpha" and getattr(self, k) is None}
-        # alpha only means something for the Dirichlet partitioner
-        if updates.get("partition", self.partition) == "dirichlet" and self.alpha is None:
-            updates["alpha"] = defaults["alpha"] if defaults["alpha"] is not None else 0.1
-        cfg = dataclasses.replace(self, **updates)
+        SETTINGS["dataset"].check(self.dataset)
+        values = {s.name: s.coerce(getattr(self, s.name)) for s in SETTINGS.values()}
+        for s in SETTINGS.values():  # declaration order: a condition's setting is filled first
+            if values[s.name] is not None or not s.per_dataset:
+                continue
+            when = s.per_dataset_when
+            if when is None or values[when[0]] == when[1]:
+                values[s.name] = s.per_dataset.get(self.dataset)
+        cfg = dataclasses.replace(self, **values)
         cfg.validate()
         return cfg
 
     def validate(self) -> None:
-        def bad(msg: str) -> None:
-            raise MosaicValueError(msg)
-
-        if self.dataset not in DATASETS:
-            bad(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        if self.nodes < 2:
-            bad(f"nodes={self.nodes} must be at least 2")
-        if self.K < 1:
-            bad(f"K={self.K} must be at least 1")
-        if self.topology not in TOPOLOGIES:
-            bad(f"unknown topology {self.topology!r}; choose one of {', '.join(TOPOLOGIES)}")
-        if self.topology not in ("ring", "complete") and not 1 <= self.degree < self.nodes:
-            bad(f"degree={self.degree} must satisfy 1 <= degree < nodes={self.nodes}")
-        if self.rounds < 1:
-            bad(f"rounds={self.rounds} must be at least 1")
-        if self.local_steps is not None and self.local_steps < 1:
-            bad(f"local_steps={self.local_steps} must be at least 1")
-        if self.batch_size is not None and self.batch_size < 1:
-            bad(f"batch_size={self.batch_size} must be at least 1")
-        if self.lr is not None and not self.lr > 0:
-            bad(f"lr={self.lr} must be positive")
-        if not 0 <= self.momentum < 1:
-            bad(f"momentum={self.momentum} must be in [0, 1)")
-        if self.weight_decay < 0:
-            bad(f"weight_decay={self.weight_decay} must be non-negative")
-        if self.partition is not None and self.partition not in PARTITIONS:
-            bad(f"unknown partition {self.partition!r}; choose one of {', '.join(PARTITIONS)}")
-        if self.alpha is not None and not self.alpha > 0:
-            bad(f"alpha={self.alpha} must be positive")
-        if self.shards_per_node < 1:
-            bad(f"shards_per_node={self.shards_per_node} must be at least 1")
-        if self.fragmenter not in FRAGMENTERS:
-            bad(f"unknown fragmenter {self.fragmenter!r}; choose one of {', '.join(FRAGMENTERS)}")
-        if self.block_size < 1:
-            bad(f"block_size={self.block_size} must be at least 1")
-        if self.seed < 0:
-            bad(f"seed={self.seed} must be non-negative")
-        if self.eval_every < 1:
-            bad(f"eval_every={self.eval_every} must be at least 1")
-        if self.test_samples is not None and self.test_samples < 1:
-            bad(
-                f"test_samples={self.test_samples} must be at least 1 (or None for the whole test set)"
+        """Every setting on its own (type, choices, bounds, finite), then the rules across settings."""
+        for s in SETTINGS.values():
+            s.check(getattr(self, s.name))
+        if self.topology not in ("ring", "complete") and not self.degree < self.nodes:
+            raise MosaicValueError(
+                f"degree={self.degree} must satisfy 1 <= degree < nodes={self.nodes}"
             )
-        if self.device not in DEVICES:
-            bad(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
-        if self.checkpoint_every < 0:
-            bad(f"checkpoint_every={self.checkpoint_every} must be non-negative")
-        if self.embedding_dim < 1:
-            bad(f"embedding_dim={self.embedding_dim} must be at least 1")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ExperimentConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise MosaicValueError(f"unknown configuration key(s): {', '.join(unknown)}")
-        return cls(**values)
+    def from_dict(cls, values: Mapping[str, Any]) -> ExperimentConfig:
+        """The config of ``values`` (a ``to_dict()``, a run folder's ``config.json`` "config").
+
+        Types are checked (one-line MosaicValueError naming the key); ranges are checked by
+        :meth:`validate`. Run folders written before the ``trainer`` setting hold an ``extra``
+        table: ``{}`` or ``{"trainer": ...}`` is read as the ``trainer`` setting.
+        """
+        values = dict(values)
+        extra = values.pop("extra", {})
+        if not isinstance(extra, Mapping) or not set(extra) <= {"trainer"}:
+            raise MosaicValueError(f"unknown configuration key extra={extra!r}")
+        if "trainer" in extra:
+            if "trainer" in values and values["trainer"] != extra["trainer"]:
+                raise MosaicValueError(
+                    f"trainer={values['trainer']!r} contradicts extra.trainer={extra['trainer']!r}"
+                )
+            values.setdefault("trainer", extra["trainer"])
+        return cls(**coerce_settings(values))
 
 
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML config file; keys may use dashes or underscores (``local-steps`` or ``local_steps``)."""
-    p = Path(path)
+def _declared_settings() -> dict[str, Setting]:
+    hints = typing.get_type_hints(ExperimentConfig)
+    out = {}
+    for f in dataclasses.fields(ExperimentConfig):
+        args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
+        kind = args[0] if args else hints[f.name]
+        nullable = type(None) in typing.get_args(hints[f.name])
+        out[f.name] = dataclasses.replace(
+            f.metadata["setting"], name=f.name, kind=kind, nullable=nullable, default=f.default
+        )
+    return out
+
+
+SETTINGS: dict[str, Setting] = _declared_settings()
+"""Every setting by name, in declaration order."""
+
+# Settings that do not change what a run computes: runs differing only in these (and the seed)
+# are repetitions of one setting.
+NON_RESULT_SETTINGS = tuple(s.name for s in SETTINGS.values() if not s.changes_results)
+# Settings that may differ between an interrupted run and its resumption.
+RESUMABLE_SETTINGS = tuple(s.name for s in SETTINGS.values() if s.resumable)
+
+
+def setting_named(key: str) -> Setting:
+    """The setting a user's key names (dashes or underscores); MosaicValueError suggests a near one."""
+    name = key.strip().replace("-", "_")
+    if name in SETTINGS:
+        return SETTINGS[name]
+    near = difflib.get_close_matches(name, SETTINGS, n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    raise MosaicValueError(f"unknown setting {key!r}{hint}")
+
+
+def coerce_settings(values: Mapping[str, Any], *, lists: Collection[str] = ()) -> dict[str, Any]:
+    """``values`` keyed by setting name, each checked for its type (keys may use dashes).
+
+    Settings named in ``lists`` may also hold a list (a TOML array or a comma string such as
+    ``"1,8"``); they come back as tuples when they do.
+    """
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        s = setting_named(key)
+        if s.name in out:
+            raise MosaicValueError(f"setting {s.name} is given twice")
+        if s.name in lists and isinstance(value, (list, tuple)):
+            out[s.name] = tuple(s.coerce(v) for v in value)
+        elif s.name in lists and isinstance(value, str) and s.kind is not str:
+            out[s.name] = tuple(s.parse(t) for t in value.split(","))
+        else:
+            out[s.name] = s.coerce(value)
+    return out
+
+
+def load_toml(path: str | Path, *, lists: Collection[str] = ()) -> dict[str, Any]:
+    """Settings from a TOML file: at its top level or under ``[run]``; keys may use dashes or
+    underscores (``local-steps`` or ``local_steps``). Types and single-setting bounds are checked.
+
+    Every problem (unreadable file, invalid TOML, unknown key, wrong type, bad value) is one
+    MosaicValueError line naming the file and the key. ``lists`` as in :func:`coerce_settings`.
+    """
+    where = f"config file {str(path)!r}"
     try:
-        with p.open("rb") as fh:
-            raw = tomllib.load(fh)
+        raw = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
     except FileNotFoundError:
-        raise MosaicValueError(f"config file {str(p)!r} does not exist") from None
+        raise MosaicValueError(f"{where} does not exist") from None
+    except IsADirectoryError:
+        raise MosaicValueError(f"{where} is a directory") from None
+    except PermissionError:
+        raise MosaicValueError(f"{where} cannot be read: permission denied") from None
+    except OSError as exc:
+        raise MosaicValueError(f"{where} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise MosaicValueError(f"{where} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
-        raise MosaicValueError(f"config file {str(p)!r} is not valid TOML: {exc}") from None
-    section = raw.get("run", raw)
-    return {k.replace("-", "_"): v for k, v in section.items()}
+        raise MosaicValueError(f"{where} is not valid TOML: {exc}") from None
+    section = raw
+    if isinstance(raw.get("run"), dict):
+        section = raw["run"]
+        others = sorted(k for k in raw if k != "run")
+        if others:
+            raise MosaicValueError(
+                f"{where}: {others[0]!r} is outside the [run] table; put every setting in it"
+            )
+    try:
+        values = coerce_settings(section, lists=lists)
+        for name, value in values.items():
+            for v in value if isinstance(value, tuple) else (value,):
+                SETTINGS[name].check(v)
+    except MosaicValueError as exc:
+        raise MosaicValueError(f"{where}: {exc}") from None
+    return values

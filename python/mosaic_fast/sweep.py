@@ -10,14 +10,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import math
 import shutil
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import FRAGMENTERS, TOPOLOGIES, ExperimentConfig
+from .config import SETTINGS, ExperimentConfig, setting_named
 from .errors import MosaicError, MosaicValueError, RunDiverged, RunInterrupted
 from .runfolder import COMPLETE, DIVERGED, FRESH, RESUME, format_value, run_status
 from .summary import SWEEP_FILE, summarize_sweep
@@ -25,49 +25,73 @@ from .summary import SWEEP_FILE, summarize_sweep
 if TYPE_CHECKING:
     import pandas as pd
 
-# Grid axes in folder-name order; seeds always come last.
-AXES = ("K", "alpha", "degree", "nodes", "topology", "fragmenter")
+# Grid axes in folder-name order: the axes sweeps started with, then every other setting declared
+# as an axis, in declaration order. The seed axis (grid key ``seeds``) always comes last.
+_FIRST_AXES = ("K", "alpha", "degree", "nodes", "topology", "fragmenter")
+AXES = (
+    *_FIRST_AXES,
+    *(s.name for s in SETTINGS.values() if s.axis and s.name not in (*_FIRST_AXES, "seed")),
+)
+SEEDS = "seeds"
 
 
 class DivergedCellsWarning(UserWarning):
     """Some cells of a sweep diverged; they are recorded as such and not run again."""
 
 
-@dataclass(frozen=True)
 class SweepGrid:
-    """The values each grid axis takes. ``None`` leaves the axis at the base config's value.
+    """The values each grid axis takes; an axis left out (or None) keeps the base config's value.
 
-    ``alpha`` holds ``None`` for an IID partition and a positive float for a Dirichlet(alpha)
-    label-skew partition. Every cell of the grid is the Cartesian product of the given axes.
+    The axes are :data:`AXES` (every setting declared with ``axis=True``) and ``seeds``, e.g.
+    ``SweepGrid(K=(1, 8), lr=(0.1, 0.05), seeds=(0, 1))``. ``alpha`` holds ``None`` for an IID
+    partition and a positive float for a Dirichlet(alpha) label-skew partition. Every cell of the
+    grid is one combination of the given axes. Immutable.
     """
 
-    K: tuple[int, ...] | None = None
-    alpha: tuple[float | None, ...] | None = None
-    degree: tuple[int, ...] | None = None
-    nodes: tuple[int, ...] | None = None
-    topology: tuple[str, ...] | None = None
-    fragmenter: tuple[str, ...] | None = None
-    seeds: tuple[int, ...] | None = None
+    __slots__ = ("_values",)
 
-    def __post_init__(self) -> None:
-        for name in (*AXES, "seeds"):
-            values = getattr(self, name)
-            if values is None:
+    def __init__(self, **axes: Iterable[Any] | None) -> None:
+        unknown = sorted(set(axes) - {*AXES, SEEDS})
+        if unknown:
+            raise MosaicValueError(f"unknown grid axis(es): {', '.join(unknown)}")
+        values: dict[str, tuple[Any, ...]] = {}
+        for name in (*AXES, SEEDS):
+            if axes.get(name) is None:
                 continue
-            values = tuple(values)
-            object.__setattr__(self, name, values)
-            if not values:
+            given = tuple(axes[name])
+            if not given:
                 raise MosaicValueError(f"grid axis {name} is an empty list")
-            for v in values:
+            for v in given:
                 _check_axis_value(name, v)
-            dup = sorted({format_value(v) for v in values if values.count(v) > 1})
+            dup = sorted({format_value(v) for v in given if given.count(v) > 1})
             if dup:
                 raise MosaicValueError(f"grid axis {name} repeats value(s) {', '.join(dup)}")
+            values[name] = given
+        object.__setattr__(self, "_values", values)
+
+    def __getattr__(self, name: str) -> tuple[Any, ...] | None:
+        if name in AXES or name == SEEDS:
+            return self._values.get(name)
+        raise AttributeError(f"{type(self).__name__!r} has no axis {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(
+            f"cannot assign to {name!r}: a SweepGrid is immutable"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SweepGrid) and self._values == other._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._values.items()))
+
+    def __repr__(self) -> str:
+        return f"SweepGrid({', '.join(f'{k}={v!r}' for k, v in self._values.items())})"
 
     @property
     def axes(self) -> tuple[str, ...]:
         """Names of the axes this grid sets (folder-name order, without seeds)."""
-        return tuple(a for a in AXES if getattr(self, a) is not None)
+        return tuple(a for a in AXES if a in self._values)
 
     def cells(self, base: ExperimentConfig) -> list[SweepCell]:
         """All cells, seeds outermost, so an interrupted sweep has covered every setting once
@@ -76,7 +100,7 @@ class SweepGrid:
         seeds = self.seeds if self.seeds is not None else (base.seed,)
         out = []
         for seed in seeds:
-            for combo in itertools.product(*(getattr(self, a) for a in axes)):
+            for combo in itertools.product(*(self._values[a] for a in axes)):
                 setting = dict(zip(axes, combo, strict=True))
                 name = "_".join(
                     [*(f"{a}={format_value(v)}" for a, v in setting.items()), f"seed={seed}"]
@@ -89,17 +113,14 @@ class SweepGrid:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            k: (list(v) if v is not None else None) for k, v in dataclasses.asdict(self).items()
-        }
+        """``sweep.json``'s ``grid``: the first six axes always (None when unset), then the
+        other axes this grid sets, then ``seeds``; lists in folder-name order."""
+        keys = [a for a in AXES if a in _FIRST_AXES or a in self._values]
+        return {k: (list(self._values[k]) if k in self._values else None) for k in [*keys, SEEDS]}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SweepGrid:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise MosaicValueError(f"unknown grid axis(es): {', '.join(unknown)}")
-        return cls(**{k: (tuple(v) if v is not None else None) for k, v in values.items()})
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -112,26 +133,12 @@ class SweepCell:
 
 
 def _check_axis_value(name: str, v: Any) -> None:
-    def bad(why: str) -> None:
+    if name == "alpha" and v is None:
+        return  # the IID partition
+    s = SETTINGS["seed" if name == SEEDS else name]
+    why = "must not be none" if v is None else s.problem(v)
+    if why is not None:
         raise MosaicValueError(f"grid value {name}={format_value(v)} {why}")
-
-    if name in ("K", "degree", "nodes", "seeds"):
-        if isinstance(v, bool) or not isinstance(v, int):
-            bad("must be an integer")
-        minimum = {"K": 1, "degree": 1, "nodes": 2, "seeds": 0}[name]
-        if v < minimum:
-            bad(f"must be at least {minimum}")
-    elif name == "alpha":
-        if v is not None and (
-            isinstance(v, bool)
-            or not isinstance(v, (int, float))
-            or not (v > 0 and math.isfinite(v))
-        ):
-            bad("must be a positive number or 'iid'")
-    elif name == "topology" and v not in TOPOLOGIES:
-        bad(f"is unknown; choose from {', '.join(TOPOLOGIES)}")
-    elif name == "fragmenter" and v not in FRAGMENTERS:
-        bad(f"is unknown; choose from {', '.join(FRAGMENTERS)}")
 
 
 def _apply(base: ExperimentConfig, setting: dict[str, Any], seed: int) -> ExperimentConfig:
@@ -161,16 +168,22 @@ def _write_sweep_file(out: Path, grid: SweepGrid, base: ExperimentConfig) -> Non
     record = {"grid": grid.to_dict(), "base": base.to_dict()}
     path = out / SWEEP_FILE
     if path.is_file():
-        previous = json.loads(path.read_text())
         # Same cell names must mean the same experiment: refuse to mix two base configs.
-        if previous.get("base") != record["base"]:
-            changed = sorted(
-                k for k in record["base"] if previous.get("base", {}).get(k) != record["base"][k]
-            )
+        # (Read through ExperimentConfig: files of older versions gain the settings added since.)
+        previous = _stored_base(json.loads(path.read_text()).get("base", {}))
+        if previous != record["base"]:
+            changed = sorted(k for k in record["base"] if previous.get(k) != record["base"][k])
             raise MosaicValueError(
                 f"{out} holds a sweep with a different base config (differs in: {', '.join(changed)}); use a new --out folder"
             )
     path.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _stored_base(values: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return ExperimentConfig.from_dict(values).to_dict()
+    except (TypeError, ValueError):
+        return values
 
 
 def run_sweep(
@@ -224,30 +237,42 @@ def load_sweep(out_dir: str | Path) -> tuple[SweepGrid, ExperimentConfig]:
     path = Path(out_dir) / SWEEP_FILE
     if not path.is_file():
         raise MosaicValueError(f"{str(path)!r} does not exist; is {str(out_dir)!r} a sweep folder?")
-    record = json.loads(path.read_text())
-    return SweepGrid.from_dict(record["grid"]), ExperimentConfig.from_dict(record["base"])
+    try:
+        record = json.loads(path.read_text())
+        grid, base = record["grid"], record["base"]
+    except (ValueError, KeyError, TypeError):
+        raise MosaicValueError(
+            f"{str(path)!r} is not a sweep file (JSON with grid and base)"
+        ) from None
+    try:
+        return SweepGrid.from_dict(grid), ExperimentConfig.from_dict(base)
+    except MosaicValueError as exc:
+        raise MosaicValueError(f"{str(path)!r}: {exc}") from None
 
 
-def parse_list(name: str, text: str, kind: type) -> tuple[Any, ...]:
-    """Parse a comma-separated CLI list (``"1,2,4"``); ``kind`` is int, float, str or "alpha"."""
+def parse_list(name: str, text: str) -> tuple[Any, ...]:
+    """Parse the comma list of grid axis ``name`` (``"1,2,4"``; ``seed`` or ``seeds`` for the
+    seeds), typed by the axis's setting; ``iid`` is the IID partition on the ``alpha`` axis."""
     items = [t.strip() for t in text.split(",")]
     if not text.strip() or any(not t for t in items):
         raise MosaicValueError(f"--{name} {text!r} is an empty list or has an empty item")
+    s = SETTINGS["seed" if name == SEEDS else name]
     out: list[Any] = []
     for t in items:
+        if name == "alpha" and t.lower() == "iid":
+            out.append(None)
+            continue
         try:
-            if kind is float and name == "alpha":
-                out.append(None if t.lower() == "iid" else float(t))
-            else:
-                out.append(kind(t))
-        except ValueError:
-            expect = "a number or 'iid'" if name == "alpha" else kind.__name__
-            raise MosaicValueError(f"--{name} value {t!r} is not {expect}") from None
+            out.append(s.parse(t))
+        except MosaicValueError:
+            expect = "a number or 'iid'" if name == "alpha" else s.expected
+            raise MosaicValueError(f"--{name} value {t!r} must be {expect}") from None
     return tuple(out)
 
 
 __all__ = [
     "AXES",
+    "SEEDS",
     "DivergedCellsWarning",
     "SweepCell",
     "SweepGrid",
@@ -261,35 +286,13 @@ __all__ = [
 
 
 def parse_setting(pair: str) -> tuple[str, Any]:
-    """Parse a ``key=value`` CLI pair into an ExperimentConfig field and a typed value.
-
-    The value is converted by the field's annotation: ``int``/``float``/``str``/``bool``;
-    ``none`` gives None for optional fields; ``extra`` takes a JSON object.
-    """
+    """Parse a ``key=value`` CLI pair into a setting's name and typed value (``local-steps=3``
+    -> ``("local_steps", 3)``; ``none`` for settings that may be None; ``true``/``false``)."""
     key, sep, text = pair.partition("=")
-    key = key.strip().replace("-", "_")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise MosaicValueError(f"--set {pair!r} is not of the form key=value")
-    types = {f.name: str(f.type) for f in dataclasses.fields(ExperimentConfig)}
-    if key not in types:
-        raise MosaicValueError(f"--set {pair!r}: unknown configuration key {key!r}")
-    ftype, text = types[key], text.strip()
-    if "None" in ftype and text.lower() in ("none", "null"):
-        return key, None
-    kind = ftype.replace("| None", "").strip()
     try:
-        if kind == "int":
-            return key, int(text)
-        if kind == "float":
-            return key, float(text)
-        if kind == "bool":
-            flag = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-            return key, flag[text.lower()]
-        if kind.startswith("dict"):
-            value = json.loads(text)
-            if not isinstance(value, dict):
-                raise ValueError
-            return key, value
-        return key, text
-    except (ValueError, KeyError):
-        raise MosaicValueError(f"--set {pair!r}: {text!r} is not a valid {kind}") from None
+        s = setting_named(key)
+        return s.name, s.parse(text)
+    except MosaicValueError as exc:
+        raise MosaicValueError(f"--set {pair!r}: {exc}") from None

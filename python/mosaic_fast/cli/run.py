@@ -9,17 +9,10 @@ from typing import Any
 
 import click
 
-from ..config import (
-    DATASETS,
-    DEVICES,
-    FRAGMENTERS,
-    PARTITIONS,
-    TOPOLOGIES,
-    ExperimentConfig,
-    load_toml,
-)
+from ..config import SETTINGS, ExperimentConfig, load_toml
 from ..errors import MosaicValueError
 from .common import OneLineCommand, one_line_errors
+from .options import config_option, given, setting_options
 
 # Settings of the demo that `mosaic-fast run` without --dataset performs (README): Fashion-MNIST with
 # Dirichlet(0.1) label skew, K=1 against K=8, ~1-2 minutes on 2 cores. They fill only what neither
@@ -33,101 +26,42 @@ RUN_DEFAULTS: dict[str, Any] = {
     "test_samples": 500,
 }
 
-_HELP = {
-    "dataset": f"Dataset: {', '.join(DATASETS)}. [default: fashion-mnist]",
-    "K": "Number of fragments K (1 = Epidemic Learning); a comma list such as 1,8 runs one experiment per K into OUT/K=<k>/. [default: 8; the demo without --dataset: 1,8]",
-    "nodes": "Number of nodes n. [default: 16]",
-    "degree": "Out-degree s of every node's gossip graph per fragment (paper: 8). [default: 8]",
-    "rounds": "Communication rounds. [default: 100; the demo: 20]",
-    "local_steps": "Local SGD steps H per round. [default: per dataset; the demo: 2]",
-    "batch_size": "Minibatch size per node and step. [default: per dataset; the demo: 16]",
-    "lr": "Learning rate. [default: per dataset]",
-    "momentum": "SGD momentum (per-node buffers, never gossiped). [default: 0]",
-    "weight_decay": "SGD weight decay. [default: 0]",
-    "partition": f"Split of the training data over nodes: {', '.join(PARTITIONS)}. [default: per dataset]",
-    "alpha": "Dirichlet concentration for --partition dirichlet (smaller = more label skew). [default: 0.1]",
-    "shards_per_node": "Label-sorted shards per node for --partition shards. [default: 2]",
-    "fragmenter": f"How coordinates are split into fragments: {', '.join(FRAGMENTERS)}. [default: contiguous]",
-    "block_size": "Block length for --fragmenter blocks. [default: 1024]",
-    "topology": f"Per-fragment gossip graphs: {', '.join(TOPOLOGIES)}. [default: el-oracle]",
-    "seed": "Seed of the initial model, partition, data order and graphs. [default: 0]",
-    "eval_every": "Evaluate every this many rounds (and at round 0 and the last round). [default: 10]",
-    "test_samples": "Test samples used for classification metrics (fixed subsample); 0 = the whole test set. [default: 2000; the demo: 500]",
-    "data_dir": "Folder holding local dataset copies (else $MOSAIC_DATA, system folders, the cache).",
-    "device": f"Torch device: {', '.join(DEVICES)}. [default: cpu]",
-    "checkpoint_every": "Write OUT/checkpoint.pt every this many rounds (0 = never). [default: 0]",
-    "embedding_dim": "Matrix factorisation embedding size. [default: 20]",
-    "mf_biases": "Matrix factorisation with user/item biases and the global mean. [default: off]",
-    "trainer": "How local SGD runs over nodes: auto, loop, vmap, batched, sparse. [default: auto]",
-}
-
-_TYPES: dict[str, Any] = {
-    "dataset": click.Choice(DATASETS),
-    "K": str,
-    "partition": click.Choice(PARTITIONS),
-    "fragmenter": click.Choice(FRAGMENTERS),
-    "topology": click.Choice(TOPOLOGIES),
-    "device": click.Choice(DEVICES),
-    "data_dir": str,
-}
-
-
-def _option_fields() -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(ExperimentConfig) if f.name != "extra"]
+# `run` takes a comma list of K values: one run per K.
+_LISTS = ("K",)
 
 
 def run_options(func):
-    """Add one option per ExperimentConfig field plus ``--config FILE``; every default is None (= unset)."""
-    for f in reversed(_option_fields()):
-        flag = "--" + f.name.replace("_", "-")
-        if f.name == "mf_biases":
-            func = click.option(
-                "--mf-biases/--no-mf-biases", "mf_biases", default=None, help=_HELP[f.name]
-            )(func)
-            continue
-        kind = _TYPES.get(f.name)
-        if kind is None:
-            kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], None)
-            kind = kind or (float if "float" in str(f.type) else int)
-        func = click.option(flag, f.name, type=kind, default=None, help=_HELP[f.name])(func)
-    return click.option(
-        "--config",
-        "config_file",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="TOML file with option values (keys as option names, optionally under [run]); command-line options win.",
+    """One option per setting plus ``--config FILE``; every default is None (= unset)."""
+    func = setting_options(
+        lists=_LISTS,
+        notes={"K": "A comma list such as 1,8 runs one experiment per K into OUT/K=<k>/."},
+        demo=RUN_DEFAULTS,
     )(func)
+    return config_option(func)
 
 
 def parse_k_list(value: Any) -> list[int]:
-    """``8`` or ``"1,8"`` -> [1, 8]. MosaicValueError names a bad entry."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return [value]
-    items = [s.strip() for s in str(value).split(",") if s.strip()]
+    """``8``, ``"1,8"`` or ``(1, 8)`` -> [1, 8]. MosaicValueError names a bad entry."""
+    K = SETTINGS["K"]
     try:
-        ks = [int(s) for s in items]
-    except ValueError:
+        if isinstance(value, str):
+            return [K.parse(text) for text in value.split(",")]
+        if isinstance(value, (list, tuple)) and value:
+            return [K.coerce(v) for v in value]
+        return [K.coerce(value)]
+    except MosaicValueError:
         raise MosaicValueError(
             f"K={value!r} must be an integer or a comma list of integers such as 1,8"
         ) from None
-    if not ks:
-        raise MosaicValueError(
-            f"K={value!r} must be an integer or a comma list of integers such as 1,8"
-        )
-    return ks
 
 
 def _merged(options: dict[str, Any]) -> dict[str, Any]:
     config_file = options.pop("config_file", None)
-    from_file = load_toml(config_file) if config_file is not None else {}
-    given = {k: v for k, v in options.items() if v is not None}
-    demo = "dataset" not in from_file and "dataset" not in given
+    from_file = load_toml(config_file, lists=_LISTS) if config_file is not None else {}
+    from_line = given(options)
+    demo = "dataset" not in from_file and "dataset" not in from_line
     values = dict(RUN_DEFAULTS) if demo else {}
-    values.update(from_file)
-    values.update(given)
-    if values.get("test_samples") == 0:
-        values["test_samples"] = None
-    return values
+    return {**values, **from_file, **from_line}
 
 
 def configs_from_options(**options: Any) -> list[ExperimentConfig]:
