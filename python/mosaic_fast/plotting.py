@@ -4,6 +4,9 @@ Runs are grouped by setting (config without seed); each curve or point is the me
 group's seeds with a 95% Student-t confidence band. Figures are built on matplotlib's
 object API with the Agg canvas, so plotting never touches the global pyplot backend.
 
+"Consensus distance" is the engine's ``consensus_distance``, the mean L2 distance of the node
+models to their average, ``(1/n) sum_i ||x_i - xbar||_2`` (not the theory tool's squared norm).
+
 Figure kinds (file name stem, then ``__<fixed settings>`` when other settings vary):
 
 - ``rounds_performance`` (Fig. 4): node-average and average-model metric vs round, one line per K;

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import MosaicError
-from .common import OneLineCommand, OneLineError
+from .common import OneLineCommand, one_line_errors
 
 
 @click.command("datasets", cls=OneLineCommand)
@@ -19,10 +18,8 @@ def datasets(data_dir: str | None) -> None:
     """List every dataset and the local copy found for it (searched like `run` searches)."""
     from ..data import dataset_names, locate_dataset
 
-    try:
+    with one_line_errors():
         rows = [(name, locate_dataset(name, data_dir)) for name in dataset_names()]
-    except MosaicError as exc:
-        raise OneLineError(str(exc)) from None
     width = max(len(name) for name, _ in rows)
     for name, path in rows:
         where = (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import MosaicError
+from .common import one_line_errors
 
 
 @click.command("plot")
@@ -26,21 +26,18 @@ from ..errors import MosaicError
     help="Comma-separated file formats: png, pdf, svg.",
 )
 def plot(paths: tuple[str, ...], out_dir: str | None, formats: str) -> None:
-    """Draw node-average / average-model metric, consensus distance and node std vs rounds
-    per K, and (when they vary) best metric vs degree and per-distribution panels.
+    """Draw node-average / average-model metric, consensus distance (mean L2 distance to the
+    average model) and node std vs rounds per K, and (when they vary) best metric vs degree and per-distribution panels.
 
     Every folder under PATHS holding config.json and metrics.jsonl is used; runs that differ
     only in their seed are averaged, with 95% confidence bands over seeds.
     """
     from ..plotting import plot_runs
 
-    try:
+    with one_line_errors():
         fmts = [f.strip().lower() for f in formats.split(",") if f.strip()]
         written = plot_runs(
             paths, out_dir if out_dir is not None else Path(paths[0]) / "plots", fmts
         )
-    except MosaicError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise click.exceptions.Exit(2) from None
     for path in written:
         click.echo(str(path))

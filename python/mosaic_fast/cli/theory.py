@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..errors import MosaicError
 from ..theory.config import BACKENDS, CORRELATIONS, FRAGMENTERS, GOSSIP_MODES, SAMPLERS
+from .common import one_line_errors
 
 
 def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -77,13 +77,10 @@ def theory(out: str, **options) -> None:
     """Consensus analysis of the quadratic model (paper Sec. 4.2, Figs. 2 and 3)."""
     from ..theory import TheoryConfig, run_theory, write_outputs
 
-    try:
+    with one_line_errors():
         config = TheoryConfig(**options)
         result = run_theory(config)
         paths = write_outputs(result, out)
-    except MosaicError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(2) from None
     for r in result.per_k:
         exact = r.consensus_sq_norm_exact
         exact_text = "" if exact is None else f"  exact {exact[-1]:.3e}"
