@@ -3,7 +3,8 @@
 Every trainer takes the live parameters ``X`` (float32, (n, d), contiguous; row i = node i) and one
 minibatch per node, computes each node's gradient of its own mean loss, and applies
 ``torch.optim.SGD`` semantics row-wise in place:
-``g = grad + wd * x; m = mu * m + g; x -= lr * (m if mu else g)``. Momentum buffers ``M`` (n, d)
+``g = grad + wd * x; m = mu * m + g; x -= lr * (m if mu else g)``, with ``g + mu * m`` in place of
+``m`` for Nesterov momentum. Momentum buffers ``M`` (n, d)
 belong to the nodes, persist across rounds and are never gossiped.
 
 Strategies (each task declares the ones its model supports and its fastest per device, measured
@@ -32,6 +33,7 @@ class SGDConfig:
     lr: float
     momentum: float = 0.0
     weight_decay: float = 0.0
+    nesterov: bool = False
 
 
 class Trainer(ABC):
@@ -61,12 +63,13 @@ class Trainer(ABC):
         return losses.detach()
 
     def apply(self, X: torch.Tensor, G: torch.Tensor) -> None:
-        """SGD update of all rows, identical to ``torch.optim.SGD`` (dampening 0, no Nesterov)."""
+        """SGD update of all rows, identical to ``torch.optim.SGD`` (dampening 0)."""
         lr, mu, wd = self.sgd.lr, self.sgd.momentum, self.sgd.weight_decay
         if wd:
             G.add_(X, alpha=wd)
         if mu:
-            G = self.momentum_buffer.mul_(mu).add_(G)
+            M = self.momentum_buffer.mul_(mu).add_(G)
+            G = G.add_(M, alpha=mu) if self.sgd.nesterov else M
         X.add_(G, alpha=-lr)
 
     def state_dict(self) -> dict[str, torch.Tensor | None]:
