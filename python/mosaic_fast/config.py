@@ -233,6 +233,10 @@ class ExperimentConfig:
     momentum: float = setting(
         0.0, help="SGD momentum (per-node buffers, never gossiped).", at_least=0, below=1, axis=True
     )
+    nesterov: bool = setting(
+        False,
+        help="Nesterov momentum, as torch.optim.SGD(nesterov=True); no effect without --momentum.",
+    )
     weight_decay: float = setting(0.0, help="SGD weight decay.", at_least=0, axis=True)
     partition: str | None = setting(
         None,
