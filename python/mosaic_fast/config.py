@@ -371,6 +371,10 @@ def _declared_settings() -> dict[str, Setting]:
         args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
         kind = args[0] if args else hints[f.name]
         nullable = type(None) in typing.get_args(hints[f.name])
+        if "setting" not in f.metadata or kind not in (int, float, str, bool):
+            raise TypeError(
+                f"ExperimentConfig.{f.name}: declare it as int/float/str/bool [| None] = setting(...)"
+            )
         out[f.name] = dataclasses.replace(
             f.metadata["setting"], name=f.name, kind=kind, nullable=nullable, default=f.default
         )
