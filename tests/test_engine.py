@@ -254,3 +254,13 @@ def test_metrics_do_not_depend_on_the_kernel_thread_count(tmp_path):
         subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
         results.append(strip_time(read_metrics(out)))
     assert results[0] == results[1]
+
+
+def test_nesterov_reaches_the_trainer(fake_data):
+    def final(**kw):
+        return run_experiment(tiny(**kw), None, quiet=True)["final"]
+
+    plain, nesterov = final(momentum=0.9), final(momentum=0.9, nesterov=True)
+    assert strip_time([plain]) != strip_time([nesterov])
+    # without momentum the Nesterov step is the plain gradient step
+    assert strip_time([final(nesterov=True)]) == strip_time([final()])

@@ -149,9 +149,10 @@ def _run_in(
             raise RunDiverged(summary.get("round", 0), summary.get("reason", "?"), cfg.lr)
         if resume:
             checkpoint = folder.load_checkpoint()
-            if checkpoint is not None and _comparable(checkpoint["config"]) != _comparable(
-                cfg.to_dict()
-            ):
+            # Read through from_dict: settings added since the checkpoint take their defaults.
+            if checkpoint is not None and _comparable(
+                ExperimentConfig.from_dict(checkpoint["config"]).to_dict()
+            ) != _comparable(cfg.to_dict()):
                 raise MosaicValueError(
                     f"checkpoint in {str(folder.path)!r} was written by a different configuration"
                 )

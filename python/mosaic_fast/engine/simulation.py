@@ -61,7 +61,7 @@ class Simulation:
         self.trainer = make_trainer(
             self.spec,
             cfg.nodes,
-            SGDConfig(cfg.lr, cfg.momentum, cfg.weight_decay),
+            SGDConfig(cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov),
             device,
             strategy,
         )
