@@ -516,15 +516,27 @@ impl<'py> Described<'py> {
     }
 
     /// The checked array as a float32 numpy matrix over the same memory (a CPU tensor's `.numpy()`).
+    /// The view must start where the checks were told the data is: the overlap check of `params`
+    /// and `out` is what makes their slices disjoint, so it must hold for the memory touched.
     fn host_matrix(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let array = if self.kind == NUMPY_ARRAY {
             self.object.clone()
         } else {
             self.object.call_method0("detach")?.call_method0("numpy")?
         };
-        array
+        let matrix = array
             .downcast_into::<PyArray2<f32>>()
-            .map_err(|e| internal_err(py, format!("a checked array is not float32 2-D: {e}")))
+            .map_err(|e| internal_err(py, format!("a checked array is not float32 2-D: {e}")))?;
+        if matrix.data() as usize != self.address || matrix.shape() != self.shape.as_slice() {
+            return Err(internal_err(
+                py,
+                format!(
+                    "the numpy view of a {} does not cover the memory that was checked",
+                    self.kind
+                ),
+            ));
+        }
+        Ok(matrix)
     }
 }
 
