@@ -287,3 +287,12 @@ def test_a_sweep_records_diverged_cells_and_does_not_retry_them(tmp_path, monkey
     with pytest.warns(sw.DivergedCellsWarning):
         sw.run_sweep(grid, out, base=base, quiet=True)
     assert ran == []
+
+
+def test_a_k_list_runs_every_k_even_when_one_diverges_and_exits_3(tmp_path):
+    out = tmp_path / "runs"
+    args = ["run", *ARGS, "--K", "1,2", "--rounds", "30", "--lr", "50", "--out", str(out), "--quiet"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 3, result.output
+    assert result.output.count("diverged at round") == 3  # two table rows, one error line
+    assert run_status(out / "K=1") == DIVERGED and run_status(out / "K=2") == DIVERGED

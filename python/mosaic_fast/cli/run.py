@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..config import SETTINGS, ExperimentConfig, load_toml
-from ..errors import MosaicValueError
+from ..errors import MosaicValueError, RunDiverged
 from .common import OneLineCommand, one_line_errors
 from .options import config_option, given, setting_options
 
@@ -86,8 +86,8 @@ def default_out_dir(cfg: ExperimentConfig, ks: list[int]) -> Path:
 
 
 def comparison_table(rows: list[tuple[int, dict[str, Any]]]) -> str:
-    """Final metrics per K as an aligned text table."""
-    metric = rows[0][1]["final"]["metric"]
+    """Final metrics per K as an aligned text table (a diverged run's row says so)."""
+    metric = next((s["final"]["metric"] for _, s in rows if "final" in s), "metric")
     head = [
         "K",
         f"node-mean {metric}",
@@ -105,6 +105,8 @@ def comparison_table(rows: list[tuple[int, dict[str, Any]]]) -> str:
             f"{s['final']['consensus_distance']:.4g}",
             f"{s['final']['sent_params_per_node']:.0f}",
         ]
+        if "final" in s
+        else [str(k), f"diverged at round {s['round']}", "", "", "", ""]
         for k, s in rows
     ]
     widths = [max(len(r[j]) for r in [head, *body]) for j in range(len(head))]
@@ -121,13 +123,25 @@ def _resume_targets(folder: Path) -> list[Path]:
     return subs
 
 
-def _resume(folder: Path, quiet: bool) -> list[tuple[int, dict[str, Any]]]:
+def _run_each(jobs) -> tuple[list[tuple[int, dict[str, Any]]], list[RunDiverged]]:
+    """Run every (K, run folder, start) job; a diverged one is recorded and the others go on."""
+    rows, diverged = [], []
+    for k, target, start in jobs:
+        try:
+            rows.append((k, start(target)))
+        except RunDiverged as exc:
+            rows.append((k, {"round": exc.round}))
+            diverged.append(exc)
+    return rows, diverged
+
+
+def _resume_jobs(folder: Path, quiet: bool):
     from ..engine import resume_experiment
     from ..runfolder import config_of
 
     return [
-        (config_of(target).K, resume_experiment(target, quiet=quiet))
-        for target in _resume_targets(folder)
+        (config_of(t).K, t, lambda t: resume_experiment(t, quiet=quiet))
+        for t in _resume_targets(folder)
     ]
 
 
@@ -157,16 +171,27 @@ def run(out: str | None, quiet: bool, resume: str | None, **options: Any) -> Non
     """
     with one_line_errors():
         if resume is not None:
-            rows = _resume(Path(resume), quiet)
+            jobs = _resume_jobs(Path(resume), quiet)
         else:
+            from ..engine import run_experiment
+
             configs = configs_from_options(**options)
             ks = [c.K for c in configs]
             root = Path(out) if out is not None else default_out_dir(configs[0], ks)
-            from ..engine import run_experiment
-
-            rows = []
-            for cfg in configs:
-                target = root / f"K={cfg.K}" if len(configs) > 1 else root
-                rows.append((cfg.K, run_experiment(cfg, target, quiet=quiet)))
+            jobs = [
+                (
+                    cfg.K,
+                    root / f"K={cfg.K}" if len(configs) > 1 else root,
+                    lambda t, cfg=cfg: run_experiment(cfg, t, quiet=quiet),
+                )
+                for cfg in configs
+            ]
+        if len(jobs) == 1:
+            rows = [(jobs[0][0], jobs[0][2](jobs[0][1]))]  # a lone run's divergence ends here
+        else:
+            rows, diverged = _run_each(jobs)
+        if resume is None:
             click.echo(f"results in {root}")
-    click.echo(comparison_table(rows))
+        click.echo(comparison_table(rows))
+        if len(jobs) > 1 and diverged:
+            raise diverged[0]
