@@ -5,6 +5,7 @@ Every ``run`` option works here as itself; the settings declared as sweep axes t
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +74,20 @@ def sweep(pairs, config_file, out_dir, dry_run, summarize_dir, quiet, **options)
                 click.echo(f"{cell.name}\t{sw.cell_state(Path(out_dir) / cell.name)}")
             click.echo(f"{len(cells)} cells")
             return
-        sw.run_sweep(grid, out_dir, base=base, quiet=quiet)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", sw.DivergedCellsWarning)
+            sw.run_sweep(grid, out_dir, base=base, quiet=quiet)
         if not quiet:
             click.echo((Path(out_dir) / SUMMARY_MD).read_text(), nl=False)
+        for warning in caught:
+            if issubclass(warning.category, sw.DivergedCellsWarning):
+                click.echo(
+                    f"note: {warning.message}; marked in summary.md, not run again", err=True
+                )
+            else:
+                warnings.warn_explicit(
+                    warning.message, warning.category, warning.filename, warning.lineno
+                )
 
 
 def grid_and_base(
