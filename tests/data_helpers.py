@@ -1,4 +1,5 @@
-"""Writers of small dataset files in the exact published formats, and an isolation fixture."""
+"""Writers of small dataset files in the exact published formats, tiny synthetic datasets, and an
+isolation fixture."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
+
+from mosaic_fast.data import ClassificationData, RatingsData
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -208,3 +212,50 @@ def write_tff_h5(path: Path, clients: dict[str, list[str]]) -> Path:
                 "snippets", data=np.array(encoded, dtype=f"S{width}")
             )
     return path
+
+
+# Tiny synthetic datasets in the loaders' containers, for engine and task tests.
+
+
+def synthetic_images(
+    seed: int = 0, n_train: int = 240, n_test: int = 60, size: int = 8
+) -> ClassificationData:
+    """4 classes of 1 x size x size images: a class-dependent mean pattern plus noise (learnable in a few steps)."""
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.randn(4, 1, size, size, generator=g)
+
+    def draw(n):
+        y = torch.randint(0, 4, (n,), generator=g)
+        return protos[y] + 0.5 * torch.randn(n, 1, size, size, generator=g), y
+
+    (xt, yt), (xs, ys) = draw(n_train), draw(n_test)
+    return ClassificationData("fashion-mnist", xt, yt, xs, ys, 4, None, None)
+
+
+def synthetic_ratings(seed: int = 0, n_users: int = 24, n_items: int = 30) -> RatingsData:
+    """Low-rank ratings in [1, 5]; each user's ratings split 70/30."""
+    rng = np.random.default_rng(seed)
+    u, v = rng.normal(size=(n_users, 3)), rng.normal(size=(n_items, 3))
+    full = np.clip(3.5 + 0.6 * u @ v.T, 1, 5).astype(np.float32)
+    tr, te = [], []
+    for user in range(n_users):
+        items = rng.choice(n_items, 12, replace=False)
+        tr += [(user, i) for i in items[:8]]
+        te += [(user, i) for i in items[8:]]
+    tr, te = np.array(tr), np.array(te)
+
+    def t(a):
+        return torch.from_numpy(np.ascontiguousarray(a))
+
+    return RatingsData(
+        "movielens",
+        n_users,
+        n_items,
+        t(tr[:, 0]),
+        t(tr[:, 1]),
+        t(full[tr[:, 0], tr[:, 1]]),
+        t(te[:, 0]),
+        t(te[:, 1]),
+        t(full[te[:, 0], te[:, 1]]),
+        float(full[tr[:, 0], tr[:, 1]].mean()),
+    )

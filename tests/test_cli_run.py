@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from test_engine import synthetic_images, synthetic_ratings
+from data_helpers import synthetic_images, synthetic_ratings
 
 from mosaic_fast.cli import main
 from mosaic_fast.cli.run import config_from_options, configs_from_options, parse_k_list

@@ -11,54 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from data_helpers import synthetic_images, synthetic_ratings
 
 from mosaic_fast.config import ExperimentConfig
-from mosaic_fast.data import ClassificationData, RatingsData
 from mosaic_fast.engine import Simulation, run_experiment
 from mosaic_fast.engine import simulation as simulation_module
 from mosaic_fast.errors import MosaicValueError
-
-
-def synthetic_images(seed: int = 0, n_train: int = 240, n_test: int = 60) -> ClassificationData:
-    """4 classes of 1x8x8 images: a class-dependent mean pattern plus noise (learnable in a few steps)."""
-    g = torch.Generator().manual_seed(seed)
-    protos = torch.randn(4, 1, 8, 8, generator=g)
-
-    def draw(n):
-        y = torch.randint(0, 4, (n,), generator=g)
-        return protos[y] + 0.5 * torch.randn(n, 1, 8, 8, generator=g), y
-
-    (xt, yt), (xs, ys) = draw(n_train), draw(n_test)
-    return ClassificationData("fashion-mnist", xt, yt, xs, ys, 4, None, None)
-
-
-def synthetic_ratings(seed: int = 0, n_users: int = 24, n_items: int = 30) -> RatingsData:
-    """Low-rank ratings in [1, 5]; each user's ratings split 70/30."""
-    rng = np.random.default_rng(seed)
-    u, v = rng.normal(size=(n_users, 3)), rng.normal(size=(n_items, 3))
-    full = np.clip(3.5 + 0.6 * u @ v.T, 1, 5).astype(np.float32)
-    tr, te = [], []
-    for user in range(n_users):
-        items = rng.choice(n_items, 12, replace=False)
-        tr += [(user, i) for i in items[:8]]
-        te += [(user, i) for i in items[8:]]
-    tr, te = np.array(tr), np.array(te)
-
-    def t(a):
-        return torch.from_numpy(np.ascontiguousarray(a))
-
-    return RatingsData(
-        "movielens",
-        n_users,
-        n_items,
-        t(tr[:, 0]),
-        t(tr[:, 1]),
-        t(full[tr[:, 0], tr[:, 1]]),
-        t(te[:, 0]),
-        t(te[:, 1]),
-        t(full[te[:, 0], te[:, 1]]),
-        float(full[tr[:, 0], tr[:, 1]].mean()),
-    )
 
 
 @pytest.fixture
@@ -238,7 +196,8 @@ def test_bad_values_raise_mosaic_errors(fake_data):
 _THREADS_SCRIPT = """
 import json, sys
 sys.path.insert(0, {tests!r})
-from test_engine import synthetic_images, tiny
+from data_helpers import synthetic_images
+from test_engine import tiny
 from mosaic_fast.engine import simulation, run_experiment
 simulation.load_data = lambda cfg: synthetic_images()
 run_experiment(tiny(), {out!r}, quiet=True)

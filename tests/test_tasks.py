@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from data_helpers import synthetic_images, synthetic_ratings
 
 from mosaic_fast.config import ExperimentConfig
-from mosaic_fast.data import ClassificationData, RatingsData
+from mosaic_fast.data import ClassificationData
 from mosaic_fast.data.shakespeare import PAD_ID, VOCAB_SIZE
 from mosaic_fast.errors import MosaicTypeError, MosaicValueError
 from mosaic_fast.models import GNLeNetSpec, LSTMSpec, MatrixFactorizationSpec
@@ -21,19 +22,6 @@ from mosaic_fast.tasks import (
 
 CPU = torch.device("cpu")
 CUDA = torch.device("cuda")
-
-
-def synthetic_images(n_train: int = 120, n_test: int = 30, size: int = 8) -> ClassificationData:
-    """4 classes of 1 x size x size images: a class pattern plus noise."""
-    g = torch.Generator().manual_seed(0)
-    protos = torch.randn(4, 1, size, size, generator=g)
-
-    def draw(n):
-        y = torch.randint(0, 4, (n,), generator=g)
-        return protos[y] + 0.5 * torch.randn(n, 1, size, size, generator=g), y
-
-    (xt, yt), (xs, ys) = draw(n_train), draw(n_test)
-    return ClassificationData("fashion-mnist", xt, yt, xs, ys, 4, None, None)
 
 
 def synthetic_characters(sequence_targets: bool, n_train: int = 48, n_test: int = 12, T: int = 6):
@@ -55,36 +43,6 @@ def synthetic_characters(sequence_targets: bool, n_train: int = 48, n_test: int 
     )
 
 
-def synthetic_ratings(n_users: int = 24, n_items: int = 30) -> RatingsData:
-    """Low-rank ratings in [1, 5]; each user's 12 ratings split 8 train / 4 test."""
-    rng = np.random.default_rng(0)
-    u, v = rng.normal(size=(n_users, 3)), rng.normal(size=(n_items, 3))
-    full = np.clip(3.5 + 0.6 * u @ v.T, 1, 5).astype(np.float32)
-    tr, te = [], []
-    for user in range(n_users):
-        items = rng.choice(n_items, 12, replace=False)
-        tr += [(user, i) for i in items[:8]]
-        te += [(user, i) for i in items[8:]]
-    tr, te = np.array(tr), np.array(te)
-
-    def t(a):
-        return torch.from_numpy(np.ascontiguousarray(a))
-
-    ratings_tr = full[tr[:, 0], tr[:, 1]]
-    return RatingsData(
-        "movielens",
-        n_users,
-        n_items,
-        t(tr[:, 0]),
-        t(tr[:, 1]),
-        t(ratings_tr),
-        t(te[:, 0]),
-        t(te[:, 1]),
-        t(full[te[:, 0], te[:, 1]]),
-        float(ratings_tr.mean()),
-    )
-
-
 def config(dataset: str, **kw) -> ExperimentConfig:
     base = dict(dataset=dataset, K=2, nodes=4, degree=2, rounds=2, test_samples=20)
     base.update(kw)
@@ -92,7 +50,7 @@ def config(dataset: str, **kw) -> ExperimentConfig:
 
 
 def test_task_for_dispatches_on_the_kind_of_data():
-    assert type(task_for(synthetic_images())) is ImageClassificationTask
+    assert type(task_for(synthetic_images(n_train=120, n_test=30))) is ImageClassificationTask
     assert type(task_for(synthetic_characters(True))) is NextCharacterTask
     assert type(task_for(synthetic_characters(False))) is NextCharacterTask
     assert type(task_for(synthetic_ratings())) is RatingsTask
@@ -101,7 +59,7 @@ def test_task_for_dispatches_on_the_kind_of_data():
 
 
 def test_each_task_builds_the_papers_model():
-    images = task_for(synthetic_images()).model_spec(config("fashion-mnist"))
+    images = task_for(synthetic_images(n_train=120, n_test=30)).model_spec(config("fashion-mnist"))
     assert isinstance(images, GNLeNetSpec) and (images.in_channels, images.image_size) == (1, 8)
     sequence = task_for(synthetic_characters(True)).model_spec(config("shakespeare"))
     assert isinstance(sequence, LSTMSpec) and sequence.sequence_targets
@@ -116,7 +74,7 @@ def test_each_task_builds_the_papers_model():
 
 
 def test_gn_lenet_refuses_non_square_images():
-    data = synthetic_images()
+    data = synthetic_images(n_train=120, n_test=30)
     x_train, x_test = data.x_train[..., :6], data.x_test[..., :6]
     wide = ClassificationData("cifar10", x_train, data.y_train, x_test, data.y_test, 4, None, None)
     with pytest.raises(MosaicValueError, match="square images, got 8x6 in fashion-mnist"):
@@ -126,7 +84,7 @@ def test_gn_lenet_refuses_non_square_images():
 @pytest.mark.parametrize(
     ("data", "dataset", "partitions"),
     [
-        (synthetic_images(), "fashion-mnist", ("iid", "dirichlet", "shards")),
+        (synthetic_images(n_train=120, n_test=30), "fashion-mnist", ("iid", "dirichlet", "shards")),
         (synthetic_characters(True), "shakespeare", ("natural", "iid")),
         (synthetic_characters(False), "shakespeare", ("natural", "iid", "dirichlet", "shards")),
         (synthetic_ratings(), "movielens", ("natural",)),
@@ -144,7 +102,7 @@ def test_supported_partitions_cover_every_sample_once(data, dataset, partitions)
 @pytest.mark.parametrize(
     ("data", "dataset", "partition", "message"),
     [
-        (synthetic_images(), "fashion-mnist", "natural", "no natural groups"),
+        (synthetic_images(n_train=120, n_test=30), "fashion-mnist", "natural", "no natural groups"),
         (synthetic_characters(True), "shakespeare", "dirichlet", "one class per sample"),
         (synthetic_ratings(), "movielens", "iid", "ratings are split by user"),
     ],
@@ -181,7 +139,10 @@ def _node_data(data, dataset, strategy="loop", **kw):
 
 @pytest.mark.parametrize(
     ("data", "dataset"),
-    [(synthetic_images(), "fashion-mnist"), (synthetic_characters(True), "shakespeare")],
+    [
+        (synthetic_images(n_train=120, n_test=30), "fashion-mnist"),
+        (synthetic_characters(True), "shakespeare"),
+    ],
 )
 def test_classification_batches_and_accuracy(data, dataset):
     spec, _, node_data = _node_data(data, dataset, partition="iid")
