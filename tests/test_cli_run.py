@@ -53,7 +53,7 @@ def test_help_documents_every_setting_with_its_defaults():
         assert option in result.output
     line = {ln.split()[0]: ln for ln in result.output.splitlines() if ln.strip().startswith("--")}
     assert (
-        "[default: 0.05 for fashion-mnist, cifar10, cifar100; 0.5 for shakespeare, movielens]"
+        "[default: 0.05 for fashion-mnist, cifar10, cifar100; 0.5 for shakespeare; 0.2 for movielens]"
         in line["--lr"]
     )
     assert "[default: 100; the demo without --dataset: 20]" in line["--rounds"]

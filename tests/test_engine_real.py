@@ -64,3 +64,13 @@ def test_movielens_defaults_reach_rmse_below_one(K):
     summary = run_experiment(cfg, None, quiet=True)
     assert summary["best_node_mean"] < 1.0
     assert summary["final"]["node_mean"] < 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("K", [1, 8])
+@pytest.mark.parametrize("nodes", [64, 256, 610])
+def test_movielens_defaults_do_not_diverge_at_any_natural_node_count(nodes, K):
+    # 610 users: at n = 610 every node holds one user, the hardest case for the default lr
+    cfg = ExperimentConfig(dataset="movielens", K=K, nodes=nodes, data_dir=_need("movielens"))
+    summary = run_experiment(cfg, None, quiet=True)
+    assert summary["status"] == "complete" and summary["final"]["node_mean"] < 1.2

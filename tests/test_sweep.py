@@ -355,8 +355,25 @@ def test_a_different_base_config_in_the_same_folder_is_refused(engine, tmp_path)
     out = tmp_path / "sweep"
     sw.run_sweep(sw.SweepGrid(K=(1,)), out, base=BASE, quiet=True)
     other = ExperimentConfig(**{**BASE.to_dict(), "rounds": 8})
-    with pytest.raises(MosaicValueError, match="differs in: rounds"):
+    with pytest.raises(MosaicValueError, match="ran with rounds=4; this sweep asks for rounds=8"):
         sw.run_sweep(sw.SweepGrid(K=(1,)), out, base=other, quiet=True)
+    with pytest.raises(MosaicValueError, match="differs in: rounds"):
+        sw.run_sweep(sw.SweepGrid(K=(2,)), out, base=other, quiet=True)
+    # where the data lives does not change results: the same sweep continues from another machine
+    moved = ExperimentConfig(**{**BASE.to_dict(), "data_dir": "/elsewhere"})
+    sw.run_sweep(sw.SweepGrid(K=(1, 2)), out, base=moved, quiet=True)
+
+
+def test_a_finished_cell_run_with_other_settings_is_refused_before_anything_runs(engine, tmp_path):
+    out = tmp_path / "sweep"
+    sw.run_sweep(sw.SweepGrid(K=(1, 2)), out, base=BASE, quiet=True)
+    head = json.loads((out / "K=2_seed=0" / "config.json").read_text())
+    head["config"]["lr"] = 0.5  # as if a per-dataset default had changed since the cell ran
+    (out / "K=2_seed=0" / "config.json").write_text(json.dumps(head))
+    calls = len(engine.calls)
+    with pytest.raises(MosaicValueError, match=r"cell K=2_seed=0 .* ran with lr=0.5; this sweep asks for lr=0.05"):  # fmt: skip
+        sw.run_sweep(sw.SweepGrid(K=(1, 2, 4)), out, base=BASE, quiet=True)
+    assert len(engine.calls) == calls
 
 
 def test_sweep_file_records_grid_and_base(engine, tmp_path):

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import SETTINGS, ExperimentConfig, setting_named
+from .config import NON_RESULT_SETTINGS, SETTINGS, ExperimentConfig, setting_named
 from .errors import MosaicError, MosaicValueError, RunDiverged, RunInterrupted
-from .runfolder import COMPLETE, DIVERGED, FRESH, RESUME, format_value, run_status
+from .runfolder import COMPLETE, DIVERGED, FRESH, RESUME, config_of, format_value, run_status
 from .summary import SWEEP_FILE, summarize_sweep
 
 if TYPE_CHECKING:
@@ -171,12 +171,34 @@ def _write_sweep_file(out: Path, grid: SweepGrid, base: ExperimentConfig) -> Non
         # Same cell names must mean the same experiment: refuse to mix two base configs.
         # (Read through ExperimentConfig: files of older versions gain the settings added since.)
         previous = _stored_base(json.loads(path.read_text()).get("base", {}))
-        if previous != record["base"]:
-            changed = sorted(k for k in record["base"] if previous.get(k) != record["base"][k])
+        changed = _changed_results(previous, record["base"])
+        if changed:
             raise MosaicValueError(
                 f"{out} holds a sweep with a different base config (differs in: {', '.join(changed)}); use a new --out folder"
             )
     path.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _changed_results(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The settings that change results and differ between two config dicts."""
+    return sorted(k for k in after if k not in NON_RESULT_SETTINGS and before.get(k) != after[k])
+
+
+def _check_finished_cells(out: Path, cells: Iterable[SweepCell]) -> None:
+    """A finished cell is never run again, so it must be the experiment this sweep asks for
+    (a changed default, say, would otherwise mix two settings under one cell name)."""
+    for cell in cells:
+        cell_dir = out / cell.name
+        if cell_state(cell_dir) not in (COMPLETE, DIVERGED):
+            continue
+        stored, wanted = config_of(cell_dir).to_dict(), cell.config.to_dict()
+        changed = _changed_results(stored, wanted)
+        if changed:
+            was = ", ".join(f"{k}={stored.get(k)!r}" for k in changed)
+            now = ", ".join(f"{k}={wanted[k]!r}" for k in changed)
+            raise MosaicValueError(
+                f"cell {cell.name} in {str(out)!r} ran with {was}; this sweep asks for {now}; use a new --out folder"
+            )
 
 
 def _stored_base(values: dict[str, Any]) -> dict[str, Any]:
@@ -205,6 +227,7 @@ def run_sweep(
     out = Path(out_dir)
     cells = grid.cells(base)  # validates every cell before anything runs
     out.mkdir(parents=True, exist_ok=True)
+    _check_finished_cells(out, cells)
     _write_sweep_file(out, grid, base)
     bar = tqdm(cells, desc="sweep", unit="run", disable=quiet)
     diverged: list[str] = []
