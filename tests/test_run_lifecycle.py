@@ -296,3 +296,26 @@ def test_a_k_list_runs_every_k_even_when_one_diverges_and_exits_3(tmp_path):
     assert result.exit_code == 3, result.output
     assert result.output.count("diverged at round") == 3  # two table rows, one error line
     assert run_status(out / "K=1") == DIVERGED and run_status(out / "K=2") == DIVERGED
+
+
+def test_discard_unstarted_removes_only_a_dead_runs_own_files(tmp_path):
+    from mosaic_fast.runfolder import discard_unstarted
+
+    dead = tmp_path / "dead"
+    dead.mkdir()
+    (dead / "config.json").write_text("{}")
+    (dead / "metrics.jsonl").write_text('{"round": 0}\n')
+    (dead / ".checkpoint.pt.x1.tmp").write_bytes(b"half")
+    discard_unstarted(dead)
+    assert not dead.exists()
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "metrics.jsonl").write_text("")
+    (mixed / "notes.txt").write_text("mine")
+    discard_unstarted(mixed)
+    assert (mixed / "notes.txt").exists()
+    resumable = tmp_path / "resumable"
+    resumable.mkdir()
+    (resumable / "checkpoint.pt").write_bytes(b"x")
+    discard_unstarted(resumable)
+    assert (resumable / "checkpoint.pt").exists()

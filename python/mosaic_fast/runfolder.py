@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -137,6 +138,18 @@ def config_of(folder: str | Path) -> ExperimentConfig:
         raise MosaicValueError(
             f"{str(path)!r} was written by mosaic-fast {written_by} and cannot be read here: {exc}"
         ) from None
+
+
+def discard_unstarted(folder: str | Path) -> None:
+    """Delete the files of a run that died before its first checkpoint (``fresh`` with files),
+    so it can start over; a folder holding anything but a run's files is left alone."""
+    folder = Path(folder)
+    if not folder.is_dir() or run_status(folder) != FRESH:
+        return
+    names = [p.name for p in folder.iterdir()]
+    # run files, and temp files of an atomic write the process did not finish
+    if all(n in RUN_FILES or (n.startswith(".") and n.endswith(".tmp")) for n in names):
+        shutil.rmtree(folder)
 
 
 class RunFolder:

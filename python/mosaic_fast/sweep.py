@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import shutil
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,7 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from .config import NON_RESULT_SETTINGS, SETTINGS, ExperimentConfig, setting_named
 from .errors import MosaicError, MosaicValueError, RunDiverged, RunInterrupted
-from .runfolder import COMPLETE, DIVERGED, FRESH, RESUME, config_of, format_value, run_status
+from .runfolder import (
+    COMPLETE,
+    DIVERGED,
+    FRESH,
+    RESUME,
+    config_of,
+    discard_unstarted,
+    format_value,
+    run_status,
+)
 from .summary import SWEEP_FILE, summarize_sweep
 
 if TYPE_CHECKING:
@@ -239,8 +247,8 @@ def run_sweep(
             diverged.append(cell.name)
         if state in (COMPLETE, DIVERGED):
             continue
-        if state == FRESH and cell_dir.exists():
-            shutil.rmtree(cell_dir)  # partial files of a run that left no checkpoint
+        if state == FRESH:
+            discard_unstarted(cell_dir)  # partial files of a run that left no checkpoint
         try:
             run_experiment(cell.config, cell_dir, quiet=True, resume=state == RESUME)
         except RunDiverged:
