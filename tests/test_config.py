@@ -81,7 +81,7 @@ PER_DATASET = {
     "cifar10": (0.05, 32, 5, "dirichlet", 0.1),
     "cifar100": (0.05, 32, 5, "dirichlet", 0.1),
     "shakespeare": (0.5, 16, 5, "natural", None),
-    "movielens": (0.5, 64, 10, "natural", None),
+    "movielens": (0.2, 64, 20, "natural", None),
 }
 
 
