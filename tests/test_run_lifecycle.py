@@ -138,7 +138,7 @@ def tiny(**kw) -> ExperimentConfig:
 
 def test_divergence_stops_the_run_keeps_valid_lines_and_is_recorded(tmp_path):
     out = tmp_path / "run"
-    with pytest.raises(RunDiverged, match=r"^run diverged at round \d+ \(training loss (nan|inf)\); try a smaller --lr \(now 50\)$"):  # fmt: skip
+    with pytest.raises(RunDiverged, match=r"^run diverged at round \d+ \(training loss (nan|inf)\); try a smaller --lr \(now 50\.0\)$"):  # fmt: skip
         run_experiment(tiny(lr=50.0), out, quiet=True)
     summary = json.loads((out / SUMMARY).read_text())
     assert summary["status"] == DIVERGED and summary["complete"] is False
@@ -154,7 +154,7 @@ def test_diverged_run_exits_3_and_resuming_it_says_so(tmp_path):
     result = CliRunner().invoke(main, ["run", *ARGS, "--rounds", "30", "--lr", "50", "--out", str(out), "--quiet"])  # fmt: skip
     assert result.exit_code == 3, result.output
     assert result.output.strip().startswith("Error: run diverged at round ")
-    assert result.output.strip().endswith("try a smaller --lr (now 50)")
+    assert result.output.strip().endswith("try a smaller --lr (now 50.0)")
     again = CliRunner().invoke(main, ["run", "--resume", str(out), "--quiet"])
     assert again.exit_code == 3 and again.output.startswith("Error: run diverged at round ")
 

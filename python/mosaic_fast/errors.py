@@ -38,7 +38,7 @@ class RunDiverged(MosaicError):
     exit_code = 3
 
     def __init__(self, round: int, reason: str, lr: float | None) -> None:
-        hint = f"; try a smaller --lr (now {lr:g})" if lr is not None else ""
+        hint = f"; try a smaller --lr (now {lr})" if lr is not None else ""
         super().__init__(f"run diverged at round {round} ({reason}){hint}")
         self.round, self.reason, self.lr = round, reason, lr
 
