@@ -311,9 +311,16 @@ def test_sampling_runs_on_the_kernel_pool() -> None:
         "def threads():\n"
         "    return {t: open(f'/proc/self/task/{t}/comm').read().strip()\n"
         "            for t in os.listdir('/proc/self/task')}\n"
+        "import time\n"
         "before = threads()\n"
         "mf.sample_graphs(64, 16, 8, seed=1)\n"
-        "print(sorted(name for t, name in threads().items() if t not in before))\n"
+        "# a worker names itself once it runs: give the last one a moment\n"
+        "for _ in range(200):\n"
+        "    new = sorted(name for t, name in threads().items() if t not in before)\n"
+        "    if all(name.startswith('mosaic-') for name in new):\n"
+        "        break\n"
+        "    time.sleep(0.01)\n"
+        "print(new)\n"
     )
     env = {**os.environ, "MOSAIC_NUM_THREADS": "3"}
     res = subprocess.run(

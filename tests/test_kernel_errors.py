@@ -64,6 +64,21 @@ def setup(n: int = 6, d: int = 40, k: int = 4):
         (lambda: mf.sample_graphs(4, 1, 2, edges=[[0, 1]]), MosaicValueError, "mode='edges'"),
         (lambda: mf.sample_graphs(4.5, 1, 2), MosaicTypeError, "n_nodes=4.5"),
         (lambda: mf.sample_graphs(6, 2, 2).mixing_matrix(2), MosaicValueError, "k=2"),
+        (
+            lambda: mf.FragmentMap.from_assignment([0, 1, 0], 2),
+            MosaicTypeError,
+            "assignment must be an integer numpy array of shape (n_params,), got list",
+        ),
+        (
+            lambda: mf.FragmentMap.from_assignment(np.zeros(4), 2),
+            MosaicTypeError,
+            "assignment must be integers, got dtype float64",
+        ),
+        (
+            lambda: mf.FragmentMap.from_assignment(np.zeros((2, 2), dtype=np.int64), 2),
+            MosaicValueError,
+            "assignment must have shape (n_params,), got shape (2, 2)",
+        ),
     ],
 )
 def test_bad_arguments(call, error, needle) -> None:
@@ -71,6 +86,12 @@ def test_bad_arguments(call, error, needle) -> None:
         call()
     assert needle in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_assignment_of_any_integer_dtype_and_layout_is_accepted() -> None:
+    ids = np.array([1, 0, 1, 0, 1, 0], dtype=np.int32)[::-1]
+    fragments = mf.FragmentMap.from_assignment(ids, 2)
+    assert fragments.assignment().tolist() == ids.tolist()
 
 
 def test_wrong_dtype_and_layout() -> None:

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use mosaic_core::{self as core, ErrorKind, FragmentMap, GraphMode, Graphs, MosaicError};
 use numpy::{
-    IntoPyArray, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArray1,
-    PyUntypedArray, PyUntypedArrayMethods,
+    IntoPyArray, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayMethods, PyUntypedArray,
+    PyUntypedArrayMethods,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -166,13 +166,15 @@ impl PyFragmentMap {
     #[staticmethod]
     fn from_assignment(
         py: Python<'_>,
-        assignment: PyReadonlyArray1<'_, i64>,
+        assignment: &Bound<'_, PyAny>,
         n_fragments: i64,
     ) -> PyResult<Self> {
         let k = non_negative(py, "K", n_fragments)?;
-        let ids = assignment
+        let ids = assignment_ids(py, assignment)?;
+        let ids = ids.readonly();
+        let ids = ids
             .as_slice()
-            .map_err(|_| type_err(py, "assignment must be C-contiguous".into()))?;
+            .map_err(|e| internal_err(py, format!("assignment as int64: {e}")))?;
         let inner = detached(py, || FragmentMap::from_ids(ids, k as usize))?;
         Ok(Self {
             inner: Arc::new(inner),
@@ -382,6 +384,43 @@ fn sample_graphs(
     Ok(PyGraphs {
         inner: Arc::new(inner),
     })
+}
+
+/// A fragment id per coordinate: a one-dimensional integer numpy array, as a contiguous int64 copy
+/// (made once per map, so any integer dtype and layout is accepted).
+fn assignment_ids<'py>(
+    py: Python<'py>,
+    assignment: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let array = assignment.downcast::<PyUntypedArray>().map_err(|_| {
+        type_err(
+            py,
+            format!(
+                "assignment must be an integer numpy array of shape (n_params,), got {}",
+                type_name(assignment)
+            ),
+        )
+    })?;
+    let dtype = array.dtype();
+    if !matches!(dtype.kind(), b'i' | b'u') {
+        return Err(type_err(
+            py,
+            format!("assignment must be integers, got dtype {}", dtype.str()?),
+        ));
+    }
+    if array.ndim() != 1 {
+        return Err(value_err(
+            py,
+            format!(
+                "assignment must have shape (n_params,), got shape {}",
+                assignment.getattr("shape")?.repr()?
+            ),
+        ));
+    }
+    let numpy = py.import("numpy")?;
+    let copy = numpy.call_method1("ascontiguousarray", (assignment, "int64"))?;
+    copy.downcast_into::<PyArray1<i64>>()
+        .map_err(|e| internal_err(py, format!("assignment as int64: {e}")))
 }
 
 /// A user edge list: an integer numpy array of shape `(n_edges, 2)`, rows `(src, dst)` (empty: none).
