@@ -10,7 +10,7 @@ from mosaic_fast.models import GNLeNetSpec, LSTMSpec, MatrixFactorizationSpec, P
 
 
 def test_gn_lenet_parameter_counts():
-    assert GNLeNetSpec(3, 32, 10).n_params == 89_834  # the reference count of the public code (CIFAR-10)
+    assert GNLeNetSpec(3, 32, 10).n_params == 89_834  # CIFAR-10, as in the public code
     assert GNLeNetSpec(1, 28, 10).n_params == 83_754  # 28->14->7->3: Linear(64*3*3 -> 10)
     m = GNLeNetSpec(1, 28, 10).module(0)
     assert m.classifier.in_features == 64 * 3 * 3
