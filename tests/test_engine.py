@@ -65,6 +65,7 @@ def test_run_folder_contract(fake_data, tmp_path):
         "numpy",
         "python",
         "torch_cpu_capability",
+        "torch_num_threads",
     }
     assert (
         meta["metric"] == "accuracy" and meta["lower_is_better"] is False and meta["n_params"] > 0

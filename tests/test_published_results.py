@@ -5,7 +5,8 @@ the local copy of the dataset) and compared field by field, exactly, except ``wa
 torch's CPU kernels round differently per instruction set, so the re-run happens in a subprocess
 pinned, before torch is imported, to the instruction set that produced the folder (its
 ``versions.torch_cpu_capability``; folders written before that field existed were made on AVX2)
-and to one thread.
+and to its torch thread count (``versions.torch_num_threads``; one where not recorded: the
+reproduction script pinned one thread).
 
 The default suite re-runs one MovieLens cell in full and a prefix of one Fashion-MNIST cell
 (records do not depend on ``rounds``, so a shorter run reproduces the earlier records); ``-m slow``
@@ -64,14 +65,16 @@ def cpu_flags() -> set[str]:
 
 
 def pinned_env(published: dict, dataset: str) -> dict[str, str]:
-    """Environment of the re-run: one thread, and the CPU kernels that wrote the folder."""
+    """Environment of the re-run: the torch threads and CPU kernels that wrote the folder."""
+    versions = published.get("versions", {})
+    threads = str(versions.get("torch_num_threads", 1))
     env = {
         **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "MOSAIC_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "MOSAIC_NUM_THREADS": "1",  # the kernel is thread-count invariant
     }
-    isa = published.get("versions", {}).get("torch_cpu_capability", ISA_BEFORE_RECORDING)
+    isa = versions.get("torch_cpu_capability", ISA_BEFORE_RECORDING)
     if isa in ISA_PINS and ISA_PINS[isa][2] <= cpu_flags():
         aten, onednn, _ = ISA_PINS[isa]
         env.update(ATEN_CPU_CAPABILITY=aten, ONEDNN_MAX_CPU_ISA=onednn)

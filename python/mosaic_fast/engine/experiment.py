@@ -34,9 +34,10 @@ def _versions() -> dict[str, str]:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
-        # torch's CPU kernels differ in rounding between instruction sets: a run reproduces
-        # bit for bit on a CPU with the same capability (or with ATEN_CPU_CAPABILITY set).
+        # torch's CPU kernels round differently per instruction set and per thread count: a run
+        # reproduces bit for bit with the same capability (or ATEN_CPU_CAPABILITY) and threads.
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_num_threads": torch.get_num_threads(),
     }
 
 
