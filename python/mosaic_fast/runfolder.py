@@ -119,10 +119,6 @@ def run_status(folder: str | Path) -> str:
     return RESUME if (folder / CHECKPOINT).is_file() else FRESH
 
 
-def is_complete(folder: str | Path) -> bool:
-    return run_status(folder) == COMPLETE
-
-
 def config_of(folder: str | Path) -> ExperimentConfig:
     """The settings a run folder was started with (its ``config.json``)."""
     path = Path(folder) / CONFIG

@@ -1,8 +1,8 @@
 """Grids of experiments: expand a grid into cells, run each cell once, summarise over seeds.
 
 Each cell is a normal run folder (the engine's run folder contract) named from the grid axes,
-e.g. ``K=8_alpha=0.1_degree=8_seed=0``. A cell whose ``summary.json`` says ``complete`` is
-skipped, so re-running an interrupted sweep continues it.
+e.g. ``K=8_alpha=0.1_degree=8_seed=0``. A finished cell (``summary.json`` says ``complete`` or
+``diverged``) is skipped, so re-running an interrupted sweep continues it.
 """
 
 from __future__ import annotations

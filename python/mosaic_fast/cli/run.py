@@ -186,12 +186,11 @@ def run(out: str | None, quiet: bool, resume: str | None, **options: Any) -> Non
                 )
                 for cfg in configs
             ]
-        if len(jobs) == 1:
-            rows = [(jobs[0][0], jobs[0][2](jobs[0][1]))]  # a lone run's divergence ends here
-        else:
-            rows, diverged = _run_each(jobs)
+        rows, diverged = _run_each(jobs)
+        if diverged and len(jobs) == 1:
+            raise diverged[0]  # a lone run: its one error line says everything
         if resume is None:
             click.echo(f"results in {root}")
         click.echo(comparison_table(rows))
-        if len(jobs) > 1 and diverged:
+        if diverged:
             raise diverged[0]
