@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import sys
 import typing
 from collections.abc import Collection, Mapping
@@ -29,6 +30,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DATASETS = ("fashion-mnist", "movielens", "cifar10", "cifar100", "shakespeare")
+MODELS = ("gn-lenet", "lstm", "mf")
+OPTIMIZERS = ("sgd", "adam", "adamw")
 PARTITIONS = ("iid", "dirichlet", "shards", "natural")
 FRAGMENTERS = ("contiguous", "random", "blocks")
 # Every kernel graph mode except a user edge list, which has no config field.
@@ -41,6 +44,28 @@ _IMAGE_DATASETS = ("fashion-mnist", "cifar10", "cifar100")
 _BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True}
 _BOOL_WORDS |= {"false": False, "no": False, "off": False, "0": False}
 _NONE_WORDS = ("none", "null")
+# ``package.module:attribute``: user code that a setting may name instead of a built-in choice.
+_REFERENCE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
+
+# Forms a setting may accept besides its choices: form -> (test, words for messages, metavar).
+FORMS: dict[str, tuple[Any, str, str]] = {
+    "reference": (
+        lambda v: bool(_REFERENCE.fullmatch(v)),
+        "a module:attribute reference",
+        "MODULE:ATTR",
+    ),
+    "edges-file": (lambda v: v.startswith("edges:") and len(v) > 6, "edges:FILE", "edges:FILE"),
+    "assignment-file": (
+        lambda v: v.startswith("assignment:") and len(v) > 11,
+        "assignment:FILE",
+        "assignment:FILE",
+    ),
+}
+
+
+def is_reference(value: Any) -> bool:
+    """True for ``package.module:attribute`` text (user code to import)."""
+    return isinstance(value, str) and bool(_REFERENCE.fullmatch(value))
 
 
 @dataclass(frozen=True)
@@ -54,6 +79,8 @@ class Setting:
     # (other setting, value): per_dataset applies only while that setting has that value.
     per_dataset_when: tuple[str, Any] | None = None
     choices: tuple[str, ...] | None = None
+    # Forms accepted besides the choices (keys of FORMS): user code, files.
+    also: tuple[str, ...] = ()
     # Bounds: value >= at_least, value > above, value < below. Floats must also be finite.
     at_least: float | None = None
     above: float | None = None
@@ -122,7 +149,10 @@ class Setting:
         if not self._has_type(value):
             return f"must be {self.expected}"
         if self.choices is not None and value not in self.choices:
-            return f"is not one of {', '.join(self.choices)}"
+            if any(FORMS[form][0](value) for form in self.also):
+                return None
+            extra = "".join(f", or {FORMS[form][1]}" for form in self.also)
+            return f"is not one of {', '.join(self.choices)}{extra}"
         if self.kind is float and not math.isfinite(value):
             return "must be a finite number"
         if self.kind in (int, float) and not self._in_bounds(value):
@@ -197,7 +227,23 @@ def _shown(value: Any) -> str:
 class ExperimentConfig:
     """Every setting of one Mosaic Learning run. Field names match the CLI options (``--local-steps`` -> ``local_steps``)."""
 
-    dataset: str = setting("fashion-mnist", help="Dataset.", choices=DATASETS)
+    dataset: str = setting(
+        "fashion-mnist",
+        help="Dataset, or module:loader (user code returning train and test data).",
+        choices=DATASETS,
+        also=("reference",),
+    )
+    model: str | None = setting(
+        None,
+        help="Model, or module:factory (user code returning a torch.nn.Module).",
+        per_dataset={
+            **dict.fromkeys(_IMAGE_DATASETS, "gn-lenet"),
+            "shakespeare": "lstm",
+            "movielens": "mf",
+        },
+        choices=MODELS,
+        also=("reference",),
+    )
     K: int = setting(
         8, help="Number of fragments K (1 = Epidemic Learning).", at_least=1, axis=True
     )
@@ -232,6 +278,13 @@ class ExperimentConfig:
         above=0,
         axis=True,
     )
+    optimizer: str = setting(
+        "sgd",
+        help="Local optimizer (per-node state, never gossiped), or module:Class of an elementwise torch.optim optimizer.",
+        choices=OPTIMIZERS,
+        also=("reference",),
+        axis=True,
+    )
     momentum: float = setting(
         0.0, help="SGD momentum (per-node buffers, never gossiped).", at_least=0, below=1, axis=True
     )
@@ -239,7 +292,16 @@ class ExperimentConfig:
         False,
         help="Nesterov momentum, as torch.optim.SGD(nesterov=True); no effect without --momentum.",
     )
-    weight_decay: float = setting(0.0, help="SGD weight decay.", at_least=0, axis=True)
+    weight_decay: float = setting(
+        0.0, help="Weight decay (decoupled for adamw).", at_least=0, axis=True
+    )
+    beta1: float = setting(
+        0.9, help="Adam/AdamW first-moment decay.", at_least=0, below=1, axis=True
+    )
+    beta2: float = setting(
+        0.999, help="Adam/AdamW second-moment decay.", at_least=0, below=1, axis=True
+    )
+    eps: float = setting(1e-8, help="Adam/AdamW denominator term.", above=0)
     partition: str | None = setting(
         None,
         help="Split of the training data over nodes.",
@@ -263,15 +325,20 @@ class ExperimentConfig:
     )
     fragmenter: str = setting(
         "contiguous",
-        help="How coordinates are split into fragments.",
+        help="How coordinates are split into fragments, or assignment:FILE (.npy or text: one fragment id per coordinate).",
         choices=FRAGMENTERS,
+        also=("assignment-file",),
         axis=True,
     )
     block_size: int = setting(
         1024, help="Block length for --fragmenter blocks.", at_least=1, axis=True
     )
     topology: str = setting(
-        "el-oracle", help="Per-fragment gossip graphs.", choices=TOPOLOGIES, axis=True
+        "el-oracle",
+        help="Per-fragment gossip graphs, or edges:FILE (a static edge list or adjacency matrix).",
+        choices=TOPOLOGIES,
+        also=("edges-file",),
+        axis=True,
     )
     seed: int = setting(
         0,
@@ -311,6 +378,10 @@ class ExperimentConfig:
     )
     mf_biases: bool = setting(
         False, help="Matrix factorisation with user/item biases and the global mean."
+    )
+    gossip_buffers: bool = setting(
+        False,
+        help="Average model buffers (e.g. BatchNorm running statistics) too; off: they stay per node.",
     )
     trainer: str = setting(
         "auto",

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..config import SETTINGS, Setting
+from ..config import FORMS, SETTINGS, Setting
 
 _CLICK_TYPES = {int: click.INT, float: click.FLOAT, str: click.STRING}
 
@@ -52,6 +52,13 @@ def setting_options(
                     note = f"Values from: {', '.join(s.choices)}. {note}".strip()
             elif s.kind is bool:
                 flags, kind, metavar = (f"{s.option}/--no-{s.option[2:]}",), None, None
+            elif s.choices and s.also:  # choices or another form: checked by the config
+                kind, metavar = (
+                    click.STRING,
+                    "|".join(s.choices)
+                    + "|"
+                    + "|".join(FORMS[form][1].replace(" ", "-") for form in s.also),
+                )
             elif s.choices:
                 kind, metavar = click.Choice(s.choices), None
             else:
