@@ -53,12 +53,8 @@ def setting_options(
             elif s.kind is bool:
                 flags, kind, metavar = (f"{s.option}/--no-{s.option[2:]}",), None, None
             elif s.choices and s.also:  # choices or another form: checked by the config
-                kind, metavar = (
-                    click.STRING,
-                    "|".join(s.choices)
-                    + "|"
-                    + "|".join(FORMS[form][1].replace(" ", "-") for form in s.also),
-                )
+                forms = [FORMS[form][2] for form in s.also]
+                kind, metavar = click.STRING, "|".join((*s.choices, *forms))
             elif s.choices:
                 kind, metavar = click.Choice(s.choices), None
             else:
