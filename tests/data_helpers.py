@@ -142,6 +142,23 @@ def write_cifar100(root: Path, n_train: int = 6, n_test: int = 3, seed: int = 0)
     return folder, out
 
 
+def accept_cifar(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make torchvision accept the generated files in ``folder`` (``cifar-10-batches-py`` or
+    ``cifar-100-python``): its lists hold the published md5s, so tests patch in these files'."""
+    import torchvision.datasets as tvd
+    from torchvision.datasets.utils import calculate_md5
+
+    cls = tvd.CIFAR10 if folder.name == tvd.CIFAR10.base_folder else tvd.CIFAR100
+
+    def listed(entries):
+        return [[name, calculate_md5(folder / name)] for name, _ in entries]
+
+    monkeypatch.setattr(cls, "train_list", listed(cls.train_list))
+    monkeypatch.setattr(cls, "test_list", listed(cls.test_list))
+    meta_md5 = calculate_md5(folder / cls.meta["filename"])
+    monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": meta_md5})
+
+
 # ----------------------------------------------------------------------------- MovieLens
 def movielens_rows(n_users: int = 5, seed: int = 0) -> list[tuple[int, int, float, int]]:
     """(user, item, rating, timestamp) rows; user u has 3 + 2u ratings, ids are sparse."""

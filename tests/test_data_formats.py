@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import gzip
-import pickle
+import os
 
 import numpy as np
 import pytest
 import torch
 from data_helpers import (
+    accept_cifar,
     isolate,
     leaf_samples,
     movielens_rows,
@@ -23,11 +24,9 @@ from data_helpers import (
     write_tff_h5,
 )
 
-from mosaic_fast.data import ClassificationData, RatingsData, load_dataset
+from mosaic_fast.data import ClassificationData, RatingsData, cifar, clear_cache, load_dataset
 from mosaic_fast.data import shakespeare as sh
-from mosaic_fast.data.cifar import read_batch
-from mosaic_fast.data.idx import read_idx
-from mosaic_fast.errors import MosaicValueError
+from mosaic_fast.errors import DataNotFoundError, MosaicValueError
 
 
 @pytest.fixture
@@ -35,10 +34,17 @@ def isolated(tmp_path, monkeypatch):
     return isolate(tmp_path, monkeypatch)
 
 
-# ----------------------------------------------------------------------------- Fashion-MNIST / IDX
+# ----------------------------------------------------------------------------- Fashion-MNIST
+
+_FM_FILES = (
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+)
 
 
-def test_fashion_mnist_gz_idx(isolated):
+def test_fashion_mnist_gz_copy_is_unpacked_into_the_cache(isolated):
     tri, trl, tei, tel = write_fashion(isolated / "fm", n_train=12, n_test=5)
     d = load_dataset("fashion-mnist", data_dir=isolated / "fm", download=False)
     assert isinstance(d, ClassificationData) and d.num_classes == 10 and not d.sequence_targets
@@ -46,11 +52,28 @@ def test_fashion_mnist_gz_idx(isolated):
     assert d.y_train.dtype == torch.int64 and d.y_test.shape == (5,)
     expected = (tri.astype(np.float64) / 255 - 0.2860) / 0.3530
     np.testing.assert_allclose(d.x_train[:, 0].numpy(), expected, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(d.y_train.numpy(), trl)
     np.testing.assert_array_equal(d.y_test.numpy(), tel)
     assert d.groups_train is None and d.groups_test is None
+    raw = isolated / "cache" / "fashion-mnist" / "FashionMNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == [".mosaic-source.json", *_FM_FILES]
+    assert (raw / "t10k-images-idx3-ubyte").read_bytes() == gzip.decompress(
+        (isolated / "fm" / "t10k-images-idx3-ubyte.gz").read_bytes()
+    )
+    assert sorted(p.name for p in (isolated / "fm").iterdir()) == [f + ".gz" for f in _FM_FILES]
 
 
-def test_fashion_mnist_torchvision_layout_and_raw_files(isolated):
+def test_fashion_mnist_torchvision_layout_is_read_in_place(isolated):
+    raw = isolated / "root" / "FashionMNIST" / "raw"
+    arrays = write_fashion(raw, n_train=4, n_test=3)
+    for name in _FM_FILES:  # torchvision keeps the .gz and the unpacked file side by side
+        (raw / name).write_bytes(gzip.decompress((raw / f"{name}.gz").read_bytes()))
+    d = load_dataset("fashion-mnist", data_dir=isolated / "root", download=False)
+    np.testing.assert_array_equal(d.y_test.numpy(), arrays[3])
+    assert not (isolated / "cache").exists()  # nothing unpacked
+
+
+def test_fashion_mnist_partly_unpacked_torchvision_folder_is_unpacked(isolated):
     raw = isolated / "root" / "FashionMNIST" / "raw"
     arrays = write_fashion(raw, n_train=4, n_test=3)
     (raw / "t10k-labels-idx1-ubyte").write_bytes(
@@ -59,36 +82,76 @@ def test_fashion_mnist_torchvision_layout_and_raw_files(isolated):
     (raw / "t10k-labels-idx1-ubyte.gz").unlink()  # one file only unpacked
     d = load_dataset("fashion-mnist", data_dir=isolated / "root", download=False)
     np.testing.assert_array_equal(d.y_test.numpy(), arrays[3])
+    assert (isolated / "cache" / "fashion-mnist" / "FashionMNIST" / "raw").is_dir()
 
 
-def test_idx_rejects_bad_magic_truncation_and_bad_gzip(tmp_path):
-    good = write_idx_gz(tmp_path / "ok.gz", np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
-    np.testing.assert_array_equal(read_idx(good, ndim=3), np.arange(24).reshape(2, 3, 4))
-    bad_magic = write_idx_gz(tmp_path / "magic.gz", np.zeros((2, 3, 4)), magic=0x0000_0B03)
-    with pytest.raises(MosaicValueError, match=r"magic number 0x00000b03, expected 0x00000803"):
-        read_idx(bad_magic, ndim=3)
-    with pytest.raises(MosaicValueError, match="expected 0x00000801"):
-        read_idx(good, ndim=1)  # an image file where labels are expected
-    payload = gzip.decompress(good.read_bytes())
-    short = tmp_path / "short.gz"
-    short.write_bytes(gzip.compress(payload[:-5]))
-    with pytest.raises(MosaicValueError, match="19 payload bytes but its header"):
-        read_idx(short, ndim=3)
-    cut = tmp_path / "cut.gz"
-    cut.write_bytes(good.read_bytes()[:-12])
-    with pytest.raises(MosaicValueError, match="not a complete gzip file"):
-        read_idx(cut, ndim=3)
-    junk = tmp_path / "junk.gz"
-    junk.write_bytes(b"this is not gzip")
-    with pytest.raises(MosaicValueError, match="junk.gz"):
-        read_idx(junk, ndim=3)
+def test_fashion_mnist_unpacks_each_copy_once_and_again_when_it_changes(isolated):
+    a = write_fashion(isolated / "a", n_train=5, n_test=2, seed=1)
+    b = write_fashion(isolated / "b", n_train=6, n_test=2, seed=2)
+    raw = isolated / "cache" / "fashion-mnist" / "FashionMNIST" / "raw"
+    load_dataset("fashion-mnist", data_dir=isolated / "a", download=False)
+    os.utime(raw / "train-images-idx3-ubyte", ns=(1, 1))
+    clear_cache()
+    d = load_dataset("fashion-mnist", data_dir=isolated / "a", download=False)
+    assert (raw / "train-images-idx3-ubyte").stat().st_mtime_ns == 1  # not unpacked again
+    np.testing.assert_array_equal(d.y_train.numpy(), a[1])
+    d = load_dataset("fashion-mnist", data_dir=isolated / "b", download=False)
+    np.testing.assert_array_equal(d.y_train.numpy(), b[1])
+    write_fashion(isolated / "a", n_train=7, n_test=2, seed=3)  # the copy itself changes
+    clear_cache()
+    d = load_dataset("fashion-mnist", data_dir=isolated / "a", download=False)
+    assert d.n_train == 7
 
 
-def test_fashion_mnist_label_count_mismatch_is_reported(isolated):
+def _truncated_payload(folder):
+    path = folder / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-5]))
+
+
+def _cut_gzip(folder):
+    path = folder / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-12])
+
+
+@pytest.mark.parametrize(
+    ("damage", "needle"),
+    [
+        (
+            lambda f: write_idx_gz(
+                f / "train-images-idx3-ubyte.gz", np.zeros((6, 28, 28)), magic=0x0000_0B03
+            ),
+            r"train-images-idx3-ubyte' has IDX magic number 0x00000b03, expected 0x00000803",
+        ),
+        (
+            lambda f: write_idx_gz(f / "t10k-labels-idx1-ubyte.gz", np.zeros((3, 2))),
+            r"t10k-labels-idx1-ubyte' has IDX magic number 0x00000802, expected 0x00000801",
+        ),
+        (_truncated_payload, r"holds 4699 payload bytes but its header \(6, 28, 28\) needs 4704"),
+        (_cut_gzip, r"cannot unpack '.*train-images-idx3-ubyte.gz' into"),
+        (
+            lambda f: (f / "t10k-images-idx3-ubyte.gz").write_bytes(b"this is not gzip"),
+            r"cannot unpack '.*t10k-images-idx3-ubyte.gz' into .*Not a gzipped file",
+        ),
+        (
+            lambda f: write_idx_gz(f / "train-labels-idx1-ubyte.gz", np.zeros(5)),
+            "train-labels-idx1-ubyte' has 5 labels for 6 images",
+        ),
+        (
+            lambda f: write_idx_gz(f / "t10k-images-idx3-ubyte.gz", np.zeros((3, 27, 28))),
+            r"holds images of shape \(27, 28\), expected \(28, 28\)",
+        ),
+        (
+            lambda f: write_idx_gz(f / "t10k-labels-idx1-ubyte.gz", np.full(3, 10)),
+            "t10k-labels-idx1-ubyte' has label 10, expected 0..9",
+        ),
+    ],
+)
+def test_fashion_mnist_corrupt_files_are_one_line_errors(isolated, damage, needle):
     write_fashion(isolated / "fm", n_train=6, n_test=3)
-    write_idx_gz(isolated / "fm" / "train-labels-idx1-ubyte.gz", np.zeros(5))
-    with pytest.raises(MosaicValueError, match="5 labels for 6 images"):
+    damage(isolated / "fm")
+    with pytest.raises(MosaicValueError, match=needle) as info:
         load_dataset("fashion-mnist", data_dir=isolated / "fm", download=False)
+    assert "\n" not in str(info.value)
 
 
 # ----------------------------------------------------------------------------- CIFAR
@@ -101,8 +164,17 @@ def test_py2_pickle_writer_matches_the_published_opcodes():
     assert b"U\x04data" in blob and b"X\x04" not in blob  # SHORT_BINSTRING keys, no unicode
 
 
-def test_cifar10_python_pickles(isolated):
+@pytest.mark.parametrize("variant", [cifar.CIFAR10, cifar.CIFAR100])
+def test_cifar_layout_is_torchvisions(variant):
+    cls = variant.dataset_class()
+    assert variant.folder == cls.base_folder
+    listed = [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    assert list(variant.files) == listed
+
+
+def test_cifar10_python_pickles(isolated, monkeypatch):
     folder, batches = write_cifar10(isolated / "c10", n_per_batch=4)
+    accept_cifar(monkeypatch, folder)
     d = load_dataset("cifar10", data_dir=isolated / "c10", download=False)
     assert d.x_train.shape == (20, 3, 32, 32) and d.x_test.shape == (4, 3, 32, 32)
     assert (
@@ -117,9 +189,10 @@ def test_cifar10_python_pickles(isolated):
     np.testing.assert_array_equal(d.y_test.numpy(), batches[5][1])
 
 
-def test_cifar100_uses_fine_labels(isolated):
+def test_cifar100_uses_fine_labels(isolated, monkeypatch):
     write_cifar100(isolated / "c100", n_train=6, n_test=3)
     folder, batches = write_cifar100(isolated / "other", n_train=6, n_test=3)
+    accept_cifar(monkeypatch, folder)
     d = load_dataset("cifar100", data_dir=folder, download=False)  # the folder itself works too
     assert d.num_classes == 100 and d.x_train.shape == (6, 3, 32, 32)
     np.testing.assert_array_equal(d.y_train.numpy(), batches[0][1])
@@ -127,23 +200,51 @@ def test_cifar100_uses_fine_labels(isolated):
     np.testing.assert_allclose(d.x_test[:, 0].numpy(), (red - 0.5071) / 0.2673, atol=1e-5)
 
 
-def test_cifar_pickle_cannot_run_code(tmp_path):
-    evil = tmp_path / "data_batch_1"
-    evil.write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")
-    with pytest.raises(MosaicValueError, match="os.system is not allowed"):
-        read_batch(evil)
-    other = tmp_path / "test_batch"
-    other.write_bytes(pickle.dumps({b"labels": [1]}, protocol=2))
-    with pytest.raises(MosaicValueError, match="no b'data' entry"):
-        read_batch(other)
+def test_cifar_folder_must_have_the_published_name(isolated, monkeypatch):
+    folder, _ = write_cifar10(isolated / "c10")
+    accept_cifar(monkeypatch, folder)
+    folder.rename(isolated / "c10" / "cifar10")
+    with pytest.raises(DataNotFoundError, match="no local copy of cifar10"):
+        load_dataset("cifar10", data_dir=isolated / "c10", download=False)
 
 
-def test_cifar_wrong_shape_is_reported(isolated):
+def test_cifar_files_must_match_the_published_md5(isolated):
+    folder, _ = write_cifar10(isolated / "c10")
+    with pytest.raises(MosaicValueError) as info:
+        load_dataset("cifar10", data_dir=isolated / "c10", download=False)
+    assert str(info.value) == (
+        f"cifar10: a file in {str(folder)!r} is missing or differs from the published one "
+        "(md5 mismatch; torchvision: Dataset not found or corrupted)"
+    )
+
+
+def test_cifar_tampered_pickle_is_rejected_before_it_is_unpickled(isolated, monkeypatch):
+    folder, _ = write_cifar10(isolated / "c10")
+    accept_cifar(monkeypatch, folder)
+    marker = isolated / "pwned"
+    (folder / "data_batch_1").write_bytes(f"cbuiltins\nopen\n(S'{marker}'\nS'w'\ntR.".encode())
+    with pytest.raises(MosaicValueError, match="md5 mismatch"):
+        load_dataset("cifar10", data_dir=isolated / "c10", download=False)
+    assert not marker.exists()
+
+
+def test_cifar_wrong_shape_is_reported(isolated, monkeypatch):
     folder, _ = write_cifar10(isolated / "c10")
     (folder / "test_batch").write_bytes(
         py2_pickle({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]})
     )
-    with pytest.raises(MosaicValueError, match=r"expected uint8 \(N, 3072\)"):
+    accept_cifar(monkeypatch, folder)
+    with pytest.raises(MosaicValueError, match=r"cifar10: torchvision cannot read .*reshape"):
+        load_dataset("cifar10", data_dir=isolated / "c10", download=False)
+
+
+def test_cifar_label_out_of_range_is_reported(isolated, monkeypatch):
+    folder, _ = write_cifar10(isolated / "c10")
+    (folder / "test_batch").write_bytes(
+        py2_pickle({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]})
+    )
+    accept_cifar(monkeypatch, folder)
+    with pytest.raises(MosaicValueError, match=r"has labels in \[0, 10\], expected 0..9"):
         load_dataset("cifar10", data_dir=isolated / "c10", download=False)
 
 

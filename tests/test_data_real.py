@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 from data_helpers import SHARED_DATA
 
-from mosaic_fast.data import deal_groups, load_dataset, partition_classes
+from mosaic_fast.data import clear_cache, deal_groups, load_dataset, partition_classes
 from mosaic_fast.data import shakespeare as sh
 
 _ML = SHARED_DATA / "ml-latest-small" / "ratings.csv"
@@ -36,19 +37,38 @@ def test_movielens_latest_small():
     )
 
 
+# sha256 of x_train, y_train, x_test, y_test (tobytes) as the loader gave them before it went
+# through torchvision: every run on this copy must see the very same tensors.
+_FM_TENSOR_SHA256 = (
+    "90cdb5e69364e63d64df687c55d8347ed439e011de279be3c03e253b5b4deb8a",
+    "e3245b63f7c40d1c8b652835f19744d970c1613b40ddac6bcfc87b9c46e16a0b",
+    "46db1a148d92c23bf06793ceeea69d3c4ec9f0896501e6f9d962ccc5198b78b1",
+    "d51d859896c55775b9e9e219b77ff03bcec1b6ac322f313544dc3f9e7bc94fae",
+)
+
+
 @pytest.mark.skipif(
     not (_FM / "train-images-idx3-ubyte.gz").is_file(), reason=f"Fashion-MNIST not found in {_FM}"
 )
-def test_fashion_mnist_debian_copy():
+def test_fashion_mnist_debian_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOSAIC_CACHE", str(tmp_path))
+    clear_cache()
     d = load_dataset("fashion-mnist", data_dir=_FM, download=False)
     assert d.x_train.shape == (60_000, 1, 28, 28) and d.x_test.shape == (10_000, 1, 28, 28)
     assert d.x_train.dtype == torch.float32
+    tensors = (d.x_train, d.y_train, d.x_test, d.y_test)
+    assert tuple(hashlib.sha256(t.numpy().tobytes()).hexdigest() for t in tensors) == (
+        _FM_TENSOR_SHA256
+    )
     assert torch.equal(torch.bincount(d.y_train), torch.full((10,), 6000))
     assert torch.equal(torch.bincount(d.y_test), torch.full((10,), 1000))
     # normalised with the published train statistics
     assert abs(float(d.x_train.mean())) < 1e-3 and abs(float(d.x_train.std()) - 1) < 1e-3
     parts = partition_classes(d.y_train.numpy(), 64, method="dirichlet", alpha=0.1, seed=0)
     assert sum(len(p) for p in parts) == 60_000 and min(len(p) for p in parts) > 0
+    raw = tmp_path / "fashion-mnist" / "FashionMNIST" / "raw"  # unpacked for torchvision
+    assert (raw / "train-images-idx3-ubyte").stat().st_size == 16 + 60_000 * 28 * 28
+    clear_cache()
 
 
 @pytest.mark.skipif(

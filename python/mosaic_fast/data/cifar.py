@@ -1,167 +1,140 @@
-"""CIFAR-10 / CIFAR-100 (Krizhevsky 2009) from the published "python version" pickles.
+"""CIFAR-10 / CIFAR-100 (Krizhevsky 2009) through ``torchvision.datasets.CIFAR10``/``CIFAR100``.
 
-The pickles were written by Python 2: dictionaries with bytes keys (``b"data"``: uint8
-``(N, 3072)`` with the R, G and B planes of each 32x32 image in turn; ``b"labels"`` for
-CIFAR-10, ``b"fine_labels"``/``b"coarse_labels"`` for CIFAR-100). They are read with an
-unpickler that only resolves the numpy names such files contain, so a tampered file cannot
-run code.
+torchvision downloads the published "python version" tarball, checks the md5 of the tarball and
+of every batch file against the published list before it unpickles anything (so a tampered file
+is rejected before it could run code), and parses the pickles. It reads
+``<root>/cifar-10-batches-py`` (``<root>/cifar-100-python``), so a local copy is a folder of
+that name. Here the images become float32 ``(N, 3, 32, 32)`` normalised per channel, the labels
+int64 ``(N,)`` (the fine labels for CIFAR-100).
 """
 
 from __future__ import annotations
 
-import codecs
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import MosaicValueError
 from .containers import ClassificationData
-from .download import Remote, extract_archive, fetch
+from .download import DownloadError, one_line
 from .locations import first_existing
 from .normalise import normalise
 
 
 @dataclass(frozen=True)
 class CifarVariant:
+    """One CIFAR dataset: its name here, torchvision's class, the published layout, normalisation."""
+
     name: str
-    folder: str  # the folder inside the published tarball
-    train_files: tuple[str, ...]
-    test_file: str
-    label_key: bytes
+    torchvision_class: str  # in torchvision.datasets
+    folder: str  # torchvision's base_folder: the folder inside the published tarball
+    files: tuple[str, ...]  # the batch files and the meta file torchvision checks
     num_classes: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    remote: Remote
+
+    def dataset_class(self) -> type:
+        """torchvision's dataset class (imported on first use: torchvision takes a second)."""
+        import torchvision.datasets
+
+        return getattr(torchvision.datasets, self.torchvision_class)
 
 
 CIFAR10 = CifarVariant(
     name="cifar10",
+    torchvision_class="CIFAR10",
     folder="cifar-10-batches-py",
-    train_files=tuple(f"data_batch_{i}" for i in range(1, 6)),
-    test_file="test_batch",
-    label_key=b"labels",
+    files=(*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"),
     num_classes=10,
     mean=(0.4914, 0.4822, 0.4465),
     std=(0.2023, 0.1994, 0.2010),
-    remote=Remote(
-        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-        "cifar-10-python.tar.gz",
-        md5="c58f30108f718f92721af3b95e74349a",
-    ),
 )
 CIFAR100 = CifarVariant(
     name="cifar100",
+    torchvision_class="CIFAR100",
     folder="cifar-100-python",
-    train_files=("train",),
-    test_file="test",
-    label_key=b"fine_labels",
+    files=("train", "test", "meta"),
     num_classes=100,
     mean=(0.5071, 0.4865, 0.4409),
     std=(0.2673, 0.2564, 0.2762),
-    remote=Remote(
-        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-        "cifar-100-python.tar.gz",
-        md5="eb9058c3a382ffc7106e4002c42a8d85",
-    ),
 )
 VARIANTS = {v.name: v for v in (CIFAR10, CIFAR100)}
-
-_RECONSTRUCT = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's array-unpickling function
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    # Python 3 writes bytes at protocol 2 through _codecs.encode (copies re-saved by Python 3).
-    ("_codecs", "encode"): codecs.encode,
-}
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed") from None
-
-
-def read_batch(path: Path) -> dict[bytes, Any]:
-    """Unpickle one CIFAR batch file (bytes keys). Raises MosaicValueError if it is not one."""
-    try:
-        with open(path, "rb") as fh:
-            batch = _NumpyOnlyUnpickler(fh, encoding="bytes").load()
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        IndexError,
-    ) as exc:
-        raise MosaicValueError(f"{str(path)!r} is not a CIFAR python pickle ({exc})") from None
-    if not isinstance(batch, dict) or b"data" not in batch:
-        raise MosaicValueError(f"{str(path)!r} is not a CIFAR batch (no b'data' entry)")
-    return batch
-
-
-def _split(paths: list[Path], variant: CifarVariant) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = [], []
-    for path in paths:
-        batch = read_batch(path)
-        data = np.asarray(batch[b"data"])
-        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-            raise MosaicValueError(
-                f"{str(path)!r}: b'data' is {data.dtype} {data.shape}, expected uint8 (N, 3072)"
-            )
-        if variant.label_key not in batch:
-            raise MosaicValueError(f"{str(path)!r} has no {variant.label_key!r} entry")
-        y = np.asarray(batch[variant.label_key], dtype=np.int64)
-        if y.shape != (len(data),):
-            raise MosaicValueError(f"{str(path)!r} has {y.size} labels for {len(data)} images")
-        if len(y) and (y.min() < 0 or y.max() >= variant.num_classes):
-            raise MosaicValueError(
-                f"{str(path)!r} has labels in [{y.min()}, {y.max()}], expected 0..{variant.num_classes - 1}"
-            )
-        images.append(data)
-        labels.append(y)
-    pixels = np.concatenate(images).reshape(-1, 3, 32, 32)
-    x = np.empty(pixels.shape, dtype=np.float32)
-    for c in range(3):
-        x[:, c] = normalise(pixels[:, c], variant.mean[c], variant.std[c])
-    return torch.from_numpy(x), torch.from_numpy(np.concatenate(labels))
 
 
 def _is_copy(variant: CifarVariant):
     def check(folder: Path) -> bool:
-        return all((folder / f).is_file() for f in (*variant.train_files, variant.test_file))
+        return folder.name == variant.folder and all((folder / f).is_file() for f in variant.files)
 
     return check
 
 
 def find(variant: CifarVariant, root: Path) -> Path | None:
-    """The folder at or under ``root`` holding ``variant``'s pickles, or None."""
-    subdirs = (variant.folder, "", f"{variant.name}/{variant.folder}", variant.name)
+    """The folder named like ``variant.folder`` at or under ``root`` holding its files, or None."""
+    subdirs = (variant.folder, "", f"{variant.name}/{variant.folder}")
     return first_existing(root, subdirs, _is_copy(variant))
 
 
+def download_url(variant: CifarVariant) -> str:
+    """The tarball torchvision downloads."""
+    return variant.dataset_class().url
+
+
 def fetch_into(variant: CifarVariant, dest: Path) -> Path:
-    """Download and extract the tarball into ``dest``; return the extracted batch folder."""
-    archive = fetch(variant.remote, dest)
-    extract_archive(archive, dest)
-    archive.unlink()
+    """Download and extract the tarball into ``dest`` with torchvision; return the batch folder.
+
+    torchvision checks the tarball's and every file's md5; the tarball is removed afterwards.
+    """
+    cls = variant.dataset_class()
+    try:
+        cls(str(dest), train=False, download=True)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise DownloadError(one_line(exc)) from None
+    finally:
+        (dest / cls.filename).unlink(missing_ok=True)
     return dest / variant.folder
+
+
+def _tensors(split, variant: CifarVariant, folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    pixels = split.data.transpose(0, 3, 1, 2)  # torchvision holds HWC; back to the published CHW
+    x = np.empty(pixels.shape, dtype=np.float32)
+    for c in range(3):
+        x[:, c] = normalise(pixels[:, c], variant.mean[c], variant.std[c])
+    y = torch.tensor(split.targets, dtype=torch.int64)
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= variant.num_classes):
+        raise MosaicValueError(
+            f"{variant.name}: {str(folder)!r} has labels in [{int(y.min())}, {int(y.max())}], "
+            f"expected 0..{variant.num_classes - 1}"
+        )
+    return torch.from_numpy(x), y
 
 
 def load(
     variant: CifarVariant, folder: Path, *, seed: int = 0, max_samples_per_group: int | None = None
 ) -> ClassificationData:
-    """Parse the pickles in ``folder``: x float32 (N, 3, 32, 32) normalised per channel, y int64 (N,)."""
-    x_train, y_train = _split([folder / f for f in variant.train_files], variant)
-    x_test, y_test = _split([folder / variant.test_file], variant)
+    """Load the pickles in ``folder`` through torchvision.
+
+    Returns x float32 (N, 3, 32, 32) normalised per channel and y int64 (N,), in the published
+    order (train batches 1..5, then the test batch). Raises MosaicValueError naming the folder
+    if a file is missing, differs from the published one, or cannot be parsed.
+    """
+    cls = variant.dataset_class()
+    try:
+        train, test = (cls(str(folder.parent), train=t, download=False) for t in (True, False))
+    except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted. You can use ..."
+        reason = one_line(exc).split(". ")[0]
+        raise MosaicValueError(
+            f"{variant.name}: a file in {str(folder)!r} is missing or differs from the published "
+            f"one (md5 mismatch; torchvision: {reason})"
+        ) from None
+    except (pickle.UnpicklingError, EOFError, OSError, ValueError, TypeError, KeyError) as exc:
+        raise MosaicValueError(
+            f"{variant.name}: torchvision cannot read {str(folder)!r} ({one_line(exc)})"
+        ) from None
+    x_train, y_train = _tensors(train, variant, folder)
+    x_test, y_test = _tensors(test, variant, folder)
     return ClassificationData(
         variant.name, x_train, y_train, x_test, y_test, variant.num_classes, None, None
     )

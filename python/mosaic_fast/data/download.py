@@ -1,8 +1,15 @@
-"""Checksummed downloads into the cache and archive extraction that rejects unsafe members.
+"""Downloads and archive extraction through ``torchvision.datasets.utils``, with one-line errors.
 
-Downloads stream into a temporary file beside the destination, are hashed on the fly, and are
-renamed into place only when the checksum matches, so an interrupted download never leaves a
-file that later looks complete.
+torchvision downloads (``download_url``: a file already present with the published md5 is not
+fetched again, a fetched one must match it) and extracts (tar members through Python's
+``"data"`` filter, which refuses absolute paths, ``..`` and links leaving the folder; zip
+members through :mod:`zipfile`, which strips them). This module adds what torchvision lacks:
+a sha256 check where only a sha256 is published, errors turned into one-line
+:class:`DownloadError`, and extraction into a temporary folder renamed into place, so an
+interrupted extraction never leaves a half-written copy that a later search would take.
+
+torchvision is imported inside the functions: it takes about a second, and listing or
+locating datasets does not need it.
 """
 
 from __future__ import annotations
@@ -10,168 +17,91 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tarfile
 import tempfile
-import zipfile
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from urllib.request import Request, urlopen
-
-from tqdm import tqdm
+from pathlib import Path
 
 from ..errors import DataNotFoundError
 
 _CHUNK = 1 << 20
-_TIMEOUT_S = 60
-_USER_AGENT = "mosaic-fast (dataset download)"
 
 
 class DownloadError(DataNotFoundError):
     """A download or extraction failed; the message is the reason, without the search context."""
 
 
-@dataclass(frozen=True)
-class Remote:
-    """One published file: its URL, the name to store it under, and its published checksum."""
+def one_line(exc: BaseException) -> str:
+    """``exc``'s message on one line (torchvision's download errors span several)."""
+    from urllib.error import HTTPError, URLError
 
-    url: str
-    filename: str
-    md5: str | None = None
-    sha256: str | None = None
-
-    @property
-    def algorithm(self) -> str:
-        return "sha256" if self.sha256 else "md5"
-
-    @property
-    def digest(self) -> str | None:
-        return self.sha256 or self.md5
+    # A URLError's message wraps its reason in "<urlopen error ...>"; HTTPError's names the status.
+    plain = isinstance(exc, URLError) and not isinstance(exc, HTTPError)
+    text = " ".join(str(exc.reason if plain else exc).split())
+    return text or type(exc).__name__
 
 
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in 1 MiB chunks."""
-    h = hashlib.new(algorithm)
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
-def verify_file(path: Path, digest: str, algorithm: str = "sha256") -> None:
-    """Raise DownloadError unless ``path`` has the expected digest."""
-    actual = file_digest(path, algorithm)
+def check_sha256(path: Path, digest: str) -> None:
+    """Raise DownloadError unless ``path`` exists and has the sha256 ``digest``."""
+    if not path.is_file():
+        raise DownloadError(f"{path.name} is missing")
+    actual = sha256_of(path)
     if actual != digest.lower():
-        raise DownloadError(
-            f"{path.name}: {algorithm} {actual} does not match the published {digest}"
-        )
+        raise DownloadError(f"{path.name}: sha256 {actual} does not match the published {digest}")
 
 
-def _stream(remote: Remote, dest: Path) -> None:
-    hasher = hashlib.new(remote.algorithm)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{remote.filename}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        request = Request(remote.url, headers={"User-Agent": _USER_AGENT})
-        with os.fdopen(fd, "wb") as out, urlopen(request, timeout=_TIMEOUT_S) as response:
-            total = response.headers.get("Content-Length")
-            with tqdm(
-                total=int(total) if total else None,
-                unit="B",
-                unit_scale=True,
-                desc=remote.filename,
-                disable=None,  # silent when stderr is not a terminal
-                leave=False,
-            ) as bar:
-                for chunk in iter(lambda: response.read(_CHUNK), b""):
-                    out.write(chunk)
-                    hasher.update(chunk)
-                    bar.update(len(chunk))
-        if remote.digest is not None and hasher.hexdigest() != remote.digest.lower():
-            raise DownloadError(
-                f"{remote.url}: {remote.algorithm} {hasher.hexdigest()} does not match "
-                f"the published {remote.digest}"
-            )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+def download(
+    url: str, folder: Path, filename: str, *, md5: str | None = None, sha256: str | None = None
+) -> Path:
+    """Download ``url`` into ``folder / filename`` with torchvision and return the path.
 
-
-def fetch(mirrors: Remote | Sequence[Remote], dest_dir: Path) -> Path:
-    """Download one file into ``dest_dir`` (trying each mirror in turn) and return its path.
-
-    A file already present with the published checksum is not downloaded again. Any failure
-    (network, HTTP status, checksum) raises DownloadError naming the URL and the reason.
+    torchvision checks ``md5`` (and skips the download if a copy with that md5 is there);
+    ``sha256``, for files whose publisher gives no md5, is checked here afterwards. Any failure
+    (network, HTTP status, checksum, unwritable folder) removes the file and raises
+    DownloadError naming the URL and the reason.
     """
-    mirrors = [mirrors] if isinstance(mirrors, Remote) else list(mirrors)
-    if not mirrors:
-        raise DownloadError("no download URL is known")
-    dest = dest_dir / mirrors[0].filename
-    if dest.is_file() and mirrors[0].digest is not None:
-        try:
-            verify_file(dest, mirrors[0].digest, mirrors[0].algorithm)
-            return dest
-        except DownloadError:
-            dest.unlink()
+    from torchvision.datasets.utils import download_url
+
+    path = folder / filename
     try:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DownloadError(f"cannot create {str(dest_dir)!r} ({exc.strerror or exc})") from None
-    reasons = []
-    for remote in mirrors:
-        try:
-            _stream(remote, dest)
-            return dest
-        except DownloadError as exc:
-            reasons.append(str(exc))
-        except (OSError, ValueError) as exc:  # URLError, HTTPError, timeouts, bad URLs
-            reasons.append(f"{remote.url}: {getattr(exc, 'reason', None) or exc}")
-    raise DownloadError("; ".join(reasons))
+        download_url(url, str(folder), filename, md5=md5)
+        if sha256 is not None:
+            check_sha256(path, sha256)
+    except DownloadError as exc:
+        path.unlink(missing_ok=True)
+        raise DownloadError(f"{url}: {exc}") from None
+    except (OSError, RuntimeError, ValueError) as exc:  # URLError and HTTPError are OSErrors
+        path.unlink(missing_ok=True)
+        raise DownloadError(f"{url}: {one_line(exc)}") from None
+    return path
 
 
-def _safe_member_name(name: str, archive: Path) -> str:
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    if not parts or name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
-        raise DownloadError(f"{archive.name} contains an unsafe member path {name!r}")
-    return name
+def extract(archive: Path, folder: Path) -> list[Path]:
+    """Extract a zip or tar(.gz/.bz2/.xz) archive into ``folder``; return its top-level entries.
 
-
-def _tar_members(tar: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
-    members = tar.getmembers()
-    for m in members:
-        _safe_member_name(m.name, archive)
-        if not (m.isfile() or m.isdir()):  # links and devices could point outside dest
-            raise DownloadError(f"{archive.name} contains a link or special file {m.name!r}")
-    return members
-
-
-def extract_archive(archive: Path, dest_dir: Path) -> list[Path]:
-    """Extract a zip or tar(.gz/.bz2/.xz) archive into ``dest_dir``; return its top-level entries.
-
-    Every member is checked before anything is written: absolute paths, ``..`` components,
-    links and special files raise DownloadError. Extraction goes to a temporary folder first and
-    top-level entries are then renamed into place, replacing older copies.
+    torchvision extracts into a temporary folder inside ``folder``; the top-level entries are
+    then renamed into place, replacing older copies. A corrupt or unsafe archive raises
+    DownloadError and leaves ``folder`` as it was.
     """
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest_dir))
+    import tarfile
+    import zipfile
+
+    from torchvision.datasets.utils import extract_archive
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=folder))
     try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                for name in zf.namelist():
-                    _safe_member_name(name, archive)
-                zf.extractall(tmp)
-        elif tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as tf:
-                members = _tar_members(tf, archive)
-                if hasattr(tarfile, "data_filter"):  # Python >= 3.12 (and patched 3.8+)
-                    tf.extractall(tmp, members=members, filter="data")
-                else:  # pragma: no cover - members were vetted above
-                    tf.extractall(tmp, members=members)
-        else:
-            raise DownloadError(f"{archive.name} is neither a zip nor a tar archive")
+        extract_archive(str(archive), str(tmp))
         entries = []
         for entry in sorted(tmp.iterdir()):
-            target = dest_dir / entry.name
+            target = folder / entry.name
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             elif target.exists() or target.is_symlink():
@@ -179,7 +109,7 @@ def extract_archive(archive: Path, dest_dir: Path) -> list[Path]:
             os.replace(entry, target)
             entries.append(target)
         return entries
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
-        raise DownloadError(f"{archive.name} is corrupt ({exc})") from None
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, RuntimeError, OSError) as exc:
+        raise DownloadError(f"{archive.name} is corrupt or unsafe ({one_line(exc)})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

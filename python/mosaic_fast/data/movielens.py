@@ -7,6 +7,7 @@ up, at least one train rating per user), as in the Epidemic/Mosaic Learning expe
 from __future__ import annotations
 
 import functools
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,22 +16,15 @@ import torch
 
 from ..errors import MosaicValueError
 from .containers import RatingsData
-from .download import DownloadError, Remote, extract_archive, fetch, verify_file
+from .download import DownloadError, check_sha256, download, extract
 from .locations import first_existing
 
 NAME = "movielens"
 TRAIN_FRACTION_TENTHS = 7  # 70/30, in integer tenths so the rounding is exact
-LATEST_SMALL = Remote(
-    "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip", "ml-latest-small.zip"
-)
-# sha256 of ratings.csv in the September 2018 release (shared/data/ml-latest-small/SOURCE.md).
+LATEST_SMALL_URL = "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip"
+# GroupLens publishes no checksum of the zip that we hold, so its content is checked instead:
+# the sha256 of ratings.csv in the September 2018 release (shared/data/ml-latest-small/SOURCE.md).
 LATEST_SMALL_RATINGS_SHA256 = "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646"
-ML_100K = Remote(
-    "https://files.grouplens.org/datasets/movielens/ml-100k.zip",
-    "ml-100k.zip",
-    md5="0e33842e24a9c977be4e0107933c0723",  # GroupLens' ml-100k.zip.md5
-)
-URLS = (LATEST_SMALL.url,)
 LAYOUT = "ml-latest-small/ratings.csv or ml-100k/u.data"
 _SUBDIRS = (
     "",
@@ -54,16 +48,28 @@ def find(root: Path) -> Path | None:
     return first_existing(root, _SUBDIRS, lambda f: _ratings_file(f) is not None)
 
 
+def download_url() -> str:
+    """The archive :func:`fetch_into` downloads."""
+    return LATEST_SMALL_URL
+
+
 def fetch_into(dest: Path) -> Path:
-    """Download ml-latest-small into ``dest``, check ratings.csv's sha256, return its folder."""
-    archive = fetch(LATEST_SMALL, dest)
-    extract_archive(archive, dest)
-    archive.unlink()
+    """Download ml-latest-small into ``dest`` with torchvision, check ratings.csv's sha256.
+
+    Returns the extracted folder; on a mismatch the folder is removed (a later search must not
+    find it) and DownloadError raised.
+    """
+    archive = download(LATEST_SMALL_URL, dest, "ml-latest-small.zip")
+    try:
+        extract(archive, dest)
+    finally:
+        archive.unlink(missing_ok=True)
     folder = dest / "ml-latest-small"
     try:
-        verify_file(folder / "ratings.csv", LATEST_SMALL_RATINGS_SHA256)
-    except (DownloadError, FileNotFoundError) as exc:
-        raise DownloadError(f"{LATEST_SMALL.url}: unexpected content ({exc})") from None
+        check_sha256(folder / "ratings.csv", LATEST_SMALL_RATINGS_SHA256)
+    except DownloadError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise DownloadError(f"{LATEST_SMALL_URL}: unexpected content ({exc})") from None
     return folder
 
 

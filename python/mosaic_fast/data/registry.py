@@ -1,4 +1,5 @@
-"""Dataset lookup, download fallback and the per-process cache behind :func:`load_dataset`."""
+"""Dataset lookup, download fallback (through torchvision) and the per-process cache behind
+:func:`load_dataset`."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class DatasetSpec:
     find: Callable[[Path], Path | None]  # a usable copy at or under a root folder, or None
     fetch_into: Callable[[Path], Path]  # download into a cache folder, return the dataset folder
     load: Callable[..., Data]  # (folder, *, seed, max_samples_per_group) -> data
-    urls: tuple[str, ...]
+    download_url: Callable[[], str]  # for error messages (torchvision's, read when needed)
     layout: str  # the files a user must provide, for error messages
     uses_seed: bool = False
     uses_groups: bool = False
@@ -38,8 +39,8 @@ def _cifar_spec(variant: cifar.CifarVariant) -> DatasetSpec:
         find=functools.partial(cifar.find, variant),
         fetch_into=functools.partial(cifar.fetch_into, variant),
         load=functools.partial(cifar.load, variant),
-        urls=(variant.remote.url,),
-        layout=f"{variant.folder}/ ({', '.join((*variant.train_files, variant.test_file))})",
+        download_url=functools.partial(cifar.download_url, variant),
+        layout=f"{variant.folder}/ ({', '.join(variant.files)})",
     )
 
 
@@ -49,7 +50,7 @@ SPECS: dict[str, DatasetSpec] = {
         fashion_mnist.find,
         fashion_mnist.fetch_into,
         fashion_mnist.load,
-        fashion_mnist.URLS,
+        fashion_mnist.download_url,
         fashion_mnist.LAYOUT,
     ),
     "movielens": DatasetSpec(
@@ -57,7 +58,7 @@ SPECS: dict[str, DatasetSpec] = {
         movielens.find,
         movielens.fetch_into,
         movielens.load,
-        movielens.URLS,
+        movielens.download_url,
         movielens.LAYOUT,
         uses_seed=True,
     ),
@@ -68,7 +69,7 @@ SPECS: dict[str, DatasetSpec] = {
         shakespeare.find,
         shakespeare.fetch_into,
         shakespeare.load,
-        shakespeare.URLS,
+        shakespeare.download_url,
         shakespeare.LAYOUT,
         uses_seed=True,
         uses_groups=True,
@@ -149,7 +150,12 @@ def load_dataset(
     folder in ``$MOSAIC_DATA`` (``os.pathsep``-separated), system folders
     (``/usr/share/datasets/fashion-mnist``), then the cache (``$MOSAIC_CACHE`` or
     ``~/.cache/mosaic-fast``). With no copy and ``download=True`` the published files are fetched
-    into ``<cache>/<name>`` and checked against their published checksums.
+    into ``<cache>/<name>`` by torchvision's download utilities and checked against their
+    published checksums (md5 by torchvision; sha256 here for MovieLens and Shakespeare, whose
+    publishers give no md5). Fashion-MNIST, CIFAR-10 and CIFAR-100 are parsed by
+    ``torchvision.datasets``; a Fashion-MNIST copy outside torchvision's ``FashionMNIST/raw``
+    layout (e.g. the Debian folder) is first unpacked into
+    ``<cache>/fashion-mnist/FashionMNIST/raw``.
 
     Args:
         name: one of :func:`dataset_names`.
@@ -172,15 +178,14 @@ def load_dataset(
     if folder is None:
         if not download:
             raise _not_found(spec, roots, "downloading is disabled")
+        url = spec.download_url()
         try:
             spec.fetch_into(cache_dir() / spec.name)
         except DownloadError as exc:
-            raise _not_found(spec, roots, f"download from {spec.urls[0]} failed ({exc})") from None
+            raise _not_found(spec, roots, f"download from {url} failed ({exc})") from None
         folder = spec.find(cache_dir())
         if folder is None:
-            raise _not_found(
-                spec, roots, f"the download from {spec.urls[0]} did not contain {spec.layout}"
-            )
+            raise _not_found(spec, roots, f"the download from {url} did not contain {spec.layout}")
     return _load_cached(
         spec.name,
         str(folder.resolve()),
