@@ -34,6 +34,8 @@ class FragmentMap:
 class Graphs:
     """One round's gossip graphs, one per fragment (in-neighbour lists)."""
 
+    @staticmethod
+    def from_edges(n_nodes: int, edges: Any, *, round: int = 0) -> Graphs: ...
     @property
     def n_nodes(self) -> int: ...
     @property

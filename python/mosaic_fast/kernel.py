@@ -58,8 +58,11 @@ def sample_graphs(
 
     Each fragment's graph comes from its own counter-based stream keyed by ``(seed, round, fragment)``:
     independent across fragments and rounds, identical for any thread count. ``mode`` is one of
-    :data:`GRAPH_MODES` (described in the README); ``edges`` (int, shape ``(n_edges, 2)``, rows ``(src, dst)``)
-    is required for ``mode="edges"``. ``degree`` is ignored by ``ring``, ``complete`` and ``edges``.
+    :data:`GRAPH_MODES` (described in the README); ``edges`` (int, shape ``(n_edges, 2)``, rows ``(src, dst)``:
+    ``dst`` receives from ``src``) is required for ``mode="edges"``, which gives every fragment that same
+    graph (no node outside ``0..n_nodes``, no self loop, no edge twice). ``degree`` is ignored by ``ring``,
+    ``complete`` and ``edges``. ``Graphs.from_edges(n_nodes, [edges_0, edges_1, ...], round=t)`` builds
+    graphs that differ per fragment; :mod:`mosaic_fast.topology` reads them from files and callables.
     """
     for name, value in (
         ("n_nodes", n_nodes),

@@ -13,6 +13,8 @@ pub enum FragmenterKind {
     Contiguous,
     Random,
     Blocks,
+    /// A user-given fragment id per coordinate ([`FragmentMap::from_ids`]).
+    Assignment,
 }
 
 impl FragmenterKind {
@@ -21,6 +23,7 @@ impl FragmenterKind {
             Self::Contiguous => "contiguous",
             Self::Random => "random",
             Self::Blocks => "blocks",
+            Self::Assignment => "assignment",
         }
     }
 }
@@ -199,7 +202,7 @@ impl FragmentMap {
             }
             assignment.push(k as u32);
         }
-        let map = Self::from_assignment(FragmenterKind::Random, assignment, n_fragments);
+        let map = Self::from_assignment(FragmenterKind::Assignment, assignment, n_fragments);
         if let Some(k) = map.sizes.iter().position(|&s| s == 0) {
             bail!("fragment {k} of K={n_fragments} has no coordinate in the assignment");
         }

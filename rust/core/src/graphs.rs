@@ -26,6 +26,9 @@ pub enum GraphMode {
     Complete,
     /// A user edge list of directed `(src, dst)` pairs, the same for every fragment and round.
     Edges(Vec<(usize, usize)>),
+    /// One user edge list of directed `(src, dst)` pairs per fragment (see
+    /// [`Graphs::from_edge_lists`]); named `edges` like the shared list.
+    FragmentEdges(Vec<Vec<(usize, usize)>>),
     /// SHATTER: one directed `s`-regular graph over `n * K` virtual nodes; fragment `k` of node `u`
     /// goes to the owners of the out-neighbours of virtual node `(u, k)` (own node and repeats dropped).
     Shatter,
@@ -67,14 +70,17 @@ impl GraphMode {
             Self::Static => "static",
             Self::Ring => "ring",
             Self::Complete => "complete",
-            Self::Edges(_) => "edges",
+            Self::Edges(_) | Self::FragmentEdges(_) => "edges",
             Self::Shatter => "shatter",
         }
     }
 
     /// Whether `degree` is a parameter of this mode (ring, complete and edge lists fix their own).
     pub fn uses_degree(&self) -> bool {
-        !matches!(self, Self::Ring | Self::Complete | Self::Edges(_))
+        !matches!(
+            self,
+            Self::Ring | Self::Complete | Self::Edges(_) | Self::FragmentEdges(_)
+        )
     }
 }
 
@@ -144,8 +150,8 @@ impl Digraph {
     }
 }
 
-/// One round's graphs, one per fragment; made only by [`sample_graphs`], so every graph has exactly
-/// `n_nodes` nodes.
+/// One round's graphs, one per fragment; made only by [`sample_graphs`] and
+/// [`Graphs::from_edge_lists`], so every graph has exactly `n_nodes` nodes.
 #[derive(Debug, Clone)]
 pub struct Graphs {
     n_nodes: usize,
@@ -157,6 +163,25 @@ pub struct Graphs {
 }
 
 impl Graphs {
+    /// Graphs given edge by edge: `edge_lists[k]` holds the directed `(src, dst)` pairs of fragment
+    /// `k` (`dst` receives fragment `k` from `src`). Every edge is checked: a node outside
+    /// `0..n_nodes`, a self loop or a repeated edge is an error naming the round, fragment and edge.
+    pub fn from_edge_lists(
+        n_nodes: usize,
+        edge_lists: Vec<Vec<(usize, usize)>>,
+        round: u64,
+    ) -> Result<Self> {
+        let n_fragments = edge_lists.len();
+        sample_graphs(
+            n_nodes,
+            n_fragments,
+            0,
+            0,
+            round,
+            GraphMode::FragmentEdges(edge_lists),
+        )
+    }
+
     pub fn n_nodes(&self) -> usize {
         self.n_nodes
     }
@@ -231,7 +256,43 @@ impl Graphs {
     }
 }
 
-fn validate(n_nodes: usize, n_fragments: usize, degree: usize, mode: &GraphMode) -> Result<()> {
+/// A user edge list over nodes `0..n_nodes`: no node outside, no self loop, no edge twice (a repeat
+/// would silently count once). `context` prefixes every message.
+fn check_edges(n_nodes: usize, edges: &[(usize, usize)], context: &str) -> Result<()> {
+    for (e, &(s, d)) in edges.iter().enumerate() {
+        if s >= n_nodes || d >= n_nodes {
+            bail!("{context}edge {e} = ({s}, {d}) names a node outside 0..n_nodes={n_nodes}");
+        }
+        if s == d {
+            bail!("{context}edge {e} = ({s}, {d}) is a self loop; a node's own copy always counts");
+        }
+    }
+    let mut order: Vec<usize> = (0..edges.len()).collect();
+    order.sort_unstable_by_key(|&e| (edges[e], e));
+    // Equal edges are adjacent after the sort, the first occurrence first: report the repeat that
+    // comes earliest in the list.
+    let repeat = order
+        .windows(2)
+        .filter(|pair| edges[pair[0]] == edges[pair[1]])
+        .min_by_key(|pair| pair[1]);
+    if let Some(pair) = repeat {
+        let (s, d) = edges[pair[1]];
+        bail!(
+            "{context}edge {} = ({s}, {d}) repeats edge {}",
+            pair[1],
+            pair[0]
+        );
+    }
+    Ok(())
+}
+
+fn validate(
+    n_nodes: usize,
+    n_fragments: usize,
+    degree: usize,
+    round: u64,
+    mode: &GraphMode,
+) -> Result<()> {
     if n_nodes < 2 {
         bail!("n_nodes={n_nodes} must be at least 2");
     }
@@ -256,14 +317,16 @@ fn validate(n_nodes: usize, n_fragments: usize, degree: usize, mode: &GraphMode)
                 bail!("an undirected degree-regular graph needs n_nodes*degree even; got n_nodes={n_nodes}, degree={degree}");
             }
         }
-        GraphMode::Edges(edges) => {
-            for (e, &(s, d)) in edges.iter().enumerate() {
-                if s >= n_nodes || d >= n_nodes {
-                    bail!("edge {e} = ({s}, {d}) names a node outside 0..n_nodes={n_nodes}");
-                }
-                if s == d {
-                    bail!("edge {e} = ({s}, {d}) is a self loop; a node's own copy always counts");
-                }
+        GraphMode::Edges(edges) => check_edges(n_nodes, edges, "")?,
+        GraphMode::FragmentEdges(lists) => {
+            if lists.len() != n_fragments {
+                bail!(
+                    "{} edge lists were given for K={n_fragments} fragments; give one per fragment",
+                    lists.len()
+                );
+            }
+            for (k, edges) in lists.iter().enumerate() {
+                check_edges(n_nodes, edges, &format!("round {round}, fragment {k}: "))?;
             }
         }
         _ => {}
@@ -281,7 +344,7 @@ pub fn sample_graphs(
     round: u64,
     mode: GraphMode,
 ) -> Result<Graphs> {
-    validate(n_nodes, n_fragments, degree, &mode)?;
+    validate(n_nodes, n_fragments, degree, round, &mode)?;
     // On the kernel's pool, so that MOSAIC_NUM_THREADS bounds sampling too (a bad value is an error
     // here as in `aggregate`), and a forked child gets a fresh pool instead of rayon's global one,
     // whose threads it does not have. Each fragment's stream is keyed by its index, so the order in
@@ -342,6 +405,9 @@ fn sample_one(n: usize, s: usize, seed: u64, round: u64, k: u64, mode: &GraphMod
             Digraph::from_edges(n, (0..n).flat_map(|i| (0..n).map(move |j| (i, j))))
         }
         GraphMode::Edges(edges) => Digraph::from_edges(n, edges.iter().copied()),
+        GraphMode::FragmentEdges(lists) => {
+            Digraph::from_edges(n, lists[k as usize].iter().copied())
+        }
         GraphMode::Shatter => unreachable!("shatter couples fragments and is sampled as a whole"),
     }
 }
@@ -524,19 +590,55 @@ mod tests {
         assert_eq!(r.fragments[0].in_neighbors(0), &[1, 5]);
         let c = sample_graphs(4, 2, 0, 0, 0, GraphMode::Complete).unwrap();
         assert_eq!(c.fragments[1].in_neighbors(2), &[0, 1, 3]);
-        let e = sample_graphs(
-            3,
-            1,
-            0,
-            0,
-            0,
-            GraphMode::Edges(vec![(0, 1), (2, 1), (0, 1)]),
-        )
-        .unwrap();
-        assert_eq!(e.fragments[0].in_neighbors(1), &[0, 2]);
-        assert!(e.fragments[0].in_neighbors(0).is_empty());
+        let e = sample_graphs(3, 2, 0, 0, 0, GraphMode::Edges(vec![(2, 1), (0, 1)])).unwrap();
+        for f in &e.fragments {
+            assert_eq!(f.in_neighbors(1), &[0, 2]);
+            assert!(f.in_neighbors(0).is_empty());
+        }
         assert!(sample_graphs(3, 1, 0, 0, 0, GraphMode::Edges(vec![(0, 3)])).is_err());
         assert!(sample_graphs(3, 1, 0, 0, 0, GraphMode::Edges(vec![(1, 1)])).is_err());
+    }
+
+    #[test]
+    fn edge_lists_differ_per_fragment_and_count_what_each_node_sends() {
+        let g = Graphs::from_edge_lists(3, vec![vec![(0, 1), (0, 2)], vec![], vec![(2, 0)]], 7)
+            .unwrap();
+        assert_eq!(
+            (g.n_fragments(), g.round(), g.mode().name()),
+            (3, 7, "edges")
+        );
+        assert_eq!(g.fragments[0].in_neighbors(2), &[0]);
+        assert!(g.fragments[1].sources().is_empty());
+        assert_eq!(g.fragments[2].in_neighbors(0), &[2]);
+        // fragment sizes 2, 3, 5: node 0 sends fragment 0 twice, node 2 sends fragment 2 once
+        let map = FragmentMap::from_ids(&[0, 0, 1, 1, 1, 2, 2, 2, 2, 2], 3).unwrap();
+        assert_eq!(g.sent_params(&map).unwrap(), vec![4, 0, 5]);
+    }
+
+    #[test]
+    fn bad_edges_name_the_round_fragment_and_edge() {
+        let message = |lists: Vec<Vec<(usize, usize)>>| {
+            Graphs::from_edge_lists(4, lists, 5).unwrap_err().message
+        };
+        assert_eq!(
+            message(vec![vec![], vec![(0, 1), (3, 4)]]),
+            "round 5, fragment 1: edge 1 = (3, 4) names a node outside 0..n_nodes=4"
+        );
+        assert_eq!(
+            message(vec![vec![(2, 2)]]),
+            "round 5, fragment 0: edge 0 = (2, 2) is a self loop; a node's own copy always counts"
+        );
+        assert_eq!(
+            message(vec![vec![(1, 0), (0, 1), (1, 2), (0, 1), (1, 0)]]),
+            "round 5, fragment 0: edge 3 = (0, 1) repeats edge 1"
+        );
+        assert!(message(vec![]).contains("K=0"));
+        assert!(
+            sample_graphs(3, 1, 0, 0, 0, GraphMode::Edges(vec![(0, 1), (0, 1)]))
+                .unwrap_err()
+                .message
+                .contains("edge 1 = (0, 1) repeats edge 0")
+        );
     }
 
     #[test]

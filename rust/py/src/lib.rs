@@ -12,7 +12,7 @@ use numpy::{
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyType};
+use pyo3::types::{PyDict, PyList, PyString, PyType};
 
 type IndexArrays<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
 
@@ -239,6 +239,48 @@ impl PyGraphs {
 
 #[pymethods]
 impl PyGraphs {
+    /// Graphs given edge by edge: `edges[k]` is fragment k's integer array of shape (n_edges, 2),
+    /// rows (src, dst): dst receives fragment k from src. Every edge is checked.
+    #[staticmethod]
+    #[pyo3(signature = (n_nodes, edges, *, round=0))]
+    fn from_edges(
+        py: Python<'_>,
+        n_nodes: i64,
+        edges: &Bound<'_, PyAny>,
+        round: i64,
+    ) -> PyResult<Self> {
+        let n = non_negative(py, "n_nodes", n_nodes)? as usize;
+        let round = non_negative(py, "round", round)?;
+        let expected =
+            "edges must be a sequence of edge lists, one per fragment, or an integer array \
+                        of shape (K, n_edges, 2)";
+        // A 2-D array is one edge list, not one per fragment: refused rather than read row by row.
+        if let Ok(array) = edges.downcast::<PyUntypedArray>() {
+            if array.ndim() != 3 {
+                return Err(value_err(
+                    py,
+                    format!("{expected}, got shape {}", edges.getattr("shape")?.repr()?),
+                ));
+            }
+        }
+        if edges.is_instance_of::<PyString>() {
+            return Err(type_err(py, format!("{expected}, got str")));
+        }
+        let items = edges
+            .try_iter()
+            .map_err(|_| type_err(py, format!("{expected}, got {}", type_name(edges))))?;
+        let mut lists = Vec::new();
+        for (k, item) in items.enumerate() {
+            let context = format!("round {round}, fragment {k}: ");
+            let array = as_numpy(py, &item?, &context)?;
+            lists.push(edge_list(py, &array, &context)?);
+        }
+        let inner = detached(py, || Graphs::from_edge_lists(n, lists, round))?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
     #[getter]
     fn n_nodes(&self) -> usize {
         self.inner.n_nodes()
@@ -378,7 +420,7 @@ fn sample_graphs(
     let s = non_negative(py, "degree", degree)? as usize;
     let seed = non_negative(py, "seed", seed)?;
     let round = non_negative(py, "round", round)?;
-    let edge_list = edges.map(|e| edge_list(py, e)).transpose()?;
+    let edge_list = edges.map(|e| edge_list(py, e, "")).transpose()?;
     let mode = GraphMode::parse(mode, edge_list).map_err(|e| to_pyerr(py, e))?;
     let inner = detached(py, || core::sample_graphs(n, k, s, seed, round, mode))?;
     Ok(PyGraphs {
@@ -424,12 +466,17 @@ fn assignment_ids<'py>(
 }
 
 /// A user edge list: an integer numpy array of shape `(n_edges, 2)`, rows `(src, dst)` (empty: none).
-fn edge_list(py: Python<'_>, edges: &Bound<'_, PyAny>) -> PyResult<Vec<(usize, usize)>> {
+/// `context` prefixes every message (which round and fragment the list is for).
+fn edge_list(
+    py: Python<'_>,
+    edges: &Bound<'_, PyAny>,
+    context: &str,
+) -> PyResult<Vec<(usize, usize)>> {
     let array = edges.downcast::<PyUntypedArray>().map_err(|_| {
         type_err(
             py,
             format!(
-                "edges must be an integer array of shape (n_edges, 2), got {}",
+                "{context}edges must be an integer array of shape (n_edges, 2), got {}",
                 type_name(edges)
             ),
         )
@@ -441,7 +488,10 @@ fn edge_list(py: Python<'_>, edges: &Bound<'_, PyAny>) -> PyResult<Vec<(usize, u
     if !matches!(dtype.kind(), b'i' | b'u') {
         return Err(type_err(
             py,
-            format!("edges must be integers, got dtype {}", dtype.str()?),
+            format!(
+                "{context}edges must be integers, got dtype {}",
+                dtype.str()?
+            ),
         ));
     }
     let shape = array.shape();
@@ -449,11 +499,12 @@ fn edge_list(py: Python<'_>, edges: &Bound<'_, PyAny>) -> PyResult<Vec<(usize, u
         return Err(value_err(
             py,
             format!(
-                "edges must have shape (n_edges, 2), got shape {}",
+                "{context}edges must have shape (n_edges, 2), got shape {}",
                 edges.getattr("shape")?.repr()?
             ),
         ));
     }
+    // uint64 ids past i64::MAX would wrap to negative numbers here and be reported as such.
     let as_i64 = edges.call_method1("astype", ("int64",))?;
     let rows = as_i64
         .downcast::<PyArray2<i64>>()
@@ -464,12 +515,31 @@ fn edge_list(py: Python<'_>, edges: &Bound<'_, PyAny>) -> PyResult<Vec<(usize, u
         if row[0] < 0 || row[1] < 0 {
             return Err(value_err(
                 py,
-                format!("edge {e} = ({}, {}) has a negative node id", row[0], row[1]),
+                format!(
+                    "{context}edge {e} = ({}, {}) has a negative node id",
+                    row[0], row[1]
+                ),
             ));
         }
         list.push((row[0] as usize, row[1] as usize));
     }
     Ok(list)
+}
+
+/// `numpy.asarray(obj)`, a ragged nested list being a one-line value error.
+fn as_numpy<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    context: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    py.import("numpy")?
+        .call_method1("asarray", (obj,))
+        .map_err(|e| {
+            value_err(
+                py,
+                format!("{context}edges must be an integer array of shape (n_edges, 2): {e}"),
+            )
+        })
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
