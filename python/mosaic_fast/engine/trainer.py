@@ -1,11 +1,10 @@
-"""Local SGD for all nodes at once.
+"""Local training for all nodes at once.
 
 Every trainer takes the live parameters ``X`` (float32, (n, d), contiguous; row i = node i) and one
-minibatch per node, computes each node's gradient of its own mean loss, and applies
-``torch.optim.SGD`` semantics row-wise in place:
-``g = grad + wd * x; m = mu * m + g; x -= lr * (m if mu else g)``, with ``g + mu * m`` in place of
-``m`` for Nesterov momentum. Momentum buffers ``M`` (n, d)
-belong to the nodes, persist across rounds and are never gossiped.
+minibatch per node, computes each node's gradient of its own mean loss into ``G`` (n, d), and lets
+the nodes' optimizer (:mod:`.optim`: the hand-written SGD rule or an elementwise ``torch.optim``
+optimizer over the whole buffer) update ``X`` in place. Optimizer state belongs to the nodes,
+persists across rounds and is never gossiped.
 
 Strategies (each task declares the ones its model supports and its fastest per device, measured
 in ``benches/bench_training.py``; the ``trainer`` setting ``auto`` picks that one):
@@ -18,26 +17,17 @@ in ``benches/bench_training.py``; the ``trainer`` setting ``auto`` picks that on
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import torch
 from torch.func import functional_call, grad_and_value, vmap
 
-from ..errors import MosaicValueError
+from ..errors import MosaicTypeError, MosaicValueError
 from ..models import ClassifierSpec, MatrixFactorizationSpec, ModelSpec
-from . import state as checked
-
-
-@dataclass(frozen=True)
-class SGDConfig:
-    lr: float
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    nesterov: bool = False
+from .optim import OptimizerSpec, SGDConfig, node_optimizer
 
 
 class Trainer(ABC):
-    """Owns the per-node optimiser state; ``step`` updates ``X`` in place and returns losses (n,).
+    """Owns the per-node optimizer; ``step`` updates ``X`` in place and returns losses (n,).
 
     ``spec_type`` is the kind of model spec the strategy can train.
     """
@@ -45,11 +35,13 @@ class Trainer(ABC):
     strategy: str
     spec_type: type[ModelSpec]
 
-    def __init__(self, spec: ModelSpec, n_nodes: int, sgd: SGDConfig, device: torch.device) -> None:
-        self.spec, self.n_nodes, self.sgd, self.device = spec, n_nodes, sgd, device
-        d = spec.n_params
-        self.momentum_buffer = torch.zeros(n_nodes, d, device=device) if sgd.momentum else None
-        self._grad = torch.zeros(n_nodes, d, device=device)
+    def __init__(
+        self, spec: ModelSpec, n_nodes: int, optimizer: OptimizerSpec, device: torch.device
+    ) -> None:
+        self.spec, self.n_nodes, self.device = spec, n_nodes, device
+        self.optimizer_spec = optimizer
+        self._grad = torch.zeros(n_nodes, spec.n_params, device=device)
+        self.optimizer = node_optimizer(optimizer, self._grad)
 
     @abstractmethod
     def gradients(
@@ -58,36 +50,22 @@ class Trainer(ABC):
         """Write every node's gradient into G (n, d); return per-node mean losses float32 (n,)."""
 
     def step(self, X: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """One local step of every node on its minibatch; returns the losses before it (n,)."""
         losses = self.gradients(X, batch, self._grad)
         self.apply(X, self._grad)
         return losses.detach()
 
     def apply(self, X: torch.Tensor, G: torch.Tensor) -> None:
-        """SGD update of all rows, identical to ``torch.optim.SGD`` (dampening 0)."""
-        lr, mu, wd = self.sgd.lr, self.sgd.momentum, self.sgd.weight_decay
-        if wd:
-            G.add_(X, alpha=wd)
-        if mu:
-            M = self.momentum_buffer.mul_(mu).add_(G)
-            G = G.add_(M, alpha=mu) if self.sgd.nesterov else M
-        X.add_(G, alpha=-lr)
+        """The optimizer step of all rows with gradients ``G`` (which it may overwrite)."""
+        self.optimizer.step(X, G)
 
-    def state_dict(self) -> dict[str, torch.Tensor | None]:
-        """A CPU copy of the momentum buffers float32 (n, d), None without momentum."""
-        M = self.momentum_buffer
-        return {"momentum_buffer": None if M is None else M.detach().to("cpu", copy=True)}
+    def state_dict(self) -> dict:
+        """A CPU copy of the optimizer state (``{"momentum_buffer": M or None}`` for SGD)."""
+        return self.optimizer.state_dict()
 
-    def load_state_dict(self, state: dict[str, torch.Tensor | None]) -> None:
+    def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`; checked first (MosaicValueError), nothing changes on error."""
-        M = checked.entries(state, "trainer", ["momentum_buffer"])["momentum_buffer"]
-        if self.momentum_buffer is None:
-            if M is not None:
-                raise checked.bad("trainer.momentum_buffer", "must be None: momentum is 0")
-            return
-        shape = tuple(self.momentum_buffer.shape)
-        self.momentum_buffer.copy_(
-            checked.tensor(M, "trainer.momentum_buffer", torch.float32, shape)
-        )
+        self.optimizer.load_state_dict(state)
 
 
 def _leaves(views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -122,8 +100,8 @@ class VmapTrainer(Trainer):
     strategy = "vmap"
     spec_type = ClassifierSpec
 
-    def __init__(self, spec, n_nodes, sgd, device) -> None:
-        super().__init__(spec, n_nodes, sgd, device)
+    def __init__(self, spec, n_nodes, optimizer, device) -> None:
+        super().__init__(spec, n_nodes, optimizer, device)
         template = spec.template()
 
         def node_loss(params, x, y):
@@ -161,17 +139,17 @@ class BatchedTrainer(Trainer):
 class SparseMFTrainer(Trainer):
     """Matrix factorisation, all nodes in one hand-batched step touching only the sampled rows.
 
-    With momentum 0 and weight decay 0 the update is applied directly to the touched rows of X
-    (no dense (n, d) pass); otherwise the sparse gradient is scattered into G and the dense SGD
-    rule runs, exactly as ``torch.optim.SGD`` on a dense gradient would.
+    With plain SGD (momentum 0, weight decay 0) the update is applied directly to the touched rows
+    of X (no dense (n, d) pass); otherwise the sparse gradient is scattered into G and the
+    optimizer runs on it, exactly as on a dense autograd gradient.
     """
 
     strategy = "sparse"
     spec_type = MatrixFactorizationSpec
 
-    def __init__(self, spec, n_nodes, sgd, device) -> None:
-        super().__init__(spec, n_nodes, sgd, device)
-        self._dense = bool(sgd.momentum or sgd.weight_decay)
+    def __init__(self, spec, n_nodes, optimizer, device) -> None:
+        super().__init__(spec, n_nodes, optimizer, device)
+        self._dense = not optimizer.plain_sgd
         self._nodes = torch.arange(n_nodes, device=device).unsqueeze(1)
         if not self._dense:
             self._grad = torch.zeros(0, device=device)
@@ -190,7 +168,7 @@ class SparseMFTrainer(Trainer):
         coef = (2.0 / B) * err  # d(mean squared error)/d(pred), per rating
         flat = X.view(-1)
         target = flat if not self._dense else self._grad.zero_().view(-1)
-        scale = -self.sgd.lr if not self._dense else 1.0
+        scale = -self.optimizer_spec.sgd.lr if not self._dense else 1.0
         c = (scale * coef).unsqueeze(-1)
         updates = [("user.weight", users, c * q), ("item.weight", items, c * p)]
         if spec.biases:
@@ -231,9 +209,23 @@ STRATEGIES = ("auto", *TRAINERS)
 
 
 def make_trainer(
-    spec: ModelSpec, n_nodes: int, sgd: SGDConfig, device: torch.device, strategy: str
+    spec: ModelSpec,
+    n_nodes: int,
+    optimizer: OptimizerSpec | SGDConfig,
+    device: torch.device,
+    strategy: str,
 ) -> Trainer:
-    """The ``strategy`` trainer for ``spec`` (``Task.trainer_strategy`` resolves ``auto``)."""
+    """The ``strategy`` trainer for ``spec`` (``Task.trainer_strategy`` resolves ``auto``).
+
+    ``optimizer``: an :class:`OptimizerSpec` (``optim.optimizer_from_config``) or an
+    :class:`SGDConfig`, the hand-written SGD rule.
+    """
+    if isinstance(optimizer, SGDConfig):
+        optimizer = OptimizerSpec.from_sgd(optimizer)
+    elif not isinstance(optimizer, OptimizerSpec):
+        raise MosaicTypeError(
+            f"optimizer must be an OptimizerSpec or SGDConfig, got {type(optimizer).__name__}"
+        )
     cls = TRAINERS.get(strategy)
     if cls is None:
         hint = (
@@ -246,4 +238,4 @@ def make_trainer(
         raise MosaicValueError(
             f"trainer strategy {strategy!r} cannot train {spec.name}: it needs a {cls.spec_type.__name__}"
         )
-    return cls(spec, n_nodes, sgd, device)
+    return cls(spec, n_nodes, optimizer, device)
