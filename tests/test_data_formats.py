@@ -103,6 +103,16 @@ def test_fashion_mnist_unpacks_each_copy_once_and_again_when_it_changes(isolated
     assert d.n_train == 7
 
 
+def test_fashion_mnist_unwritable_cache_is_a_one_line_error(isolated, monkeypatch):
+    write_fashion(isolated / "fm", n_train=3, n_test=2)
+    (isolated / "file").write_text("not a folder")
+    monkeypatch.setenv("MOSAIC_CACHE", str(isolated / "file"))
+    with pytest.raises(
+        MosaicValueError, match=r"cannot unpack .*\(set MOSAIC_CACHE to a writable folder"
+    ):
+        load_dataset("fashion-mnist", data_dir=isolated / "fm", download=False)
+
+
 def _truncated_payload(folder):
     path = folder / "train-images-idx3-ubyte.gz"
     path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-5]))

@@ -26,7 +26,7 @@ import torch
 from ..errors import MosaicValueError
 from .containers import ClassificationData
 from .download import DownloadError, one_line
-from .locations import cache_dir, first_existing
+from .locations import CACHE_ENV, cache_dir, first_existing
 from .normalise import normalise
 
 NAME = "fashion-mnist"
@@ -146,7 +146,8 @@ def stage(folder: Path) -> Path:
         os.replace(stamp_tmp, stamp_path)
     except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise MosaicValueError(
-            f"fashion-mnist: cannot unpack {str(source)!r} into {str(raw)!r} ({one_line(exc)})"
+            f"fashion-mnist: cannot unpack {str(source)!r} into {str(raw)!r} ({one_line(exc)}); "
+            f"torchvision reads unpacked files (set {CACHE_ENV} to a writable folder if needed)"
         ) from None
     return root
 
