@@ -2,9 +2,10 @@
 
 torchvision downloads (``download_url``: a file already present with the published md5 is not
 fetched again, a fetched one must match it) and extracts (tar members through Python's
-``"data"`` filter, which refuses absolute paths, ``..`` and links leaving the folder; zip
-members through :mod:`zipfile`, which strips them). This module adds what torchvision lacks:
-a sha256 check where only a sha256 is published, errors turned into one-line
+``"data"`` filter where Python has it, which refuses ``..`` and links leaving the folder; zip
+members through :mod:`zipfile`, which strips them; the tar archives here, CIFAR's and
+Shakespeare's, are checksummed before they are extracted). This module adds what torchvision
+lacks: a sha256 check where only a sha256 is published, errors turned into one-line
 :class:`DownloadError`, and extraction into a temporary folder renamed into place, so an
 interrupted extraction never leaves a half-written copy that a later search would take.
 
