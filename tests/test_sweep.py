@@ -588,7 +588,7 @@ def test_cli_keeps_the_folder_names_of_the_first_axes(engine, tmp_path):
         (["--alpha", "1", "--set", "partition=iid"], "Error: --set 'partition=iid' conflicts"),
         (["--alpha", "1", "--partition", "iid"], "Error: --partition conflicts with --alpha"),
         (["--degree", "16"], "Error: cell degree=16_seed=0: degree=16 must satisfy"),
-        (["--dataset", "mnist"], "Error: Invalid value for '--dataset': 'mnist' is not one of"),
+        (["--dataset", "mnist"], "Error: cell seed=0: dataset='mnist' is not one of fashion-mnist"),
         (["--config", "/nonexistent/c.toml"], "Error: config file '/nonexistent/c.toml' does not"),
     ],
 )

@@ -14,11 +14,14 @@ Kernel API (usable on its own as a drop-in aggregation kernel)::
 from __future__ import annotations
 
 from .errors import (
+    CallbackError,
     DataNotFoundError,
     MosaicError,
     MosaicInternalError,
     MosaicTypeError,
     MosaicValueError,
+    RunDiverged,
+    RunInterrupted,
 )
 
 __version__ = "0.1.0"
@@ -33,8 +36,25 @@ from .kernel import (
     sample_graphs,
 )
 
+_LAZY = {"Experiment", "Result", "RunState"}  # torch-heavy: imported on first use
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'mosaic_fast' has no attribute {name!r}")
+
+
 __all__ = [
+    "CallbackError",
     "DataNotFoundError",
+    "Experiment",
+    "Result",
+    "RunDiverged",
+    "RunInterrupted",
+    "RunState",
     "MosaicError",
     "MosaicInternalError",
     "MosaicTypeError",

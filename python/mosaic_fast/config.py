@@ -41,6 +41,8 @@ DEVICES = ("cpu", "cuda", "auto")
 TRAINERS = ("auto", "loop", "vmap", "batched", "sparse")
 
 _IMAGE_DATASETS = ("fashion-mnist", "cifar10", "cifar100")
+# per_dataset key of the value for a user's own data (a module:loader dataset or Python objects).
+OTHER_DATA = "other data"
 _BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True}
 _BOOL_WORDS |= {"false": False, "no": False, "off": False, "0": False}
 _NONE_WORDS = ("none", "null")
@@ -55,6 +57,11 @@ FORMS: dict[str, tuple[Any, str, str]] = {
         "MODULE:ATTR",
     ),
     "edges-file": (lambda v: v.startswith("edges:") and len(v) > 6, "edges:FILE", "edges:FILE"),
+    "object": (
+        lambda v: v.startswith("<") and v.endswith(">"),
+        "a Python object given to Experiment",
+        "<OBJECT>",
+    ),
     "assignment-file": (
         lambda v: v.startswith("assignment:") and len(v) > 11,
         "assignment:FILE",
@@ -151,7 +158,8 @@ class Setting:
         if self.choices is not None and value not in self.choices:
             if any(FORMS[form][0](value) for form in self.also):
                 return None
-            extra = "".join(f", or {FORMS[form][1]}" for form in self.also)
+            # Object labels come from the Python API only: not worth naming to CLI users.
+            extra = "".join(f", or {FORMS[form][1]}" for form in self.also if form != "object")
             return f"is not one of {', '.join(self.choices)}{extra}"
         if self.kind is float and not math.isfinite(value):
             return "must be a finite number"
@@ -189,7 +197,7 @@ class Setting:
             by_value: dict[Any, list[str]] = {}
             for dataset, value in self.per_dataset.items():
                 by_value.setdefault(value, []).append(dataset)
-            if len(by_value) == 1 and len(self.per_dataset) == len(DATASETS):
+            if len(by_value) == 1 and len(self.per_dataset) >= len(DATASETS):
                 text = _shown(next(iter(by_value)))
             else:
                 text = "; ".join(f"{_shown(v)} for {', '.join(ds)}" for v, ds in by_value.items())
@@ -231,7 +239,7 @@ class ExperimentConfig:
         "fashion-mnist",
         help="Dataset, or module:loader (user code returning train and test data).",
         choices=DATASETS,
-        also=("reference",),
+        also=("reference", "object"),
     )
     model: str | None = setting(
         None,
@@ -242,7 +250,7 @@ class ExperimentConfig:
             "movielens": "mf",
         },
         choices=MODELS,
-        also=("reference",),
+        also=("reference", "object"),
     )
     K: int = setting(
         8, help="Number of fragments K (1 = Epidemic Learning).", at_least=1, axis=True
@@ -258,14 +266,22 @@ class ExperimentConfig:
     local_steps: int | None = setting(
         None,
         help="Local SGD steps H per round.",
-        per_dataset={**dict.fromkeys(_IMAGE_DATASETS, 5), "shakespeare": 5, "movielens": 20},
+        per_dataset={
+            **dict.fromkeys((*_IMAGE_DATASETS, OTHER_DATA), 5),
+            "shakespeare": 5,
+            "movielens": 20,
+        },
         at_least=1,
         axis=True,
     )
     batch_size: int | None = setting(
         None,
         help="Minibatch size per node and step.",
-        per_dataset={**dict.fromkeys(_IMAGE_DATASETS, 32), "shakespeare": 16, "movielens": 64},
+        per_dataset={
+            **dict.fromkeys((*_IMAGE_DATASETS, OTHER_DATA), 32),
+            "shakespeare": 16,
+            "movielens": 64,
+        },
         at_least=1,
         axis=True,
     )
@@ -274,7 +290,11 @@ class ExperimentConfig:
         help="Learning rate.",
         # MovieLens: SGD on a user's embedding is stable while lr * 2 * share * eig_max(mean q q^T)
         # < 2, share = the user's part of its node's ratings: 1 at n = 610, where 0.5 diverges.
-        per_dataset={**dict.fromkeys(_IMAGE_DATASETS, 0.05), "shakespeare": 0.5, "movielens": 0.2},
+        per_dataset={
+            **dict.fromkeys((*_IMAGE_DATASETS, OTHER_DATA), 0.05),
+            "shakespeare": 0.5,
+            "movielens": 0.2,
+        },
         above=0,
         axis=True,
     )
@@ -282,7 +302,7 @@ class ExperimentConfig:
         "sgd",
         help="Local optimizer (per-node state, never gossiped), or module:Class of an elementwise torch.optim optimizer.",
         choices=OPTIMIZERS,
-        also=("reference",),
+        also=("reference", "object"),
         axis=True,
     )
     momentum: float = setting(
@@ -305,17 +325,19 @@ class ExperimentConfig:
     partition: str | None = setting(
         None,
         help="Split of the training data over nodes.",
+        also=("object",),
         per_dataset={
             **dict.fromkeys(_IMAGE_DATASETS, "dirichlet"),
             "shakespeare": "natural",
             "movielens": "natural",
+            OTHER_DATA: "iid",
         },
         choices=PARTITIONS,
     )
     alpha: float | None = setting(
         None,
         help="Dirichlet concentration for --partition dirichlet (smaller = more label skew).",
-        per_dataset=dict.fromkeys(DATASETS, 0.1),
+        per_dataset=dict.fromkeys((*DATASETS, OTHER_DATA), 0.1),
         per_dataset_when=("partition", "dirichlet"),
         above=0,
         axis=True,
@@ -327,7 +349,7 @@ class ExperimentConfig:
         "contiguous",
         help="How coordinates are split into fragments, or assignment:FILE (.npy or text: one fragment id per coordinate).",
         choices=FRAGMENTERS,
-        also=("assignment-file",),
+        also=("assignment-file", "object"),
         axis=True,
     )
     block_size: int = setting(
@@ -337,7 +359,7 @@ class ExperimentConfig:
         "el-oracle",
         help="Per-fragment gossip graphs, or edges:FILE (a static edge list or adjacency matrix).",
         choices=TOPOLOGIES,
-        also=("edges-file",),
+        also=("edges-file", "object"),
         axis=True,
     )
     seed: int = setting(
@@ -399,7 +421,8 @@ class ExperimentConfig:
                 continue
             when = s.per_dataset_when
             if when is None or values[when[0]] == when[1]:
-                values[s.name] = s.per_dataset.get(self.dataset)
+                fallback = s.per_dataset.get(OTHER_DATA)
+                values[s.name] = s.per_dataset.get(self.dataset, fallback)
         cfg = dataclasses.replace(self, **values)
         cfg.validate()
         return cfg
@@ -408,7 +431,8 @@ class ExperimentConfig:
         """Every setting on its own (type, choices, bounds, finite), then the rules across settings."""
         for s in SETTINGS.values():
             s.check(getattr(self, s.name))
-        if self.topology not in ("ring", "complete") and not self.degree < self.nodes:
+        sampled = self.topology in TOPOLOGIES and self.topology not in ("ring", "complete")
+        if sampled and not self.degree < self.nodes:
             raise MosaicValueError(
                 f"degree={self.degree} must satisfy 1 <= degree < nodes={self.nodes}"
             )

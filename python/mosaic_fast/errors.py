@@ -32,6 +32,10 @@ class RunFolderInUse(MosaicError):
         self.folder, self.pid = folder, pid
 
 
+class CallbackError(MosaicError):
+    """A user callback raised or returned something invalid; the run stopped after its round."""
+
+
 class RunDiverged(MosaicError):
     """Training produced a non-finite loss or non-finite parameters; the run was stopped."""
 

@@ -223,6 +223,15 @@ class RunFolder:
     def has_config(self) -> bool:
         return (self.path / CONFIG).is_file()
 
+    def meta(self) -> dict[str, Any]:
+        """The ``config.json`` record (settings, versions, chosen trainer strategy), {} if none."""
+        head = read_json(self.path / CONFIG) if self.has_config() else {}
+        return head if isinstance(head, dict) else {}
+
+    def history(self) -> list[dict[str, Any]]:
+        """The evaluation records in ``metrics.jsonl`` ([] if none)."""
+        return read_metrics(self.path / METRICS) if self.has_metrics() else []
+
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The saved state, or None without a checkpoint. Loaded with ``weights_only=True``: a
         file that holds anything but tensors and plain types is refused, never executed."""

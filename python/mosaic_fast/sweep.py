@@ -161,10 +161,10 @@ def _apply(base: ExperimentConfig, setting: dict[str, Any], seed: int) -> Experi
 
 
 def run_experiment(config: ExperimentConfig, out_dir: Path, *, quiet: bool, resume: bool) -> dict:
-    """Run one cell with the engine (imported here: it pulls in torch)."""
-    from .engine import run_experiment as engine_run
+    """Run one cell through :class:`mosaic_fast.Experiment` (imported here: it pulls in torch)."""
+    from .api import Experiment
 
-    return engine_run(config, out_dir, quiet=quiet, resume=resume)
+    return Experiment.from_config(config).run(out_dir, quiet=quiet, resume=resume).summary
 
 
 def cell_state(cell_dir: Path) -> str:

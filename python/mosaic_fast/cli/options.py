@@ -53,7 +53,7 @@ def setting_options(
             elif s.kind is bool:
                 flags, kind, metavar = (f"{s.option}/--no-{s.option[2:]}",), None, None
             elif s.choices and s.also:  # choices or another form: checked by the config
-                forms = [FORMS[form][2] for form in s.also]
+                forms = [FORMS[form][2] for form in s.also if form != "object"]
                 kind, metavar = click.STRING, "|".join((*s.choices, *forms))
             elif s.choices:
                 kind, metavar = click.Choice(s.choices), None

@@ -136,11 +136,11 @@ def _run_each(jobs) -> tuple[list[tuple[int, dict[str, Any]]], list[RunDiverged]
 
 
 def _resume_jobs(folder: Path, quiet: bool):
-    from ..engine import resume_experiment
+    from ..api import Experiment
     from ..runfolder import config_of
 
     return [
-        (config_of(t).K, t, lambda t: resume_experiment(t, quiet=quiet))
+        (config_of(t).K, t, lambda t: Experiment.resume(t, quiet=quiet).summary)
         for t in _resume_targets(folder)
     ]
 
@@ -173,7 +173,7 @@ def run(out: str | None, quiet: bool, resume: str | None, **options: Any) -> Non
         if resume is not None:
             jobs = _resume_jobs(Path(resume), quiet)
         else:
-            from ..engine import run_experiment
+            from ..api import Experiment
 
             configs = configs_from_options(**options)
             ks = [c.K for c in configs]
@@ -182,7 +182,7 @@ def run(out: str | None, quiet: bool, resume: str | None, **options: Any) -> Non
                 (
                     cfg.K,
                     root / f"K={cfg.K}" if len(configs) > 1 else root,
-                    lambda t, cfg=cfg: run_experiment(cfg, t, quiet=quiet),
+                    lambda t, cfg=cfg: Experiment.from_config(cfg).run(t, quiet=quiet).summary,
                 )
                 for cfg in configs
             ]

@@ -12,7 +12,9 @@ import math
 import platform
 import signal
 import threading
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,63 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..config import RESUMABLE_SETTINGS, ExperimentConfig
-from ..errors import MosaicValueError, RunDiverged, RunInterrupted
+from ..errors import CallbackError, MosaicValueError, RunDiverged, RunInterrupted
+from ..references import describe
 from ..runfolder import COMPLETE, DIVERGED, RunFolder, config_of
-from .simulation import Simulation, resolve_device
+from .simulation import Simulation, UserCode, resolve_device
+
+# Keys of an evaluation record that extra metrics from callbacks may not replace.
+RECORD_KEYS = (
+    "round",
+    "metric",
+    "node_mean",
+    "node_std",
+    "avg_model",
+    "consensus_distance",
+    "sent_params_per_node",
+    "sent_bytes_per_node",
+    "train_loss",
+    "wall_time_s",
+)
+
+
+@dataclass
+class RunState:
+    """What a callback sees: the run after ``round`` rounds.
+
+    ``params`` is the live float32 (n, d) parameter buffer (read it; writing changes the run);
+    ``history`` the evaluation records so far; ``config`` the resolved settings.
+    """
+
+    round: int
+    params: Any
+    history: list[dict[str, Any]]
+    config: ExperimentConfig
+    simulation: Simulation
+
+    def node_model(self, i: int) -> Any:
+        """Node ``i``'s model as a standalone ``torch.nn.Module`` (CPU, eval mode)."""
+        return self.simulation.node_model(i)
+
+
+@dataclass
+class Callbacks:
+    """Functions called during a run. ``on_round_end(state)`` after every round (it returns None);
+    ``on_evaluate(state, metrics)`` after every evaluation; a dict it returns (name -> number) adds
+    extra metrics to the record, so they land in ``metrics.jsonl`` and the summary."""
+
+    on_round_end: Sequence[Callable[[RunState], None]] = field(default_factory=list)
+    on_evaluate: Sequence[Callable[[RunState, dict[str, Any]], Any]] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    """What :func:`execute` returns: the summary, the records and the network (None when a
+    complete folder was only read back)."""
+
+    summary: dict[str, Any]
+    history: list[dict[str, Any]]
+    simulation: Simulation | None
 
 
 def _versions() -> dict[str, str]:
@@ -110,14 +166,32 @@ def run_experiment(
     quiet: bool = False,
     resume: bool = False,
 ) -> dict[str, Any]:
+    """Run one experiment of built-in parts and return its summary (see :func:`execute`)."""
+    return execute(config, out_dir, quiet=quiet, resume=resume).summary
+
+
+def execute(
+    config: ExperimentConfig,
+    out_dir: str | Path | None,
+    *,
+    quiet: bool = False,
+    resume: bool = False,
+    user: UserCode | None = None,
+    callbacks: Callbacks | None = None,
+) -> Outcome:
     """Run one experiment and return its summary (the run folder contract: see ``runfolder``).
 
     ``out_dir`` None keeps everything in memory. A folder that already holds metrics is refused
     unless ``resume`` is set; ``resume`` continues from the folder's checkpoint (or starts over
     when there is none yet) and returns the stored summary of a complete run.
 
+    ``user`` holds the public API's Python objects; ``callbacks`` the functions called per round
+    and per evaluation.
+
     Raises:
         RunDiverged: non-finite loss or parameters (the folder's summary records it).
+        CallbackError: a callback raised; the records written so far stay, and a checkpoint of
+            the round is written.
         RunInterrupted: SIGINT/SIGTERM; the round finished and a checkpoint was written.
         RunFolderInUse: another live process is writing ``out_dir``.
     """
@@ -125,7 +199,15 @@ def run_experiment(
     device = resolve_device(cfg.device)
     folder = RunFolder(out_dir) if out_dir is not None else None
     with folder if folder is not None else nullcontext():
-        return _run_in(cfg, device, folder, quiet=quiet, resume=resume)
+        return _run_in(
+            cfg,
+            device,
+            folder,
+            quiet=quiet,
+            resume=resume,
+            user=user,
+            callbacks=callbacks or Callbacks(),
+        )
 
 
 def resume_experiment(out_dir: str | Path, *, quiet: bool = False) -> dict[str, Any]:
@@ -140,19 +222,21 @@ def _run_in(
     *,
     quiet: bool,
     resume: bool,
-) -> dict[str, Any]:
-    checkpoint = None
+    user: UserCode | None,
+    callbacks: Callbacks,
+) -> Outcome:
+    checkpoint, strategy = None, None
     if folder is not None:
         status, summary = folder.status(), folder.summary()
         if resume and status == COMPLETE:
-            return summary
+            return Outcome(summary, folder.history(), None)
         if resume and status == DIVERGED:
             raise RunDiverged(summary.get("round", 0), summary.get("reason", "?"), cfg.lr)
         if resume:
             checkpoint = folder.load_checkpoint()
             # Read through from_dict: settings added since the checkpoint take their defaults.
             if checkpoint is not None and _comparable(
-                ExperimentConfig.from_dict(checkpoint["config"]).to_dict()
+                ExperimentConfig.from_dict(checkpoint["config"]).resolved().to_dict()
             ) != _comparable(cfg.to_dict()):
                 raise MosaicValueError(
                     f"checkpoint in {str(folder.path)!r} was written by a different configuration"
@@ -162,7 +246,11 @@ def _run_in(
                 f"{str(folder.path)!r} already holds a run; pass resume or choose another folder"
             )
 
-    sim = Simulation(cfg, device)
+        if checkpoint is not None and folder.has_config():
+            # The strategy auto chose: another could round differently after the restart.
+            strategy = folder.meta().get("trainer_strategy")
+
+    sim = Simulation(cfg, device, user=user, strategy=strategy)
     history: list[dict[str, Any]] = []
     if checkpoint is not None:
         sim.load_state_dict(checkpoint["simulation"])
@@ -179,18 +267,33 @@ def _run_in(
                     "config": cfg.to_dict(),
                     "versions": _versions(),
                     "n_params": sim.n_params,
-                    "metric": sim.spec.metric,
-                    "lower_is_better": sim.spec.lower_is_better,
+                    "model_name": sim.model_name,
+                    "trainer_strategy": sim.strategy,
+                    "metric": sim.metric_name,
+                    "lower_is_better": sim.lower_is_better,
                     "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 }
             )
         # Drop records written after the checkpoint (or by an earlier attempt without one).
         folder.restart_metrics(history)
 
+    def state() -> RunState:
+        return RunState(sim.rounds_done, sim.X, history, cfg, sim)
+
     def log(rec: dict[str, Any]) -> None:
+        for fn in callbacks.on_evaluate:
+            rec.update(_extra_metrics(fn, _called(fn, "on_evaluate", sim, state(), rec), rec))
         history.append(rec)
         if folder is not None:
             folder.append_metrics(rec)
+
+    def round_end() -> None:
+        for fn in callbacks.on_round_end:
+            if _called(fn, "on_round_end", sim, state()) is not None:
+                raise CallbackError(
+                    f"on_round_end callback {describe(fn)} returned a value; it must return None "
+                    "(extra metrics come from on_evaluate)"
+                )
 
     def save_checkpoint() -> None:
         state = {"config": cfg.to_dict(), "simulation": sim.state_dict(), "history": history}
@@ -198,9 +301,15 @@ def _run_in(
 
     try:
         with _StopSignals().installed() as stop:
-            if not history:
+            # A fresh run, or a checkpoint of a round whose evaluation did not finish (a callback
+            # raised): evaluate the state it holds first.
+            if not history or (
+                history[-1]["round"] < sim.rounds_done and _evaluates(cfg, sim.rounds_done)
+            ):
                 log(sim.metrics())
-            _train(cfg, sim, history, log, save_checkpoint if folder else None, stop, quiet)
+            _train(
+                cfg, sim, history, log, round_end, save_checkpoint if folder else None, stop, quiet
+            )
     except RunDiverged as exc:
         if folder is not None:
             folder.finish(
@@ -217,14 +326,53 @@ def _run_in(
     except RunInterrupted as exc:
         command = f"mosaic-fast run --resume {folder.path}" if folder is not None else None
         raise RunInterrupted(exc.signum, command) from None
+    except CallbackError:
+        if folder is not None and sim.rounds_done:  # the rounds done so far are not lost
+            save_checkpoint()
+        raise
 
-    summary = summarize(cfg, history, sim.spec.lower_is_better)
+    summary = summarize(cfg, history, sim.lower_is_better)
     if folder is not None:
         folder.finish(summary)
-    return summary
+    return Outcome(summary, history, sim)
 
 
-def _train(cfg, sim, history, log, save_checkpoint, stop, quiet) -> None:
+def _called(fn: Callable, hook: str, sim: Simulation, *args: Any) -> Any:
+    """``fn(*args)``; anything it raises becomes a CallbackError naming it and the round."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        raise CallbackError(
+            f"{hook} callback {describe(fn)} raised {type(exc).__name__}: {exc} "
+            f"(after round {sim.rounds_done})"
+        ) from exc
+
+
+def _extra_metrics(fn: Callable, extra: Any, rec: dict[str, Any]) -> dict[str, float]:
+    """The extra metrics ``fn`` returned (None: none), checked to be names -> numbers."""
+    if extra is None:
+        return {}
+    where = f"on_evaluate callback {describe(fn)}"
+    if not isinstance(extra, dict):
+        raise CallbackError(f"{where} returned {type(extra).__name__}; return a dict or None")
+    out = {}
+    for name, value in extra.items():
+        if not isinstance(name, str) or name in RECORD_KEYS:
+            raise CallbackError(f"{where} returned metric name {name!r}: names must be new strings")
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise CallbackError(f"{where} returned {name}={value!r}; metrics must be numbers")
+        out[name] = float(value)
+    return out
+
+
+def _evaluates(cfg: ExperimentConfig, done: int) -> bool:
+    """Whether the state after ``done`` rounds is evaluated (round 0, every eval_every, the last)."""
+    return done % cfg.eval_every == 0 or done == cfg.rounds
+
+
+def _train(cfg, sim, history, log, round_end, save_checkpoint, stop, quiet) -> None:
     bar = tqdm(
         total=cfg.rounds,
         initial=sim.rounds_done,
@@ -238,8 +386,9 @@ def _train(cfg, sim, history, log, save_checkpoint, stop, quiet) -> None:
         for t in range(sim.rounds_done, cfg.rounds):
             sim.train_round(t)
             done = t + 1
-            evaluate = done % cfg.eval_every == 0 or done == cfg.rounds
+            evaluate = _evaluates(cfg, done)
             _check_finite(sim, cfg, params=evaluate)
+            round_end()
             if evaluate:
                 log(sim.metrics())
                 bar.set_postfix(_postfix(history[-1]))

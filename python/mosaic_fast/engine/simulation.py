@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..config import ExperimentConfig
-from ..errors import MosaicValueError
+from ..config import MODELS, ExperimentConfig, is_reference
+from ..data import ClassificationData
+from ..errors import MosaicTypeError, MosaicValueError
 from ..kernel import empty_params
-from ..tasks import task_for
+from ..models.module_model import ModuleModel
+from ..references import import_reference
+from ..tasks import ImageClassificationTask, task_for
+from ..tasks.supervised import LossMetric, SupervisedNodeData, split, supervised_data
+from ..topology import GraphSource, fragments_for
 from . import state as checked
+from .optim import optimizer_from_config
 from .sampler import NodeSampler
-from .trainer import SGDConfig, make_trainer
+from .trainer import make_trainer
 
 
 def resolve_device(name: str) -> torch.device:
@@ -28,20 +37,64 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@dataclass(frozen=True)
+class UserCode:
+    """Python objects from the public API that no setting can hold (see :class:`mosaic_fast.Experiment`).
+
+    The matching settings hold their labels (``module:attr`` references or ``<name>``).
+    """
+
+    model: Callable[[], Any] | None = None
+    train: Any = None
+    test: Any = None
+    loss: Callable | None = None
+    metric: Any = None
+    optimizer: Any = None
+    topology: Any = None
+    fragmenter: Any = None
+    partition: Sequence[Any] | None = None
+
+
 def load_data(cfg: ExperimentConfig) -> Any:
     from ..data import load_dataset
 
     return load_dataset(cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed)
 
 
-def build_fragments(cfg: ExperimentConfig, layer_sizes: list[int], n_params: int) -> Any:
-    from .. import FragmentMap
+def _user_data(cfg: ExperimentConfig, user: UserCode) -> tuple[Any, Any]:
+    """(train, test) from the user's objects, or from the ``module:loader`` the dataset names."""
+    if user.train is not None:
+        return user.train, user.test
+    loader = import_reference(cfg.dataset, "dataset")
+    if not callable(loader):
+        raise MosaicTypeError(
+            f"dataset {cfg.dataset!r} is not callable; it must return (train, test)"
+        )
+    try:
+        loaded = loader()
+    except Exception as exc:
+        raise MosaicValueError(
+            f"dataset loader {cfg.dataset} raised {type(exc).__name__}: {exc}"
+        ) from None
+    if not isinstance(loaded, (tuple, list)) or len(loaded) != 2:
+        raise MosaicTypeError(
+            f"dataset loader {cfg.dataset} must return (train, test), got {type(loaded).__name__}"
+        )
+    return loaded[0], loaded[1]
 
-    if cfg.fragmenter == "contiguous":
-        return FragmentMap.contiguous(n_params, cfg.K)
-    if cfg.fragmenter == "random":
-        return FragmentMap.random(n_params, cfg.K, seed=cfg.seed, layer_sizes=layer_sizes)
-    return FragmentMap.blocks(n_params, cfg.K, block_size=cfg.block_size, seed=cfg.seed)
+
+def _builtin_images(data: Any, name: str) -> ClassificationData:
+    """User images with one class each, as the container GN-LeNet's built-in task trains on."""
+    sup = supervised_data(data[0], data[1], name)
+    if sup.x_train.dim() != 4 or not sup.x_train.is_floating_point() or not sup.classification:
+        raise MosaicValueError(
+            "model='gn-lenet' needs float images (N, C, S, S) with integer class targets, got "
+            f"inputs {tuple(sup.x_train.shape)} {sup.x_train.dtype}, targets {sup.y_train.dtype}"
+        )
+    classes = int(max(sup.y_train.max(), sup.y_test.max())) + 1
+    return ClassificationData(
+        name, sup.x_train, sup.y_train, sup.x_test, sup.y_test, classes, None, None
+    )
 
 
 class Simulation:
@@ -51,50 +104,155 @@ class Simulation:
     copies ``X`` (the trainers take views of whichever buffer is live at each step).
     """
 
-    def __init__(self, cfg: ExperimentConfig, device: torch.device, data: Any = None) -> None:
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        device: torch.device,
+        data: Any = None,
+        user: UserCode | None = None,
+        strategy: str | None = None,
+    ) -> None:
+        """``data``: a loaded built-in dataset (else loaded by ``cfg``); ``user``: the public API's
+        objects; ``strategy``: the trainer strategy a resumed run chose (else ``cfg.trainer``)."""
         self.cfg, self.device = cfg, device
-        data = load_data(cfg) if data is None else data
-        self.task = task_for(data)
-        self.spec = self.task.model_spec(cfg)
-        parts = self.task.partition(cfg)
-        strategy = self.task.trainer_strategy(cfg.trainer, device)
-        self.trainer = make_trainer(
-            self.spec,
-            cfg.nodes,
-            SGDConfig(cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov),
-            device,
-            strategy,
+        user = user if user is not None else UserCode()
+        self.module_model: ModuleModel | None = None
+        factory = user.model
+        if factory is None and is_reference(cfg.model):
+            factory = import_reference(cfg.model, "model")
+        if factory is None and cfg.model not in MODELS:
+            import_reference(cfg.model, "model")  # an object label: one line saying so
+        builtin_data = user.train is None and not is_reference(cfg.dataset)
+        if data is None and builtin_data and cfg.dataset.startswith("<"):
+            import_reference(cfg.dataset, "dataset")  # an object label: one line saying so
+        if data is None:
+            data = load_data(cfg) if builtin_data else _user_data(cfg, user)
+        if factory is None:
+            self._builtin_model(cfg, device, data, user, strategy or cfg.trainer)
+        else:
+            self._module_model(cfg, device, data, factory, user, strategy or cfg.trainer)
+        d = self.spec.n_params if self.module_model is None else self.module_model.n_params
+        layer_sizes = (
+            self.spec.layout.layer_sizes()
+            if self.module_model is None
+            else self.module_model.layout.layer_sizes()
         )
-        self.node_data = self.task.node_data(cfg, self.spec, parts, device, strategy)
-        self.sampler = NodeSampler(parts, cfg.seed)
-        d = self.spec.n_params
-        self.fragments = build_fragments(cfg, self.spec.layout.layer_sizes(), d)
+        self.fragments = fragments_for(
+            cfg.fragmenter, cfg.K, layer_sizes, d, cfg.seed, cfg.block_size, user.fragmenter
+        )
+        self.graph_source = GraphSource.from_setting(
+            cfg.topology, cfg.nodes, cfg.K, cfg.degree, cfg.seed, user.topology
+        )
+        initial = (
+            self.spec.init_params(cfg.seed)
+            if self.module_model is None
+            else self.module_model.init_params()
+        )
         # Both gossip buffers from empty_params: huge pages on CPU make the kernel ~15% faster.
         self.X = empty_params(cfg.nodes, d, device=device)
-        self.X.copy_(self.spec.init_params(cfg.seed).to(device).expand(cfg.nodes, d))
+        self.X.copy_(initial.to(device).expand(cfg.nodes, d))
         self._spare = empty_params(cfg.nodes, d, device=device)
         self.rounds_done = 0
         self.last_loss: float | None = None
         self.last_sent = 0.0
         self.train_seconds = 0.0
 
+    def _builtin_model(self, cfg, device, data, user: UserCode, requested: str) -> None:
+        if isinstance(data, tuple):  # user data for a built-in model: only images for GN-LeNet
+            if cfg.model != "gn-lenet":
+                raise MosaicValueError(
+                    f"model={cfg.model!r} is built for its own dataset "
+                    f"({'shakespeare' if cfg.model == 'lstm' else 'movielens'}); "
+                    "pass a torch.nn.Module factory as the model for your data"
+                )
+            data = _builtin_images(data, cfg.dataset)
+            self.task = ImageClassificationTask(data)
+        else:
+            self.task = task_for(data)
+        self.spec = self.task.model_spec(cfg)
+        if self.spec.name != cfg.model:
+            raise MosaicValueError(
+                f"model={cfg.model!r} does not fit {cfg.dataset} (its model is {self.spec.name!r}); "
+                "pass a torch.nn.Module factory to train another model on it"
+            )
+        parts = self.task.partition(cfg)
+        self.strategy = self.task.trainer_strategy(requested, device)
+        self.trainer = make_trainer(
+            self.spec,
+            cfg.nodes,
+            optimizer_from_config(cfg, user.optimizer),
+            device,
+            self.strategy,
+        )
+        self.node_data = self.task.node_data(cfg, self.spec, parts, device, self.strategy)
+        self.sampler = NodeSampler(parts, cfg.seed)
+        self.metric_name = self.spec.metric
+        self.lower_is_better = self.spec.lower_is_better
+
+    def _module_model(self, cfg, device, data, factory, user: UserCode, requested: str) -> None:
+        from .module_trainer import make_module_trainer
+
+        if not isinstance(data, tuple):
+            data = (data, None)
+        sup = supervised_data(data[0], data[1], cfg.dataset)
+        model = ModuleModel(factory, cfg.seed, cfg.nodes, device, gossip_buffers=cfg.gossip_buffers)
+        scoring = LossMetric(sup, user.loss, user.metric)
+        parts = split(
+            sup,
+            user.partition if user.partition is not None else cfg.partition,
+            cfg.nodes,
+            alpha=cfg.alpha,
+            shards_per_node=cfg.shards_per_node,
+            seed=cfg.seed,
+        )
+        self.module_model, self.spec = model, None
+        self.node_data = SupervisedNodeData(sup, model, scoring, device, cfg.test_samples)
+        self.sampler = NodeSampler(parts, cfg.seed)
+        trial = self.node_data.batch(NodeSampler(parts, cfg.seed).next(cfg.batch_size))
+        self.trainer = make_module_trainer(
+            model,
+            scoring.loss,
+            cfg.nodes,
+            optimizer_from_config(cfg, user.optimizer),
+            device,
+            requested,
+            trial,
+        )
+        self.strategy = self.trainer.strategy
+        self.metric_name = scoring.name
+        self.lower_is_better = scoring.lower_is_better
+
     @property
     def n_params(self) -> int:
-        return self.spec.n_params
+        return int(self.X.shape[1])
+
+    @property
+    def model_name(self) -> str:
+        return self.spec.name if self.module_model is None else self.module_model.name
+
+    def node_model(self, i: int) -> torch.nn.Module:
+        """Node ``i``'s model as a standalone ``nn.Module`` (CPU, eval mode)."""
+        if not 0 <= i < self.cfg.nodes:
+            raise MosaicValueError(f"node {i} is out of range for {self.cfg.nodes} nodes")
+        if self.module_model is not None:
+            return self.module_model.node_module(self.X, i)
+        module = self.spec.module(0)
+        views = self.spec.layout.row_views(self.X[i].detach().to("cpu", copy=True))
+        module.load_state_dict(views, strict=False)
+        return module.eval()
 
     def train_round(self, t: int) -> None:
         """Round ``t`` (0-based): H local steps on every node, then fragment-wise gossip."""
-        from .. import aggregate, sample_graphs
+        from .. import aggregate
 
         cfg = self.cfg
         start = time.perf_counter()
         total = torch.zeros(cfg.nodes, device=self.device)
-        for _ in range(cfg.local_steps):
-            batch = self.node_data.batch(self.sampler.next(cfg.batch_size))
-            total += self.trainer.step(self.X, batch)
-        graphs = sample_graphs(
-            cfg.nodes, cfg.K, cfg.degree, seed=cfg.seed, round=t, mode=cfg.topology
-        )
+        with self._seeded_randomness(t):
+            for _ in range(cfg.local_steps):
+                batch = self.node_data.batch(self.sampler.next(cfg.batch_size))
+                total += self.trainer.step(self.X, batch)
+        graphs = self.graph_source.graphs(t)
         aggregate(self.X, graphs, self.fragments, out=self._spare)
         self.X, self._spare = self._spare, self.X
         self.last_loss = float(total.double().mean() / cfg.local_steps)
@@ -104,6 +262,18 @@ class Simulation:
             torch.cuda.synchronize(self.device)
         self.train_seconds += time.perf_counter() - start
 
+    @contextmanager
+    def _seeded_randomness(self, t: int):
+        """A user model may draw random numbers (dropout): from torch's RNG seeded by (seed, round),
+        so that a run and its resumption draw the same; the caller's RNG state is left alone."""
+        if self.module_model is None:  # built-in models draw nothing
+            yield
+            return
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(_ROUND_SEED * self.cfg.seed + t)
+            yield
+
     @torch.no_grad()
     def metrics(self) -> dict[str, Any]:
         """The evaluation record of the current state (see the run folder contract)."""
@@ -112,7 +282,7 @@ class Simulation:
         consensus = torch.linalg.vector_norm(Xd - Xd.mean(0, keepdim=True), dim=1).mean()
         return {
             "round": self.rounds_done,
-            "metric": self.spec.metric,
+            "metric": self.metric_name,
             "node_mean": float(np.mean(scores.per_node)),
             "node_std": float(np.std(scores.per_node)),
             "avg_model": scores.avg_model,
@@ -129,7 +299,7 @@ class Simulation:
         ``torch.load(path, weights_only=True)`` reads it back. Neither torch's nor numpy's global
         RNG is part of it: nothing in a run draws from them (every stream is seeded).
         """
-        return {
+        state = {
             "rounds_done": self.rounds_done,
             "X": self.X.detach().to("cpu", copy=True),
             "trainer": self.trainer.state_dict(),
@@ -138,11 +308,15 @@ class Simulation:
             "last_sent": self.last_sent,
             "train_seconds": self.train_seconds,
         }
+        if self.module_model is not None:
+            state["buffers"] = self.module_model.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`. Every entry is checked first: a malformed one is a
         MosaicValueError naming it, and then nothing has changed."""
-        state = checked.entries(state, "simulation", _STATE_KEYS)
+        keys = _STATE_KEYS + (("buffers",) if self.module_model is not None else ())
+        state = checked.entries(state, "simulation", keys)
         X = checked.tensor(state["X"], "X", torch.float32, tuple(self.X.shape))
         rounds_done = checked.integer(state["rounds_done"], "rounds_done")
         last_loss = checked.number(state["last_loss"], "last_loss", optional=True)
@@ -151,6 +325,8 @@ class Simulation:
         # Restored into a new sampler, so that a malformed trainer state leaves this one as it was.
         sampler = NodeSampler(self.sampler.parts, self.cfg.seed)
         sampler.load_state_dict(state["sampler"])
+        if self.module_model is not None:
+            self.module_model.load_state_dict(state["buffers"])
         self.trainer.load_state_dict(state["trainer"])
         self.sampler = sampler
         self.X.copy_(X)
@@ -158,6 +334,7 @@ class Simulation:
         self.last_sent, self.train_seconds = last_sent, train_seconds
 
 
+_ROUND_SEED = 1_000_003  # seeds of the rounds of different run seeds do not collide
 _STATE_KEYS = (
     "rounds_done",
     "X",

@@ -1,0 +1,207 @@
+"""Local training of a user's ``nn.Module`` on every node: loop, vmap, or the model's own batched form.
+
+Each strategy writes every node's gradient of its own mean loss into G (n, n_trained) and returns
+the per-node losses; :class:`~mosaic_fast.engine.trainer.Trainer` then applies the optimizer to the
+trained columns of X (gossiped buffers, after them, are never touched by the optimizer).
+``auto`` times each strategy that works for the model on a few steps and keeps the fastest.
+
+``loop``     one ordinary forward/backward per node on views of its row (BatchNorm and the like
+             update the node's own running statistics in place);
+``vmap``     ``torch.func.vmap(grad(functional_call))`` over nodes (``randomness="different"``);
+``batched``  the model's ``forward_nodes(tensors, x)``: ``tensors`` name -> (n, *shape) for every
+             node (frozen parameters without the node axis), ``x`` (n, B, ...) -> outputs (n, B, ...).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch.func import functional_call, grad_and_value, vmap
+
+from ..errors import MosaicValueError
+from ..models.module_model import ModuleModel
+from ..references import describe
+from .trainer import Trainer
+
+MODULE_STRATEGIES = ("loop", "vmap", "batched")
+_TRIAL_STEPS = 2  # timed steps per strategy after one warm-up step
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """What the Trainer base needs of a spec: the number of columns the optimizer updates."""
+
+    n_params: int
+
+
+class ModuleTrainer(Trainer):
+    """Gradients of a :class:`ModuleModel`'s trained parameters; see the module docstring."""
+
+    strategy: str
+
+    def __init__(
+        self, model: ModuleModel, loss: Callable, n_nodes: int, optimizer, device: torch.device
+    ) -> None:
+        super().__init__(_Columns(model.n_trained), n_nodes, optimizer, device)
+        self.model, self.loss = model, loss
+        trained = []
+        for name, offset, size in zip(
+            model.layout.names, model.layout.offsets, model.layout.sizes, strict=True
+        ):
+            if offset < model.n_trained:
+                trained.append((name, offset, size))
+        self.trained = trained
+
+    def step(self, X: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        self.model.train(True)
+        losses = self.gradients(X, batch, self._grad)
+        p = self.model.n_trained
+        self.apply(X if p == X.shape[1] else X[:, :p], self._grad)
+        return losses.detach()
+
+    def _write(self, G: torch.Tensor, grads, rows) -> None:
+        for g, (_, offset, size) in zip(grads, self.trained, strict=True):
+            target = G[rows, offset : offset + size]
+            if g is None:  # a parameter this batch did not reach
+                target.zero_()
+            else:
+                target.copy_(g.reshape(target.shape))
+
+
+class LoopModuleTrainer(ModuleTrainer):
+    strategy = "loop"
+
+    def gradients(self, X, batch, G):
+        xb, yb = batch
+        model, names = self.model, [name for name, _, _ in self.trained]
+        losses = torch.empty(self.n_nodes, device=X.device)
+        for i in range(self.n_nodes):
+            tensors = model.node_tensors(X, i)
+            leaves = [tensors[name].detach().requires_grad_(True) for name in names]
+            tensors.update(zip(names, leaves, strict=True))
+            loss = self.loss(model.forward(tensors, xb[i]), yb[i])
+            grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+            self._write(G, grads, i)
+            losses[i] = loss.detach()
+        return losses
+
+
+class VmapModuleTrainer(ModuleTrainer):
+    strategy = "vmap"
+
+    def __init__(self, model, loss, n_nodes, optimizer, device) -> None:
+        super().__init__(model, loss, n_nodes, optimizer, device)
+        template, frozen = model.template, model.frozen
+
+        def node_loss(trained, others, x, y):
+            return loss(functional_call(template, {**trained, **others, **frozen}, (x,)), y)
+
+        self._fn = vmap(grad_and_value(node_loss), randomness="different")
+
+    def gradients(self, X, batch, G):
+        model = self.model
+        views = model.all_tensors(X)
+        names = [name for name, _, _ in self.trained]
+        trained = {name: views.pop(name) for name in names}
+        grads, losses = self._fn(trained, views, *batch)
+        self._write(G, [grads[name] for name in names], slice(None))
+        return losses
+
+
+class BatchedModuleTrainer(ModuleTrainer):
+    strategy = "batched"
+
+    def __init__(self, model, loss, n_nodes, optimizer, device) -> None:
+        if model.forward_nodes is None:
+            raise MosaicValueError(
+                f"trainer='batched' needs the model to define forward_nodes(tensors, x); "
+                f"{model.name} does not"
+            )
+        super().__init__(model, loss, n_nodes, optimizer, device)
+        self._losses = vmap(loss)
+
+    def gradients(self, X, batch, G):
+        model = self.model
+        xb, yb = batch
+        tensors = model.all_tensors(X)
+        names = [name for name, _, _ in self.trained]
+        leaves = [tensors[name].detach().requires_grad_(True) for name in names]
+        tensors.update(zip(names, leaves, strict=True))
+        tensors.update(model.frozen)
+        losses = self._losses(model.forward_nodes(tensors, xb), yb)
+        # Node i's tensors only reach node i's loss, so d(sum)/d(row i) = grad of node i's loss.
+        grads = torch.autograd.grad(losses.sum(), leaves, allow_unused=True)
+        self._write(G, grads, slice(None))
+        return losses
+
+
+MODULE_TRAINERS: dict[str, type[ModuleTrainer]] = {
+    t.strategy: t for t in (LoopModuleTrainer, VmapModuleTrainer, BatchedModuleTrainer)
+}
+
+
+def make_module_trainer(
+    model: ModuleModel,
+    loss: Callable,
+    n_nodes: int,
+    optimizer,
+    device: torch.device,
+    strategy: str,
+    trial_batch: tuple[torch.Tensor, ...],
+) -> ModuleTrainer:
+    """The ``strategy`` trainer, or with ``auto`` the fastest that works on ``trial_batch``.
+
+    The trial runs on copies of the parameters and buffers: the run itself is not changed by it.
+    """
+    if strategy != "auto":
+        if strategy not in MODULE_TRAINERS:
+            raise MosaicValueError(
+                f"trainer strategy {strategy!r} is not available for a torch.nn.Module model; "
+                f"choose one of auto, {', '.join(MODULE_TRAINERS)}"
+            )
+        return MODULE_TRAINERS[strategy](model, loss, n_nodes, optimizer, device)
+    candidates = ["loop", "vmap"] + (["batched"] if model.forward_nodes is not None else [])
+    timings: dict[str, float] = {}
+    failures: dict[str, str] = {}
+    saved = {name: b.clone() for name, b in model.buffers.items()}
+    X = model.init_params().to(device).expand(n_nodes, -1).contiguous()
+    try:
+        for name in candidates:
+            trainer = MODULE_TRAINERS[name](model, loss, n_nodes, optimizer, device)
+            try:
+                timings[name] = _time_gradients(trainer, X, trial_batch)
+            except Exception as exc:  # a strategy this model cannot run (e.g. vmap limits)
+                failures[name] = f"{type(exc).__name__}: {exc}"
+    finally:
+        for name, b in model.buffers.items():
+            b.copy_(saved[name])
+    if not timings:
+        first = next(iter(failures.items()))
+        raise MosaicValueError(
+            f"model {model.name} cannot be trained with loss {describe(loss)}: "
+            f"the {first[0]} strategy raised {first[1]}"
+        )
+    best = min(timings, key=timings.__getitem__)
+    return MODULE_TRAINERS[best](model, loss, n_nodes, optimizer, device)
+
+
+def _time_gradients(trainer: ModuleTrainer, X: torch.Tensor, batch) -> float:
+    G = torch.empty(X.shape[0], trainer.model.n_trained, device=X.device)
+    trainer.model.train(True)
+    trainer.gradients(X, batch, G)
+    best = float("inf")
+    for _ in range(_TRIAL_STEPS):
+        _sync(X.device)
+        start = time.perf_counter()
+        trainer.gradients(X, batch, G)
+        _sync(X.device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
