@@ -118,7 +118,9 @@ def optimizer_from_config(cfg: ExperimentConfig, user: Any = None) -> OptimizerS
         raise MosaicValueError("lr=None: resolve the config (ExperimentConfig.resolved) first")
     name = cfg.optimizer
     if user is not None:
-        if not (name == SETTINGS["optimizer"].default or is_reference(name)):
+        # The setting then holds the object's label (a reference, or <name> from Experiment).
+        labelled = is_reference(name) or (name.startswith("<") and name.endswith(">"))
+        if not (name == SETTINGS["optimizer"].default or labelled):
             raise MosaicValueError(
                 f"optimizer={name!r} and an optimizer object were both given; give one"
             )
