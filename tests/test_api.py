@@ -276,3 +276,59 @@ def test_builtin_dataset_with_own_model(monkeypatch):
     result = mf.Experiment(model=mlp, train="fashion-mnist", **SMALL).run(quiet=True)
     assert result.config.dataset == "fashion-mnist" and result.config.partition == "dirichlet"
     assert result.metrics["node_mean"].between(0, 1).all()
+
+
+class NodesLinear(nn.Module):
+    """A linear classifier that declares its batched form over nodes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(64, 4)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+    @staticmethod
+    def forward_nodes(tensors, x):
+        n, B = x.shape[:2]
+        flat = x.reshape(n, B, -1)
+        return torch.baddbmm(
+            tensors["fc.bias"].unsqueeze(1), flat, tensors["fc.weight"].transpose(1, 2)
+        )
+
+
+def test_a_declared_batched_form_trains_like_the_loop():
+    batched, loop = run(NodesLinear, trainer="batched"), run(NodesLinear, trainer="loop")
+    assert batched.outcome.simulation.strategy == "batched"
+    assert torch.allclose(batched.params, loop.params, atol=1e-5)
+    assert run(NodesLinear).outcome.simulation.strategy in ("loop", "vmap", "batched")
+    with pytest.raises(mf.MosaicValueError, match="needs the model to define forward_nodes"):
+        run(mlp, trainer="batched")
+
+
+def test_fragmenter_array_and_topology_file(tmp_path):
+    d = sum(p.numel() for p in mlp().parameters())
+    assignment = np.arange(d) % 2
+    by_array = run(fragmenter=assignment)
+    assert by_array.config.fragmenter.startswith("<")
+    # each fragment has its own graph: another map gives another run
+    assert not torch.equal(by_array.params, run(fragmenter="contiguous").params)
+    np.save(tmp_path / "fragments.npy", assignment)
+    by_file = run(fragmenter=f"assignment:{tmp_path / 'fragments.npy'}")
+    assert torch.equal(by_array.params, by_file.params)
+    ring = [(i, (i + 1) % 4) for i in range(4)]
+    (tmp_path / "ring.txt").write_text("".join(f"{a} {b}\n" for a, b in ring))
+    from_file = run(topology=tmp_path / "ring.txt")
+    from_list = run(topology=np.array(ring))
+    from_callable = run(topology=lambda round, fragment: ring)
+    assert torch.equal(from_file.params, from_list.params)
+    assert torch.equal(from_file.params, from_callable.params)
+    assert from_file.config.topology == f"edges:{tmp_path / 'ring.txt'}"
+
+
+def test_replace_changes_settings_and_keeps_the_objects():
+    exp = mf.Experiment(model=mlp, train=TRAIN, test=TEST, **SMALL)
+    k1 = exp.replace(K=1)
+    assert (k1.config.K, exp.config.K) == (1, 2) and k1.user is exp.user
+    with pytest.raises(mf.MosaicValueError, match="K=0 must be at least 1"):
+        exp.replace(K=0)
