@@ -8,7 +8,7 @@ averages every fragment over its graph, in place of a dense (n, n) mixing produc
 The data is synthetic and label-skewed: 10 Gaussian classes in 32 dimensions, each node holding
 samples of only 2 classes, so no node can learn the task alone.
 
-    python examples/kernel_in_your_loop.py          # 32 nodes, 40 rounds: about a minute on 2 cores
+    python examples/kernel_in_your_loop.py          # 32 nodes, 40 rounds: about 10 s on 2 cores
     python examples/kernel_in_your_loop.py --tiny   # 8 nodes, 3 rounds: seconds
 """
 
@@ -29,7 +29,7 @@ CLASSES, FEATURES = 10, 32
 def make_data(n_nodes: int, per_node: int, seed: int):
     """Per-node training sets of two classes each, and a balanced test set."""
     g = torch.Generator().manual_seed(seed)
-    centers = 1.5 * torch.randn(CLASSES, FEATURES, generator=g)
+    centers = 0.4 * torch.randn(CLASSES, FEATURES, generator=g)
 
     def draw(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return centers[labels] + torch.randn(len(labels), FEATURES, generator=g), labels

@@ -9,7 +9,7 @@ Fashion-MNIST with the built-in GN-LeNet model.
 
 Edge rows are ``(src, dst)``: ``dst`` receives ``src``'s fragment and averages it with its own.
 
-    python examples/own_topology.py          # 16 nodes, 30 rounds: about a minute on 2 cores
+    python examples/own_topology.py          # 16 nodes, 30 rounds: 1-2 minutes on 2 cores
     python examples/own_topology.py --tiny   # 12 nodes, 2 rounds: seconds
 """
 

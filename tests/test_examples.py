@@ -82,3 +82,15 @@ def test_own_topology():
     # 12 nodes, K=4: el-oracle sends degree 3 copies of every fragment; the clique ring 3 or 4.
     d_el, d_ring = rows["el-oracle"][3] / 3, rows["ring of cliques"][3]
     assert 3 * d_el < d_ring < 4 * d_el
+
+
+def test_api_doc_lists_every_setting():
+    from mosaic_fast.config import SETTINGS
+
+    text = (EXAMPLES.parent / "docs" / "API.md").read_text()
+    table = text.split("### Settings", 1)[1].split("\n## ", 1)[0]
+    listed = set()
+    for line in table.splitlines():
+        if line.startswith("| `"):
+            listed.update(re.findall(r"`(\w+)`", line.split("|")[1]))
+    assert listed == set(SETTINGS)
