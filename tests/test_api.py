@@ -91,6 +91,13 @@ def test_gossip_buffers_averages_the_running_statistics_too():
     assert torch.allclose(result.params[0], result.params[3])
 
 
+@pytest.mark.parametrize("trainer", ["loop", "vmap"])
+def test_gossiped_running_statistics_are_updated_by_every_strategy(trainer):
+    result = run(bn_net, gossip_buffers=True, trainer=trainer)
+    mean = result.node_model(0)[1].running_mean
+    assert mean.abs().sum() > 0  # vmap once dropped in-place updates of these column views
+
+
 def test_loop_and_vmap_agree_on_a_batchnorm_model():
     a, b = run(bn_net, trainer="loop"), run(bn_net, trainer="vmap")
     assert torch.allclose(a.params, b.params, atol=1e-5)
@@ -329,6 +336,10 @@ def test_fragmenter_array_and_topology_file(tmp_path):
 def test_replace_changes_settings_and_keeps_the_objects():
     exp = mf.Experiment(model=mlp, train=TRAIN, test=TEST, **SMALL)
     k1 = exp.replace(K=1)
-    assert (k1.config.K, exp.config.K) == (1, 2) and k1.user is exp.user
+    assert (k1.config.K, exp.config.K) == (1, 2) and k1.user.model is exp.user.model
+    ring = exp.replace(topology=lambda round, fragment: [(i, (i + 1) % 4) for i in range(4)])
+    assert ring.config.topology.startswith("<") and ring.user.topology is not None
+    back = ring.replace(topology="el-oracle")
+    assert back.user.topology is None and back.config.topology == "el-oracle"
     with pytest.raises(mf.MosaicValueError, match="K=0 must be at least 1"):
         exp.replace(K=0)

@@ -21,6 +21,7 @@ from .errors import (
     MosaicTypeError,
     MosaicValueError,
     RunDiverged,
+    RunFolderInUse,
     RunInterrupted,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "Experiment",
     "Result",
     "RunDiverged",
+    "RunFolderInUse",
     "RunInterrupted",
     "RunState",
     "MosaicError",

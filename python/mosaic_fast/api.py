@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,21 @@ class Experiment:
         on_evaluate: Callable | Sequence[Callable] | None = None,
         **settings: Any,
     ) -> None:
+        # What was passed, so that replace() can rebuild the experiment with some of it changed.
+        self._arguments = dict(
+            model=model,
+            train=train,
+            test=test,
+            loss=loss,
+            metric=metric,
+            optimizer=optimizer,
+            topology=topology,
+            fragmenter=fragmenter,
+            partition=partition,
+            on_round_end=on_round_end,
+            on_evaluate=on_evaluate,
+            **settings,
+        )
         values = coerce_settings(settings) if settings else {}
         objects: dict[str, Any] = {}
         for name, value in (
@@ -127,16 +142,27 @@ class Experiment:
 
     @classmethod
     def from_config(cls, config: ExperimentConfig, **objects: Any) -> Experiment:
-        """An experiment of ``config``'s settings (plus any Python objects, as in the constructor)."""
-        exp = cls(**objects)
-        exp.config = config.resolved()
-        return exp
+        """An experiment of ``config``'s settings (plus any Python objects, as in the constructor:
+        they override the settings that hold their labels)."""
+        given = {k: v for k, v in objects.items() if v is not None}
+        settings = {k: v for k, v in config.to_dict().items() if k not in given}
+        if "train" in given:
+            settings.pop("dataset")
+        return cls(**given, **settings)
 
-    def replace(self, **settings: Any) -> Experiment:
-        """A copy with some settings changed (same model, data and callbacks)."""
-        exp = copy.copy(self)
-        exp.config = replace(self.config, **coerce_settings(settings)).resolved()
-        return exp
+    def replace(self, **changes: Any) -> Experiment:
+        """A new experiment with some arguments changed: settings or objects (``K=1``,
+        ``topology=my_graph``, ``model=other_factory``); everything else stays."""
+        arguments = dict(self._arguments)
+        for name in changes:
+            if name in _SETTING_ALIASES and name not in arguments:
+                arguments.pop(_SETTING_ALIASES[name], None)
+        arguments.update(changes)
+        if "dataset" in changes and isinstance(arguments.get("train"), str):
+            arguments.pop("train")
+        if "train" in changes and isinstance(changes["train"], str):
+            arguments.pop("dataset", None)
+        return Experiment(**arguments)
 
     def run(
         self,
@@ -194,6 +220,13 @@ class Result:
         return self.outcome.history
 
     @property
+    def trainer_strategy(self) -> str | None:
+        """The strategy that trained the nodes (what ``trainer="auto"`` chose); None when a
+        finished folder was only read back."""
+        sim = self.outcome.simulation
+        return sim.strategy if sim is not None else None
+
+    @property
     def metrics(self) -> Any:
         """The evaluation records as a pandas DataFrame (the ``metrics.jsonl`` columns)."""
         import pandas as pd
@@ -217,6 +250,10 @@ class Result:
                 "stored (only metrics): run again into a new folder to get them"
             )
         return sim
+
+
+# Settings that an argument of another name also sets.
+_SETTING_ALIASES = {"dataset": "train"}
 
 
 def _listed(callbacks: Any) -> list[Callable]:

@@ -106,7 +106,13 @@ class VmapModuleTrainer(ModuleTrainer):
         views = model.all_tensors(X)
         names = [name for name, _, _ in self.trained]
         trained = {name: views.pop(name) for name in names}
+        # vmap drops in-place updates (BatchNorm statistics) of non-contiguous batched tensors:
+        # gossiped buffers, column views of X, go in as copies and are written back.
+        gossiped = {name: views[name] for name in model.gossiped_buffers}
+        views.update({name: view.contiguous() for name, view in gossiped.items()})
         grads, losses = self._fn(trained, views, *batch)
+        for name, view in gossiped.items():
+            view.copy_(views[name])
         self._write(G, [grads[name] for name in names], slice(None))
         return losses
 
