@@ -100,7 +100,14 @@ def test_resolved_fills_the_per_dataset_defaults(dataset):
 # ----------------------------------------------------------------------------- every setting
 
 
+# Values with a unit, and the other settings a value needs (el-oracle is already the default).
+_EXAMPLES = {"bandwidth": "60Mbit", "uplink": "10Mbit", "downlink": "1Gbit", "latency": "1ms"}
+_NEEDS = {"algorithm": {"K": 1}, "stragglers": {"bandwidth": "60Mbit"}}
+
+
 def _valid_value(s):
+    if s.name in _EXAMPLES:
+        return _EXAMPLES[s.name]
     if s.choices:
         return s.choices[-1]
     if s.kind is bool:
@@ -128,6 +135,7 @@ def test_every_setting_works_in_set_toml_and_run(name, tmp_path):
     toml.write_text(f"[run]\n{s.option[2:]} = {json.dumps(value)}\n")
     assert load_toml(toml) == {name: value}
     options = {name: value} if name != "K" else {"K": str(value)}
+    options.update(_NEEDS.get(name, {}))
     if name != "dataset":
         options["dataset"] = "fashion-mnist"
     options.setdefault("nodes", 64)

@@ -23,6 +23,7 @@ from typing import Any
 
 from .errors import MosaicValueError
 from .kernel import GRAPH_MODES
+from .network import STRAGGLER_KINDS, parse_bandwidth, parse_duration, straggler_count
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,6 +40,12 @@ TOPOLOGIES = tuple(mode for mode in GRAPH_MODES if mode != "edges")
 DEVICES = ("cpu", "cuda", "auto")
 # ``auto`` lets the task pick its fastest strategy (engine.trainer.STRATEGIES holds the others).
 TRAINERS = ("auto", "loop", "vmap", "batched", "sparse")
+# mosaic runs in rounds; the others are asynchronous, in simulated time (mosaic_fast.network).
+ALGORITHMS = ("mosaic", "divshare", "swift", "adpsgd")
+# Asynchronous algorithms draw their peers uniformly per step, as el-oracle does per round.
+_PEER_SAMPLING_ALGORITHMS = ("divshare", "swift", "adpsgd")
+# They send whole models (K = 1).
+_WHOLE_MODEL_ALGORITHMS = ("swift", "adpsgd")
 
 _IMAGE_DATASETS = ("fashion-mnist", "cifar10", "cifar100")
 # per_dataset key of the value for a user's own data (a module:loader dataset or Python objects).
@@ -411,6 +418,72 @@ class ExperimentConfig:
         choices=TRAINERS,
         axis=True,
     )
+    # Time and network (mosaic_fast.network holds the units, files and straggler draw).
+    algorithm: str = setting(
+        "mosaic",
+        help="Algorithm: mosaic (synchronous rounds) or, in simulated time, divshare, swift or adpsgd.",
+        choices=ALGORITHMS,
+        axis=True,
+    )
+    step_time: float | None = setting(
+        None,
+        help="Simulated seconds per local SGD step (default: measured from the model's batch cost).",
+        above=0,
+        axis=True,
+    )
+    bandwidth: str | None = setting(
+        None,
+        help="Every node's uplink and downlink in bits per second: 60Mbit, 500kbit, 1Gbit (default: unlimited).",
+        axis=True,
+    )
+    uplink: str | None = setting(
+        None, help="Every node's uplink, in place of --bandwidth's: 10Mbit.", axis=True
+    )
+    downlink: str | None = setting(
+        None, help="Every node's downlink, in place of --bandwidth's: 10Mbit.", axis=True
+    )
+    latency: str = setting("0s", help="Latency every message pays: 1ms, 200us, 0.5s.", axis=True)
+    stragglers: float = setting(
+        0.0,
+        help="Fraction of nodes that are stragglers (fraction x nodes, rounded half up; drawn from the seed).",
+        at_least=0,
+        below=1,
+        axis=True,
+    )
+    straggler_slowdown: float = setting(
+        6.0,
+        help="Stragglers' bandwidth is divided and/or step time multiplied (--straggler-kind) by this.",
+        at_least=1,
+        axis=True,
+    )
+    straggler_kind: str = setting(
+        "comm",
+        help="What stragglers are slow at: comm (bandwidth), compute (step time) or both.",
+        choices=STRAGGLER_KINDS,
+        axis=True,
+    )
+    network: str | None = setting(
+        None,
+        help="Per-node speeds FILE: a FedScale device capacity pickle (read with a restricted "
+        "unpickler: dicts, strings, numbers only) or a .csv with columns "
+        "node,step_time_s,uplink_bps,downlink_bps,latency_s.",
+    )
+    eval_every_s: float | None = setting(
+        None, help="Evaluate every this many simulated seconds (instead of --eval-every).", above=0
+    )
+    time_budget: float | None = setting(
+        None,
+        help="Stop when the simulated time reaches this many seconds (--rounds still applies).",
+        above=0,
+    )
+    drop_unsent: bool = setting(
+        True,
+        help="DivShare: drop messages still queued when a node enqueues its next step's (Swift and AD-PSGD never drop).",
+    )
+    target: float | None = setting(
+        None,
+        help="Node-mean metric value for time-to-target: the first simulated time reaching it.",
+    )
 
     def resolved(self) -> ExperimentConfig:
         """Fill dataset-specific defaults for options left as None and validate everything."""
@@ -435,6 +508,47 @@ class ExperimentConfig:
         if sampled and not self.degree < self.nodes:
             raise MosaicValueError(
                 f"degree={self.degree} must satisfy 1 <= degree < nodes={self.nodes}"
+            )
+        self._validate_time_and_network()
+
+    def _validate_time_and_network(self) -> None:
+        """Units, and the rules across the algorithm, topology, network and straggler settings."""
+        for name in ("bandwidth", "uplink", "downlink"):
+            if getattr(self, name) is not None:
+                parse_bandwidth(getattr(self, name), name=name)
+        parse_duration(self.latency, name="latency")
+        if self.algorithm in _PEER_SAMPLING_ALGORITHMS and self.topology != "el-oracle":
+            raise MosaicValueError(
+                f"algorithm={self.algorithm!r} draws its peers uniformly at every step, as "
+                f"el-oracle does; it needs topology 'el-oracle', not {self.topology!r}"
+            )
+        if self.algorithm in _WHOLE_MODEL_ALGORITHMS and self.K != 1:
+            raise MosaicValueError(
+                f"algorithm={self.algorithm!r} sends whole models: it needs K=1, not K={self.K}"
+            )
+        speeds = [
+            n
+            for n in ("step_time", "bandwidth", "uplink", "downlink")
+            if getattr(self, n) is not None
+        ]
+        if self.network is not None and speeds:
+            raise MosaicValueError(
+                f"network={self.network!r} gives every node's step time and bandwidth; "
+                f"drop {speeds[0]}={getattr(self, speeds[0])!r}"
+            )
+        if self.stragglers == 0:
+            return
+        count = straggler_count(self.nodes, self.stragglers)
+        if not 0 < count < self.nodes:
+            raise MosaicValueError(
+                f"stragglers={self.stragglers!r} makes {count} of the {self.nodes} nodes "
+                f"stragglers (rounded half up); choose a fraction giving 1 to {self.nodes - 1}"
+            )
+        limited = self.network is not None or any((self.bandwidth, self.uplink, self.downlink))
+        if self.straggler_kind != "compute" and not limited:
+            raise MosaicValueError(
+                f"straggler_kind={self.straggler_kind!r} slows bandwidth, which is unlimited: "
+                "set bandwidth (or uplink, downlink, network), or straggler_kind='compute'"
             )
 
     def to_dict(self) -> dict[str, Any]:
