@@ -76,3 +76,69 @@ def aggregate(
 def copy_into(src: npt.NDArray[np.float32], dst: npt.NDArray[np.float32]) -> None: ...
 def num_threads() -> int: ...
 def tile_width(n_nodes: int) -> int: ...
+
+# The network model's transfer scheduler (mosaic_fast.network_sim wraps it).
+_Deliveries = tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+]
+
+@final
+class NetworkScheduler:
+    """Fair up/downlink sharing plus latency; see mosaic_fast.network_sim for the semantics."""
+
+    def __init__(
+        self,
+        uplink: npt.NDArray[np.float64],
+        downlink: npt.NDArray[np.float64],
+        latency: float | npt.NDArray[np.float64],
+        *,
+        fifo_per_sender: bool = False,
+    ) -> None: ...
+    def submit(self, src: int, dst: int, bytes: float, ready_time: float | None = None) -> int: ...
+    def submit_many(
+        self,
+        src: npt.NDArray[np.int64],
+        dst: npt.NDArray[np.int64],
+        bytes: npt.NDArray[np.float64],
+        ready_time: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.int64]: ...
+    def next_delivery(
+        self, until: float | None = None
+    ) -> tuple[int, int, int, float, float, float, float, float] | None: ...
+    def run_until(self, until: float) -> _Deliveries: ...
+    def run(self) -> _Deliveries: ...
+    def cancel_queued(self, src: int) -> npt.NDArray[np.int64]: ...
+    def queued_from(self, src: int) -> int: ...
+    @property
+    def now(self) -> float: ...
+    @property
+    def n_nodes(self) -> int: ...
+    @property
+    def fifo_per_sender(self) -> bool: ...
+    @property
+    def n_queued(self) -> int: ...
+    @property
+    def n_active(self) -> int: ...
+    @property
+    def n_in_flight(self) -> int: ...
+    @property
+    def next_id(self) -> int: ...
+
+def schedule_transfers(
+    uplink: npt.NDArray[np.float64],
+    downlink: npt.NDArray[np.float64],
+    latency: float | npt.NDArray[np.float64],
+    src: npt.NDArray[np.int64],
+    dst: npt.NDArray[np.int64],
+    bytes: npt.NDArray[np.float64],
+    ready_time: npt.NDArray[np.float64],
+    *,
+    fifo_per_sender: bool = False,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...

@@ -4,6 +4,7 @@
 //! - [`graphs`]: per-fragment gossip graph samplers keyed by `(seed, round, fragment)`;
 //! - [`aggregate`]: fragment-wise averaging of all nodes on a dedicated thread pool;
 //! - [`boundary`]: every check of the kernel's array arguments, in one place;
+//! - [`network`]: the network model's event-driven transfer scheduler (fair bandwidth sharing);
 //! - `probes` (feature `bench-probes`): what benchmarks measure the kernel against.
 
 pub mod aggregate;
@@ -11,6 +12,7 @@ pub mod boundary;
 pub mod error;
 pub mod fragments;
 pub mod graphs;
+pub mod network;
 pub mod pool;
 #[cfg(feature = "bench-probes")]
 pub mod probes;

@@ -792,6 +792,318 @@ fn tile_width(n_nodes: usize) -> usize {
     core::tile_width(n_nodes)
 }
 
+// ---- The network model: the transfer scheduler (`core::network`). ----
+
+use mosaic_core::network;
+
+/// Per-transfer arrays of a list of deliveries: id, src, dst (int64), bytes, ready, start,
+/// last_byte, delivered (float64 seconds).
+type DeliveryArrays<'py> = (
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+);
+
+/// A batch's (start, last_byte, delivered) float64 arrays, by row.
+type ScheduleArrays<'py> = (
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+);
+
+/// One delivery: (id, src, dst, bytes, ready, start, last_byte, delivered).
+type DeliveryTuple = (u64, usize, usize, f64, f64, f64, f64, f64);
+
+fn delivery_arrays(py: Python<'_>, deliveries: Vec<network::Delivery>) -> DeliveryArrays<'_> {
+    let ints = |f: fn(&network::Delivery) -> i64| {
+        deliveries
+            .iter()
+            .map(f)
+            .collect::<Vec<_>>()
+            .into_pyarray(py)
+    };
+    let floats = |f: fn(&network::Delivery) -> f64| {
+        deliveries
+            .iter()
+            .map(f)
+            .collect::<Vec<_>>()
+            .into_pyarray(py)
+    };
+    (
+        ints(|d| d.id as i64),
+        ints(|d| d.src as i64),
+        ints(|d| d.dst as i64),
+        floats(|d| d.bytes),
+        floats(|d| d.ready),
+        floats(|d| d.start),
+        floats(|d| d.last_byte),
+        floats(|d| d.delivered),
+    )
+}
+
+/// A contiguous 1-D numpy array argument as a slice (the Python wrapper makes it one).
+fn slice_of<'a, T: numpy::Element>(
+    py: Python<'_>,
+    name: &str,
+    array: &'a numpy::PyReadonlyArray1<'_, T>,
+) -> PyResult<&'a [T]> {
+    array
+        .as_slice()
+        .map_err(|_| type_err(py, format!("{name} must be a C-contiguous numpy array")))
+}
+
+/// `latency`: a float (every message), a float64 array of shape (n_nodes,) (access-link delays,
+/// a message pays src's + dst's) or (n_nodes, n_nodes) (per ordered pair, row = sender).
+fn latency_arg(
+    py: Python<'_>,
+    latency: &Bound<'_, PyAny>,
+    n_nodes: usize,
+) -> PyResult<network::Latency> {
+    if let Ok(array) = latency.downcast::<numpy::PyArrayDyn<f64>>() {
+        let values: Vec<f64> = array.readonly().as_array().iter().copied().collect();
+        return match array.shape() {
+            [] => Ok(network::Latency::Global(values[0])),
+            [n] if *n == n_nodes => Ok(network::Latency::PerNode(values)),
+            [a, b] if *a == n_nodes && *b == n_nodes => Ok(network::Latency::PerLink(values)),
+            shape => Err(value_err(
+                py,
+                format!(
+                    "latency must be a number, shape ({n_nodes},) or ({n_nodes}, {n_nodes}), got shape {shape:?}"
+                ),
+            )),
+        };
+    }
+    latency
+        .extract::<f64>()
+        .map(network::Latency::Global)
+        .map_err(|_| {
+            type_err(
+                py,
+                format!(
+                    "latency must be a number or a float64 numpy array, got {}",
+                    type_name(latency)
+                ),
+            )
+        })
+}
+
+fn node_arg(py: Python<'_>, name: &str, value: i64, n_nodes: usize) -> PyResult<usize> {
+    if value < 0 {
+        return Err(value_err(
+            py,
+            format!("{name}={value} is not a node id (the network has nodes 0..{n_nodes})"),
+        ));
+    }
+    Ok(value as usize)
+}
+
+/// The network model's transfer scheduler: fair up/downlink sharing plus latency (see
+/// `mosaic_fast.network_sim`).
+#[pyclass(name = "NetworkScheduler", module = "mosaic_fast._core")]
+struct PyNetworkScheduler {
+    inner: network::Scheduler,
+}
+
+#[pymethods]
+impl PyNetworkScheduler {
+    #[new]
+    #[pyo3(signature = (uplink, downlink, latency, *, fifo_per_sender=false))]
+    fn new(
+        py: Python<'_>,
+        uplink: numpy::PyReadonlyArray1<'_, f64>,
+        downlink: numpy::PyReadonlyArray1<'_, f64>,
+        latency: &Bound<'_, PyAny>,
+        fifo_per_sender: bool,
+    ) -> PyResult<Self> {
+        let up = uplink.as_array().to_vec();
+        let down = downlink.as_array().to_vec();
+        let latency = latency_arg(py, latency, up.len())?;
+        let inner = network::Scheduler::new(up, down, latency, fifo_per_sender)
+            .map_err(|e| to_pyerr(py, e))?;
+        Ok(Self { inner })
+    }
+
+    #[pyo3(signature = (src, dst, bytes, ready_time=None))]
+    fn submit(
+        &mut self,
+        py: Python<'_>,
+        src: i64,
+        dst: i64,
+        bytes: f64,
+        ready_time: Option<f64>,
+    ) -> PyResult<u64> {
+        let n = self.inner.n_nodes();
+        let (s, d) = (node_arg(py, "src", src, n)?, node_arg(py, "dst", dst, n)?);
+        let ready = ready_time.unwrap_or(self.inner.now());
+        self.inner
+            .submit(s, d, bytes, ready)
+            .map_err(|e| to_pyerr(py, e))
+    }
+
+    fn submit_many<'py>(
+        &mut self,
+        py: Python<'py>,
+        src: numpy::PyReadonlyArray1<'py, i64>,
+        dst: numpy::PyReadonlyArray1<'py, i64>,
+        bytes: numpy::PyReadonlyArray1<'py, f64>,
+        ready_time: numpy::PyReadonlyArray1<'py, f64>,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let (s, d) = (slice_of(py, "src", &src)?, slice_of(py, "dst", &dst)?);
+        let (b, r) = (
+            slice_of(py, "bytes", &bytes)?,
+            slice_of(py, "ready_time", &ready_time)?,
+        );
+        let inner = &mut self.inner;
+        let first = detached(py, move || inner.submit_many(s, d, b, r))? as i64;
+        Ok((first..first + s.len() as i64)
+            .collect::<Vec<_>>()
+            .into_pyarray(py))
+    }
+
+    #[pyo3(signature = (until=None))]
+    fn next_delivery(
+        &mut self,
+        py: Python<'_>,
+        until: Option<f64>,
+    ) -> PyResult<Option<DeliveryTuple>> {
+        let inner = &mut self.inner;
+        let next = detached(py, move || inner.next_delivery(until))?;
+        Ok(next.map(|d| {
+            (
+                d.id,
+                d.src,
+                d.dst,
+                d.bytes,
+                d.ready,
+                d.start,
+                d.last_byte,
+                d.delivered,
+            )
+        }))
+    }
+
+    fn run_until<'py>(&mut self, py: Python<'py>, until: f64) -> PyResult<DeliveryArrays<'py>> {
+        let inner = &mut self.inner;
+        let deliveries = detached(py, move || inner.advance_until(until))?;
+        Ok(delivery_arrays(py, deliveries))
+    }
+
+    fn run<'py>(&mut self, py: Python<'py>) -> PyResult<DeliveryArrays<'py>> {
+        let inner = &mut self.inner;
+        let deliveries = detached(py, move || inner.run())?;
+        Ok(delivery_arrays(py, deliveries))
+    }
+
+    fn cancel_queued<'py>(
+        &mut self,
+        py: Python<'py>,
+        src: i64,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let s = node_arg(py, "src", src, self.inner.n_nodes())?;
+        let ids = self.inner.cancel_queued(s).map_err(|e| to_pyerr(py, e))?;
+        Ok(ids
+            .into_iter()
+            .map(|id| id as i64)
+            .collect::<Vec<_>>()
+            .into_pyarray(py))
+    }
+
+    fn queued_from(&self, py: Python<'_>, src: i64) -> PyResult<usize> {
+        let s = node_arg(py, "src", src, self.inner.n_nodes())?;
+        self.inner.queued_from(s).map_err(|e| to_pyerr(py, e))
+    }
+
+    #[getter]
+    fn now(&self) -> f64 {
+        self.inner.now()
+    }
+
+    #[getter]
+    fn n_nodes(&self) -> usize {
+        self.inner.n_nodes()
+    }
+
+    #[getter]
+    fn fifo_per_sender(&self) -> bool {
+        self.inner.fifo_per_sender()
+    }
+
+    #[getter]
+    fn n_queued(&self) -> usize {
+        self.inner.n_queued()
+    }
+
+    #[getter]
+    fn n_active(&self) -> usize {
+        self.inner.n_active()
+    }
+
+    #[getter]
+    fn n_in_flight(&self) -> usize {
+        self.inner.n_in_flight()
+    }
+
+    #[getter]
+    fn next_id(&self) -> u64 {
+        self.inner.next_id()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "NetworkScheduler(n_nodes={}, fifo_per_sender={}, now={}, queued={}, active={}, in_flight={})",
+            self.inner.n_nodes(),
+            if self.inner.fifo_per_sender() { "True" } else { "False" },
+            self.inner.now(),
+            self.inner.n_queued(),
+            self.inner.n_active(),
+            self.inner.n_in_flight()
+        )
+    }
+}
+
+/// A whole batch of transfers scheduled at once, GIL released: (start, last_byte, delivered), by row.
+#[pyfunction]
+#[pyo3(signature = (uplink, downlink, latency, src, dst, bytes, ready_time, *, fifo_per_sender=false))]
+#[allow(clippy::too_many_arguments)]
+fn schedule_transfers<'py>(
+    py: Python<'py>,
+    uplink: numpy::PyReadonlyArray1<'py, f64>,
+    downlink: numpy::PyReadonlyArray1<'py, f64>,
+    latency: &Bound<'py, PyAny>,
+    src: numpy::PyReadonlyArray1<'py, i64>,
+    dst: numpy::PyReadonlyArray1<'py, i64>,
+    bytes: numpy::PyReadonlyArray1<'py, f64>,
+    ready_time: numpy::PyReadonlyArray1<'py, f64>,
+    fifo_per_sender: bool,
+) -> PyResult<ScheduleArrays<'py>> {
+    let up = uplink.as_array().to_vec();
+    let down = downlink.as_array().to_vec();
+    let latency = latency_arg(py, latency, up.len())?;
+    let (s, d) = (slice_of(py, "src", &src)?, slice_of(py, "dst", &dst)?);
+    let (b, r) = (
+        slice_of(py, "bytes", &bytes)?,
+        slice_of(py, "ready_time", &ready_time)?,
+    );
+    let scheduler =
+        network::Scheduler::new(up, down, latency, fifo_per_sender).map_err(|e| to_pyerr(py, e))?;
+    let out = detached(py, move || scheduler.schedule_batch(s, d, b, r))?;
+    Ok((
+        out.start.into_pyarray(py),
+        out.last_byte.into_pyarray(py),
+        out.delivered.into_pyarray(py),
+    ))
+}
+
+fn add_network(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyNetworkScheduler>()?;
+    m.add_function(wrap_pyfunction!(schedule_transfers, m)?)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyFragmentMap>()?;
@@ -803,6 +1115,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(copy_into, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(tile_width, m)?)?;
+    add_network(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

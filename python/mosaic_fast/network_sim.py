@@ -1,0 +1,311 @@
+"""The network model: an event-driven scheduler of message transfers with fair bandwidth sharing
+and latency, in Rust (``mosaic_fast._core``).
+
+Semantics
+---------
+Node ``i`` has an uplink of ``uplink[i]`` and a downlink of ``downlink[i]`` bytes per second. A
+transfer that is sending gets the smaller of its two fair shares,
+``uplink[src] / (transfers sending from src)`` and ``downlink[dst] / (transfers sending to dst)``,
+recomputed whenever a transfer starts or sends its last byte. A share one end leaves unused is not
+handed to the other transfers (this is not max-min fairness).
+
+Latency is added after transmission: a message is *delivered* ``latency(src, dst)`` seconds after its
+last byte left, and holds no bandwidth meanwhile (a sender's next message may already be sending).
+``latency`` is a number (every message), an array of shape ``(n_nodes,)`` (each node's access-link
+delay; a message pays ``latency[src] + latency[dst]``) or ``(n_nodes, n_nodes)`` (per ordered pair,
+row = sender).
+
+A transfer starts at its ready time. With ``fifo_per_sender=True`` a sender's transfers instead go out
+one at a time in submission order (DivShare drains its send queue this way): the next one starts when
+the previous one's last byte left, or at its own ready time if later; a head that is not ready yet
+holds back the ones behind it. Transfers of zero bytes take no bandwidth: their last byte leaves when
+they start.
+
+Determinism: transfer ids count submissions from 0 (a batch's ids are its rows); events at equal
+times are handled together (every last byte, then every start, then one rate update); deliveries at
+equal times come out by id. No hash order or threads are involved: the same inputs give bit-identical
+times.
+
+Clock: ``NetworkScheduler.now`` is the time up to which every event has been handled. Submissions
+must be ready at or after it; ``next_delivery`` and ``run_until`` move it forward, ``cancel_queued``
+acts at it (a transfer starting exactly at ``now`` has started and is not cancelled).
+
+Messages: a fragment of ``n`` float32 parameters is ``message_bytes(n) = 4 * n + header_bytes``
+bytes.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+from .errors import MosaicTypeError, MosaicValueError
+
+DEFAULT_HEADER_BYTES = 64
+"""Bytes of a message's header (ids, round, fragment index), added to its payload."""
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+class Delivery(NamedTuple):
+    """One delivered transfer; times in seconds."""
+
+    id: int
+    src: int
+    dst: int
+    bytes: float
+    ready: float
+    start: float
+    """When its first byte left (its ready time unless its sender's queue held it back)."""
+    last_byte: float
+    """When its last byte left the sender."""
+    delivered: float
+    """``last_byte + latency(src, dst)``."""
+
+
+class Deliveries(NamedTuple):
+    """Deliveries as arrays (one entry per transfer), in (delivery time, id) order."""
+
+    id: IntArray
+    src: IntArray
+    dst: IntArray
+    bytes: FloatArray
+    ready: FloatArray
+    start: FloatArray
+    last_byte: FloatArray
+    delivered: FloatArray
+
+
+class Schedule(NamedTuple):
+    """A batch's times, by row of its input (= transfer id)."""
+
+    start: FloatArray
+    last_byte: FloatArray
+    delivered: FloatArray
+
+
+def message_bytes(n_params: Any, header_bytes: int = DEFAULT_HEADER_BYTES) -> Any:
+    """Bytes of a message carrying ``n_params`` float32 values: ``4 * n_params + header_bytes``.
+
+    ``n_params`` is an integer or an integer array (then an int64 array is returned)."""
+    _require_int("header_bytes", header_bytes)
+    if header_bytes < 0:
+        raise MosaicValueError(f"header_bytes={header_bytes} must be non-negative")
+    if isinstance(n_params, (numbers.Integral, np.integer)) and not isinstance(n_params, bool):
+        if n_params < 0:
+            raise MosaicValueError(f"n_params={n_params} must be non-negative")
+        return 4 * int(n_params) + int(header_bytes)
+    counts = _int_array("n_params", n_params)
+    if counts.size and counts.min() < 0:
+        raise MosaicValueError(f"n_params has a negative count {int(counts.min())}")
+    return 4 * counts + int(header_bytes)
+
+
+def _require_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise MosaicTypeError(f"{name}={value!r} must be an integer")
+
+
+def _require_real(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise MosaicTypeError(f"{name}={value!r} must be a number")
+    return float(value)
+
+
+def _float_array(name: str, value: Any, length: int | None = None) -> FloatArray:
+    """A contiguous float64 1-D array (no copy when it already is one); a number is broadcast to
+    ``length`` when given."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise MosaicTypeError(f"{name} must be an array of numbers: {exc}") from None
+    if array.ndim == 0 and length is not None:
+        return np.full(length, float(array))
+    if array.ndim != 1:
+        raise MosaicValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if length is not None and array.shape[0] != length:
+        raise MosaicValueError(f"{name} has {array.shape[0]} values, expected {length}")
+    return np.ascontiguousarray(array)
+
+
+def _int_array(name: str, value: Any) -> IntArray:
+    """A contiguous int64 1-D array (no copy when it already is one); only integer input."""
+    array = np.asarray(value)
+    if array.size == 0:
+        array = array.astype(np.int64)
+    if array.dtype.kind not in "iu":
+        raise MosaicTypeError(f"{name} must be integers, got dtype {array.dtype}")
+    if array.ndim != 1:
+        raise MosaicValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _latency(value: Any) -> Any:
+    if isinstance(value, (numbers.Real, np.floating, np.integer)) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return np.ascontiguousarray(np.asarray(value, dtype=np.float64))
+    except (TypeError, ValueError) as exc:
+        raise MosaicTypeError(
+            f"latency must be a number or an array of shape (n_nodes,) or (n_nodes, n_nodes): {exc}"
+        ) from None
+
+
+def _transfers(
+    src: Any, dst: Any, nbytes: Any, ready_time: Any, default_ready: float
+) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+    sources, targets = _int_array("src", src), _int_array("dst", dst)
+    if targets.shape[0] != sources.shape[0]:
+        raise MosaicValueError(
+            f"dst has {targets.shape[0]} values but src has {sources.shape[0]}: one per transfer"
+        )
+    m = sources.shape[0]
+    sizes = _float_array("bytes", nbytes, m)
+    ready = _float_array("ready_time", default_ready if ready_time is None else ready_time, m)
+    return sources, targets, sizes, ready
+
+
+class NetworkScheduler:
+    """Incremental transfer scheduler for an event loop (semantics in the module docstring).
+
+    ``uplink``, ``downlink``: bytes/s per node, finite and positive, shape ``(n_nodes,)``.
+    ``latency``: seconds, a number or an array of shape ``(n_nodes,)`` or ``(n_nodes, n_nodes)``.
+
+    Typical loop: ``submit`` what nodes send at the current time, then ``next_delivery(until=t)``
+    hands out deliveries one by one in time order up to your next own event at ``t`` (so that what a
+    delivery triggers can be submitted before later events are handled), or ``run_until(t)`` takes
+    them all at once when nothing reacts to them before ``t``.
+    """
+
+    def __init__(
+        self, uplink: Any, downlink: Any, latency: Any = 0.0, *, fifo_per_sender: bool = False
+    ) -> None:
+        self._inner = _core.NetworkScheduler(
+            _float_array("uplink", uplink),
+            _float_array("downlink", downlink),
+            _latency(latency),
+            fifo_per_sender=bool(fifo_per_sender),
+        )
+
+    def submit(self, src: int, dst: int, bytes: float, ready_time: float | None = None) -> int:
+        """Queue a transfer of ``bytes`` from ``src`` to ``dst`` startable at ``ready_time`` (default:
+        ``now``; never before it). Returns its id."""
+        _require_int("src", src)
+        _require_int("dst", dst)
+        size = _require_real("bytes", bytes)
+        ready = None if ready_time is None else _require_real("ready_time", ready_time)
+        return self._inner.submit(int(src), int(dst), size, ready)
+
+    def submit_many(self, src: Any, dst: Any, bytes: Any, ready_time: Any = None) -> IntArray:
+        """Queue many transfers in row order (all checked first: on an error none is queued).
+        ``bytes`` and ``ready_time`` may be numbers (the same for all; default ready time: ``now``).
+        Returns their ids (consecutive)."""
+        arrays = _transfers(src, dst, bytes, ready_time, self._inner.now)
+        return self._inner.submit_many(*arrays)
+
+    def next_delivery(self, until: float | None = None) -> Delivery | None:
+        """The next delivery at or before ``until`` (default: no limit), moving ``now`` to its time;
+        None when there is none, ``now`` then moving to ``until`` (if given)."""
+        limit = None if until is None else _require_real("until", until)
+        found = self._inner.next_delivery(limit)
+        return None if found is None else Delivery(*found)
+
+    def run_until(self, until: float) -> Deliveries:
+        """Every delivery at or before ``until``, in (delivery time, id) order; ``now`` moves to
+        ``until``."""
+        return Deliveries(*self._inner.run_until(_require_real("until", until)))
+
+    def run(self) -> Deliveries:
+        """Every remaining delivery, in (delivery time, id) order; ``now`` moves to the last one."""
+        return Deliveries(*self._inner.run())
+
+    def cancel_queued(self, src: int) -> IntArray:
+        """Cancel every transfer of ``src`` not started yet (DivShare's drop_unsent); transfers
+        sending or in flight go on. Returns the cancelled ids, ascending."""
+        _require_int("src", src)
+        return self._inner.cancel_queued(int(src))
+
+    def queued_from(self, src: int) -> int:
+        """Number of transfers of ``src`` not started yet."""
+        _require_int("src", src)
+        return self._inner.queued_from(int(src))
+
+    @property
+    def now(self) -> float:
+        """The clock (seconds): every event at or before it has been handled."""
+        return self._inner.now
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return self._inner.n_nodes
+
+    @property
+    def fifo_per_sender(self) -> bool:
+        """Whether a sender's transfers go out one at a time in submission order."""
+        return self._inner.fifo_per_sender
+
+    @property
+    def n_queued(self) -> int:
+        """Transfers submitted and not started."""
+        return self._inner.n_queued
+
+    @property
+    def n_active(self) -> int:
+        """Transfers sending bytes."""
+        return self._inner.n_active
+
+    @property
+    def n_in_flight(self) -> int:
+        """Transfers whose last byte left and whose delivery was not handed out yet."""
+        return self._inner.n_in_flight
+
+    @property
+    def next_id(self) -> int:
+        """The id the next submission gets."""
+        return self._inner.next_id
+
+    def __repr__(self) -> str:
+        return repr(self._inner)
+
+
+def schedule(
+    uplink: Any,
+    downlink: Any,
+    latency: Any,
+    src: Any,
+    dst: Any,
+    bytes: Any,
+    ready_time: Any = None,
+    *,
+    fifo_per_sender: bool = False,
+) -> Schedule:
+    """Schedule a whole batch at once (GIL released): transfer ``i`` goes from ``src[i]`` to
+    ``dst[i]`` with ``bytes[i]`` bytes, startable at ``ready_time[i]`` (default 0, never negative);
+    with FIFO a sender's transfers go out in row order. Returns start, last-byte and delivery times
+    by row. Inputs that are already contiguous int64/float64 arrays are read without a copy."""
+    arrays = _transfers(src, dst, bytes, ready_time, 0.0)
+    start, last_byte, delivered = _core.schedule_transfers(
+        _float_array("uplink", uplink),
+        _float_array("downlink", downlink),
+        _latency(latency),
+        *arrays,
+        fifo_per_sender=bool(fifo_per_sender),
+    )
+    return Schedule(start, last_byte, delivered)
+
+
+__all__ = [
+    "DEFAULT_HEADER_BYTES",
+    "Deliveries",
+    "Delivery",
+    "NetworkScheduler",
+    "Schedule",
+    "message_bytes",
+    "schedule",
+]

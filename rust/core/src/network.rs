@@ -1,0 +1,880 @@
+//! The network model: an event-driven scheduler of message transfers over per-node links.
+//!
+//! Node `i` has an uplink of `uplink[i]` and a downlink of `downlink[i]` bytes per second. A
+//! transfer that is sending gets the smaller of its two fair shares,
+//! `uplink[src] / (transfers sending from src)` and `downlink[dst] / (transfers sending to dst)`,
+//! recomputed whenever a transfer starts or sends its last byte (a share left unused at one end is
+//! not handed to the others). Bytes flow at that rate; the message is *delivered* `latency(src, dst)`
+//! seconds after its last byte left: latency is added once transmission is complete and holds no
+//! bandwidth, so a sender's next message may start while the previous one is still in flight.
+//!
+//! A transfer starts at its ready time; with `fifo_per_sender` a sender's transfers instead go out
+//! one at a time in submission order (the next one starts when the previous one's last byte left,
+//! or at its own ready time if later; a head not yet ready holds back the ones behind it).
+//!
+//! Times are `f64` seconds. Everything is deterministic: transfer ids are submission indices,
+//! events at equal times are handled together (every last byte first, then every start, then one
+//! rate update of the transfers they touch), and deliveries at equal times come out by id. An
+//! event costs O(transfers active at the nodes it touches + log(events queued)).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use crate::bail;
+use crate::error::Result;
+
+/// Largest message size accepted: integers up to 2^53 bytes are exact in `f64`.
+pub const MAX_BYTES: f64 = 9_007_199_254_740_992.0;
+
+/// Delay between a message's last byte leaving its sender and its delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Latency {
+    /// The same delay for every message.
+    Global(f64),
+    /// Node `i`'s access-link delay; a message pays `seconds[src] + seconds[dst]`.
+    PerNode(Vec<f64>),
+    /// One delay per ordered pair: `seconds[src * n_nodes + dst]` (row = sender).
+    PerLink(Vec<f64>),
+}
+
+impl Latency {
+    fn between(&self, src: usize, dst: usize, n_nodes: usize) -> f64 {
+        match self {
+            Self::Global(s) => *s,
+            Self::PerNode(s) => s[src] + s[dst],
+            Self::PerLink(s) => s[src * n_nodes + dst],
+        }
+    }
+
+    fn check(&self, n_nodes: usize) -> Result<()> {
+        let (name, values, expected): (&str, &[f64], usize) = match self {
+            Self::Global(s) => ("latency", std::slice::from_ref(s), 1),
+            Self::PerNode(s) => ("latency", s.as_slice(), n_nodes),
+            Self::PerLink(s) => ("latency", s.as_slice(), n_nodes.saturating_mul(n_nodes)),
+        };
+        if values.len() != expected {
+            match self {
+                Self::PerLink(_) => bail!(
+                    "latency has {} values, expected n_nodes * n_nodes = {expected} (one per ordered pair)",
+                    values.len()
+                ),
+                _ => bail!(
+                    "latency has {} values, expected one per node ({n_nodes})",
+                    values.len()
+                ),
+            }
+        }
+        for (i, &v) in values.iter().enumerate() {
+            if !(v.is_finite() && v >= 0.0) {
+                let at = match self {
+                    Self::Global(_) => String::new(),
+                    Self::PerNode(_) => format!("[{i}]"),
+                    Self::PerLink(_) => format!("[{}, {}]", i / n_nodes, i % n_nodes),
+                };
+                bail!("{name}{at}={v} must be finite and non-negative (seconds)");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One delivered transfer: its id (submission index) and times in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Delivery {
+    pub id: u64,
+    pub src: usize,
+    pub dst: usize,
+    pub bytes: f64,
+    pub ready: f64,
+    /// When its first byte left (its ready time unless its sender's queue held it back).
+    pub start: f64,
+    /// When its last byte left the sender.
+    pub last_byte: f64,
+    /// `last_byte + latency(src, dst)`.
+    pub delivered: f64,
+}
+
+/// Per-transfer times of a whole batch, indexed by transfer id (the row of the input).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Schedule {
+    pub start: Vec<f64>,
+    pub last_byte: Vec<f64>,
+    pub delivered: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Submitted, not started (cancellable).
+    Queued,
+    /// Sending bytes.
+    Active,
+    /// Last byte sent, waiting for its delivery to be handed out.
+    InFlight,
+    /// Delivered or cancelled: its slot may be reclaimed.
+    Retired,
+}
+
+#[derive(Debug, Clone)]
+struct Transfer {
+    src: u32,
+    dst: u32,
+    state: State,
+    /// Bumped on each rate change; completion entries of older versions are stale.
+    version: u32,
+    /// Index in `out_active[src]` / `in_active[dst]` while active; in `waiting[src]` while queued
+    /// without FIFO.
+    out_pos: u32,
+    in_pos: u32,
+    bytes: f64,
+    ready: f64,
+    start: f64,
+    last_byte: f64,
+    /// Bytes left as of `updated`, sent at `rate` since then.
+    remaining: f64,
+    rate: f64,
+    updated: f64,
+}
+
+/// A time as a key that orders like the time: the bits of a non-negative `f64` (+0.0, never -0.0).
+type Key = u64;
+
+fn key(t: f64) -> Key {
+    (t + 0.0).to_bits()
+}
+
+fn time_of(k: Key) -> f64 {
+    f64::from_bits(k)
+}
+
+/// The scheduler: submit transfers, then advance its clock to collect deliveries in order.
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    uplink: Vec<f64>,
+    downlink: Vec<f64>,
+    latency: Latency,
+    fifo_per_sender: bool,
+    /// The caller's clock: every event up to it has been handled; submissions start no earlier.
+    now: f64,
+    /// Transfers by id; ids below `first_id` are retired and their slots reclaimed.
+    transfers: VecDeque<Transfer>,
+    first_id: u64,
+    out_active: Vec<Vec<u64>>,
+    in_active: Vec<Vec<u64>>,
+    /// Not-started transfers per sender: submission order with FIFO (the head may already have its
+    /// start entry), any order without.
+    waiting: Vec<VecDeque<u64>>,
+    /// With FIFO: whether the head of `waiting[s]` has its entry in `starts`.
+    head_scheduled: Vec<bool>,
+    /// (start time, id) of transfers due to start.
+    starts: BinaryHeap<Reverse<(Key, u64)>>,
+    /// (last-byte time, id, version) of active transfers at their current rate.
+    completions: BinaryHeap<Reverse<(Key, u64, u32)>>,
+    /// (delivery time, id) of transfers in flight.
+    deliveries: BinaryHeap<Reverse<(Key, u64)>>,
+    /// Nodes whose up- (bit 0) or downlink (bit 1) share changed in the event being handled.
+    touched: Vec<u8>,
+    touched_up: Vec<u32>,
+    touched_down: Vec<u32>,
+    /// Batch mode: times are written here when a last byte leaves instead of queueing a delivery.
+    sink: Option<Schedule>,
+    counts: Counts,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    queued: usize,
+    active: usize,
+    in_flight: usize,
+}
+
+fn check_rates(name: &str, values: &[f64]) -> Result<()> {
+    for (i, &v) in values.iter().enumerate() {
+        if !(v.is_finite() && v > 0.0) {
+            bail!("{name}[{i}]={v} must be a finite positive rate (bytes/s)");
+        }
+    }
+    Ok(())
+}
+
+impl Scheduler {
+    /// A scheduler over `uplink.len()` nodes with its clock at 0.
+    pub fn new(
+        uplink: Vec<f64>,
+        downlink: Vec<f64>,
+        latency: Latency,
+        fifo_per_sender: bool,
+    ) -> Result<Self> {
+        let n = uplink.len();
+        if n == 0 {
+            bail!("uplink is empty: the network needs at least one node");
+        }
+        if downlink.len() != n {
+            bail!(
+                "downlink has {} values but uplink has {n}: give one of each per node",
+                downlink.len()
+            );
+        }
+        if n > u32::MAX as usize {
+            bail!("{n} nodes is too many (at most {})", u32::MAX);
+        }
+        check_rates("uplink", &uplink)?;
+        check_rates("downlink", &downlink)?;
+        latency.check(n)?;
+        Ok(Self {
+            uplink,
+            downlink,
+            latency,
+            fifo_per_sender,
+            now: 0.0,
+            transfers: VecDeque::new(),
+            first_id: 0,
+            out_active: vec![Vec::new(); n],
+            in_active: vec![Vec::new(); n],
+            waiting: vec![VecDeque::new(); n],
+            head_scheduled: vec![false; if fifo_per_sender { n } else { 0 }],
+            starts: BinaryHeap::new(),
+            completions: BinaryHeap::new(),
+            deliveries: BinaryHeap::new(),
+            touched: vec![0; n],
+            touched_up: Vec::new(),
+            touched_down: Vec::new(),
+            sink: None,
+            counts: Counts::default(),
+        })
+    }
+
+    pub fn n_nodes(&self) -> usize {
+        self.uplink.len()
+    }
+
+    pub fn fifo_per_sender(&self) -> bool {
+        self.fifo_per_sender
+    }
+
+    /// The clock: every event at or before it has been handled.
+    pub fn now(&self) -> f64 {
+        self.now
+    }
+
+    /// Transfers submitted and not started yet.
+    pub fn n_queued(&self) -> usize {
+        self.counts.queued
+    }
+
+    /// Transfers sending bytes.
+    pub fn n_active(&self) -> usize {
+        self.counts.active
+    }
+
+    /// Transfers whose last byte left but whose delivery has not been handed out.
+    pub fn n_in_flight(&self) -> usize {
+        self.counts.in_flight
+    }
+
+    /// Id the next submission will get (ids count submissions from 0).
+    pub fn next_id(&self) -> u64 {
+        self.first_id + self.transfers.len() as u64
+    }
+
+    /// Not-started transfers of `src`.
+    pub fn queued_from(&self, src: usize) -> Result<usize> {
+        self.check_node("src", src)?;
+        Ok(self.waiting[src].len())
+    }
+
+    fn check_node(&self, name: &str, node: usize) -> Result<()> {
+        if node >= self.n_nodes() {
+            bail!(
+                "{name}={node} is not a node id (the network has nodes 0..{})",
+                self.n_nodes()
+            );
+        }
+        Ok(())
+    }
+
+    fn check_transfer(&self, src: usize, dst: usize, bytes: f64, ready: f64) -> Result<()> {
+        self.check_node("src", src)?;
+        self.check_node("dst", dst)?;
+        if !(bytes.is_finite() && (0.0..=MAX_BYTES).contains(&bytes)) {
+            bail!("bytes={bytes} must be finite, non-negative and at most 2^53");
+        }
+        if !ready.is_finite() {
+            bail!("ready_time={ready} must be finite (seconds)");
+        }
+        if ready < self.now {
+            bail!(
+                "ready_time={ready} is before the scheduler's clock now={}",
+                self.now
+            );
+        }
+        Ok(())
+    }
+
+    /// Queue a transfer of `bytes` from `src` to `dst`, startable at `ready` (at or after the
+    /// clock). Returns its id.
+    pub fn submit(&mut self, src: usize, dst: usize, bytes: f64, ready: f64) -> Result<u64> {
+        self.check_transfer(src, dst, bytes, ready)?;
+        Ok(self.push_transfer(src, dst, bytes, ready))
+    }
+
+    /// Queue many transfers at once (all checked first: on an error none is queued). Returns the
+    /// id of the first; the others follow consecutively.
+    pub fn submit_many(
+        &mut self,
+        src: &[i64],
+        dst: &[i64],
+        bytes: &[f64],
+        ready: &[f64],
+    ) -> Result<u64> {
+        let m = src.len();
+        if dst.len() != m || bytes.len() != m || ready.len() != m {
+            bail!(
+                "src, dst, bytes and ready_time must have one value per transfer, got lengths {}, {}, {} and {}",
+                m,
+                dst.len(),
+                bytes.len(),
+                ready.len()
+            );
+        }
+        for i in 0..m {
+            let node = |name: &str, v: i64| -> Result<usize> {
+                if v < 0 {
+                    bail!(
+                        "transfer {i}: {name}={v} is not a node id (the network has nodes 0..{})",
+                        self.n_nodes()
+                    );
+                }
+                Ok(v as usize)
+            };
+            let (s, d) = (node("src", src[i])?, node("dst", dst[i])?);
+            self.check_transfer(s, d, bytes[i], ready[i])
+                .map_err(|mut e| {
+                    e.message = format!("transfer {i}: {}", e.message);
+                    e
+                })?;
+        }
+        let first = self.next_id();
+        self.transfers.reserve(m);
+        for i in 0..m {
+            self.push_transfer(src[i] as usize, dst[i] as usize, bytes[i], ready[i]);
+        }
+        Ok(first)
+    }
+
+    fn push_transfer(&mut self, src: usize, dst: usize, bytes: f64, ready: f64) -> u64 {
+        let id = self.next_id();
+        let ready = ready + 0.0;
+        let position = self.waiting[src].len() as u32;
+        self.transfers.push_back(Transfer {
+            src: src as u32,
+            dst: dst as u32,
+            state: State::Queued,
+            version: 0,
+            out_pos: position,
+            in_pos: 0,
+            bytes,
+            ready,
+            start: f64::NAN,
+            last_byte: f64::NAN,
+            remaining: bytes,
+            rate: 0.0,
+            updated: ready,
+        });
+        self.waiting[src].push_back(id);
+        self.counts.queued += 1;
+        if self.fifo_per_sender {
+            self.schedule_head(src, self.now);
+        } else {
+            self.starts.push(Reverse((key(ready), id)));
+        }
+        id
+    }
+
+    /// Cancel every not-started transfer of `src` (those sending or in flight go on). Returns
+    /// their ids, ascending.
+    pub fn cancel_queued(&mut self, src: usize) -> Result<Vec<u64>> {
+        self.check_node("src", src)?;
+        let mut ids: Vec<u64> = self.waiting[src].drain(..).collect();
+        ids.sort_unstable();
+        for &id in &ids {
+            self.transfer_mut(id).state = State::Retired;
+        }
+        self.counts.queued -= ids.len();
+        if self.fifo_per_sender {
+            // Its start entry, if any, is now stale: the transfer is retired.
+            self.head_scheduled[src] = false;
+        }
+        self.reclaim();
+        Ok(ids)
+    }
+
+    fn index(&self, id: u64) -> usize {
+        (id - self.first_id) as usize
+    }
+
+    fn transfer(&self, id: u64) -> &Transfer {
+        &self.transfers[self.index(id)]
+    }
+
+    fn transfer_mut(&mut self, id: u64) -> &mut Transfer {
+        let i = self.index(id);
+        &mut self.transfers[i]
+    }
+
+    /// The state of `id`, `Retired` for reclaimed slots.
+    fn state(&self, id: u64) -> State {
+        if id < self.first_id {
+            State::Retired
+        } else {
+            self.transfer(id).state
+        }
+    }
+
+    /// Drop retired transfers from the front of the table.
+    fn reclaim(&mut self) {
+        while self
+            .transfers
+            .front()
+            .is_some_and(|t| t.state == State::Retired)
+        {
+            self.transfers.pop_front();
+            self.first_id += 1;
+        }
+    }
+
+    /// With FIFO: give the head of `src`'s queue its start entry if `src` is idle since `idle_at`.
+    fn schedule_head(&mut self, src: usize, idle_at: f64) {
+        if self.head_scheduled[src] || !self.out_active[src].is_empty() {
+            return;
+        }
+        if let Some(&head) = self.waiting[src].front() {
+            let at = self.transfer(head).ready.max(idle_at);
+            self.starts.push(Reverse((key(at), head)));
+            self.head_scheduled[src] = true;
+        }
+    }
+
+    fn touch(&mut self, src: usize, dst: usize) {
+        if self.touched[src] & 1 == 0 {
+            self.touched[src] |= 1;
+            self.touched_up.push(src as u32);
+        }
+        if self.touched[dst] & 2 == 0 {
+            self.touched[dst] |= 2;
+            self.touched_down.push(dst as u32);
+        }
+    }
+
+    /// Drop stale entries from the tops of the start and completion queues.
+    fn prune(&mut self) {
+        while let Some(&Reverse((_, id))) = self.starts.peek() {
+            if self.state(id) == State::Queued {
+                break;
+            }
+            self.starts.pop();
+        }
+        while let Some(&Reverse((_, id, version))) = self.completions.peek() {
+            if self.state(id) == State::Active && self.transfer(id).version == version {
+                break;
+            }
+            self.completions.pop();
+        }
+    }
+
+    /// Drop every stale completion entry (O(entries); done when most of them are stale).
+    fn compact_completions(&mut self) {
+        let mut entries = std::mem::take(&mut self.completions).into_vec();
+        entries.retain(|&Reverse((_, id, version))| {
+            self.state(id) == State::Active && self.transfer(id).version == version
+        });
+        self.completions = BinaryHeap::from(entries);
+    }
+
+    /// Time of the next start or last byte, if any.
+    fn next_event(&mut self) -> Option<f64> {
+        self.prune();
+        let start = self.starts.peek().map(|Reverse((k, _))| *k);
+        let done = self.completions.peek().map(|Reverse((k, _, _))| *k);
+        match (start, done) {
+            (Some(a), Some(b)) => Some(time_of(a.min(b))),
+            (a, b) => a.or(b).map(time_of),
+        }
+    }
+
+    /// Handle every event at time `t` (the next event's time): last bytes, then starts, then one
+    /// rate update of every transfer sharing a link whose count changed.
+    fn handle_events_at(&mut self, t: f64) {
+        let at = key(t);
+        loop {
+            self.prune();
+            match self.completions.peek() {
+                Some(&Reverse((k, id, _))) if k == at => {
+                    self.completions.pop();
+                    self.stop_sending(id);
+                    self.finish(id, t);
+                }
+                _ => break,
+            }
+        }
+        loop {
+            self.prune();
+            match self.starts.peek() {
+                Some(&Reverse((k, id))) if k == at => {
+                    self.starts.pop();
+                    self.start(id, t);
+                }
+                _ => break,
+            }
+        }
+        for i in 0..self.touched_up.len() {
+            let s = self.touched_up[i] as usize;
+            for j in 0..self.out_active[s].len() {
+                let id = self.out_active[s][j];
+                self.update_rate(id, t);
+            }
+        }
+        for i in 0..self.touched_down.len() {
+            let d = self.touched_down[i] as usize;
+            for j in 0..self.in_active[d].len() {
+                let id = self.in_active[d][j];
+                self.update_rate(id, t);
+            }
+        }
+        // Rate changes leave stale completion entries behind; keep them a bounded share.
+        if self.completions.len() > 4 * self.counts.active + 1024 {
+            self.compact_completions();
+        }
+        for &s in &self.touched_up {
+            self.touched[s as usize] = 0;
+        }
+        for &d in &self.touched_down {
+            self.touched[d as usize] = 0;
+        }
+        self.touched_up.clear();
+        self.touched_down.clear();
+    }
+
+    fn start(&mut self, id: u64, t: f64) {
+        let i = self.index(id);
+        let (src, dst, bytes) = {
+            let x = &self.transfers[i];
+            (x.src as usize, x.dst as usize, x.bytes)
+        };
+        if self.fifo_per_sender {
+            self.waiting[src].pop_front();
+            self.head_scheduled[src] = false;
+        } else {
+            let position = self.transfers[i].out_pos as usize;
+            self.waiting[src].swap_remove_back(position);
+            if let Some(&moved) = self.waiting[src].get(position) {
+                self.transfer_mut(moved).out_pos = position as u32;
+            }
+        }
+        self.counts.queued -= 1;
+        let x = &mut self.transfers[i];
+        x.start = t;
+        x.updated = t;
+        x.remaining = bytes;
+        x.rate = 0.0;
+        if bytes == 0.0 {
+            // Nothing to send: it takes no bandwidth and its last byte leaves at once.
+            x.state = State::Active;
+            self.counts.active += 1;
+            self.finish(id, t);
+            return;
+        }
+        x.state = State::Active;
+        x.out_pos = self.out_active[src].len() as u32;
+        x.in_pos = self.in_active[dst].len() as u32;
+        self.out_active[src].push(id);
+        self.in_active[dst].push(id);
+        self.counts.active += 1;
+        self.touch(src, dst);
+    }
+
+    /// Take an active transfer off its links.
+    fn stop_sending(&mut self, id: u64) {
+        let (src, dst, out_pos, in_pos) = {
+            let x = self.transfer(id);
+            (
+                x.src as usize,
+                x.dst as usize,
+                x.out_pos as usize,
+                x.in_pos as usize,
+            )
+        };
+        self.out_active[src].swap_remove(out_pos);
+        if let Some(&moved) = self.out_active[src].get(out_pos) {
+            self.transfer_mut(moved).out_pos = out_pos as u32;
+        }
+        self.in_active[dst].swap_remove(in_pos);
+        if let Some(&moved) = self.in_active[dst].get(in_pos) {
+            self.transfer_mut(moved).in_pos = in_pos as u32;
+        }
+        self.touch(src, dst);
+    }
+
+    /// The last byte of `id` left at `t`: queue its delivery (or record it in batch mode) and, with
+    /// FIFO, let its sender's next transfer go.
+    fn finish(&mut self, id: u64, t: f64) {
+        let n = self.n_nodes();
+        let i = self.index(id);
+        let x = &mut self.transfers[i];
+        let (src, dst) = (x.src as usize, x.dst as usize);
+        x.last_byte = t;
+        x.remaining = 0.0;
+        let delivered = t + self.latency.between(src, dst, n);
+        self.counts.active -= 1;
+        if let Some(sink) = self.sink.as_mut() {
+            let row = id as usize;
+            sink.start[row] = x.start;
+            sink.last_byte[row] = t;
+            sink.delivered[row] = delivered;
+            x.state = State::Retired;
+        } else {
+            x.state = State::InFlight;
+            self.counts.in_flight += 1;
+            self.deliveries.push(Reverse((key(delivered), id)));
+        }
+        if self.fifo_per_sender {
+            self.schedule_head(src, t);
+        }
+    }
+
+    /// Give an active transfer its current fair rate; when it changed, account the bytes sent at
+    /// the old rate and queue its new last-byte time.
+    fn update_rate(&mut self, id: u64, t: f64) {
+        let i = self.index(id);
+        let (src, dst) = {
+            let x = &self.transfers[i];
+            (x.src as usize, x.dst as usize)
+        };
+        let up = self.uplink[src] / self.out_active[src].len() as f64;
+        let down = self.downlink[dst] / self.in_active[dst].len() as f64;
+        let rate = up.min(down);
+        let x = &mut self.transfers[i];
+        if rate == x.rate {
+            return;
+        }
+        if x.rate > 0.0 {
+            x.remaining = (x.remaining - x.rate * (t - x.updated)).max(0.0);
+        }
+        x.updated = t;
+        x.rate = rate;
+        x.version = x.version.wrapping_add(1);
+        let done = t + x.remaining / rate;
+        self.completions.push(Reverse((key(done), id, x.version)));
+    }
+
+    /// Hand out the next delivery at or before `until` (no limit: `None`) and move the clock to
+    /// it; without one, move the clock to `until` (if given) and return `None`.
+    pub fn next_delivery(&mut self, until: Option<f64>) -> Result<Option<Delivery>> {
+        if let Some(limit) = until {
+            if limit.is_nan() {
+                bail!("until=NaN must be a time (seconds)");
+            }
+            if limit < self.now {
+                bail!(
+                    "until={limit} is before the scheduler's clock now={}",
+                    self.now
+                );
+            }
+        }
+        let limit = until.unwrap_or(f64::INFINITY);
+        loop {
+            let delivery = self.deliveries.peek().map(|Reverse((k, _))| time_of(*k));
+            let horizon = delivery.map_or(limit, |d| d.min(limit));
+            match self.next_event() {
+                // A last byte at or before the next delivery may lead to an earlier (or tied) one.
+                Some(t) if t <= horizon => self.handle_events_at(t),
+                _ => break,
+            }
+        }
+        if let Some(&Reverse((k, id))) = self.deliveries.peek() {
+            let delivered = time_of(k);
+            if delivered <= limit {
+                self.deliveries.pop();
+                self.now = self.now.max(delivered);
+                let x = self.transfer_mut(id);
+                x.state = State::Retired;
+                let out = Delivery {
+                    id,
+                    src: x.src as usize,
+                    dst: x.dst as usize,
+                    bytes: x.bytes,
+                    ready: x.ready,
+                    start: x.start,
+                    last_byte: x.last_byte,
+                    delivered,
+                };
+                self.counts.in_flight -= 1;
+                self.reclaim();
+                return Ok(Some(out));
+            }
+        }
+        if until.is_some() && limit.is_finite() {
+            self.now = self.now.max(limit);
+        }
+        Ok(None)
+    }
+
+    /// Every delivery at or before `t`, in (delivery time, id) order; the clock moves to `t`.
+    pub fn advance_until(&mut self, t: f64) -> Result<Vec<Delivery>> {
+        if !t.is_finite() {
+            bail!("until={t} must be a finite time (seconds); run() delivers everything");
+        }
+        let mut out = Vec::new();
+        while let Some(d) = self.next_delivery(Some(t))? {
+            out.push(d);
+        }
+        Ok(out)
+    }
+
+    /// Every remaining delivery, in (delivery time, id) order; the clock moves to the last one.
+    pub fn run(&mut self) -> Result<Vec<Delivery>> {
+        let mut out = Vec::new();
+        while let Some(d) = self.next_delivery(None)? {
+            out.push(d);
+        }
+        Ok(out)
+    }
+}
+
+impl Scheduler {
+    /// Schedule a whole batch on a fresh scheduler: transfer `i` goes from `src[i]` to `dst[i]`
+    /// with `bytes[i]`, startable at `ready[i]` (>= 0); with FIFO a sender's transfers go out in
+    /// row order. Returns each transfer's start, last-byte and delivery times, by row.
+    pub fn schedule_batch(
+        mut self,
+        src: &[i64],
+        dst: &[i64],
+        bytes: &[f64],
+        ready: &[f64],
+    ) -> Result<Schedule> {
+        if self.next_id() != 0 {
+            bail!("schedule_batch needs a fresh scheduler; this one has had transfers submitted");
+        }
+        let m = src.len();
+        self.submit_many(src, dst, bytes, ready)?;
+        self.sink = Some(Schedule {
+            start: vec![f64::NAN; m],
+            last_byte: vec![f64::NAN; m],
+            delivered: vec![f64::NAN; m],
+        });
+        while let Some(t) = self.next_event() {
+            self.handle_events_at(t);
+        }
+        Ok(self.sink.take().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn network(n: usize, up: f64, down: f64, latency: f64, fifo: bool) -> Scheduler {
+        Scheduler::new(vec![up; n], vec![down; n], Latency::Global(latency), fifo).unwrap()
+    }
+
+    #[test]
+    fn one_transfer_takes_bytes_over_rate_plus_latency() {
+        let mut s = network(2, 100.0, 1000.0, 0.25, false);
+        let id = s.submit(0, 1, 300.0, 1.0).unwrap();
+        let d = s.run().unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            (d[0].id, d[0].start, d[0].last_byte, d[0].delivered),
+            (id, 1.0, 4.0, 4.25)
+        );
+        assert_eq!(s.now(), 4.25);
+    }
+
+    #[test]
+    fn freed_uplink_speeds_up_the_other_transfer() {
+        // Both at 50 B/s; the 100-byte one ends at 2 having left 200 bytes of the other,
+        // which then goes at 100 B/s and ends at 4.
+        let mut s = network(3, 100.0, 1000.0, 0.0, false);
+        s.submit(0, 1, 100.0, 0.0).unwrap();
+        s.submit(0, 2, 300.0, 0.0).unwrap();
+        let d = s.run().unwrap();
+        assert_eq!(d[0].last_byte, 2.0);
+        assert_eq!(d[1].last_byte, 4.0);
+    }
+
+    #[test]
+    fn fifo_serialises_and_cancel_drops_queued() {
+        let mut s = network(2, 10.0, 10.0, 0.5, true);
+        for _ in 0..3 {
+            s.submit(0, 1, 10.0, 0.0).unwrap();
+        }
+        let first = s.next_delivery(None).unwrap().unwrap();
+        assert_eq!(
+            (first.start, first.last_byte, first.delivered),
+            (0.0, 1.0, 1.5)
+        );
+        // At t=1.5 transfer 1 is sending (started at 1), transfer 2 waits behind it.
+        assert_eq!(s.cancel_queued(0).unwrap(), vec![2]);
+        let rest = s.run().unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(
+            (rest[0].id, rest[0].start, rest[0].last_byte),
+            (1, 1.0, 2.0)
+        );
+        assert_eq!((s.n_queued(), s.n_active(), s.n_in_flight()), (0, 0, 0));
+    }
+
+    #[test]
+    fn batch_matches_incremental() {
+        let src = [0, 0, 1, 2, 2, 0];
+        let dst = [1, 2, 2, 0, 1, 1];
+        let bytes = [100.0, 300.0, 50.0, 0.0, 70.0, 20.0];
+        let ready = [0.0, 0.0, 0.5, 1.0, 1.0, 3.0];
+        for fifo in [false, true] {
+            let latency = Latency::PerNode(vec![0.1, 0.2, 0.3]);
+            let up = vec![100.0, 40.0, 60.0];
+            let down = vec![80.0, 30.0, 90.0];
+            let batch = Scheduler::new(up.clone(), down.clone(), latency.clone(), fifo)
+                .unwrap()
+                .schedule_batch(&src, &dst, &bytes, &ready)
+                .unwrap();
+            let mut s = Scheduler::new(up, down, latency, fifo).unwrap();
+            s.submit_many(&src, &dst, &bytes, &ready).unwrap();
+            let mut seen = 0;
+            for d in s.run().unwrap() {
+                let i = d.id as usize;
+                assert_eq!(batch.start[i], d.start);
+                assert_eq!(batch.last_byte[i], d.last_byte);
+                assert_eq!(batch.delivered[i], d.delivered);
+                seen += 1;
+            }
+            assert_eq!(seen, src.len());
+        }
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        assert!(Scheduler::new(vec![1.0], vec![0.0], Latency::Global(0.0), false).is_err());
+        assert!(Scheduler::new(vec![f64::NAN], vec![1.0], Latency::Global(0.0), false).is_err());
+        assert!(Scheduler::new(vec![1.0], vec![1.0], Latency::Global(-1.0), false).is_err());
+        assert!(Scheduler::new(
+            vec![1.0; 2],
+            vec![1.0; 2],
+            Latency::PerLink(vec![0.0; 3]),
+            false
+        )
+        .is_err());
+        let mut s = network(2, 1.0, 1.0, 0.0, false);
+        assert!(s.submit(0, 2, 1.0, 0.0).is_err());
+        assert!(s.submit(0, 1, -1.0, 0.0).is_err());
+        s.advance_until(5.0).unwrap();
+        let err = s.submit(0, 1, 1.0, 4.0).unwrap_err();
+        assert!(
+            err.message.contains("before the scheduler's clock"),
+            "{err}"
+        );
+        assert!(s
+            .submit_many(&[0, -1], &[1, 1], &[1.0, 1.0], &[5.0, 5.0])
+            .is_err());
+        assert_eq!(s.next_id(), 0);
+    }
+}

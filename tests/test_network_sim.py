@@ -1,0 +1,413 @@
+"""The network model's transfer scheduler: hand-computed cases, the incremental API, bad input, and
+a comparison with a pure-Python reference that handles one event at a time.
+
+Hand-computed cases use rates and sizes whose quotients are exact in binary, so their times are
+compared with ``==``. The random comparison with the reference uses a relative tolerance of 1e-9 of
+the case's time scale, not equality: the reference subtracts ``rate * dt`` from every active
+transfer's remaining bytes at every event, while the Rust scheduler only accounts a transfer's bytes
+when its rate changes, so the two round differently (about 1e-16 per operation); events that tie in
+exact arithmetic may then be a few ulps apart and be handled in either order, which moves times by
+as little (rates are continuous in the event times)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mosaic_fast.errors import MosaicTypeError, MosaicValueError
+from mosaic_fast.network_sim import (
+    DEFAULT_HEADER_BYTES,
+    NetworkScheduler,
+    message_bytes,
+    schedule,
+)
+
+
+def times(up, down, latency, src, dst, nbytes, ready=None, fifo=False):
+    """The batch schedule as a (start, last_byte, delivered) tuple of lists."""
+    out = schedule(up, down, latency, src, dst, nbytes, ready, fifo_per_sender=fifo)
+    return out.start.tolist(), out.last_byte.tolist(), out.delivered.tolist()
+
+
+# --- hand-computed cases -------------------------------------------------------------------------
+
+
+def test_one_transfer_takes_bytes_over_rate_plus_latency() -> None:
+    start, last, delivered = times([100, 100], [1000, 1000], 0.25, [0], [1], [300], [1.0])
+    assert (start, last, delivered) == ([1.0], [4.0], [4.25])
+
+
+def test_two_transfers_sharing_an_uplink_take_twice_as_long() -> None:
+    _, alone, _ = times([100] * 3, [1000] * 3, 0.0, [0], [1], [100])
+    _, shared, _ = times([100] * 3, [1000] * 3, 0.0, [0, 0], [1, 2], [100, 100])
+    assert alone == [1.0]
+    assert shared == [2.0, 2.0]
+
+
+def test_two_senders_share_a_downlink() -> None:
+    _, last, _ = times([1000] * 3, [100] * 3, 0.0, [0, 1], [2, 2], [100, 100])
+    assert last == [2.0, 2.0]
+
+
+def test_a_slow_receiver_limits_a_fast_sender() -> None:
+    _, last, _ = times([1000, 1000], [1000, 10], 0.0, [0], [1], [100])
+    assert last == [10.0]
+
+
+def test_a_finished_transfer_frees_bandwidth_for_the_other() -> None:
+    # Both at 50 B/s until t=2, when the 100-byte one is done and the other has 200 bytes left,
+    # which go at the full 100 B/s: done at 4.
+    _, last, _ = times([100] * 3, [1000] * 3, 0.0, [0, 0], [1, 2], [100, 300])
+    assert last == [2.0, 4.0]
+
+
+def test_an_unused_share_is_not_handed_to_the_other_transfer() -> None:
+    # Node 0 (100 B/s up) sends to a 20 B/s receiver and a fast one: min(50, 20) = 20 and
+    # min(50, 1000) = 50 (not 80). The fast one ends at 2; the slow one stays at 20 B/s: 100/20 = 5.
+    _, last, _ = times([100] * 3, [1000, 20, 1000], 0.0, [0, 0], [1, 2], [100, 100])
+    assert last == [5.0, 2.0]
+
+
+def test_a_later_transfer_slows_the_running_one() -> None:
+    # 0 -> 1 runs alone at 100 B/s for 1 s (100 of 300 bytes); from t=1 both share at 50 B/s.
+    # The 50-byte one ends at 2 (the first has 150 left), then the first goes at 100: ends at 3.5.
+    _, last, _ = times([100] * 3, [1000] * 3, 0.0, [0, 0], [1, 2], [300, 50], [0.0, 1.0])
+    assert last == [3.5, 2.0]
+
+
+def test_fifo_per_sender_serialises_in_submission_order() -> None:
+    args = ([100] * 4, [1000] * 4, 0.5, [0, 0, 0], [1, 2, 3], [100, 100, 100])
+    start, last, delivered = times(*args, fifo=True)
+    assert start == [0.0, 1.0, 2.0]
+    assert last == [1.0, 2.0, 3.0]
+    assert delivered == [1.5, 2.5, 3.5]
+    _, concurrent, _ = times(*args, fifo=False)
+    assert concurrent == [3.0, 3.0, 3.0]
+
+
+def test_fifo_head_not_ready_holds_back_the_queue() -> None:
+    # Submission order rules: transfer 0 is ready at 2, so transfer 1 (ready at 0) waits for it.
+    start, last, _ = times([100] * 2, [1000] * 2, 0.0, [0, 0], [1, 1], [100, 100], [2.0, 0.0], True)
+    assert start == [2.0, 3.0]
+    assert last == [3.0, 4.0]
+
+
+def test_zero_latency_delivers_with_the_last_byte() -> None:
+    _, last, delivered = times([100] * 3, [100] * 3, 0.0, [0, 1, 2], [1, 2, 0], [100, 250, 30])
+    assert delivered == last
+
+
+def test_per_node_and_per_link_latency() -> None:
+    per_node = [0.5, 0.25, 0.125]
+    _, last, delivered = times([100] * 3, [1000] * 3, per_node, [0, 2], [1, 1], [100, 100])
+    assert [d - t for d, t in zip(delivered, last, strict=True)] == [0.75, 0.375]
+    matrix = np.arange(9, dtype=np.float64).reshape(3, 3)
+    _, last, delivered = times([100] * 3, [1000] * 3, matrix, [0, 2], [1, 1], [100, 100])
+    assert [d - t for d, t in zip(delivered, last, strict=True)] == [1.0, 7.0]
+
+
+def test_zero_byte_transfers_take_no_bandwidth() -> None:
+    start, last, _ = times([100] * 3, [1000] * 3, 0.0, [0, 0, 0], [1, 2, 1], [0, 100, 0], fifo=True)
+    assert start == [0.0, 0.0, 1.0]
+    assert last == [0.0, 1.0, 1.0]
+
+
+def test_message_bytes_counts_float32_payload_and_header() -> None:
+    assert message_bytes(1000) == 4000 + DEFAULT_HEADER_BYTES
+    assert message_bytes(10, header_bytes=0) == 40
+    assert message_bytes(np.array([1, 2])).tolist() == [4 + 64, 8 + 64]
+    with pytest.raises(MosaicValueError, match="n_params=-1"):
+        message_bytes(-1)
+
+
+# --- the incremental API -------------------------------------------------------------------------
+
+
+def test_ties_come_out_by_id() -> None:
+    net = NetworkScheduler([100] * 3, [1000] * 3, 0.5)
+    # Identical transfers from different senders: equal delivery times, handed out by id.
+    ids = [net.submit(2, 0, 100.0), net.submit(0, 1, 100.0), net.submit(1, 2, 100.0)]
+    assert ids == [0, 1, 2]
+    order = [net.next_delivery().id for _ in range(3)]
+    assert order == [0, 1, 2]
+    assert net.next_delivery() is None
+    assert net.now == 1.5
+
+
+def test_next_delivery_moves_the_clock_to_each_delivery_or_to_until() -> None:
+    net = NetworkScheduler([100, 100], [1000, 1000], 1.0)
+    net.submit(0, 1, 100.0)
+    net.submit(1, 0, 300.0, ready_time=0.5)
+    assert net.next_delivery(until=1.5) is None
+    assert net.now == 1.5
+    first = net.next_delivery(until=10.0)
+    assert (first.id, first.last_byte, first.delivered, net.now) == (0, 1.0, 2.0, 2.0)
+    # What a delivery triggers can be submitted at its time, before later events are handled.
+    reply = net.submit(1, 0, 100.0)
+    rest = net.run()
+    assert rest.id.tolist() == [reply, 1]
+    # Transfer 1 sent 150 of its 300 bytes alone from 0.5 to 2; then both leave node 1 at 50 B/s:
+    # the 100-byte reply ends at 4, when transfer 1 has 50 bytes left, sent at 100 B/s by 4.5.
+    assert rest.last_byte.tolist() == [4.0, 4.5]
+    assert rest.delivered.tolist() == [5.0, 5.5]
+    assert (net.n_queued, net.n_active, net.n_in_flight) == (0, 0, 0)
+
+
+def test_run_until_returns_deliveries_up_to_the_time() -> None:
+    net = NetworkScheduler([100] * 3, [1000] * 3, 0.0)
+    net.submit_many([0, 1, 2], [1, 2, 0], [100, 200, 300])
+    got = net.run_until(2.0)
+    assert got.id.tolist() == [0, 1]
+    assert got.delivered.tolist() == [1.0, 2.0]
+    assert net.now == 2.0
+    assert net.run_until(2.5).id.tolist() == []
+    assert net.run().delivered.tolist() == [3.0]
+
+
+def test_cancel_queued_drops_only_unstarted_transfers() -> None:
+    net = NetworkScheduler([100] * 3, [1000] * 3, 0.5, fifo_per_sender=True)
+    net.submit_many([0, 0, 0, 1], [1, 2, 1, 2], 100.0)
+    first = net.next_delivery()
+    assert (first.id, first.delivered) == (0, 1.5)
+    assert net.queued_from(0) == 1  # transfer 1 is sending, transfer 2 waits
+    assert net.cancel_queued(0).tolist() == [2]
+    assert net.cancel_queued(0).tolist() == []
+    assert net.queued_from(0) == 0
+    rest = net.run()
+    assert rest.id.tolist() == [3, 1]
+    assert rest.last_byte.tolist() == [1.0, 2.0]
+    # The sender takes new transfers after a cancel.
+    again = net.submit(0, 1, 100.0)
+    assert net.run().id.tolist() == [again]
+
+
+def test_cancel_queued_without_fifo_drops_future_transfers() -> None:
+    net = NetworkScheduler([100] * 2, [1000] * 2, 0.0)
+    net.submit_many([0, 0, 0], [1, 1, 1], 100.0, [0.0, 5.0, 6.0])
+    assert net.next_delivery().id == 0
+    assert net.cancel_queued(0).tolist() == [1, 2]
+    assert net.run().id.tolist() == []
+
+
+def test_submitting_just_in_time_matches_the_batch_exactly() -> None:
+    rng = np.random.default_rng(7)
+    n, m = 6, 60
+    up, down = rng.uniform(10, 100, n), rng.uniform(10, 100, n)
+    latency = rng.uniform(0, 0.5, n)
+    src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
+    nbytes = rng.uniform(0, 500, m)
+    ready = np.sort(rng.choice(np.arange(20) * 0.5, m))
+    for fifo in (False, True):
+        batch = schedule(up, down, latency, src, dst, nbytes, ready, fifo_per_sender=fifo)
+        net = NetworkScheduler(up, down, latency, fifo_per_sender=fifo)
+        delivered = []
+        for t in np.unique(ready):
+            delivered.append(net.run_until(t))
+            rows = np.flatnonzero(ready == t)
+            assert net.submit_many(src[rows], dst[rows], nbytes[rows]).tolist() == rows.tolist()
+        delivered.append(net.run())
+        ids = np.concatenate([d.id for d in delivered])
+        assert sorted(ids.tolist()) == list(range(m))
+        for field in ("start", "last_byte", "delivered"):
+            got = np.empty(m)
+            got[ids] = np.concatenate([getattr(d, field) for d in delivered])
+            assert np.array_equal(got, getattr(batch, field)), (fifo, field)
+
+
+def test_identical_runs_are_bit_identical() -> None:
+    rng = np.random.default_rng(3)
+    args = (rng.uniform(1, 9, 50), rng.uniform(1, 9, 50), 0.01)
+    src, dst = rng.integers(0, 50, 2000), rng.integers(0, 50, 2000)
+    nbytes, ready = rng.uniform(0, 100, 2000), rng.uniform(0, 100, 2000)
+    first = schedule(*args, src, dst, nbytes, ready)
+    second = schedule(*args, src, dst, nbytes, ready)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    assert np.all(first.start >= ready) and np.all(first.last_byte >= first.start)
+
+
+# --- bad input: one line, the bad value named ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"uplink": [1.0, 0.0]}, r"uplink\[1\]=0 must be a finite positive rate"),
+        ({"uplink": [1.0, float("inf")]}, r"uplink\[1\]=inf"),
+        ({"downlink": [1.0, -2.0]}, r"downlink\[1\]=-2"),
+        ({"downlink": [1.0, float("nan")]}, r"downlink\[1\]=NaN"),
+        ({"downlink": [1.0]}, "downlink has 1 values but uplink has 2"),
+        ({"uplink": [], "downlink": []}, "uplink is empty"),
+        ({"latency": -0.5}, "latency=-0.5 must be finite and non-negative"),
+        ({"latency": [0.1, float("nan")]}, r"latency\[1\]=NaN"),
+        ({"latency": [0.1, 0.2, 0.3]}, r"shape \(2,\) or \(2, 2\), got shape \[3\]"),
+        ({"latency": [[0.0, -1.0], [0.0, 0.0]]}, r"latency\[0, 1\]=-1"),
+    ],
+)
+def test_bad_network_is_a_one_line_value_error(kwargs: dict, match: str) -> None:
+    args = {"uplink": [1.0, 1.0], "downlink": [1.0, 1.0], "latency": 0.0} | kwargs
+    with pytest.raises(MosaicValueError, match=match) as info:
+        NetworkScheduler(**args)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_transfers_are_one_line_value_errors() -> None:
+    net = NetworkScheduler([1.0, 1.0], [1.0, 1.0], 0.0)
+    cases = [
+        (lambda: net.submit(0, 2, 1.0), r"dst=2 is not a node id \(the network has nodes 0..2\)"),
+        (lambda: net.submit(-1, 0, 1.0), "src=-1 is not a node id"),
+        (lambda: net.submit(0, 1, -3.0), "bytes=-3 must be finite, non-negative"),
+        (lambda: net.submit(0, 1, float("nan")), "bytes=NaN"),
+        (lambda: net.submit(0, 1, 1.0, float("inf")), "ready_time=inf must be finite"),
+        (lambda: net.submit_many([0, 1], [1, 5], 1.0), "transfer 1: dst=5 is not a node id"),
+        (lambda: net.submit_many([0, 1], [1], 1.0), "dst has 1 values but src has 2"),
+        (lambda: net.submit_many([0], [1], [1.0, 2.0]), "bytes has 2 values, expected 1"),
+        (lambda: net.cancel_queued(3), "src=3 is not a node id"),
+        (lambda: net.run_until(float("inf")), "until=inf must be a finite time"),
+    ]
+    for call, match in cases:
+        with pytest.raises(MosaicValueError, match=match) as info:
+            call()
+        assert "\n" not in str(info.value)
+    assert net.next_id == 0  # nothing was queued by the failed calls
+    net.run_until(5.0)
+    with pytest.raises(
+        MosaicValueError, match="ready_time=4 is before the scheduler's clock now=5"
+    ):
+        net.submit(0, 1, 1.0, 4.0)
+    with pytest.raises(MosaicValueError, match="transfer 0: ready_time=1"):
+        net.submit_many([0], [1], 1.0, [1.0])
+    with pytest.raises(MosaicValueError, match="until=4.5 is before the scheduler's clock"):
+        net.next_delivery(until=4.5)
+    with pytest.raises(MosaicValueError, match="ready_time=-1 is before"):
+        schedule([1.0], [1.0], 0.0, [0], [0], [1.0], [-1.0])
+
+
+def test_wrong_types_are_type_errors() -> None:
+    net = NetworkScheduler([1.0, 1.0], [1.0, 1.0])
+    with pytest.raises(MosaicTypeError, match="src=0.5 must be an integer"):
+        net.submit(0.5, 1, 1.0)
+    with pytest.raises(MosaicTypeError, match="src must be integers, got dtype float64"):
+        net.submit_many([0.0], [1], 1.0)
+    with pytest.raises(MosaicTypeError, match="bytes='a' must be a number"):
+        net.submit(0, 1, "a")
+    with pytest.raises(MosaicTypeError, match="uplink must be an array of numbers"):
+        NetworkScheduler(["fast"], [1.0])
+    with pytest.raises(MosaicTypeError, match="latency must be a number or an array"):
+        NetworkScheduler([1.0], [1.0], latency="slow")
+
+
+# --- the pure-Python reference, one event at a time ----------------------------------------------
+
+
+def reference_schedule(up, down, latency, src, dst, nbytes, ready, fifo):
+    """Start, last-byte and delivery times by the semantics of mosaic_fast.network_sim, advancing
+    from one event to the next and recomputing every rate from scratch each time."""
+    m = len(src)
+    start, last = [math.nan] * m, [math.nan] * m
+    remaining = [float(b) for b in nbytes]
+    queued = list(range(m))  # submission order
+    active: list[int] = []
+    t = 0.0
+    while queued or active:
+        started = True
+        while started:  # start what may start now (zero-byte transfers end at once)
+            started = False
+            for i in list(queued):
+                if ready[i] > t:
+                    continue
+                if fifo:
+                    head = min(j for j in queued if src[j] == src[i])
+                    if head != i or any(src[j] == src[i] for j in active):
+                        continue
+                queued.remove(i)
+                start[i] = t
+                if remaining[i] == 0.0:
+                    last[i] = t
+                else:
+                    active.append(i)
+                started = True
+        if not (queued or active):
+            break
+        out_count = {s: sum(src[j] == s for j in active) for s in set(src)}
+        in_count = {d: sum(dst[j] == d for j in active) for d in set(dst)}
+        rate = {
+            i: min(up[src[i]] / out_count[src[i]], down[dst[i]] / in_count[dst[i]]) for i in active
+        }
+        to_finish = {i: remaining[i] / rate[i] for i in active}
+        next_ready = min((ready[i] - t for i in queued if ready[i] > t), default=math.inf)
+        step = min(min(to_finish.values(), default=math.inf), next_ready)
+        assert step < math.inf
+        for i in list(active):
+            if to_finish[i] == step:
+                remaining[i] = 0.0
+                last[i] = t + step
+                active.remove(i)
+            else:
+                remaining[i] -= rate[i] * step
+        t += step
+    delivered = [last[i] + latency(src[i], dst[i]) for i in range(m)]
+    return start, last, delivered
+
+
+def random_case(rng: np.random.Generator) -> dict:
+    n = int(rng.integers(2, 6))
+    m = int(rng.integers(1, 25))
+    kind = rng.integers(3)
+    if kind == 0:
+        latency = float(rng.choice([0.0, 0.3]))
+    elif kind == 1:
+        latency = rng.uniform(0, 1, n)
+    else:
+        latency = rng.uniform(0, 1, (n, n))
+    return {
+        "up": rng.choice([10.0, 25.0, 40.0, 100.0], n) * rng.uniform(0.5, 2.0, n),
+        "down": rng.choice([10.0, 25.0, 40.0, 100.0], n) * rng.uniform(0.5, 2.0, n),
+        "latency": latency,
+        "src": rng.integers(0, n, m),
+        "dst": rng.integers(0, n, m),
+        # Some zero-byte transfers and ready times that tie.
+        "nbytes": np.where(rng.random(m) < 0.1, 0.0, rng.uniform(1, 500, m)),
+        "ready": rng.choice(np.arange(12) * 0.5, m),
+    }
+
+
+def latency_of(latency):
+    if np.ndim(latency) == 0:
+        return lambda s, d: float(latency)
+    if np.ndim(latency) == 1:
+        return lambda s, d: float(latency[s] + latency[d])
+    return lambda s, d: float(latency[s, d])
+
+
+@pytest.mark.parametrize("fifo", [False, True])
+def test_matches_the_one_event_at_a_time_reference(fifo: bool) -> None:
+    rng = np.random.default_rng(2024 + fifo)
+    for case_index in range(150):
+        case = random_case(rng)
+        got = schedule(
+            case["up"],
+            case["down"],
+            case["latency"],
+            case["src"],
+            case["dst"],
+            case["nbytes"],
+            case["ready"],
+            fifo_per_sender=fifo,
+        )
+        expected = reference_schedule(
+            case["up"],
+            case["down"],
+            latency_of(case["latency"]),
+            case["src"].tolist(),
+            case["dst"].tolist(),
+            case["nbytes"].tolist(),
+            case["ready"].tolist(),
+            fifo,
+        )
+        scale = max(expected[2])
+        for name, a, b in zip(("start", "last_byte", "delivered"), got, expected, strict=True):
+            np.testing.assert_allclose(
+                a, b, rtol=1e-9, atol=1e-9 * scale, err_msg=f"case {case_index}: {name}"
+            )
