@@ -41,6 +41,7 @@ def tiny(**kw) -> ExperimentConfig:
         alpha=0.5,
         eval_every=2,
         test_samples=40,
+        step_time=0.01,  # a declared clock: sim_time_s is then part of what must reproduce
     )
     base.update(kw)
     return ExperimentConfig(**base)

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.skipif(
 # Small and quick, but long enough (a few seconds) to be interrupted from outside.
 ARGS = [
     "--dataset", "movielens", "--data-dir", str(MOVIELENS), "--K", "4", "--local-steps", "2",
+    "--step-time", "0.01",
     "--eval-every", "5", "--checkpoint-every", "7",
 ]  # fmt: skip
 
@@ -132,6 +133,7 @@ def tiny(**kw) -> ExperimentConfig:
         local_steps=2,
         eval_every=5,
         checkpoint_every=5,
+        step_time=0.01,
     )
     return ExperimentConfig(**{**values, **kw})
 

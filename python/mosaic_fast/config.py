@@ -364,9 +364,9 @@ class ExperimentConfig:
     )
     topology: str = setting(
         "el-oracle",
-        help="Per-fragment gossip graphs, or edges:FILE (a static edge list or adjacency matrix).",
+        help="Per-fragment gossip graphs, edges:FILE (a static edge list or adjacency matrix), or module:function (round, fragment) -> edges.",
         choices=TOPOLOGIES,
-        also=("edges-file", "object"),
+        also=("edges-file", "reference", "object"),
         axis=True,
     )
     seed: int = setting(

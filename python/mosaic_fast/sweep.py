@@ -111,7 +111,7 @@ class SweepGrid:
             for combo in itertools.product(*(self._values[a] for a in axes)):
                 setting = dict(zip(axes, combo, strict=True))
                 name = "_".join(
-                    [*(f"{a}={format_value(v)}" for a, v in setting.items()), f"seed={seed}"]
+                    [*(f"{a}={_in_name(v)}" for a, v in setting.items()), f"seed={seed}"]
                 )
                 try:
                     config = _apply(base, setting, seed).resolved()
@@ -158,6 +158,12 @@ def _apply(base: ExperimentConfig, setting: dict[str, Any], seed: int) -> Experi
         else:
             updates.update(partition="dirichlet", alpha=float(alpha))
     return dataclasses.replace(base, **updates, seed=seed)
+
+
+def _in_name(value: Any) -> str:
+    """A value as part of a cell's folder name: a ``/`` (``60Mbit/s``, ``edges:a/b.txt``) would
+    nest folders, so it is escaped as in URLs."""
+    return format_value(value).replace("%", "%25").replace("/", "%2F")
 
 
 def run_experiment(config: ExperimentConfig, out_dir: Path, *, quiet: bool, resume: bool) -> dict:

@@ -111,7 +111,23 @@ def summarize(
         "best_node_mean_round": best["round"],
         "best_avg_model": pick(r["avg_model"] for r in history),
         "wall_time_s": history[-1]["wall_time_s"],
+        "sim_time_s": history[-1].get("sim_time_s"),
+        "time_to_target_s": time_to_target(cfg, history, lower_is_better),
     }
+
+
+def time_to_target(
+    cfg: ExperimentConfig, history: list[dict[str, Any]], lower_is_better: bool
+) -> float | None:
+    """The first simulated time at which the node-average metric reached ``cfg.target`` (None:
+    no target, or never reached)."""
+    if cfg.target is None:
+        return None
+    for rec in history:
+        value = rec["node_mean"]
+        if (value <= cfg.target) if lower_is_better else (value >= cfg.target):
+            return rec.get("sim_time_s")
+    return None
 
 
 def _comparable(cfg_dict: dict[str, Any]) -> dict[str, Any]:
@@ -225,7 +241,7 @@ def _run_in(
     user: UserCode | None,
     callbacks: Callbacks,
 ) -> Outcome:
-    checkpoint, strategy = None, None
+    checkpoint, strategy, step_time_s = None, None, None
     if folder is not None:
         status, summary = folder.status(), folder.summary()
         if resume and status == COMPLETE:
@@ -248,9 +264,11 @@ def _run_in(
 
         if checkpoint is not None and folder.has_config():
             # The strategy auto chose: another could round differently after the restart.
-            strategy = folder.meta().get("trainer_strategy")
+            meta = folder.meta()
+            strategy = meta.get("trainer_strategy")
+            step_time_s = meta.get("measured_step_time_s")  # the clock the run started with
 
-    sim = Simulation(cfg, device, user=user, strategy=strategy)
+    sim = Simulation(cfg, device, user=user, strategy=strategy, step_time_s=step_time_s)
     history: list[dict[str, Any]] = []
     if checkpoint is not None:
         sim.load_state_dict(checkpoint["simulation"])
@@ -269,6 +287,7 @@ def _run_in(
                     "n_params": sim.n_params,
                     "model_name": sim.model_name,
                     "trainer_strategy": sim.strategy,
+                    "measured_step_time_s": sim.measured_step_time_s,
                     "metric": sim.metric_name,
                     "lower_is_better": sim.lower_is_better,
                     "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -372,6 +391,14 @@ def _evaluates(cfg: ExperimentConfig, done: int) -> bool:
     return done % cfg.eval_every == 0 or done == cfg.rounds
 
 
+def _crossed(cfg: ExperimentConfig, before: float, after: float) -> bool:
+    """Whether the round from simulated time ``before`` to ``after`` passed a multiple of
+    ``eval_every_s`` (synchronous runs evaluate at the first round boundary after it)."""
+    if cfg.eval_every_s is None:
+        return False
+    return math.floor(after / cfg.eval_every_s) > math.floor(before / cfg.eval_every_s)
+
+
 def _train(cfg, sim, history, log, round_end, save_checkpoint, stop, quiet) -> None:
     bar = tqdm(
         total=cfg.rounds,
@@ -384,9 +411,11 @@ def _train(cfg, sim, history, log, round_end, save_checkpoint, stop, quiet) -> N
     bar.set_postfix(_postfix(history[-1]))
     with bar:
         for t in range(sim.rounds_done, cfg.rounds):
+            before = sim.sim_time_s
             sim.train_round(t)
             done = t + 1
-            evaluate = _evaluates(cfg, done)
+            out_of_time = cfg.time_budget is not None and sim.sim_time_s >= cfg.time_budget
+            evaluate = _evaluates(cfg, done) or out_of_time or _crossed(cfg, before, sim.sim_time_s)
             _check_finite(sim, cfg, params=evaluate)
             round_end()
             if evaluate:
@@ -398,3 +427,5 @@ def _train(cfg, sim, history, log, round_end, save_checkpoint, stop, quiet) -> N
                 save_checkpoint()
             if stop.received is not None and done < cfg.rounds:
                 raise RunInterrupted(stop.received, None)
+            if out_of_time:  # the summary's final record says where the budget ran out
+                return

@@ -16,11 +16,13 @@ from ..data import ClassificationData
 from ..errors import MosaicTypeError, MosaicValueError
 from ..kernel import empty_params
 from ..models.module_model import ModuleModel
+from ..network import network_from_config
 from ..references import import_reference
 from ..tasks import ImageClassificationTask, task_for
 from ..tasks.supervised import LossMetric, SupervisedNodeData, split, supervised_data
 from ..topology import GraphSource, fragments_for
 from . import state as checked
+from .clock import RoundClock
 from .optim import optimizer_from_config
 from .sampler import NodeSampler
 from .trainer import make_trainer
@@ -111,10 +113,17 @@ class Simulation:
         data: Any = None,
         user: UserCode | None = None,
         strategy: str | None = None,
+        step_time_s: float | None = None,
     ) -> None:
         """``data``: a loaded built-in dataset (else loaded by ``cfg``); ``user``: the public API's
-        objects; ``strategy``: the trainer strategy a resumed run chose (else ``cfg.trainer``)."""
+        objects; ``strategy``: the trainer strategy a resumed run chose (else ``cfg.trainer``);
+        ``step_time_s``: the step time a resumed run measured (else measured here when needed)."""
         self.cfg, self.device = cfg, device
+        if cfg.algorithm != "mosaic":
+            raise MosaicValueError(
+                f"algorithm={cfg.algorithm!r} runs nodes on their own clocks, which this version "
+                "does not simulate yet; use algorithm='mosaic' (K=1 is Epidemic Learning)"
+            )
         user = user if user is not None else UserCode()
         self.module_model: ModuleModel | None = None
         factory = user.model
@@ -140,8 +149,11 @@ class Simulation:
         self.fragments = fragments_for(
             cfg.fragmenter, cfg.K, layer_sizes, d, cfg.seed, cfg.block_size, user.fragmenter
         )
+        topology = user.topology
+        if topology is None and is_reference(cfg.topology):
+            topology = import_reference(cfg.topology, "topology")
         self.graph_source = GraphSource.from_setting(
-            cfg.topology, cfg.nodes, cfg.K, cfg.degree, cfg.seed, user.topology
+            cfg.topology, cfg.nodes, cfg.K, cfg.degree, cfg.seed, topology
         )
         initial = (
             self.spec.init_params(cfg.seed)
@@ -152,6 +164,12 @@ class Simulation:
         self.X = empty_params(cfg.nodes, d, device=device)
         self.X.copy_(initial.to(device).expand(cfg.nodes, d))
         self._spare = empty_params(cfg.nodes, d, device=device)
+        self.measured_step_time_s: float | None = None
+        if cfg.step_time is None and cfg.network is None:
+            self.measured_step_time_s = step_time_s or self._measure_step_time()
+        network = network_from_config(cfg, measured_step_time_s=self.measured_step_time_s)
+        self.clock = RoundClock(network, cfg.local_steps)
+        self.sim_time_s = 0.0
         self.rounds_done = 0
         self.last_loss: float | None = None
         self.last_sent = 0.0
@@ -254,6 +272,7 @@ class Simulation:
                 total += self.trainer.step(self.X, batch)
         graphs = self.graph_source.graphs(t)
         aggregate(self.X, graphs, self.fragments, out=self._spare)
+        self.sim_time_s += self.clock.round_seconds(graphs, self.fragments)
         self.X, self._spare = self._spare, self.X
         self.last_loss = float(total.double().mean() / cfg.local_steps)
         self.last_sent = float(np.mean(graphs.sent_params(self.fragments)))
@@ -261,6 +280,30 @@ class Simulation:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.train_seconds += time.perf_counter() - start
+
+    def _measure_step_time(self) -> float:
+        """Seconds one node's local step takes here: a network step on copies, over n (the
+        nodes' steps run one after another on this machine's cores)."""
+        cfg, trainer = self.cfg, self.trainer
+        X = self.X.clone()
+        saved = self.module_model.state_dict() if self.module_model is not None else None
+        optimizer_state = trainer.state_dict()  # the trial steps must leave no trace
+        batch = self.node_data.batch(NodeSampler(self.sampler.parts, cfg.seed).next(cfg.batch_size))
+        try:
+            with self._seeded_randomness(0):
+                trainer.step(X, batch)  # warm-up: first calls allocate and pick kernels
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                start = time.perf_counter()
+                trainer.step(X, batch)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                elapsed = time.perf_counter() - start
+        finally:
+            trainer.load_state_dict(optimizer_state)
+            if saved is not None:
+                self.module_model.load_state_dict(saved)
+        return max(elapsed, 1e-9) / cfg.nodes
 
     @contextmanager
     def _seeded_randomness(self, t: int):
@@ -291,6 +334,7 @@ class Simulation:
             "sent_bytes_per_node": 4.0 * self.last_sent if self.rounds_done else 0.0,
             "train_loss": self.last_loss if self.rounds_done else None,
             "wall_time_s": self.train_seconds,
+            "sim_time_s": self.sim_time_s,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -307,6 +351,7 @@ class Simulation:
             "last_loss": self.last_loss,
             "last_sent": self.last_sent,
             "train_seconds": self.train_seconds,
+            "sim_time_s": self.sim_time_s,
         }
         if self.module_model is not None:
             state["buffers"] = self.module_model.state_dict()
@@ -322,6 +367,7 @@ class Simulation:
         last_loss = checked.number(state["last_loss"], "last_loss", optional=True)
         last_sent = checked.number(state["last_sent"], "last_sent")
         train_seconds = checked.number(state["train_seconds"], "train_seconds")
+        sim_time_s = checked.number(state["sim_time_s"], "sim_time_s")
         # Restored into a new sampler, so that a malformed trainer state leaves this one as it was.
         sampler = NodeSampler(self.sampler.parts, self.cfg.seed)
         sampler.load_state_dict(state["sampler"])
@@ -332,6 +378,7 @@ class Simulation:
         self.X.copy_(X)
         self.rounds_done, self.last_loss = rounds_done, last_loss
         self.last_sent, self.train_seconds = last_sent, train_seconds
+        self.sim_time_s = sim_time_s
 
 
 _ROUND_SEED = 1_000_003  # seeds of the rounds of different run seeds do not collide
@@ -343,4 +390,5 @@ _STATE_KEYS = (
     "last_loss",
     "last_sent",
     "train_seconds",
+    "sim_time_s",
 )

@@ -1,0 +1,68 @@
+"""Simulated time of synchronous rounds (Mosaic, EL, D-PSGD) under the network and compute model.
+
+A round lasts as long as its slowest node's ``H`` local steps plus the time for all of that round's
+messages to arrive: every node sends fragment ``k`` to each of its out-neighbours in graph ``k`` once
+the slowest node has finished training (the round's barrier); the messages share every node's uplink
+and downlink fairly (:mod:`mosaic_fast.network_sim`) and each pays its latency. A message of a
+fragment of ``m`` parameters has ``4 m`` bytes plus a header.
+
+Node speeds come from :func:`mosaic_fast.network.network_from_config`: the ``step_time`` setting, a
+``network`` file, or, when neither gives one, the step time measured on this machine (recorded in
+``config.json`` as ``measured_step_time_s`` so that a resumed run keeps the same clock).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..network import NetworkSpec
+from ..network_sim import DEFAULT_HEADER_BYTES, schedule
+
+# Stands in for an unlimited link in the scheduler, which takes finite rates only: a 1 MB message
+# then takes 1e-294 s, below any latency or step time.
+_UNLIMITED_BPS = 1e300
+
+
+class RoundClock:
+    """``round_seconds(graphs, fragments)``: the simulated length of one synchronous round."""
+
+    def __init__(
+        self, spec: NetworkSpec, local_steps: int, header_bytes: int = DEFAULT_HEADER_BYTES
+    ) -> None:
+        self.spec, self.local_steps, self.header_bytes = spec, local_steps, header_bytes
+        self.compute_s = float(local_steps * np.max(spec.step_time_s))
+        self._uplink = _finite(spec.uplink_Bps)
+        self._downlink = _finite(spec.downlink_Bps)
+        lat = np.asarray(spec.latency_s, dtype=np.float64)
+        if np.all(lat == lat[0]):
+            self._latency: float | np.ndarray = float(lat[0])
+        else:  # a message pays the mean of its two ends' latencies (NetworkSpec's convention)
+            self._latency = (lat[:, None] + lat[None, :]) / 2.0
+
+    def round_seconds(self, graphs, fragments) -> float:
+        """The slowest node's local steps, then the last delivery of the round's messages."""
+        sizes = np.asarray(fragments.fragment_sizes(), dtype=np.int64)
+        src, dst, n_bytes = [], [], []
+        for k in range(graphs.n_fragments):
+            indptr, senders = graphs.in_csr(k)
+            counts = np.diff(indptr)
+            src.append(np.asarray(senders, dtype=np.int64))
+            dst.append(np.repeat(np.arange(len(counts), dtype=np.int64), counts))
+            n_bytes.append(np.full(len(senders), 4.0 * sizes[k] + self.header_bytes))
+        if not src or sum(len(s) for s in src) == 0:
+            return self.compute_s
+        times = schedule(
+            self._uplink,
+            self._downlink,
+            self._latency,
+            np.concatenate(src),
+            np.concatenate(dst),
+            np.concatenate(n_bytes),
+        )
+        return self.compute_s + float(np.max(times.delivered))
+
+
+def _finite(rates: np.ndarray) -> np.ndarray:
+    out = np.array(rates, dtype=np.float64)
+    out[~np.isfinite(out)] = _UNLIMITED_BPS
+    return out

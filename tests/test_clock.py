@@ -1,0 +1,85 @@
+"""Simulated time of synchronous rounds: hand-computed round lengths, budgets, targets, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import mosaic_fast as mf
+
+g = torch.Generator().manual_seed(0)
+X = torch.randn(160, 5, generator=g)
+Y = (X[:, 0] > 0).long()
+D = 5 * 2 + 2  # nn.Linear(5, 2): the bytes of a message follow from it
+
+
+def linear():
+    return nn.Linear(5, 2)
+
+
+def run(out=None, **kw):
+    settings = dict(nodes=4, K=1, degree=1, rounds=3, eval_every=1, local_steps=2, batch_size=4)
+    settings.update(kw)
+    return mf.Experiment(model=linear, train=(X, Y), test=(X, Y), **settings).run(out, quiet=True)
+
+
+def directed_ring(round, fragment):
+    return [(i, (i + 1) % 4) for i in range(4)]
+
+
+def test_a_directed_ring_round_is_the_steps_plus_one_message():
+    # every node sends its whole model to one neighbour and receives one: no link is shared
+    result = run(topology=directed_ring, step_time=0.5, bandwidth="8kbit", latency="2ms")
+    message = 4 * D + 64  # bytes
+    one_round = 2 * 0.5 + message / 1000 + 0.002  # 8 kbit/s = 1000 bytes/s
+    times = list(result.metrics["sim_time_s"])
+    assert times == pytest.approx([0.0, one_round, 2 * one_round, 3 * one_round], rel=1e-12)
+    # the built-in ring sends to both neighbours: two messages share each uplink and downlink
+    both = run(topology="ring", step_time=0.5, bandwidth="8kbit", latency="2ms", rounds=1)
+    assert both.metrics["sim_time_s"].iloc[-1] == pytest.approx(1.0 + 2 * message / 1000 + 0.002)
+
+
+def test_two_messages_share_an_uplink_and_stragglers_slow_the_round():
+    base = dict(topology="complete", step_time=0.5, bandwidth="8kbit", nodes=3, degree=2)
+    message = 4 * D + 64
+    # complete graph on 3 nodes: each uplink carries 2 messages at once (half rate each), each
+    # downlink receives 2 (half rate each): both finish after 2 * message / 1000 s
+    result = run(**base, rounds=1)
+    assert result.metrics["sim_time_s"].iloc[-1] == pytest.approx(2 * 0.5 + 2 * message / 1000)
+    slow = run(**base, rounds=1, stragglers=0.34, straggler_kind="compute", straggler_slowdown=3)
+    assert slow.metrics["sim_time_s"].iloc[-1] == pytest.approx(2 * 1.5 + 2 * message / 1000)
+
+
+def test_time_budget_stops_and_target_time_is_reported(tmp_path):
+    result = run(tmp_path / "r", step_time=0.5, rounds=50, time_budget=2.5, target=0.0)
+    assert list(result.metrics["round"]) == [0, 1, 2, 3]  # 1 s per round: round 3 passes 2.5 s
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["sim_time_s"] == pytest.approx(3.0)
+    assert summary["time_to_target_s"] == 0.0
+    every = run(step_time=0.5, rounds=6, eval_every=100, eval_every_s=2.0)
+    assert list(every.metrics["round"]) == [0, 2, 4, 6]
+
+
+def test_a_measured_clock_is_recorded_and_kept_by_a_resumed_run(tmp_path):
+    def fails(state, metrics):
+        if state.round == 2:
+            raise RuntimeError("stop here")
+
+    with pytest.raises(mf.CallbackError):
+        run(tmp_path / "r", on_evaluate=fails, rounds=4)
+    meta = json.loads((tmp_path / "r" / "config.json").read_text())
+    step = meta["measured_step_time_s"]
+    assert step > 0
+    resumed = mf.Experiment.resume(
+        tmp_path / "r", quiet=True, model=linear, train=(X, Y), test=(X, Y)
+    )
+    # no bandwidth limit: a round is exactly the measured steps, before and after the restart
+    assert list(resumed.metrics["sim_time_s"]) == pytest.approx([2 * step * r for r in range(5)])
+
+
+def test_asynchronous_algorithms_are_refused_until_they_run():
+    with pytest.raises(mf.MosaicValueError, match="does not simulate yet"):
+        run(algorithm="swift")
