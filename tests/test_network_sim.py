@@ -411,3 +411,17 @@ def test_matches_the_one_event_at_a_time_reference(fifo: bool) -> None:
             np.testing.assert_allclose(
                 a, b, rtol=1e-9, atol=1e-9 * scale, err_msg=f"case {case_index}: {name}"
             )
+
+
+def test_a_crowded_node_matches_the_reference() -> None:
+    # 150 transfers from node 0 overlapping in time: each start and end changes every rate at the
+    # node, leaving thousands of superseded completion times behind.
+    rng = np.random.default_rng(11)
+    m = 150
+    src, dst = [0] * m, rng.integers(1, 4, m).tolist()
+    nbytes, ready = rng.uniform(1, 100, m).tolist(), np.sort(rng.uniform(0, 5, m)).tolist()
+    up, down = [100.0, 50.0, 50.0, 50.0], [100.0, 30.0, 2000.0, 45.0]
+    got = schedule(up, down, 0.1, src, dst, nbytes, ready)
+    expected = reference_schedule(up, down, latency_of(0.1), src, dst, nbytes, ready, False)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * max(expected[2]))

@@ -120,7 +120,7 @@ struct Transfer {
     dst: u32,
     state: State,
     /// Bumped on each rate change; completion entries of older versions are stale.
-    version: u32,
+    version: u64,
     /// Index in `out_active[src]` / `in_active[dst]` while active; in `waiting[src]` while queued
     /// without FIFO.
     out_pos: u32,
@@ -168,7 +168,7 @@ pub struct Scheduler {
     /// (start time, id) of transfers due to start.
     starts: BinaryHeap<Reverse<(Key, u64)>>,
     /// (last-byte time, id, version) of active transfers at their current rate.
-    completions: BinaryHeap<Reverse<(Key, u64, u32)>>,
+    completions: BinaryHeap<Reverse<(Key, u64, u64)>>,
     /// (delivery time, id) of transfers in flight.
     deliveries: BinaryHeap<Reverse<(Key, u64)>>,
     /// Nodes whose up- (bit 0) or downlink (bit 1) share changed in the event being handled.
@@ -661,7 +661,7 @@ impl Scheduler {
         }
         x.updated = t;
         x.rate = rate;
-        x.version = x.version.wrapping_add(1);
+        x.version += 1;
         let done = t + x.remaining / rate;
         self.completions.push(Reverse((key(done), id, x.version)));
     }
@@ -849,6 +849,21 @@ mod tests {
             }
             assert_eq!(seen, src.len());
         }
+    }
+
+    #[test]
+    fn stale_completion_entries_stay_bounded() {
+        // 3000 concurrent transfers from one node: every start and end changes all their rates.
+        let mut s = network(2, 1000.0, 1e12, 0.0, false);
+        for i in 0..3000 {
+            s.submit(0, 1, 10.0 + i as f64, i as f64 * 1e-3).unwrap();
+        }
+        let mut delivered = 0;
+        while s.next_delivery(None).unwrap().is_some() {
+            delivered += 1;
+            assert!(s.completions.len() <= 5 * s.n_active() + 1024);
+        }
+        assert_eq!(delivered, 3000);
     }
 
     #[test]
