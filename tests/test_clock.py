@@ -83,3 +83,20 @@ def test_a_measured_clock_is_recorded_and_kept_by_a_resumed_run(tmp_path):
 def test_asynchronous_algorithms_are_refused_until_they_run():
     with pytest.raises(mf.MosaicValueError, match="does not simulate yet"):
         run(algorithm="swift")
+
+
+def test_sweep_summary_reports_simulated_time_and_time_to_target(tmp_path):
+    from mosaic_fast.summary import summarize_sweep
+
+    summaries = []
+    for seed in (0, 1, 2):
+        run(tmp_path / f"seed={seed}", seed=seed, step_time=0.5, rounds=4, target=0.6)
+        summaries.append(json.loads((tmp_path / f"seed={seed}" / "summary.json").read_text()))
+    table = summarize_sweep(tmp_path)
+    reached = [s["time_to_target_s"] for s in summaries if s["time_to_target_s"] is not None]
+    assert reached  # the task is easy: some seeds reach 60% within 4 rounds
+    row = table.iloc[0]
+    assert row["n_reached_target"] == len(reached)
+    assert row["time_to_target_s_mean"] == pytest.approx(sum(reached) / len(reached))
+    assert row["final_sim_time_s_mean"] == pytest.approx(4 * 1.0)
+    assert "time to target (s)" in (tmp_path / "summary.md").read_text()

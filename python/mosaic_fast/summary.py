@@ -39,6 +39,8 @@ SUMMARY_METRICS = (
     ("final_consensus_distance", "final consensus distance"),
     ("best_node_mean", "best node-average"),
     ("best_avg_model", "best average model"),
+    ("final_sim_time_s", "simulated time (s)"),
+    ("time_to_target_s", "time to target (s)"),
 )
 
 
@@ -53,7 +55,14 @@ def _run_values(run: RunRecord) -> dict[str, float]:
         "best_node_mean": summary["best_node_mean"],
         "best_avg_model": summary["best_avg_model"],
         "wall_time_s": summary["wall_time_s"],
+        # Folders written before the simulated clock have neither.
+        "final_sim_time_s": _number(final.get("sim_time_s")),
+        "time_to_target_s": _number(summary.get("time_to_target_s")),
     }
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _setting_columns(out: Path, runs: Sequence[RunRecord]) -> list[str]:
@@ -73,7 +82,8 @@ def summarize_sweep(out_dir: str | Path) -> pd.DataFrame:
 
     Runs are grouped by their settings without the seed. For each group and each quantity in
     :data:`SUMMARY_METRICS` the table holds ``<q>_mean`` and ``<q>_ci95`` (half-width of the
-    95% Student-t interval over the complete seeds; NaN with one seed), plus ``n_seeds``,
+    95% Student-t interval over the complete seeds; NaN with one seed; times to target over the
+    seeds that reached it, counted in ``n_reached_target``), plus ``n_seeds``,
     ``seeds``, ``n_diverged``, ``diverged_seeds`` and ``wall_time_s_mean``. Returns it as a
     pandas DataFrame, one row per setting.
     """
@@ -98,11 +108,15 @@ def summarize_sweep(out_dir: str | Path) -> pd.DataFrame:
         row["lower_is_better"] = members[0].lower_is_better
         values = [_run_values(r) for r in complete]
         for key, _ in SUMMARY_METRICS:
-            if values:
-                mean, half, _n = mean_ci([v[key] for v in values])
+            # Seeds that never reached the target (or have no clock) have no time: left out,
+            # and the markdown says how many reached it.
+            present = [v[key] for v in values if math.isfinite(v[key])]
+            if present:
+                mean, half, _n = mean_ci(present)
             else:
                 mean = half = math.nan
             row[f"{key}_mean"], row[f"{key}_ci95"] = float(mean), float(half)
+        row["n_reached_target"] = sum(math.isfinite(v["time_to_target_s"]) for v in values)
         row["n_seeds"] = len(complete)
         row["seeds"] = " ".join(str(s) for s in sorted(r.config["seed"] for r in complete))
         row["n_diverged"] = len(diverged)
@@ -167,6 +181,8 @@ def _markdown(table, columns: Sequence[str]) -> str:
             cells += ["diverged" for _ in SUMMARY_METRICS] + [_seeds_cell(row), "—"]
         else:
             cells += [_fmt(row[f"{k}_mean"], row[f"{k}_ci95"]) for k, _ in SUMMARY_METRICS]
+            if 0 < row["n_reached_target"] < row["n_seeds"]:
+                cells[-1] += f" ({row['n_reached_target']}/{row['n_seeds']} seeds reached it)"
             cells += [_seeds_cell(row), f"{row['wall_time_s_mean']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
