@@ -100,3 +100,13 @@ def test_sweep_summary_reports_simulated_time_and_time_to_target(tmp_path):
     assert row["time_to_target_s_mean"] == pytest.approx(sum(reached) / len(reached))
     assert row["final_sim_time_s_mean"] == pytest.approx(4 * 1.0)
     assert "time to target (s)" in (tmp_path / "summary.md").read_text()
+
+
+def test_plots_draw_the_metric_against_simulated_time_and_the_time_to_target(tmp_path):
+    from mosaic_fast.plotting import plot_runs
+
+    for K in (1, 2):
+        for seed in (0, 1):
+            run(tmp_path / "runs" / f"K={K}_seed={seed}", K=K, seed=seed, step_time=0.5, target=0.6)
+    names = {p.name for p in plot_runs([tmp_path / "runs"], tmp_path / "plots", formats=("png",))}
+    assert {"time_performance.png", "time_to_target.png"} <= names

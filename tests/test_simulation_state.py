@@ -35,7 +35,14 @@ RUNS = {
 def simulation(kind: str) -> Simulation:
     data, kw = RUNS[kind]
     base = dict(
-        K=2, nodes=4, degree=2, rounds=4, local_steps=2, batch_size=4, test_samples=20, step_time=0.01
+        K=2,
+        nodes=4,
+        degree=2,
+        rounds=4,
+        local_steps=2,
+        batch_size=4,
+        test_samples=20,
+        step_time=0.01,
     )
     cfg = ExperimentConfig(**{**base, **kw}).resolved()
     return Simulation(cfg, CPU, data=data)

@@ -208,6 +208,59 @@ def _rounds_figures(
         writer.save(fig, _file_stem(kind, first.config, split))
 
 
+def _has_clock(settings: Sequence[Setting]) -> bool:
+    return all("sim_time_s" in rec for s in settings for r in s.runs for rec in r.records)
+
+
+def _time_figures(
+    writer: _Writer, figure_settings: Sequence[Setting], split: Sequence[str]
+) -> None:
+    """The node-average metric against simulated time, and (with a target) the time to reach it."""
+    first = figure_settings[0]
+    metric, lower = first.runs[0].metric, first.runs[0].lower_is_better
+    colors = _k_colors(figure_settings)
+    fig, axes = _new_figure(1, 1)
+    fig.set_size_inches(9, 4)  # as wide as the two-panel figures: the title names the setting
+    ax = axes[0][0]
+    for s in sorted(figure_settings, key=lambda s: s.config["K"]):
+        _, times, _ = s.curve("sim_time_s")
+        _, mean, half = s.curve("node_mean")
+        color = colors[s.config["K"]]
+        ax.plot(times, mean, color=color, lw=1.6, label=f"K={s.config['K']}")
+        ax.fill_between(times, mean - half, mean + half, color=color, alpha=0.2, lw=0)
+    ax.set_xlabel("Simulated time (s)")
+    ax.set_ylabel(_metric_label(metric, lower))
+    ax.set_title("Node-average against simulated time")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.suptitle(_context(first.config, ()))
+    writer.save(fig, _file_stem("time_performance", first.config, split))
+
+    target = first.config.get("target")
+    if target is None:
+        return
+    fig, axes = _new_figure(1, 1)
+    fig.set_size_inches(9, 4)
+    ax = axes[0][0]
+    ordered = sorted(figure_settings, key=lambda s: s.config["K"])
+    for i, s in enumerate(ordered):
+        mean, half = s.summary_stat(
+            "time_to_target_s"
+        )  # seeds that never reached it: NaN, left out
+        reached = sum(r.summary.get("time_to_target_s") is not None for r in s.complete_runs)
+        if reached:
+            ax.bar(i, mean, yerr=None if math.isnan(half) else half, color=colors[s.config["K"]])
+        ax.annotate(f"{reached}/{len(s.complete_runs)}", (i, 0), ha="center", va="bottom")
+    ax.set_xticks(range(len(ordered)), [f"K={s.config['K']}" for s in ordered])
+    ax.set_ylabel("Simulated time (s)")
+    ax.set_title(
+        f"Time to node-average {metric} {'<=' if lower else '>='} {target:g} (seeds reached)"
+    )
+    ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(_context(first.config, ()))
+    writer.save(fig, _file_stem("time_to_target", first.config, split))
+
+
 def _degree_figures(
     writer: _Writer, figure_settings: Sequence[Setting], split: Sequence[str]
 ) -> None:
@@ -340,6 +393,8 @@ def plot_runs(
     split = [v for v in varying if v != "K"]
     for part in _split(settings, split):
         _rounds_figures(writer, part, split)
+        if _has_clock(part):
+            _time_figures(writer, part, split)
     for axis, draw in (("degree", _degree_figures), ("alpha", _alpha_figures)):
         if axis not in varying:
             continue
