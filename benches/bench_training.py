@@ -28,6 +28,8 @@ from mosaic_fast.engine.trainer import SGDConfig, make_trainer
 from mosaic_fast.models import GNLeNetSpec, LSTMSpec, MatrixFactorizationSpec
 from mosaic_fast.tasks import ImageClassificationTask, NextCharacterTask, RatingsTask
 
+from .conftest import SUMMARY, min_seconds
+
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 # model -> (n_nodes, batch) at full size; targets from the project brief.
 SIZES = {"gn-lenet": (64, 32), "mf": (64, 64), "lstm": (8, 16)}
@@ -201,3 +203,56 @@ def test_full_round(benchmark, model, K):
         warmup_rounds=1,
     )
     assert sim.rounds_done >= 1
+
+
+def test_time_model_share_of_a_round(benchmark):
+    """The simulated clock's cost in a synchronous round (MF, n=64, K=8, degree 8, 60 Mbit/s,
+    10% stragglers): ``RoundClock.round_seconds`` (the round's n*K*degree messages through the
+    fair-share scheduler) against the whole ``train_round`` it is part of. Target: at most 10%."""
+    import time
+
+    smoke = benchmark.disabled
+    nodes, local_steps, batch = (8, 1, 8) if smoke else (64, 10, 64)
+    cfg = ExperimentConfig(
+        dataset="movielens",
+        K=8,
+        nodes=nodes,
+        degree=2 if smoke else 8,
+        local_steps=local_steps,
+        batch_size=batch,
+        lr=0.01,
+        partition="natural",
+        device=DEVICE.type,
+        test_samples=100,
+        step_time=0.01,
+        bandwidth="60Mbit",
+        latency="1ms",
+        stragglers=0.1 if not smoke else 0.25,
+        straggler_slowdown=6.0,
+    ).resolved()
+    sim = Simulation(cfg, DEVICE, data=_synthetic_data("mf", 70_000))
+    counter = iter(range(10_000))
+    benchmark.pedantic(
+        lambda: sim.train_round(next(counter)),
+        rounds=1 if smoke else 5,
+        iterations=1,
+        warmup_rounds=1,
+    )
+    graphs = sim.graph_source.graphs(0)
+    repeats = 1 if smoke else 20
+    start = time.perf_counter()
+    for _ in range(repeats):
+        sim.clock.round_seconds(graphs, sim.fragments)
+    clock_s = (time.perf_counter() - start) / repeats
+    round_s = min_seconds(benchmark)
+    if round_s is None:
+        return
+    share = clock_s / round_s
+    row = {
+        "bench": "time-model-share",
+        "round_ms": f"{1000 * round_s:.2f}",
+        "clock_ms": f"{1000 * clock_s:.3f}",
+        "share": f"{share:.3f}",
+    }
+    benchmark.extra_info.update(row)
+    SUMMARY.append(row)
