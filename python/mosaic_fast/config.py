@@ -639,17 +639,12 @@ def load_toml(path: str | Path, *, lists: Collection[str] = ()) -> dict[str, Any
     Every problem (unreadable file, invalid TOML, unknown key, wrong type, bad value) is one
     MosaicValueError line naming the file and the key. ``lists`` as in :func:`coerce_settings`.
     """
+    from .files import read_bytes
+
     where = f"config file {str(path)!r}"
+    content = read_bytes(path, where)
     try:
-        raw = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise MosaicValueError(f"{where} does not exist") from None
-    except IsADirectoryError:
-        raise MosaicValueError(f"{where} is a directory") from None
-    except PermissionError:
-        raise MosaicValueError(f"{where} cannot be read: permission denied") from None
-    except OSError as exc:
-        raise MosaicValueError(f"{where} cannot be read: {exc.strerror or exc}") from None
+        raw = tomllib.loads(content.decode("utf-8"))
     except UnicodeDecodeError:
         raise MosaicValueError(f"{where} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import MosaicValueError
+from .files import read_bytes
 
 if TYPE_CHECKING:
     from .config import ExperimentConfig
@@ -364,15 +365,7 @@ def assign_clients(
 
 
 def _read_bytes(path: str | os.PathLike[str]) -> bytes:
-    where = f"network file {str(path)!r}"
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise MosaicValueError(f"{where} does not exist") from None
-    except IsADirectoryError:
-        raise MosaicValueError(f"{where} is a directory") from None
-    except OSError as exc:
-        raise MosaicValueError(f"{where} cannot be read: {exc.strerror or exc}") from None
+    return read_bytes(path, f"network file {str(path)!r}")
 
 
 def is_csv(path: str | os.PathLike[str]) -> bool:

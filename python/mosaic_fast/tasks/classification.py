@@ -23,6 +23,15 @@ EVAL_NODES = 64  # nodes per batched evaluation forward
 LABEL_PARTITIONS = ("iid", "dirichlet", "shards")
 
 
+def test_subset(n_test: int, test_samples: int | None) -> np.ndarray:
+    """The test rows every node is scored on: all, or a fixed sorted subsample of
+    ``test_samples`` (the same for every run, whatever its seed)."""
+    if test_samples is None or test_samples >= n_test:
+        return np.arange(n_test)
+    rng = np.random.default_rng(TEST_SUBSET_SEED)
+    return np.sort(rng.choice(n_test, test_samples, replace=False))
+
+
 class ClassificationNodeData(NodeData):
     """Node data live on ``device``; every node is tested on the same (sub)sampled global test set.
 
@@ -41,15 +50,7 @@ class ClassificationNodeData(NodeData):
         self.spec, self.device, self.batched_eval = spec, device, batched_eval
         self.x_train = data.x_train.to(device)
         self.y_train = data.y_train.to(device)
-        n_test = len(data.y_test)
-        idx = np.arange(n_test)
-        if cfg.test_samples is not None and cfg.test_samples < n_test:
-            idx = np.sort(
-                np.random.default_rng(TEST_SUBSET_SEED).choice(
-                    n_test, cfg.test_samples, replace=False
-                )
-            )
-        index = torch.from_numpy(idx)
+        index = torch.from_numpy(test_subset(len(data.y_test), cfg.test_samples))
         self.x_test = data.x_test[index].to(device)
         self.y_test = data.y_test[index].to(device)
 

@@ -22,7 +22,7 @@ from ..errors import MosaicTypeError, MosaicValueError
 from ..models.module_model import ModuleModel
 from ..references import describe
 from .base import NodeData, NodeScores
-from .classification import EVAL_PAIRS, TEST_SUBSET_SEED
+from .classification import EVAL_PAIRS, test_subset
 
 # Built-in metrics: name -> lower is better.
 METRICS = {"accuracy": False, "rmse": True, "mse": True, "mae": True}
@@ -232,12 +232,7 @@ class SupervisedNodeData(NodeData):
         self.model, self.scoring, self.device = model, scoring, device
         self.x_train = data.x_train.to(device)
         self.y_train = data.y_train.to(device)
-        n_test = len(data.y_test)
-        idx = np.arange(n_test)
-        if test_samples is not None and test_samples < n_test:
-            rng = np.random.default_rng(TEST_SUBSET_SEED)
-            idx = np.sort(rng.choice(n_test, test_samples, replace=False))
-        index = torch.from_numpy(idx)
+        index = torch.from_numpy(test_subset(len(data.y_test), test_samples))
         self.x_test = data.x_test[index].to(device)
         self.y_test = data.y_test[index].to(device)
         self.check_shapes()
