@@ -38,13 +38,15 @@ def import_reference(reference: str, what: str) -> Any:
         obj: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise MosaicValueError(f"{what} {reference!r}: no module named {exc.name!r}") from None
-    except Exception as exc:
+    except Exception as exc:  # user code: any failure while importing it is one line
         raise MosaicValueError(
-            f"{what} {reference!r}: importing {module_name} raised {type(exc).__name__}: {exc}"
+            f"{what} {reference!r}: importing {module_name} failed: {first_line(exc)}"
         ) from None
     for part in attribute.split("."):
         if not hasattr(obj, part):
-            raise MosaicValueError(f"{what} {reference!r}: {module_name} has no {attribute!r}")
+            raise MosaicValueError(
+                f"{what} {reference!r}: module {module_name!r} has no attribute {attribute!r}"
+            )
         obj = getattr(obj, part)
     return obj
 
@@ -70,5 +72,11 @@ def label_of(obj: Any) -> str:
 
 
 def describe(obj: Any) -> str:
-    """A short name of a callable for messages: its qualified name, else its type."""
+    """A short name of a callable for messages: its qualified name, else its repr."""
     return getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or repr(obj)
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: message`` of an exception raised by user code, cut to its first line."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..config import RESUMABLE_SETTINGS, ExperimentConfig
 from ..errors import CallbackError, MosaicValueError, RunDiverged, RunInterrupted
-from ..references import describe
+from ..references import describe, first_line
 from ..runfolder import COMPLETE, DIVERGED, RunFolder, config_of
 from .simulation import Simulation, UserCode, resolve_device
 
@@ -362,7 +362,7 @@ def _called(fn: Callable, hook: str, sim: Simulation, *args: Any) -> Any:
         return fn(*args)
     except Exception as exc:
         raise CallbackError(
-            f"{hook} callback {describe(fn)} raised {type(exc).__name__}: {exc} "
+            f"{hook} callback {describe(fn)} raised {first_line(exc)} "
             f"(after round {sim.rounds_done})"
         ) from exc
 

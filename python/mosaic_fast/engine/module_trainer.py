@@ -24,7 +24,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from ..errors import MosaicValueError
 from ..models.module_model import ModuleModel
-from ..references import describe
+from ..references import describe, first_line
 from .trainer import Trainer
 
 MODULE_STRATEGIES = ("loop", "vmap", "batched")
@@ -182,7 +182,7 @@ def make_module_trainer(
             try:
                 timings[name] = _time_gradients(trainer, X, trial_batch)
             except Exception as exc:  # a strategy this model cannot run (e.g. vmap limits)
-                failures[name] = f"{type(exc).__name__}: {exc}"
+                failures[name] = f"{first_line(exc)}"
     finally:
         for name, b in model.buffers.items():
             b.copy_(saved[name])

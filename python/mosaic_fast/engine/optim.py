@@ -16,7 +16,6 @@ results (bit-identical to ``torch.optim.SGD`` with dampening 0), kept so that th
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import torch
 
 from ..config import SETTINGS, ExperimentConfig, is_reference
 from ..errors import MosaicTypeError, MosaicValueError
+from ..references import describe, first_line, import_reference, is_object_label
 from . import state as checked
 
 Build = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
@@ -119,12 +119,12 @@ def optimizer_from_config(cfg: ExperimentConfig, user: Any = None) -> OptimizerS
     name = cfg.optimizer
     if user is not None:
         # The setting then holds the object's label (a reference, or <name> from Experiment).
-        labelled = is_reference(name) or (name.startswith("<") and name.endswith(">"))
+        labelled = is_reference(name) or is_object_label(name)
         if not (name == SETTINGS["optimizer"].default or labelled):
             raise MosaicValueError(
                 f"optimizer={name!r} and an optimizer object were both given; give one"
             )
-        return _from_object(cfg, user, _label(user))
+        return _from_object(cfg, user, describe(user))
     if name == "sgd":
         _refuse_unused(cfg, f"optimizer={name!r}", ("beta1", "beta2", "eps"))
         sgd = SGDConfig(cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov)
@@ -140,7 +140,7 @@ def optimizer_from_config(cfg: ExperimentConfig, user: Any = None) -> OptimizerS
         }
         return torch_optimizer(functools.partial(cls, **kwargs), name=name)
     if is_reference(name):
-        return _from_object(cfg, _import_reference(name), repr(name))
+        return _from_object(cfg, import_reference(name, "optimizer"), repr(name))
     raise MosaicValueError(f"optimizer={name!r} is not one of sgd, adam, adamw, or module:Class")
 
 
@@ -155,12 +155,8 @@ def torch_optimizer(
     one-line MosaicValueError names the optimizer. ``name`` defaults to the class name; ``label``
     names ``build`` in messages until its class is known.
     """
-    cls = _probe(build, name or label or _label(build))
+    cls = _probe(build, name or label or describe(build))
     return OptimizerSpec(name or cls.__name__, build=build)
-
-
-def _label(obj: Any) -> str:
-    return getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or repr(obj)
 
 
 def _from_object(cfg: ExperimentConfig, obj: Any, label: str) -> OptimizerSpec:
@@ -235,39 +231,13 @@ def _class_kwargs(cfg: ExperimentConfig, cls: type, label: str) -> dict[str, Any
     return kwargs
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-def _import_reference(ref: str) -> Any:
-    module_name, _, attr = ref.partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise MosaicValueError(
-            f"optimizer {ref!r}: no module named {exc.name or module_name!r}"
-        ) from None
-    except Exception as exc:  # user code: any failure while importing it is one line
-        raise MosaicValueError(
-            f"optimizer {ref!r}: importing {module_name} failed: {_first_line(exc)}"
-        ) from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise MosaicValueError(
-                f"optimizer {ref!r}: module {module_name!r} has no attribute {attr!r}"
-            )
-        obj = getattr(obj, part)
-    return obj
-
-
 def _built(build: Build, param: torch.Tensor, label: str) -> torch.optim.Optimizer:
     try:
         opt = build([param])
     except MosaicValueError:
         raise
     except Exception as exc:  # user code or torch's hyperparameter checks: one line
-        raise MosaicValueError(f"optimizer {label} cannot be built: {_first_line(exc)}") from None
+        raise MosaicValueError(f"optimizer {label} cannot be built: {first_line(exc)}") from None
     if not isinstance(opt, torch.optim.Optimizer):
         raise MosaicTypeError(
             f"optimizer factory {label} returned {type(opt).__name__}, not a torch.optim.Optimizer"
@@ -279,7 +249,7 @@ def _stepped(opt: torch.optim.Optimizer, label: str) -> None:
     try:
         opt.step()
     except Exception as exc:  # user code: one line
-        raise MosaicValueError(f"optimizer {label} failed a step: {_first_line(exc)}") from None
+        raise MosaicValueError(f"optimizer {label} failed a step: {first_line(exc)}") from None
 
 
 def _probe(build: Build, label: str) -> type[torch.optim.Optimizer]:

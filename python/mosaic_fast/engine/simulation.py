@@ -17,7 +17,7 @@ from ..errors import MosaicTypeError, MosaicValueError
 from ..kernel import empty_params
 from ..models.module_model import ModuleModel
 from ..network import network_from_config
-from ..references import import_reference
+from ..references import first_line, import_reference
 from ..tasks import ImageClassificationTask, task_for
 from ..tasks.supervised import LossMetric, SupervisedNodeData, split, supervised_data
 from ..topology import GraphSource, fragments_for
@@ -75,9 +75,7 @@ def _user_data(cfg: ExperimentConfig, user: UserCode) -> tuple[Any, Any]:
     try:
         loaded = loader()
     except Exception as exc:
-        raise MosaicValueError(
-            f"dataset loader {cfg.dataset} raised {type(exc).__name__}: {exc}"
-        ) from None
+        raise MosaicValueError(f"dataset loader {cfg.dataset} raised {first_line(exc)}") from None
     if not isinstance(loaded, (tuple, list)) or len(loaded) != 2:
         raise MosaicTypeError(
             f"dataset loader {cfg.dataset} must return (train, test), got {type(loaded).__name__}"

@@ -21,7 +21,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..errors import MosaicTypeError, MosaicValueError
-from ..references import describe
+from ..references import describe, first_line
 from .layout import ParamLayout
 from .spec import seeded_module
 
@@ -39,7 +39,7 @@ def build_module(factory: Callable[[], Any], seed: int) -> nn.Module:
         module = seeded_module(factory, seed)
     except Exception as exc:
         raise MosaicValueError(
-            f"model factory {describe(factory)} raised {type(exc).__name__}: {exc}"
+            f"model factory {describe(factory)} raised {first_line(exc)}"
         ) from None
     if not isinstance(module, nn.Module):
         raise MosaicTypeError(

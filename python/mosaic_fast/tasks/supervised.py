@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ..data import ClassificationData, RatingsData, partition_classes
 from ..errors import MosaicTypeError, MosaicValueError
 from ..models.module_model import ModuleModel
-from ..references import describe
+from ..references import describe, first_line
 from .base import NodeData, NodeScores
 from .classification import EVAL_PAIRS, test_subset
 
@@ -252,8 +252,7 @@ class SupervisedNodeData(NodeData):
             out = model.forward({n: t.detach() for n, t in tensors.items()}, x)
         except Exception as exc:
             raise MosaicValueError(
-                f"model {model.name} fails on inputs of shape {tuple(x.shape)}: "
-                f"{type(exc).__name__}: {exc}"
+                f"model {model.name} fails on inputs of shape {tuple(x.shape)}: {first_line(exc)}"
             ) from None
         if not isinstance(out, torch.Tensor):
             raise MosaicTypeError(
@@ -270,7 +269,7 @@ class SupervisedNodeData(NodeData):
             raise MosaicValueError(
                 f"model {model.name} outputs shape {tuple(out.shape)} do not fit targets of shape "
                 f"{tuple(y.shape)}: loss {describe(self.scoring.loss)} raised "
-                f"{type(exc).__name__}: {exc}"
+                f"{first_line(exc)}"
             ) from None
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             raise MosaicValueError(
