@@ -15,7 +15,6 @@ trained columns of X (gossiped buffers, after them, are never touched by the opt
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ from torch.func import functional_call, grad_and_value, vmap
 from ..errors import MosaicValueError
 from ..models.module_model import ModuleModel
 from ..references import describe, first_line
-from .trainer import Trainer
+from .trainer import Trainer, best_time
 
 MODULE_STRATEGIES = ("loop", "vmap", "batched")
 _TRIAL_STEPS = 2  # timed steps per strategy after one warm-up step
@@ -203,17 +202,4 @@ def make_module_trainer(
 def _time_gradients(trainer: ModuleTrainer, X: torch.Tensor, batch) -> float:
     G = torch.empty(X.shape[0], trainer.model.n_trained, device=X.device)
     trainer.model.train(True)
-    trainer.gradients(X, batch, G)
-    best = float("inf")
-    for _ in range(_TRIAL_STEPS):
-        _sync(X.device)
-        start = time.perf_counter()
-        trainer.gradients(X, batch, G)
-        _sync(X.device)
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    return best_time(lambda: trainer.gradients(X, batch, G), X.device, _TRIAL_STEPS)

@@ -15,6 +15,7 @@ from ..config import MODELS, ExperimentConfig, is_reference
 from ..data import ClassificationData
 from ..errors import MosaicTypeError, MosaicValueError
 from ..kernel import empty_params
+from ..models import ParamLayout
 from ..models.module_model import ModuleModel
 from ..network import network_from_config
 from ..references import first_line, import_reference
@@ -25,7 +26,7 @@ from . import state as checked
 from .clock import RoundClock
 from .optim import optimizer_from_config
 from .sampler import NodeSampler
-from .trainer import make_trainer
+from .trainer import best_time, make_trainer, synchronize
 
 
 def resolve_device(name: str) -> torch.device:
@@ -135,28 +136,26 @@ class Simulation:
         if data is None:
             data = load_data(cfg) if builtin_data else _user_data(cfg, user)
         if factory is None:
-            self._builtin_model(cfg, device, data, user, strategy or cfg.trainer)
+            layout, initial = self._builtin_model(cfg, device, data, user, strategy or cfg.trainer)
         else:
-            self._module_model(cfg, device, data, factory, user, strategy or cfg.trainer)
-        d = self.spec.n_params if self.module_model is None else self.module_model.n_params
-        layer_sizes = (
-            self.spec.layout.layer_sizes()
-            if self.module_model is None
-            else self.module_model.layout.layer_sizes()
-        )
+            layout, initial = self._module_model(
+                cfg, device, data, factory, user, strategy or cfg.trainer
+            )
+        d = layout.n_params
         self.fragments = fragments_for(
-            cfg.fragmenter, cfg.K, layer_sizes, d, cfg.seed, cfg.block_size, user.fragmenter
+            cfg.fragmenter,
+            cfg.K,
+            layout.layer_sizes(),
+            d,
+            cfg.seed,
+            cfg.block_size,
+            user.fragmenter,
         )
         topology = user.topology
         if topology is None and is_reference(cfg.topology):
             topology = import_reference(cfg.topology, "topology")
         self.graph_source = GraphSource.from_setting(
             cfg.topology, cfg.nodes, cfg.K, cfg.degree, cfg.seed, topology
-        )
-        initial = (
-            self.spec.init_params(cfg.seed)
-            if self.module_model is None
-            else self.module_model.init_params()
         )
         # Both gossip buffers from empty_params: huge pages on CPU make the kernel ~15% faster.
         self.X = empty_params(cfg.nodes, d, device=device)
@@ -173,7 +172,10 @@ class Simulation:
         self.last_sent = 0.0
         self.train_seconds = 0.0
 
-    def _builtin_model(self, cfg, device, data, user: UserCode, requested: str) -> None:
+    def _builtin_model(
+        self, cfg, device, data, user: UserCode, requested: str
+    ) -> tuple[ParamLayout, torch.Tensor]:
+        """Set up a built-in model's task; returns its row layout and initial row."""
         if isinstance(data, tuple):  # user data for a built-in model: only images for GN-LeNet
             if cfg.model != "gn-lenet":
                 raise MosaicValueError(
@@ -204,8 +206,12 @@ class Simulation:
         self.sampler = NodeSampler(parts, cfg.seed)
         self.metric_name = self.spec.metric
         self.lower_is_better = self.spec.lower_is_better
+        return self.spec.layout, self.spec.init_params(cfg.seed)
 
-    def _module_model(self, cfg, device, data, factory, user: UserCode, requested: str) -> None:
+    def _module_model(
+        self, cfg, device, data, factory, user: UserCode, requested: str
+    ) -> tuple[ParamLayout, torch.Tensor]:
+        """Set up a user's module on (inputs, targets) data; returns its row layout and initial row."""
         from .module_trainer import make_module_trainer
 
         if not isinstance(data, tuple):
@@ -224,7 +230,6 @@ class Simulation:
         self.module_model, self.spec = model, None
         self.node_data = SupervisedNodeData(sup, model, scoring, device, cfg.test_samples)
         self.sampler = NodeSampler(parts, cfg.seed)
-        trial = self.node_data.batch(NodeSampler(parts, cfg.seed).next(cfg.batch_size))
         self.trainer = make_module_trainer(
             model,
             scoring.loss,
@@ -232,11 +237,12 @@ class Simulation:
             optimizer_from_config(cfg, user.optimizer),
             device,
             requested,
-            trial,
+            self._first_batch(),
         )
         self.strategy = self.trainer.strategy
         self.metric_name = scoring.name
         self.lower_is_better = scoring.lower_is_better
+        return model.layout, model.init_params()
 
     @property
     def n_params(self) -> int:
@@ -275,33 +281,29 @@ class Simulation:
         self.last_loss = float(total.double().mean() / cfg.local_steps)
         self.last_sent = float(np.mean(graphs.sent_params(self.fragments)))
         self.rounds_done = t + 1
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        synchronize(self.device)
         self.train_seconds += time.perf_counter() - start
+
+    def _first_batch(self) -> tuple[torch.Tensor, ...]:
+        """Every node's first minibatch, from a fresh sampler: trials run on it, the run's own
+        sampler is left alone."""
+        cfg = self.cfg
+        return self.node_data.batch(NodeSampler(self.sampler.parts, cfg.seed).next(cfg.batch_size))
 
     def _measure_step_time(self) -> float:
         """Seconds one node's local step takes here: a network step on copies, over n (the
         nodes' steps run one after another on this machine's cores)."""
-        cfg, trainer = self.cfg, self.trainer
-        X = self.X.clone()
+        trainer, X, batch = self.trainer, self.X.clone(), self._first_batch()
         saved = self.module_model.state_dict() if self.module_model is not None else None
         optimizer_state = trainer.state_dict()  # the trial steps must leave no trace
-        batch = self.node_data.batch(NodeSampler(self.sampler.parts, cfg.seed).next(cfg.batch_size))
         try:
             with self._seeded_randomness(0):
-                trainer.step(X, batch)  # warm-up: first calls allocate and pick kernels
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize(self.device)
-                start = time.perf_counter()
-                trainer.step(X, batch)
-                if self.device.type == "cuda":
-                    torch.cuda.synchronize(self.device)
-                elapsed = time.perf_counter() - start
+                elapsed = best_time(lambda: trainer.step(X, batch), self.device, repeats=1)
         finally:
             trainer.load_state_dict(optimizer_state)
             if saved is not None:
                 self.module_model.load_state_dict(saved)
-        return max(elapsed, 1e-9) / cfg.nodes
+        return max(elapsed, 1e-9) / self.cfg.nodes
 
     @contextmanager
     def _seeded_randomness(self, t: int):

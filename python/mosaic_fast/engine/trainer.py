@@ -16,7 +16,9 @@ in ``benches/bench_training.py``; the ``trainer`` setting ``auto`` picks that on
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import torch
 from torch.func import functional_call, grad_and_value, vmap
@@ -24,6 +26,26 @@ from torch.func import functional_call, grad_and_value, vmap
 from ..errors import MosaicTypeError, MosaicValueError
 from ..models import ClassifierSpec, MatrixFactorizationSpec, ModelSpec
 from .optim import OptimizerSpec, SGDConfig, node_optimizer
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously): timings then measure it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def best_time(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """Seconds of the fastest of ``repeats`` calls of ``fn``, after one untimed warm-up call
+    (the first call allocates and picks kernels)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 class Trainer(ABC):
