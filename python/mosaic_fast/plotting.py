@@ -36,6 +36,7 @@ from .runfolder import (
     find_runs,
     format_value,
     group_runs,
+    number_or_nan,
     setting_label,
     setting_sort_key,
     varying_settings,
@@ -69,7 +70,7 @@ class Setting:
         values = np.full((len(self.runs), len(rounds)), np.nan)
         for s, run in enumerate(self.runs):
             for rec in run.records:
-                values[s, index[rec["round"]]] = _num(rec.get(key))
+                values[s, index[rec["round"]]] = number_or_nan(rec.get(key))
         mean, half, _ = mean_ci(values, axis=0)
         return rounds, mean, half
 
@@ -81,17 +82,9 @@ class Setting:
             source = run.summary
             for part in key.split("."):
                 source = source.get(part) if isinstance(source, dict) else None
-            vals.append(_num(source))
+            vals.append(number_or_nan(source))
         mean, half, _ = mean_ci(np.array(vals, dtype=np.float64))
         return float(mean), float(half)
-
-
-def _num(value: Any) -> float:
-    return (
-        float(value)
-        if isinstance(value, (int, float)) and not isinstance(value, bool)
-        else math.nan
-    )
 
 
 def _metric_label(metric: str, lower: bool, what: str = "") -> str:
@@ -161,23 +154,29 @@ def _k_colors(settings: Sequence[Setting]) -> dict[int, Any]:
     return {k: cmap(0.85 * i / max(len(ks) - 1, 1)) for i, k in enumerate(ks)}
 
 
-def _draw_curves(ax, settings: Sequence[Setting], key: str, colors: dict[int, Any]) -> None:
+def _draw_curves(
+    ax, settings: Sequence[Setting], key: str, colors: dict[int, Any], x_key: str | None = None
+) -> None:
+    """Metrics field ``key`` (mean and 95% CI over seeds) per K, against the round or, with
+    ``x_key``, against that field's mean (``sim_time_s``)."""
     from matplotlib.ticker import MaxNLocator
 
     for s in sorted(settings, key=lambda s: s.config["K"]):
         rounds, mean, half = s.curve(key)
+        x = rounds if x_key is None else s.curve(x_key)[1]
         color = colors[s.config["K"]]
         n = len(s.runs)
         ax.plot(
-            rounds,
+            x,
             mean,
             color=color,
             lw=1.6,
             label=f"K={s.config['K']}" + (f" ({n} seeds)" if n > 1 else ""),
         )
-        ax.fill_between(rounds, mean - half, mean + half, color=color, alpha=0.2, lw=0)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("Round")
+        ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.2, lw=0)
+    if x_key is None:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("Round")
     ax.grid(alpha=0.3)
 
 
@@ -222,16 +221,10 @@ def _time_figures(
     fig, axes = _new_figure(1, 1)
     fig.set_size_inches(9, 4)  # as wide as the two-panel figures: the title names the setting
     ax = axes[0][0]
-    for s in sorted(figure_settings, key=lambda s: s.config["K"]):
-        _, times, _ = s.curve("sim_time_s")
-        _, mean, half = s.curve("node_mean")
-        color = colors[s.config["K"]]
-        ax.plot(times, mean, color=color, lw=1.6, label=f"K={s.config['K']}")
-        ax.fill_between(times, mean - half, mean + half, color=color, alpha=0.2, lw=0)
+    _draw_curves(ax, figure_settings, "node_mean", colors, x_key="sim_time_s")
     ax.set_xlabel("Simulated time (s)")
     ax.set_ylabel(_metric_label(metric, lower))
     ax.set_title("Node-average against simulated time")
-    ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     fig.suptitle(_context(first.config, ()))
     writer.save(fig, _file_stem("time_performance", first.config, split))

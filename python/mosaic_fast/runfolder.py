@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -353,6 +354,14 @@ def group_runs(runs: Iterable[RunRecord]) -> list[list[RunRecord]]:
             )
         seeds[seed] = run
     return [list(members.values()) for members in groups.values()]
+
+
+def number_or_nan(value: Any) -> float:
+    """A metrics or summary value as a float for tables and figures: NaN where a record has none
+    (None, missing, or written before the field existed)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return math.nan
 
 
 def format_value(v: Any) -> str:

@@ -20,6 +20,7 @@ from .runfolder import (
     find_runs,
     format_value,
     group_runs,
+    number_or_nan,
     setting_label,
     setting_sort_key,
     varying_settings,
@@ -56,13 +57,9 @@ def _run_values(run: RunRecord) -> dict[str, float]:
         "best_avg_model": summary["best_avg_model"],
         "wall_time_s": summary["wall_time_s"],
         # Folders written before the simulated clock have neither.
-        "final_sim_time_s": _number(final.get("sim_time_s")),
-        "time_to_target_s": _number(summary.get("time_to_target_s")),
+        "final_sim_time_s": number_or_nan(final.get("sim_time_s")),
+        "time_to_target_s": number_or_nan(summary.get("time_to_target_s")),
     }
-
-
-def _number(value: Any) -> float:
-    return math.nan if value is None else float(value)
 
 
 def _setting_columns(out: Path, runs: Sequence[RunRecord]) -> list[str]:
