@@ -117,7 +117,7 @@ class Experiment:
                 values[name] = value
             else:
                 values[name], objects[name] = label_of(value), value
-        if isinstance(train, (str, os.PathLike)) and not isinstance(train, str):
+        if isinstance(train, os.PathLike):
             raise MosaicTypeError("train must be a dataset name, a Dataset or (inputs, targets)")
         if isinstance(train, str):
             if test is not None:
@@ -128,7 +128,8 @@ class Experiment:
         elif train is not None:
             if test is None:
                 raise MosaicValueError("test data is missing: pass test= with your own train=")
-            values.setdefault("dataset", label_of(train) if not _is_data_pair(train) else "<data>")
+            pair = isinstance(train, (tuple, list))
+            values.setdefault("dataset", "<data>" if pair else label_of(train))
             objects["train"], objects["test"] = train, test
         elif test is not None:
             raise MosaicValueError("test= needs train= (your own training data)")
@@ -271,8 +272,7 @@ def _model_factory(model: Any) -> Any:
     from torch import nn
 
     if isinstance(model, nn.Module):
-        instance = model
-        return _Copies(instance)
+        return _Copies(model)
     return model
 
 
@@ -291,7 +291,3 @@ def _topology(topology: Any) -> Any:
     if isinstance(topology, os.PathLike):
         return f"edges:{os.fspath(topology)}"
     return topology
-
-
-def _is_data_pair(data: Any) -> bool:
-    return isinstance(data, (tuple, list))

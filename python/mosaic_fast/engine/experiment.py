@@ -30,20 +30,6 @@ from ..references import describe, first_line
 from ..runfolder import COMPLETE, DIVERGED, RunFolder, config_of
 from .simulation import Simulation, UserCode, resolve_device
 
-# Keys of an evaluation record that extra metrics from callbacks may not replace.
-RECORD_KEYS = (
-    "round",
-    "metric",
-    "node_mean",
-    "node_std",
-    "avg_model",
-    "consensus_distance",
-    "sent_params_per_node",
-    "sent_bytes_per_node",
-    "train_loss",
-    "wall_time_s",
-)
-
 
 @dataclass
 class RunState:
@@ -368,7 +354,8 @@ def _called(fn: Callable, hook: str, sim: Simulation, *args: Any) -> Any:
 
 
 def _extra_metrics(fn: Callable, extra: Any, rec: dict[str, Any]) -> dict[str, float]:
-    """The extra metrics ``fn`` returned (None: none), checked to be names -> numbers."""
+    """The extra metrics ``fn`` returned (None: none), checked to be numbers under names the
+    record ``rec`` does not hold yet (so no built-in field, nor another callback's, is replaced)."""
     if extra is None:
         return {}
     where = f"on_evaluate callback {describe(fn)}"
@@ -376,7 +363,7 @@ def _extra_metrics(fn: Callable, extra: Any, rec: dict[str, Any]) -> dict[str, f
         raise CallbackError(f"{where} returned {type(extra).__name__}; return a dict or None")
     out = {}
     for name, value in extra.items():
-        if not isinstance(name, str) or name in RECORD_KEYS:
+        if not isinstance(name, str) or name in rec:
             raise CallbackError(f"{where} returned metric name {name!r}: names must be new strings")
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.item()
