@@ -221,6 +221,8 @@ def test_extra_metrics_must_be_numbers_with_new_names():
         run(on_evaluate=lambda s, m: {"x": "high"})
     with pytest.raises(mf.CallbackError, match="names must be new"):
         run(on_evaluate=lambda s, m: {"node_mean": 1.0})
+    with pytest.raises(mf.CallbackError, match="'sim_time_s': names must be new"):
+        run(on_evaluate=lambda s, m: {"sim_time_s": 0.0})
     with pytest.raises(mf.CallbackError, match="must return None"):
         run(on_round_end=lambda s: 1)
 

@@ -310,11 +310,11 @@ def _score(scoring: LossMetric, outputs: torch.Tensor, targets: torch.Tensor, no
         value = float((outputs.argmax(-1) == targets).double().mean())
     else:
         err = (outputs.double() - targets.double()).reshape(-1)
-        value = {
-            "rmse": lambda: float(err.square().mean().sqrt()),
-            "mse": lambda: float(err.square().mean()),
-            "mae": lambda: float(err.abs().mean()),
-        }[scoring.name]()
+        if scoring.name == "mae":
+            value = float(err.abs().mean())
+        else:
+            mse = float(err.square().mean())
+            value = math.sqrt(mse) if scoring.name == "rmse" else mse
     if not math.isfinite(value):
         raise MosaicValueError(f"metric {scoring.name} returned {value} for node {node}")
     return value
