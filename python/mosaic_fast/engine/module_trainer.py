@@ -56,12 +56,15 @@ class ModuleTrainer(Trainer):
                 trained.append((name, offset, size))
         self.trained = trained
 
-    def step(self, X: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def _local_step(self, X, batch, G, update):
         self.model.train(True)
-        losses = self.gradients(X, batch, self._grad)
+        losses = self.gradients(X, batch, G)
         p = self.model.n_trained
-        self.apply(X if p == X.shape[1] else X[:, :p], self._grad)
+        update(X if p == X.shape[1] else X[:, :p], G)
         return losses.detach()
+
+    def _rows_context(self, rows):
+        return self.model.buffers_of(rows)
 
     def _write(self, G: torch.Tensor, grads, rows) -> None:
         for g, (_, offset, size) in zip(grads, self.trained, strict=True):
@@ -78,8 +81,8 @@ class LoopModuleTrainer(ModuleTrainer):
     def gradients(self, X, batch, G):
         xb, yb = batch
         model, names = self.model, [name for name, _, _ in self.trained]
-        losses = torch.empty(self.n_nodes, device=X.device)
-        for i in range(self.n_nodes):
+        losses = torch.empty(X.shape[0], device=X.device)
+        for i in range(X.shape[0]):
             tensors = model.node_tensors(X, i)
             leaves = [tensors[name].detach().requires_grad_(True) for name in names]
             tensors.update(zip(names, leaves, strict=True))

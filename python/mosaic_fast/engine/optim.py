@@ -298,6 +298,33 @@ class NodeOptimizer(ABC):
     def step(self, X: torch.Tensor, G: torch.Tensor) -> None:
         """Update ``X`` (n, d) with gradients ``G`` (n, d), which may be overwritten."""
 
+    @property
+    @abstractmethod
+    def steps_rows_independently(self) -> bool:
+        """Whether :meth:`step_rows` can step some nodes exactly as :meth:`step` would: each node's
+        state is its own (no count or statistic shared by all nodes)."""
+
+    @abstractmethod
+    def step_rows(self, X: torch.Tensor, G: torch.Tensor, rows: torch.Tensor) -> None:
+        """Update nodes ``rows`` only: ``X`` (m, d) holds their parameters (gathered, updated in
+        place), ``G`` (m, d) their gradients (may be overwritten), ``rows`` (m,) int64 their ids,
+        distinct and sorted. Only those nodes' state changes, exactly as :meth:`step` would change
+        it. MosaicValueError when not :attr:`steps_rows_independently`."""
+
+    def require_row_steps(self) -> None:
+        """A one-line MosaicValueError naming the optimizer unless it steps rows independently
+        (an engine whose nodes step on their own clocks calls it before it starts)."""
+        if not self.steps_rows_independently:
+            raise MosaicValueError(
+                f"optimizer {self.name!r} keeps one step count for all nodes, so nodes cannot "
+                "step on their own clocks; asynchronous algorithms train with optimizer='sgd'"
+            )
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The optimizer's name as the run's settings give it (``sgd``, ``adam``, ...)."""
+
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """A CPU copy of the state: tensors and plain Python values only."""
@@ -326,11 +353,34 @@ class HandWrittenSGD(NodeOptimizer):
         self.momentum_buffer = torch.zeros_like(like) if sgd.momentum else None
 
     def step(self, X: torch.Tensor, G: torch.Tensor) -> None:
+        self._update(X, G, self.momentum_buffer)
+
+    @property
+    def steps_rows_independently(self) -> bool:
+        """True: the only state, the momentum buffer, has one row per node."""
+        return True
+
+    @property
+    def name(self) -> str:
+        return "sgd"
+
+    def step_rows(self, X: torch.Tensor, G: torch.Tensor, rows: torch.Tensor) -> None:
+        M = self.momentum_buffer
+        if M is None:
+            self._update(X, G, None)
+            return
+        M_rows = M.index_select(0, rows)
+        self._update(X, G, M_rows)
+        M.index_copy_(0, rows, M_rows)
+
+    def _update(self, X: torch.Tensor, G: torch.Tensor, M: torch.Tensor | None) -> None:
+        """The rule on matching rows of ``X``, ``G`` and momentum ``M`` (None without momentum);
+        elementwise, so a row's result does not depend on the other rows present."""
         lr, mu, wd = self.sgd.lr, self.sgd.momentum, self.sgd.weight_decay
         if wd:
             G.add_(X, alpha=wd)
         if mu:
-            M = self.momentum_buffer.mul_(mu).add_(G)
+            M = M.mul_(mu).add_(G)
             G = G.add_(M, alpha=mu) if self.sgd.nesterov else M
         X.add_(G, alpha=-lr)
 
@@ -374,6 +424,18 @@ class TorchNodeOptimizer(NodeOptimizer):
         self._param.data = X
         self._param.grad = G
         self._opt.step()
+
+    @property
+    def steps_rows_independently(self) -> bool:
+        """False: torch.optim keeps one ``step`` count (and bias corrections) for the buffer."""
+        return False
+
+    def step_rows(self, X: torch.Tensor, G: torch.Tensor, rows: torch.Tensor) -> None:
+        self.require_row_steps()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
     def state_dict(self) -> dict[str, Any]:
         state = self._opt.state.get(self._param, {})

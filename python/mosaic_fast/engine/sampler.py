@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import MosaicValueError
 from . import state as checked
 
 _STREAM = 0x5A3B  # separates the data-order streams from other uses of the experiment seed
@@ -26,21 +27,52 @@ class NodeSampler:
         self.perms = [rng.permutation(p) for rng, p in zip(self.rngs, self.parts, strict=True)]
         self.cursors = np.zeros(len(parts), dtype=np.int64)
 
-    def next(self, batch: int) -> np.ndarray:
-        """Global sample indices of every node's next minibatch: int64 (n_nodes, batch)."""
-        out = np.empty((len(self.parts), batch), dtype=np.int64)
-        for i, perm in enumerate(self.perms):
-            filled, pos = 0, int(self.cursors[i])
-            while filled < batch:
-                if pos == len(perm):
-                    perm = self.perms[i] = self.rngs[i].permutation(self.parts[i])
-                    pos = 0
-                take = min(batch - filled, len(perm) - pos)
-                out[i, filled : filled + take] = perm[pos : pos + take]
-                filled += take
-                pos += take
-            self.cursors[i] = pos
+    def next(self, batch: int, nodes: np.ndarray | None = None) -> np.ndarray:
+        """Global sample indices of the next minibatch of every node: int64 (n_nodes, batch).
+
+        With ``nodes`` (integer array of distinct node ids, any order), of those nodes only:
+        int64 (len(nodes), batch), row k for node ``nodes[k]``. Each node draws from its own
+        stream, so its k-th minibatch is the same whichever nodes are drawn with it.
+        """
+        order = range(len(self.parts)) if nodes is None else self._checked_nodes(nodes)
+        out = np.empty((len(order), batch), dtype=np.int64)
+        for row, i in enumerate(order):
+            self._draw(i, out[row])
         return out
+
+    def _draw(self, i: int, out: np.ndarray) -> None:
+        """Node ``i``'s next ``len(out)`` sample indices into ``out``, across epochs if needed."""
+        batch, perm = len(out), self.perms[i]
+        filled, pos = 0, int(self.cursors[i])
+        while filled < batch:
+            if pos == len(perm):
+                perm = self.perms[i] = self.rngs[i].permutation(self.parts[i])
+                pos = 0
+            take = min(batch - filled, len(perm) - pos)
+            out[filled : filled + take] = perm[pos : pos + take]
+            filled += take
+            pos += take
+        self.cursors[i] = pos
+
+    def _checked_nodes(self, nodes: np.ndarray) -> list[int]:
+        """``nodes`` as a list of ints, or a one-line MosaicValueError naming the bad value."""
+        n = len(self.parts)
+        array = np.asarray(nodes)
+        if array.ndim != 1 or array.dtype.kind not in "iu":
+            raise MosaicValueError(
+                f"nodes must be a 1-D integer array of node ids, got {array.dtype} "
+                f"shape {array.shape}"
+            )
+        ids = [int(i) for i in array]
+        outside = [i for i in ids if not 0 <= i < n]
+        if outside:
+            raise MosaicValueError(f"node id {outside[0]} is out of range for {n} nodes")
+        seen: set[int] = set()
+        for i in ids:
+            if i in seen:
+                raise MosaicValueError(f"node id {i} appears twice in nodes")
+            seen.add(i)
+        return ids
 
     def state_dict(self) -> dict[str, Any]:
         """Plain values and tensors only: PCG64 states (dicts of ints), int64 permutations, cursors."""

@@ -16,6 +16,8 @@ in ``benches/bench_training.py``; the ``trainer`` setting ``auto`` picks that on
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -49,9 +51,11 @@ def best_time(fn: Callable[[], object], device: torch.device, repeats: int) -> f
 
 
 class Trainer(ABC):
-    """Owns the per-node optimizer; ``step`` updates ``X`` in place and returns losses (n,).
+    """Owns the per-node optimizer; ``step`` updates ``X`` in place and returns losses (n,);
+    ``step_rows`` does the same for some nodes only (nodes on their own clocks).
 
-    ``spec_type`` is the kind of model spec the strategy can train.
+    ``spec_type`` is the kind of model spec the strategy can train. Strategies size everything
+    by ``X.shape[0]``, so that they also run on gathered rows.
     """
 
     strategy: str
@@ -64,6 +68,7 @@ class Trainer(ABC):
         self.optimizer_spec = optimizer
         self._grad = torch.zeros(n_nodes, spec.n_params, device=device)
         self.optimizer = node_optimizer(optimizer, self._grad)
+        self._row_store: torch.Tensor | None = None  # gathered rows of X, see step_rows
 
     @abstractmethod
     def gradients(
@@ -73,9 +78,91 @@ class Trainer(ABC):
 
     def step(self, X: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """One local step of every node on its minibatch; returns the losses before it (n,)."""
-        losses = self.gradients(X, batch, self._grad)
-        self.apply(X, self._grad)
+        return self._local_step(X, batch, self._grad, self.optimizer.step)
+
+    def step_rows(
+        self, X: torch.Tensor, rows: torch.Tensor, batch: tuple[torch.Tensor, ...]
+    ) -> torch.Tensor:
+        """One local step of the nodes ``rows`` only; returns their losses before it (m,).
+
+        ``X`` is the full (n, d) buffer, ``rows`` an int64 tensor of distinct node ids in ascending
+        order on ``X``'s device, ``batch`` those m nodes' minibatches in the order of ``rows``.
+        Only rows ``rows`` of ``X`` and of the optimizer state (and of per-node model buffers)
+        change, each exactly as :meth:`step` on all nodes would change it. The optimizer must step
+        rows independently (``optimizer.steps_rows_independently``), else MosaicValueError.
+        """
+        rows = self._checked_rows(X, rows)
+        self.optimizer.require_row_steps()
+        m = rows.shape[0]
+        if m == X.shape[0]:  # distinct and in range: every node, in order
+            return self.step(X, batch)
+        X_rows = self._gathered(X, rows)
+        with self._rows_context(rows):
+            losses = self._local_step(
+                X_rows,
+                batch,
+                self._grad[:m],
+                functools.partial(self.optimizer.step_rows, rows=rows),
+            )
+        X.index_copy_(0, rows, X_rows)
+        return losses
+
+    def _local_step(
+        self,
+        X: torch.Tensor,
+        batch: tuple[torch.Tensor, ...],
+        G: torch.Tensor,
+        update: Callable[[torch.Tensor, torch.Tensor], None],
+    ) -> torch.Tensor:
+        """Gradients of the nodes in ``X`` (all, or gathered rows) into ``G``, then ``update(X, G)``
+        (the optimizer on all rows or on the gathered ones); returns the losses."""
+        losses = self.gradients(X, batch, G)
+        update(X, G)
         return losses.detach()
+
+    def _rows_context(self, rows: torch.Tensor) -> contextlib.AbstractContextManager:
+        """Held while nodes ``rows`` step on their own: per-node state besides X and the
+        optimizer's (none here) is swapped for theirs."""
+        return contextlib.nullcontext()
+
+    def _gathered(self, X: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Rows ``rows`` of ``X`` copied into a contiguous (m, d) buffer, reused across calls."""
+        m, d = rows.shape[0], X.shape[1]
+        store = self._row_store
+        if store is None or store.shape[0] < m or store.shape[1] != d or store.device != X.device:
+            capacity = m if store is None else min(X.shape[0], max(m, 2 * store.shape[0]))
+            store = self._row_store = torch.empty(capacity, d, dtype=X.dtype, device=X.device)
+        return torch.index_select(X, 0, rows, out=store[:m])
+
+    @staticmethod
+    def _checked_rows(X: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """``rows`` checked: a non-empty 1-D int64 tensor on X's device of distinct node ids in
+        ascending order, all below ``X.shape[0]``; else a one-line MosaicValueError."""
+        n = X.shape[0]
+        if not isinstance(rows, torch.Tensor):
+            raise MosaicValueError(
+                f"rows must be an int64 tensor of node ids, got {type(rows).__name__}"
+            )
+        if rows.dtype != torch.int64 or rows.dim() != 1 or rows.numel() == 0:
+            raise MosaicValueError(
+                f"rows must be a non-empty 1-D int64 tensor of node ids, got {rows.dtype} "
+                f"shape {tuple(rows.shape)}"
+            )
+        if rows.device != X.device:
+            raise MosaicValueError(f"rows are on {rows.device}, but X is on {X.device}")
+        increasing = rows[1:] > rows[:-1]
+        # One check (one device sync) on the good path; the message is worked out only on error.
+        if bool((rows[0] >= 0) & (rows[-1] < n) & increasing.all()):
+            return rows
+        values = rows.tolist()
+        outside = [r for r in values if not 0 <= r < n]
+        if outside:
+            raise MosaicValueError(f"row {outside[0]} is out of range for {n} nodes")
+        k = int((~increasing).nonzero()[0, 0]) + 1
+        what = "appears twice" if values[k] == values[k - 1] else f"follows {values[k - 1]}"
+        raise MosaicValueError(
+            f"rows must be distinct node ids in ascending order; row {values[k]} {what}"
+        )
 
     def apply(self, X: torch.Tensor, G: torch.Tensor) -> None:
         """The optimizer step of all rows with gradients ``G`` (which it may overwrite)."""
@@ -105,8 +192,8 @@ class LoopTrainer(Trainer):
         spec: ClassifierSpec = self.spec
         xb, yb = batch
         layout = spec.layout
-        losses = torch.empty(self.n_nodes, device=X.device)
-        for i in range(self.n_nodes):
+        losses = torch.empty(X.shape[0], device=X.device)
+        for i in range(X.shape[0]):
             params = _leaves(layout.row_views(X[i]))
             loss = spec.loss(spec.logits(params, xb[i]), yb[i])
             grads = torch.autograd.grad(loss, list(params.values()))
@@ -135,7 +222,7 @@ class VmapTrainer(Trainer):
         layout = self.spec.layout
         grads, losses = self._fn(layout.node_views(X), *batch)
         for name, o, s in zip(layout.names, layout.offsets, layout.sizes, strict=True):
-            G[:, o : o + s].copy_(grads[name].reshape(self.n_nodes, s))
+            G[:, o : o + s].copy_(grads[name].reshape(X.shape[0], s))
         return losses
 
 
@@ -154,7 +241,7 @@ class BatchedTrainer(Trainer):
         # Node i's parameters only touch node i's loss, so d(sum)/d(row i) = grad of node i's loss.
         grads = torch.autograd.grad(losses.sum(), list(P.values()))
         for g, o, s in zip(grads, layout.offsets, layout.sizes, strict=True):
-            G[:, o : o + s].copy_(g.reshape(self.n_nodes, s))
+            G[:, o : o + s].copy_(g.reshape(X.shape[0], s))
         return losses
 
 
@@ -176,11 +263,11 @@ class SparseMFTrainer(Trainer):
         if not self._dense:
             self._grad = torch.zeros(0, device=device)
 
-    def step(self, X, batch):
+    def _local_step(self, X, batch, G, update):
         spec: MatrixFactorizationSpec = self.spec
         users, items, ratings = batch
         n, B = users.shape
-        nodes = self._nodes.expand(n, B)
+        nodes = self._nodes[:n].expand(n, B)
         p, q, bu, bi = spec.gather(X, nodes, users, items)
         pred = (p * q).sum(-1)
         if spec.biases:
@@ -189,7 +276,7 @@ class SparseMFTrainer(Trainer):
         losses = (err * err).mean(1)
         coef = (2.0 / B) * err  # d(mean squared error)/d(pred), per rating
         flat = X.view(-1)
-        target = flat if not self._dense else self._grad.zero_().view(-1)
+        target = flat if not self._dense else G.zero_().view(-1)
         scale = -self.optimizer_spec.sgd.lr if not self._dense else 1.0
         c = (scale * coef).unsqueeze(-1)
         updates = [("user.weight", users, c * q), ("item.weight", items, c * p)]
@@ -199,7 +286,7 @@ class SparseMFTrainer(Trainer):
         for name, rows, val in updates:
             self._scatter_add(target, name, nodes, rows, val)
         if self._dense:
-            self.apply(X, self._grad)
+            update(X, G)
         return losses
 
     def _scatter_add(self, flat, name, nodes, rows, val) -> None:

@@ -13,7 +13,8 @@ What lives where, for a module built by the user's factory:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -114,6 +115,22 @@ class ModuleModel:
         out = self.layout.node_views(X)
         out.update(self.buffers)
         return out
+
+    @contextlib.contextmanager
+    def buffers_of(self, rows: torch.Tensor) -> Iterator[None]:
+        """While held, ``buffers`` holds only nodes ``rows``' buffers (m, *shape), gathered in the
+        order of ``rows`` (int64, distinct), so that code indexing nodes 0..m-1 reaches them; on
+        a normal exit they are scattered back into the full (n, *shape) buffers. On an error the
+        full buffers are restored unchanged."""
+        full = self.buffers
+        gathered = {n: b.index_select(0, rows) for n, b in full.items()}
+        self.buffers = gathered
+        try:
+            yield
+        finally:
+            self.buffers = full
+        for n, b in full.items():
+            b.index_copy_(0, rows, gathered[n])
 
     def forward(self, tensors: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """One node's outputs for inputs ``x`` with ``tensors`` in place of the module's own."""
