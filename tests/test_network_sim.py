@@ -11,14 +11,18 @@ as little (rates are continuous in the event times)."""
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
 import pytest
+import torch
 
 from mosaic_fast.errors import MosaicTypeError, MosaicValueError
 from mosaic_fast.network_sim import (
     DEFAULT_HEADER_BYTES,
+    STATE_KEYS,
+    Delivery,
     NetworkScheduler,
     message_bytes,
     schedule,
@@ -425,3 +429,216 @@ def test_a_crowded_node_matches_the_reference() -> None:
     expected = reference_schedule(up, down, latency_of(0.1), src, dst, nbytes, ready, False)
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * max(expected[2]))
+
+
+# --- checkpoints: state_dict / from_state_dict ---------------------------------------------------
+
+LATENCIES = {
+    "scalar": 0.3,
+    "per-node": np.array([0.1, 0.2, 0.05, 0.3, 0.15]),
+    "per-pair": np.arange(25, dtype=np.float64).reshape(5, 5) * 0.02,
+}
+
+
+def mid_run(fifo: bool, latency) -> NetworkScheduler:
+    """A scheduler stopped mid-run with transfers queued, sending and in flight; node 4 stays idle
+    until its one transfer is due (with FIFO: a queue head whose start is due)."""
+    rng = np.random.default_rng(5)
+    up, down = [100.0, 40.0, 60.0, 75.0, 20.0], [80.0, 30.0, 90.0, 55.0, 20.0]
+    net = NetworkScheduler(up, down, latency, fifo_per_sender=fifo)
+    m = 60
+    nbytes = np.where(rng.random(m) < 0.1, 0.0, rng.uniform(1, 300, m))
+    ready = np.sort(rng.choice(np.arange(16) * 0.25, m))
+    net.submit_many(rng.integers(0, 4, m), rng.integers(0, 5, m), nbytes, ready)
+    net.submit(4, 0, 50.0, ready_time=3.5)
+    until = 1.0
+    for _ in range(200):  # hand out deliveries until all three kinds of transfer are there
+        if net.n_queued and net.n_active and net.n_in_flight:
+            return net
+        if net.next_delivery(until=until) is None:
+            until += 0.25
+    raise AssertionError("no mid-run state with transfers queued, sending and in flight")
+
+
+def continuation(net: NetworkScheduler) -> np.ndarray:
+    """Every delivery from here on (as bit patterns), reacting to them as an event loop would:
+    replies are submitted on delivery and node 0's queue is cancelled once."""
+    out = []
+    while (delivery := net.next_delivery()) is not None:
+        out.append(delivery)
+        if delivery.id % 3 == 0:
+            net.submit(delivery.dst, delivery.src, 40.0)
+        if len(out) == 5:
+            net.cancel_queued(0)
+    return np.array(out, dtype=np.float64).reshape(-1, len(Delivery._fields)).view(np.uint64)
+
+
+def same_state(a: dict, b: dict) -> bool:
+    """Equal entries, floats compared bit for bit (NaN marks a start not due yet)."""
+
+    def bits(value):
+        if isinstance(value, torch.Tensor):
+            return (value.dtype, value.shape, value.numpy().tobytes())
+        return (type(value), value)
+
+    return list(a) == list(b) and all(bits(a[k]) == bits(b[k]) for k in a)
+
+
+def saved_and_loaded(state: dict) -> dict:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+@pytest.mark.parametrize("latency", list(LATENCIES), ids=list(LATENCIES))
+@pytest.mark.parametrize("fifo", [False, True], ids=["concurrent", "fifo"])
+def test_a_restored_scheduler_continues_bit_identically(fifo: bool, latency: str) -> None:
+    original = mid_run(fifo, LATENCIES[latency])
+    state = original.state_dict()
+    assert tuple(state) == STATE_KEYS
+    restored = NetworkScheduler.from_state_dict(state)
+    through_a_file = NetworkScheduler.from_state_dict(saved_and_loaded(state))
+    reloaded = NetworkScheduler([1.0], [1.0])
+    reloaded.load_state_dict(state)
+    copies = (restored, through_a_file, reloaded)
+    for copy in copies:
+        assert same_state(copy.state_dict(), state)
+        assert repr(copy) == repr(original)
+    expected = continuation(original)
+    assert len(expected) > 60
+    for copy in copies:
+        assert np.array_equal(continuation(copy), expected)
+        assert copy.next_id == original.next_id and copy.now == original.now
+
+
+@pytest.mark.parametrize("fifo", [False, True], ids=["concurrent", "fifo"])
+def test_round_trips_at_the_edges(fifo: bool) -> None:
+    def check(net: NetworkScheduler) -> None:
+        copy = NetworkScheduler.from_state_dict(saved_and_loaded(net.state_dict()))
+        assert np.array_equal(continuation(copy), continuation(net))
+
+    net = NetworkScheduler([100.0] * 3, [50.0] * 3, 0.25, fifo_per_sender=fifo)
+    check(net)  # fresh
+    net.submit_many([0, 0, 1], [1, 2, 2], [100.0, 0.0, 30.0])
+    net.run_until(1.0)
+    check(net)
+    net.run()
+    check(net)  # drained: only the clock and the next id are left
+    net.submit_many([0, 0, 2], [1, 1, 0], [10.0, 20.0, 0.0])  # starts due at now
+    check(net)
+    net.submit_many([1, 1, 1], [0, 2, 0], 10.0, net.now + 1.0)
+    net.next_delivery()
+    net.cancel_queued(1)
+    check(net)
+
+
+def test_load_state_dict_replaces_links_and_transfers() -> None:
+    source = mid_run(True, LATENCIES["per-pair"])
+    target = NetworkScheduler([5.0, 5.0], [5.0, 5.0], 1.0)
+    target.submit(0, 1, 10.0)
+    target.load_state_dict(source.state_dict())
+    assert (target.n_nodes, target.fifo_per_sender) == (5, True)
+    assert np.array_equal(continuation(target), continuation(source))
+
+
+# A small mid-run state whose entries are known: with FIFO, node 0 sends transfer 0 while 1 waits
+# behind it; 2 and 4 are sending, 3 (zero bytes) is in flight.
+def small_state() -> dict:
+    net = NetworkScheduler([100, 40, 60], [80, 30, 90], [0.1, 0.2, 0.3], fifo_per_sender=True)
+    net.submit_many([0, 0, 1, 2, 2], [1, 2, 0, 1, 0], [100, 200, 50, 0, 70], [0, 0, 0.5, 1, 1])
+    net.next_delivery(until=1.2)
+    return net.state_dict()
+
+
+def test_the_small_state_is_what_the_malformed_cases_assume() -> None:
+    state = small_state()
+    assert state["queued_id"].tolist() == [1] and math.isnan(state["queued_start"][0])
+    assert state["active_id"].tolist() == [0, 2, 4]
+    assert state["in_flight_id"].tolist() == [3]
+    assert (state["now"], state["next_id"]) == (1.2, 5)
+
+
+def _set(key: str, value) -> callable:
+    def corrupt(state: dict) -> None:
+        state[key] = value
+
+    return corrupt
+
+
+def _scale(key: str, index: int, factor: float) -> callable:
+    def corrupt(state: dict) -> None:
+        state[key] = state[key].clone()
+        state[key][index] *= factor
+
+    return corrupt
+
+
+MALFORMED = [
+    (lambda s: s.pop("now"), "network state lacks 'now'"),
+    (_set("extra", 1), "network state has unexpected 'extra'"),
+    (_set("active_src", torch.tensor([0, 1])), "'active_src' has 2 entries, expected 3"),
+    (_set("active_src", torch.tensor([0.0, 1.0, 2.0])), "'active_src' must be a 1-D int64 tensor"),
+    (_set("queued_bytes", [200.0]), "'queued_bytes' must be a 1-D float64 tensor, got list"),
+    (_set("active_dst", torch.tensor([1, 7, 0])), r"'active_dst\[1\]' is 7, not a node id"),
+    (_set("active_id", torch.tensor([0, 4, 2])), r"'active_id\[2\]' is 2, expected ids in incr"),
+    (_set("next_id", 3), r"'active_id\[2\]' is 4, .* below next_id=3"),
+    (_set("in_flight_id", torch.tensor([2])), r"'in_flight_id\[0\]' is 2, an id 'active_id' lists"),
+    (_scale("active_rate", 1, 2.0), r"'active_rate\[1\]' is 80, expected its fair share 40"),
+    (_scale("active_updated", 1, 100.0), r"'active_updated\[1\]' is 50, expected a time from"),
+    (_scale("active_bytes", 2, 0.0), r"'active_bytes\[2\]' is 0: a transfer of zero bytes never"),
+    (_scale("in_flight_delivered", 0, 2.0), r"'in_flight_delivered\[0\]' is 3, expected last_byte"),
+    (_set("queued_start", torch.tensor([5.0], dtype=torch.float64)), "node 0 is sending"),
+    (_set("fifo_per_sender", False), r"'queued_start\[0\]' is NaN, expected its ready time 0"),
+    (_set("fifo_per_sender", 1), "'fifo_per_sender' must be a bool"),
+    (_set("now", float("nan")), "'now' is NaN, expected a finite non-negative time"),
+    (_set("now", "1.2"), "'now' must be a number"),
+    (_set("next_id", -1), r"'next_id' must be an integer in \[0, 2\^63\)"),
+    (_set("latency", torch.zeros(2, dtype=torch.float64)), r"'latency' has shape \(2,\)"),
+    (_scale("uplink", 0, 0.0), r"network state: uplink\[0\]=0 must be a finite positive rate"),
+    (_scale("downlink", 2, float("inf")), r"network state: downlink\[2\]=inf"),
+]
+
+
+@pytest.mark.parametrize(("corrupt", "match"), MALFORMED)
+def test_a_malformed_state_is_a_one_line_value_error(corrupt, match: str) -> None:
+    state = small_state()
+    corrupt(state)
+    with pytest.raises(MosaicValueError, match=match) as info:
+        NetworkScheduler.from_state_dict(state)
+    assert "\n" not in str(info.value)
+    target = NetworkScheduler([1.0], [1.0])
+    with pytest.raises(MosaicValueError):
+        target.load_state_dict(state)
+    assert target.n_nodes == 1  # unchanged
+
+
+def test_a_state_that_is_not_a_dict_is_a_value_error() -> None:
+    with pytest.raises(MosaicValueError, match="network state must be a dict, got list"):
+        NetworkScheduler.from_state_dict([1, 2])
+
+
+def test_corrupted_states_are_refused_or_run_never_panic() -> None:
+    # Random single-entry corruptions: each state is either refused with a MosaicValueError or is
+    # one the scheduler can run (never a MosaicInternalError from a Rust panic).
+    rng = np.random.default_rng(17)
+    good = mid_run(True, LATENCIES["per-node"]).state_dict()
+    nasty = [0.0, -1.0, 1.0, 2.5, 1e300, float("inf"), float("nan"), -0.0, 7.0, 2.0**53]
+    arrays = [k for k in STATE_KEYS if isinstance(good[k], torch.Tensor) and good[k].numel()]
+    refused = 0
+    for _ in range(300):
+        state = dict(good)
+        key = arrays[rng.integers(len(arrays))]
+        column = state[key].clone().reshape(-1)
+        value = nasty[rng.integers(len(nasty))]
+        if column.dtype == torch.int64:
+            value = int(rng.choice([-1, 0, 1, 4, 5, 60, 2**40])) if math.isfinite(value) else 3
+        column[rng.integers(column.numel())] = value
+        state[key] = column.reshape(good[key].shape)
+        try:
+            net = NetworkScheduler.from_state_dict(state)
+        except MosaicValueError:
+            refused += 1
+            continue
+        net.run()
+    assert refused > 200

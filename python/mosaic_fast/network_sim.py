@@ -30,6 +30,12 @@ Clock: ``NetworkScheduler.now`` is the time up to which every event has been han
 must be ready at or after it; ``next_delivery`` and ``run_until`` move it forward, ``cancel_queued``
 acts at it (a transfer starting exactly at ``now`` has started and is not cancelled).
 
+Checkpoints: ``NetworkScheduler.state_dict()`` holds everything that determines the scheduler's
+future (links, clock, next id and every queued, sending and in-flight transfer with its rate
+bookkeeping) as plain values and int64/float64 tensors; ``NetworkScheduler.from_state_dict`` (or
+``load_state_dict``) restores it, after which deliveries are bit-identical to those of the
+scheduler it was taken from.
+
 Messages: a fragment of ``n`` float32 parameters is ``message_bytes(n) = 4 * n + header_bytes``
 bytes.
 """
@@ -156,6 +162,83 @@ def _latency(value: Any) -> Any:
         ) from None
 
 
+def _state_array_dtypes() -> dict[str, str]:
+    """A state dict's array entries and their dtypes: the links, then each kind of transfer's
+    columns (the shared ones, then its own)."""
+    dtypes = {"uplink": "float64", "downlink": "float64", "latency": "float64"}
+    shared = {"id": "int64", "src": "int64", "dst": "int64"}
+    shared |= {"bytes": "float64", "ready": "float64", "start": "float64"}
+    for kind, own in (
+        ("queued", ()),
+        ("active", ("remaining", "rate", "updated")),
+        ("in_flight", ("last_byte", "delivered")),
+    ):
+        dtypes |= {f"{kind}_{column}": dtype for column, dtype in shared.items()}
+        dtypes |= {f"{kind}_{column}": "float64" for column in own}
+    return dtypes
+
+
+_STATE_ARRAYS = _state_array_dtypes()
+_STATE_SCALARS = ("fifo_per_sender", "now", "next_id")
+STATE_KEYS = (*_STATE_SCALARS, *_STATE_ARRAYS)
+"""The entries of ``NetworkScheduler.state_dict()``."""
+
+
+def _bad_state(key: str, problem: str) -> MosaicValueError:
+    return MosaicValueError(f"network state {key!r} {problem}")
+
+
+def _describe(value: Any) -> str:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _state_arrays(state: Any) -> dict[str, Any]:
+    """A state dict's entries checked for their types and converted to what the core reads
+    (contiguous numpy arrays, Python scalars); the core checks their values."""
+    import torch
+
+    if not isinstance(state, dict):
+        raise MosaicValueError(f"network state must be a dict, got {_describe(state)}")
+    missing = [k for k in STATE_KEYS if k not in state]
+    if missing:
+        raise MosaicValueError(f"network state lacks {', '.join(map(repr, missing))}")
+    unexpected = [k for k in state if k not in STATE_KEYS]
+    if unexpected:
+        raise MosaicValueError(f"network state has unexpected {', '.join(map(repr, unexpected))}")
+    out: dict[str, Any] = {}
+    for key, dtype in _STATE_ARRAYS.items():
+        value = state[key]
+        ndims = (0, 1, 2) if key == "latency" else (1,)
+        if (
+            not isinstance(value, torch.Tensor)
+            or value.dtype != getattr(torch, dtype)
+            or value.dim() not in ndims
+        ):
+            shape = "" if key == "latency" else "1-D "
+            raise _bad_state(key, f"must be a {shape}{dtype} tensor, got {_describe(value)}")
+        # Not np.ascontiguousarray: it would make a scalar latency one-dimensional.
+        out[key] = np.asarray(value.detach().cpu().numpy(), order="C")
+    n_nodes = out["uplink"].shape[0]
+    if out["latency"].shape not in ((), (n_nodes,), (n_nodes, n_nodes)):
+        raise _bad_state(
+            "latency",
+            f"has shape {tuple(out['latency'].shape)}, expected (), ({n_nodes},) or "
+            f"({n_nodes}, {n_nodes}) for the {n_nodes} nodes of 'uplink'",
+        )
+    fifo, now, next_id = state["fifo_per_sender"], state["now"], state["next_id"]
+    if not isinstance(fifo, bool):
+        raise _bad_state("fifo_per_sender", f"must be a bool, got {_describe(fifo)}")
+    if isinstance(now, bool) or not isinstance(now, (int, float)):
+        raise _bad_state("now", f"must be a number, got {_describe(now)}")
+    if isinstance(next_id, bool) or not isinstance(next_id, int) or not 0 <= next_id < 2**63:
+        raise _bad_state("next_id", f"must be an integer in [0, 2^63), got {_describe(next_id)}")
+    return out | {"fifo_per_sender": fifo, "now": float(now), "next_id": next_id}
+
+
 def _transfers(
     src: Any, dst: Any, nbytes: Any, ready_time: Any, default_ready: float
 ) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
@@ -229,6 +312,48 @@ class NetworkScheduler:
         sending or in flight go on. Returns the cancelled ids, ascending."""
         _require_int("src", src)
         return self._inner.cancel_queued(int(src))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that determines this scheduler's future, for a checkpoint: the keys of
+        ``STATE_KEYS``, as plain values (``fifo_per_sender``, ``now``, ``next_id``) and int64/float64
+        tensors that ``torch.load(path, weights_only=True)`` reads back.
+
+        The links (``uplink``, ``downlink``; ``latency`` in the shape it was given: ``()``,
+        ``(n_nodes,)`` or ``(n_nodes, n_nodes)``), then one row per transfer not delivered or
+        cancelled, in id order, in three groups: ``queued_*`` (``queued_start``: when its start is
+        due, NaN while it waits behind its sender's FIFO), ``active_*`` (sending: ``active_remaining``
+        bytes left at time ``active_updated``, sent at ``active_rate`` since) and ``in_flight_*``
+        (``in_flight_last_byte``, ``in_flight_delivered``). Each group has ``id``, ``src``, ``dst``,
+        ``bytes``, ``ready`` and ``start``."""
+        import torch
+
+        exported = self._inner.export_state()
+
+        def tensor(array: np.ndarray) -> torch.Tensor:
+            # Empty arrays from the core share one dangling data pointer, which torch.save
+            # refuses across dtypes: they get tensors of their own.
+            if array.size == 0:
+                return torch.empty(array.shape, dtype=getattr(torch, str(array.dtype)))
+            return torch.from_numpy(array)
+
+        return {
+            key: tensor(exported[key]) if key in _STATE_ARRAYS else exported[key]
+            for key in STATE_KEYS
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> NetworkScheduler:
+        """The scheduler a :meth:`state_dict` was taken from, as it was then: its future deliveries
+        are bit-identical to the original's. Every entry is checked first (against the others and
+        the invariants the scheduler keeps): a malformed one is a MosaicValueError naming it."""
+        scheduler = cls.__new__(cls)
+        scheduler._inner = _core.NetworkScheduler.from_state(_state_arrays(state))
+        return scheduler
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Become the scheduler of a :meth:`state_dict` (links included), as
+        :meth:`from_state_dict`; checked first, nothing changes on error."""
+        self._inner = _core.NetworkScheduler.from_state(_state_arrays(state))
 
     def queued_from(self, src: int) -> int:
         """Number of transfers of ``src`` not started yet."""
@@ -305,6 +430,7 @@ __all__ = [
     "Deliveries",
     "Delivery",
     "NetworkScheduler",
+    "STATE_KEYS",
     "Schedule",
     "message_bytes",
     "schedule",

@@ -102,6 +102,63 @@ pub struct Schedule {
     pub delivered: Vec<f64>,
 }
 
+/// Transfers of one kind (queued, sending or in flight) as columns, one row per transfer in id
+/// order. Ids, nodes and times are kept as given so that a checkpoint is checked before use.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TransferRows {
+    pub id: Vec<i64>,
+    pub src: Vec<i64>,
+    pub dst: Vec<i64>,
+    pub bytes: Vec<f64>,
+    pub ready: Vec<f64>,
+    /// Queued: when its start is due (NaN while it waits behind its sender's FIFO); otherwise when
+    /// its first byte left.
+    pub start: Vec<f64>,
+}
+
+impl TransferRows {
+    fn len(&self) -> usize {
+        self.id.len()
+    }
+
+    fn push(&mut self, id: u64, x: &Transfer, start: f64) {
+        self.id.push(id as i64);
+        self.src.push(i64::from(x.src));
+        self.dst.push(i64::from(x.dst));
+        self.bytes.push(x.bytes);
+        self.ready.push(x.ready);
+        self.start.push(start);
+    }
+}
+
+/// Everything that determines a scheduler's future between calls (its checkpoint): the network,
+/// the clock, the next id and every transfer not delivered or cancelled yet. Pending events are
+/// not stored: each follows from its transfer (a queued one's due start, a sending one's
+/// `updated + remaining / rate`, an in-flight one's `delivered`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchedulerState {
+    pub uplink: Vec<f64>,
+    pub downlink: Vec<f64>,
+    pub latency: Latency,
+    pub fifo_per_sender: bool,
+    pub now: f64,
+    pub next_id: u64,
+    pub queued: TransferRows,
+    pub active: TransferRows,
+    /// Bytes a sending transfer had left at `active_updated`, sent at `active_rate` since then.
+    pub active_remaining: Vec<f64>,
+    pub active_rate: Vec<f64>,
+    pub active_updated: Vec<f64>,
+    pub in_flight: TransferRows,
+    pub in_flight_last_byte: Vec<f64>,
+    pub in_flight_delivered: Vec<f64>,
+}
+
+/// A checkpoint error naming its entry, as `network state '<entry>' <problem>`.
+fn bad_state(entry: &str, problem: impl std::fmt::Display) -> crate::error::MosaicError {
+    crate::error::MosaicError::value(format!("network state '{entry}' {problem}"))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Submitted, not started (cancellable).
@@ -649,9 +706,7 @@ impl Scheduler {
             let x = &self.transfers[i];
             (x.src as usize, x.dst as usize)
         };
-        let up = self.uplink[src] / self.out_active[src].len() as f64;
-        let down = self.downlink[dst] / self.in_active[dst].len() as f64;
-        let rate = up.min(down);
+        let rate = self.fair_share(src, dst);
         let x = &mut self.transfers[i];
         if rate == x.rate {
             return;
@@ -664,6 +719,13 @@ impl Scheduler {
         x.version += 1;
         let done = t + x.remaining / rate;
         self.completions.push(Reverse((key(done), id, x.version)));
+    }
+
+    /// The rate of a transfer sending from `src` to `dst`: the smaller of its two fair shares.
+    fn fair_share(&self, src: usize, dst: usize) -> f64 {
+        let up = self.uplink[src] / self.out_active[src].len() as f64;
+        let down = self.downlink[dst] / self.in_active[dst].len() as f64;
+        up.min(down)
     }
 
     /// Hand out the next delivery at or before `until` (no limit: `None`) and move the clock to
@@ -768,6 +830,449 @@ impl Scheduler {
     }
 }
 
+impl Scheduler {
+    /// The scheduler's checkpoint. [`Scheduler::from_state`] turns it back into a scheduler whose
+    /// future (deliveries, cancellations, ids) is bit-identical to this one's.
+    pub fn export_state(&self) -> SchedulerState {
+        let n = self.n_nodes();
+        // A queued transfer's due start lives only in the start queue: with FIFO it depends on
+        // when its sender went idle.
+        let mut due = vec![f64::NAN; self.transfers.len()];
+        for &Reverse((k, id)) in self.starts.iter() {
+            if self.state(id) == State::Queued {
+                due[self.index(id)] = time_of(k);
+            }
+        }
+        let mut out = SchedulerState {
+            uplink: self.uplink.clone(),
+            downlink: self.downlink.clone(),
+            latency: self.latency.clone(),
+            fifo_per_sender: self.fifo_per_sender,
+            now: self.now,
+            next_id: self.next_id(),
+            queued: TransferRows::default(),
+            active: TransferRows::default(),
+            active_remaining: Vec::new(),
+            active_rate: Vec::new(),
+            active_updated: Vec::new(),
+            in_flight: TransferRows::default(),
+            in_flight_last_byte: Vec::new(),
+            in_flight_delivered: Vec::new(),
+        };
+        for (i, x) in self.transfers.iter().enumerate() {
+            let id = self.first_id + i as u64;
+            match x.state {
+                State::Queued => out.queued.push(id, x, due[i]),
+                State::Active => {
+                    out.active.push(id, x, x.start);
+                    out.active_remaining.push(x.remaining);
+                    out.active_rate.push(x.rate);
+                    out.active_updated.push(x.updated);
+                }
+                State::InFlight => {
+                    out.in_flight.push(id, x, x.start);
+                    out.in_flight_last_byte.push(x.last_byte);
+                    // The same sum `finish` queued the delivery at.
+                    let latency = self.latency.between(x.src as usize, x.dst as usize, n);
+                    out.in_flight_delivered.push(x.last_byte + latency);
+                }
+                State::Retired => {}
+            }
+        }
+        out
+    }
+
+    /// A scheduler in the state `export_state` returned. Every entry is checked first, against
+    /// the invariants the scheduler keeps between calls: a malformed one is an error naming it.
+    pub fn from_state(state: SchedulerState) -> Result<Self> {
+        let SchedulerState {
+            uplink,
+            downlink,
+            latency,
+            fifo_per_sender,
+            now,
+            next_id,
+            queued,
+            active,
+            active_remaining,
+            active_rate,
+            active_updated,
+            in_flight,
+            in_flight_last_byte,
+            in_flight_delivered,
+        } = state;
+        let mut s = Self::new(uplink, downlink, latency, fifo_per_sender).map_err(|e| {
+            crate::error::MosaicError::value(format!("network state: {}", e.message))
+        })?;
+        if !(now.is_finite() && now >= 0.0) {
+            return Err(bad_state(
+                "now",
+                format!("is {now}, expected a finite non-negative time (seconds)"),
+            ));
+        }
+        if next_id > i64::MAX as u64 {
+            return Err(bad_state(
+                "next_id",
+                format!("is {next_id}, more than 2^63 - 1"),
+            ));
+        }
+        let now = now + 0.0;
+        check_columns("queued", &queued, &[])?;
+        check_columns(
+            "active",
+            &active,
+            &[
+                ("remaining", &active_remaining),
+                ("rate", &active_rate),
+                ("updated", &active_updated),
+            ],
+        )?;
+        check_columns(
+            "in_flight",
+            &in_flight,
+            &[
+                ("last_byte", &in_flight_last_byte),
+                ("delivered", &in_flight_delivered),
+            ],
+        )?;
+        let n = s.n_nodes();
+        for (group, rows) in [
+            ("queued", &queued),
+            ("active", &active),
+            ("in_flight", &in_flight),
+        ] {
+            check_rows(group, rows, n, next_id)?;
+        }
+
+        // The table spans the oldest live id to next_id; the ids between are retired.
+        let first_id = [&queued, &active, &in_flight]
+            .iter()
+            .filter_map(|rows| rows.id.first().map(|&id| id as u64))
+            .min()
+            .unwrap_or(next_id);
+        let span = usize::try_from(next_id - first_id).ok();
+        let placeholder = Transfer {
+            src: 0,
+            dst: 0,
+            state: State::Retired,
+            version: 0,
+            out_pos: 0,
+            in_pos: 0,
+            bytes: 0.0,
+            ready: 0.0,
+            start: f64::NAN,
+            last_byte: f64::NAN,
+            remaining: 0.0,
+            rate: 0.0,
+            updated: 0.0,
+        };
+        match span {
+            Some(span) if s.transfers.try_reserve_exact(span).is_ok() => {
+                s.transfers.resize(span, placeholder);
+            }
+            _ => {
+                return Err(bad_state(
+                    "next_id",
+                    format!(
+                        "is {next_id}: the ids {first_id}..{next_id} the scheduler would track do not fit in memory"
+                    ),
+                ))
+            }
+        }
+        s.first_id = first_id;
+        s.now = now;
+        for (i, &id) in queued.id.iter().enumerate() {
+            let (src, ready) = (queued.src[i] as usize, queued.ready[i] + 0.0);
+            let x = Transfer {
+                src: src as u32,
+                dst: queued.dst[i] as u32,
+                state: State::Queued,
+                version: 0,
+                out_pos: s.waiting[src].len() as u32,
+                in_pos: 0,
+                bytes: queued.bytes[i],
+                ready,
+                start: f64::NAN,
+                last_byte: f64::NAN,
+                remaining: queued.bytes[i],
+                rate: 0.0,
+                updated: ready,
+            };
+            s.place("queued", i, id as u64, x)?;
+            s.waiting[src].push_back(id as u64);
+        }
+        for (i, &id) in active.id.iter().enumerate() {
+            let (src, dst) = (active.src[i] as usize, active.dst[i] as usize);
+            let (bytes, ready, start) = (active.bytes[i], active.ready[i] + 0.0, active.start[i]);
+            let (remaining, updated) = (active_remaining[i], active_updated[i]);
+            let at = |column: &str| format!("active_{column}[{i}]");
+            if bytes == 0.0 {
+                return Err(bad_state(
+                    &at("bytes"),
+                    "is 0: a transfer of zero bytes never sends",
+                ));
+            }
+            if !(start.is_finite() && ready <= start && start <= now) {
+                return Err(bad_state(
+                    &at("start"),
+                    format!("is {start}, expected a time from its ready time {ready} to now={now}"),
+                ));
+            }
+            if !(updated.is_finite() && start <= updated && updated <= now) {
+                return Err(bad_state(
+                    &at("updated"),
+                    format!("is {updated}, expected a time from its start {start} to now={now}"),
+                ));
+            }
+            if !(remaining.is_finite() && (0.0..=bytes).contains(&remaining)) {
+                return Err(bad_state(
+                    &at("remaining"),
+                    format!("is {remaining}, expected 0 to its {bytes} bytes"),
+                ));
+            }
+            if fifo_per_sender {
+                if let Some(&other) = s.out_active[src].first() {
+                    return Err(bad_state(
+                        &at("src"),
+                        format!("is {src}, whose FIFO already has transfer {other} sending"),
+                    ));
+                }
+            }
+            let x = Transfer {
+                src: src as u32,
+                dst: dst as u32,
+                state: State::Active,
+                version: 1,
+                out_pos: s.out_active[src].len() as u32,
+                in_pos: s.in_active[dst].len() as u32,
+                bytes,
+                ready,
+                start: start + 0.0,
+                last_byte: f64::NAN,
+                remaining,
+                rate: active_rate[i],
+                updated: updated + 0.0,
+            };
+            s.place("active", i, id as u64, x)?;
+            s.out_active[src].push(id as u64);
+            s.in_active[dst].push(id as u64);
+        }
+        for (i, &id) in in_flight.id.iter().enumerate() {
+            let (src, dst) = (in_flight.src[i] as usize, in_flight.dst[i] as usize);
+            let (ready, start) = (in_flight.ready[i] + 0.0, in_flight.start[i]);
+            let (last_byte, delivered) = (in_flight_last_byte[i], in_flight_delivered[i]);
+            let at = |column: &str| format!("in_flight_{column}[{i}]");
+            if !(start.is_finite() && ready <= start && start <= now) {
+                return Err(bad_state(
+                    &at("start"),
+                    format!("is {start}, expected a time from its ready time {ready} to now={now}"),
+                ));
+            }
+            if !(last_byte.is_finite() && start <= last_byte && last_byte <= now) {
+                return Err(bad_state(
+                    &at("last_byte"),
+                    format!("is {last_byte}, expected a time from its start {start} to now={now}"),
+                ));
+            }
+            let expected = last_byte + s.latency.between(src, dst, n);
+            if delivered != expected || delivered < now {
+                return Err(bad_state(
+                    &at("delivered"),
+                    format!(
+                        "is {delivered}, expected last_byte + latency = {expected}, not before now={now}"
+                    ),
+                ));
+            }
+            let x = Transfer {
+                src: src as u32,
+                dst: dst as u32,
+                state: State::InFlight,
+                version: 0,
+                out_pos: 0,
+                in_pos: 0,
+                bytes: in_flight.bytes[i],
+                ready,
+                start: start + 0.0,
+                last_byte: last_byte + 0.0,
+                remaining: 0.0,
+                rate: 0.0,
+                updated: last_byte + 0.0,
+            };
+            s.place("in_flight", i, id as u64, x)?;
+            s.deliveries.push(Reverse((key(delivered), id as u64)));
+        }
+
+        // Pending events: each sending transfer's last byte at its current rate, which must be the
+        // fair share the links give it now (every rate is brought up to date within an event).
+        for (i, &id) in active.id.iter().enumerate() {
+            let (src, dst) = (active.src[i] as usize, active.dst[i] as usize);
+            let share = s.fair_share(src, dst);
+            let x = s.transfer(id as u64);
+            if x.rate != share {
+                return Err(bad_state(
+                    &format!("active_rate[{i}]"),
+                    format!(
+                        "is {}, expected its fair share {share} = min(uplink[{src}] / {}, downlink[{dst}] / {})",
+                        x.rate,
+                        s.out_active[src].len(),
+                        s.in_active[dst].len()
+                    ),
+                ));
+            }
+            let done = x.updated + x.remaining / x.rate;
+            if done < now {
+                return Err(bad_state(
+                    &format!("active_remaining[{i}]"),
+                    format!(
+                        "is {}: at rate {} its last byte would have left at {done}, before now={now}",
+                        x.remaining, x.rate
+                    ),
+                ));
+            }
+            s.completions.push(Reverse((key(done), id as u64, 1)));
+        }
+        // ... and each queued transfer's due start: its ready time, or with FIFO, for the head of
+        // an idle sender, when the sender went idle if later.
+        for (i, &id) in queued.id.iter().enumerate() {
+            let (src, ready, due) = (queued.src[i] as usize, queued.ready[i], queued.start[i]);
+            let entry = format!("queued_start[{i}]");
+            let scheduled = if !fifo_per_sender {
+                if due != ready {
+                    return Err(bad_state(
+                        &entry,
+                        format!("is {due}, expected its ready time {ready} (no FIFO per sender)"),
+                    ));
+                }
+                true
+            } else if s.waiting[src].front() != Some(&(id as u64)) {
+                if !due.is_nan() {
+                    return Err(bad_state(
+                        &entry,
+                        format!("is {due}, expected NaN: it waits behind an earlier transfer of node {src}"),
+                    ));
+                }
+                false
+            } else if let Some(&sending) = s.out_active[src].first() {
+                if !due.is_nan() {
+                    return Err(bad_state(
+                        &entry,
+                        format!("is {due}, expected NaN: node {src} is sending transfer {sending}"),
+                    ));
+                }
+                false
+            } else {
+                if !(due.is_finite() && due >= ready) {
+                    return Err(bad_state(
+                        &entry,
+                        format!(
+                            "is {due}, expected a time at or after its ready time {ready} (it heads idle node {src}'s FIFO)"
+                        ),
+                    ));
+                }
+                s.head_scheduled[src] = true;
+                true
+            };
+            if scheduled {
+                if due < now {
+                    return Err(bad_state(
+                        &entry,
+                        format!("is {due}, before now={now}: its start would be in the past"),
+                    ));
+                }
+                s.starts.push(Reverse((key(due), id as u64)));
+            }
+        }
+        s.counts = Counts {
+            queued: queued.len(),
+            active: active.len(),
+            in_flight: in_flight.len(),
+        };
+        Ok(s)
+    }
+
+    /// Put a checkpointed transfer in its slot, refusing an id listed twice.
+    fn place(&mut self, group: &str, row: usize, id: u64, x: Transfer) -> Result<()> {
+        let i = self.index(id);
+        let slot = &mut self.transfers[i];
+        if slot.state != State::Retired {
+            let other = match slot.state {
+                State::Queued => "queued",
+                State::Active => "active",
+                _ => "in_flight",
+            };
+            return Err(bad_state(
+                &format!("{group}_id[{row}]"),
+                format!("is {id}, an id '{other}_id' lists too"),
+            ));
+        }
+        *slot = x;
+        Ok(())
+    }
+}
+
+/// Each column of `group` has one entry per id.
+fn check_columns(group: &str, rows: &TransferRows, extra: &[(&str, &Vec<f64>)]) -> Result<()> {
+    let expected = rows.len();
+    let common = [
+        ("src", rows.src.len()),
+        ("dst", rows.dst.len()),
+        ("bytes", rows.bytes.len()),
+        ("ready", rows.ready.len()),
+        ("start", rows.start.len()),
+    ];
+    let others = extra.iter().map(|(name, column)| (*name, column.len()));
+    for (name, len) in common.into_iter().chain(others) {
+        if len != expected {
+            return Err(bad_state(
+                &format!("{group}_{name}"),
+                format!("has {len} entries, expected {expected} (one per entry of '{group}_id')"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The checks every transfer passes: ids ascending below `next_id`, node ids, sizes, ready times.
+fn check_rows(group: &str, rows: &TransferRows, n_nodes: usize, next_id: u64) -> Result<()> {
+    let mut previous = -1_i64;
+    for i in 0..rows.len() {
+        let at = |column: &str| format!("{group}_{column}[{i}]");
+        let id = rows.id[i];
+        if id <= previous || id as u64 >= next_id {
+            return Err(bad_state(
+                &at("id"),
+                format!(
+                    "is {id}, expected ids in increasing order above {previous} and below next_id={next_id}"
+                ),
+            ));
+        }
+        previous = id;
+        for (column, node) in [("src", rows.src[i]), ("dst", rows.dst[i])] {
+            if !(0..n_nodes as i64).contains(&node) {
+                return Err(bad_state(
+                    &at(column),
+                    format!("is {node}, not a node id (the network has nodes 0..{n_nodes})"),
+                ));
+            }
+        }
+        let bytes = rows.bytes[i];
+        if !(bytes.is_finite() && (0.0..=MAX_BYTES).contains(&bytes)) {
+            return Err(bad_state(
+                &at("bytes"),
+                format!("is {bytes}, expected a finite size from 0 to 2^53"),
+            ));
+        }
+        let ready = rows.ready[i];
+        if !(ready.is_finite() && ready >= 0.0) {
+            return Err(bad_state(
+                &at("ready"),
+                format!("is {ready}, expected a finite non-negative time (seconds)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -864,6 +1369,99 @@ mod tests {
             assert!(s.completions.len() <= 5 * s.n_active() + 1024);
         }
         assert_eq!(delivered, 3000);
+    }
+
+    /// A scheduler stopped mid-run with transfers queued, sending and in flight.
+    fn mid_run(fifo: bool, latency: Latency) -> Scheduler {
+        let up = vec![100.0, 40.0, 60.0, 75.0, 20.0];
+        let down = vec![80.0, 30.0, 90.0, 55.0, 20.0];
+        let mut s = Scheduler::new(up, down, latency, fifo).unwrap();
+        // Node 4 is idle until its one transfer is due: with FIFO, a head with its start due.
+        s.submit(4, 0, 20.0, 3.0).unwrap();
+        for i in 0..40_u32 {
+            let (src, dst) = ((i % 4) as usize, ((i * 7 + 1) % 4) as usize);
+            let bytes = if i % 9 == 0 {
+                0.0
+            } else {
+                10.0 + f64::from(i * 13 % 50)
+            };
+            s.submit(src, dst, bytes, f64::from(i / 3) * 0.25).unwrap();
+        }
+        for _ in 0..8 {
+            s.next_delivery(Some(2.0)).unwrap();
+        }
+        s
+    }
+
+    #[test]
+    fn a_restored_scheduler_continues_bit_identically() {
+        let latencies = [
+            Latency::Global(0.3),
+            Latency::PerNode(vec![0.1, 0.2, 0.3, 0.05, 0.4]),
+            Latency::PerLink((0..25).map(|i| f64::from(i) * 0.03).collect()),
+        ];
+        for fifo in [false, true] {
+            for latency in latencies.clone() {
+                let mut original = mid_run(fifo, latency);
+                assert!(original.n_queued() > 0 && original.n_active() > 0);
+                assert!(original.n_in_flight() > 0);
+                let state = original.export_state();
+                let mut restored = Scheduler::from_state(state.clone()).unwrap();
+                // Debug text compares floats bit for bit, NaN (a queued start not due yet) included.
+                assert_eq!(
+                    format!("{:?}", restored.export_state()),
+                    format!("{state:?}")
+                );
+                for s in [&mut original, &mut restored] {
+                    s.submit(1, 2, 33.0, 2.5).unwrap();
+                    s.cancel_queued(3).unwrap();
+                }
+                assert_eq!(original.run().unwrap(), restored.run().unwrap());
+                assert_eq!(original.next_id(), restored.next_id());
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_state_is_an_error_naming_the_entry() {
+        let good = mid_run(true, Latency::Global(0.3)).export_state();
+        type Corruption = fn(&mut SchedulerState);
+        let cases: Vec<(Corruption, &str)> = vec![
+            (
+                |s| {
+                    s.queued.src.pop();
+                },
+                "'queued_src' has",
+            ),
+            (
+                |s| s.active.src[0] = 9,
+                "'active_src[0]' is 9, not a node id",
+            ),
+            (|s| s.active_rate[0] *= 2.0, "'active_rate[0]'"),
+            (|s| s.in_flight.id[0] = s.active.id[0], "lists too"),
+            (|s| s.queued.id[0] = s.next_id as i64, "'queued_id[0]'"),
+            (
+                |s| s.in_flight_delivered[0] += 1.0,
+                "'in_flight_delivered[0]'",
+            ),
+            (|s| s.now = f64::NAN, "'now' is NaN"),
+            (|s| s.next_id = u64::MAX, "'next_id'"),
+            (|s| s.uplink[0] = 0.0, "network state: uplink[0]=0"),
+        ];
+        for (corrupt, expected) in cases {
+            let mut state = good.clone();
+            corrupt(&mut state);
+            let err = Scheduler::from_state(state).unwrap_err();
+            assert!(err.message.contains(expected), "{err}");
+        }
+        // The FIFO head of an idle sender must have its start due.
+        let mut state = good.clone();
+        let head = (0..state.queued.id.len())
+            .find(|&i| !state.queued.start[i].is_nan())
+            .unwrap();
+        state.queued.start[head] = f64::NAN;
+        let err = Scheduler::from_state(state).unwrap_err();
+        assert!(err.message.contains("queued_start["), "{err}");
     }
 
     #[test]

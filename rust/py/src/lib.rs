@@ -902,6 +902,144 @@ fn node_arg(py: Python<'_>, name: &str, value: i64, n_nodes: usize) -> PyResult<
     Ok(value as usize)
 }
 
+/// The columns of each kind of transfer in a scheduler's state dict, after the `{kind}_` prefix
+/// (`queued_id`, ...): the shared ones, then the kind's own.
+const STATE_ROWS: [&str; 6] = ["id", "src", "dst", "bytes", "ready", "start"];
+
+/// A scheduler state's entries as numpy arrays and Python scalars, keyed as
+/// `mosaic_fast.network_sim.NetworkScheduler.state_dict` names them.
+fn state_to_dict<'py>(
+    py: Python<'py>,
+    state: network::SchedulerState,
+) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    let n = state.uplink.len();
+    out.set_item("uplink", state.uplink.into_pyarray(py))?;
+    out.set_item("downlink", state.downlink.into_pyarray(py))?;
+    let (shape, values) = match state.latency {
+        network::Latency::Global(s) => (vec![], vec![s]),
+        network::Latency::PerNode(s) => (vec![n], s),
+        network::Latency::PerLink(s) => (vec![n, n], s),
+    };
+    let latency = numpy::ndarray::ArrayD::from_shape_vec(shape, values)
+        .map_err(|e| internal_err(py, format!("latency of the wrong size: {e}")))?;
+    out.set_item("latency", latency.into_pyarray(py))?;
+    out.set_item("fifo_per_sender", state.fifo_per_sender)?;
+    out.set_item("now", state.now)?;
+    out.set_item("next_id", state.next_id)?;
+    for (kind, rows) in [
+        ("queued", state.queued),
+        ("active", state.active),
+        ("in_flight", state.in_flight),
+    ] {
+        out.set_item(format!("{kind}_id"), rows.id.into_pyarray(py))?;
+        out.set_item(format!("{kind}_src"), rows.src.into_pyarray(py))?;
+        out.set_item(format!("{kind}_dst"), rows.dst.into_pyarray(py))?;
+        out.set_item(format!("{kind}_bytes"), rows.bytes.into_pyarray(py))?;
+        out.set_item(format!("{kind}_ready"), rows.ready.into_pyarray(py))?;
+        out.set_item(format!("{kind}_start"), rows.start.into_pyarray(py))?;
+    }
+    for (name, column) in [
+        ("active_remaining", state.active_remaining),
+        ("active_rate", state.active_rate),
+        ("active_updated", state.active_updated),
+        ("in_flight_last_byte", state.in_flight_last_byte),
+        ("in_flight_delivered", state.in_flight_delivered),
+    ] {
+        out.set_item(name, column.into_pyarray(py))?;
+    }
+    Ok(out)
+}
+
+/// Entry `name` of a state dict as a vector (a 1-D numpy array of `T`).
+fn state_column<T: numpy::Element + Copy>(
+    py: Python<'_>,
+    state: &Bound<'_, PyDict>,
+    name: &str,
+) -> PyResult<Vec<T>> {
+    let entry = state_entry(py, state, name)?;
+    let array = entry
+        .extract::<numpy::PyReadonlyArray1<'_, T>>()
+        .map_err(|_| {
+            type_err(
+                py,
+                format!(
+                    "network state '{name}' must be a 1-D {} numpy array, got {}",
+                    std::any::type_name::<T>(),
+                    type_name(&entry)
+                ),
+            )
+        })?;
+    Ok(array.as_array().to_vec())
+}
+
+fn state_entry<'py>(
+    py: Python<'_>,
+    state: &Bound<'py, PyDict>,
+    name: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    state
+        .get_item(name)?
+        .ok_or_else(|| value_err(py, format!("network state lacks '{name}'")))
+}
+
+fn state_rows(
+    py: Python<'_>,
+    state: &Bound<'_, PyDict>,
+    kind: &str,
+) -> PyResult<network::TransferRows> {
+    let [id, src, dst, bytes, ready, start] = STATE_ROWS.map(|column| format!("{kind}_{column}"));
+    Ok(network::TransferRows {
+        id: state_column(py, state, &id)?,
+        src: state_column(py, state, &src)?,
+        dst: state_column(py, state, &dst)?,
+        bytes: state_column(py, state, &bytes)?,
+        ready: state_column(py, state, &ready)?,
+        start: state_column(py, state, &start)?,
+    })
+}
+
+/// The scheduler state in a dict `state_to_dict` wrote (its entries' types checked, their values
+/// left to the core's checks).
+fn state_from_dict(py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<network::SchedulerState> {
+    let uplink: Vec<f64> = state_column(py, state, "uplink")?;
+    let latency = latency_arg(py, &state_entry(py, state, "latency")?, uplink.len())?;
+    let wrong = |name: &str, what: &str, entry: &Bound<'_, PyAny>| {
+        type_err(
+            py,
+            format!(
+                "network state '{name}' must be {what}, got {}",
+                type_name(entry)
+            ),
+        )
+    };
+    let fifo = state_entry(py, state, "fifo_per_sender")?;
+    let now = state_entry(py, state, "now")?;
+    let next_id = state_entry(py, state, "next_id")?;
+    Ok(network::SchedulerState {
+        downlink: state_column(py, state, "downlink")?,
+        uplink,
+        latency,
+        fifo_per_sender: fifo
+            .extract::<bool>()
+            .map_err(|_| wrong("fifo_per_sender", "a bool", &fifo))?,
+        now: now
+            .extract::<f64>()
+            .map_err(|_| wrong("now", "a float", &now))?,
+        next_id: next_id
+            .extract::<u64>()
+            .map_err(|_| wrong("next_id", "a non-negative int", &next_id))?,
+        queued: state_rows(py, state, "queued")?,
+        active: state_rows(py, state, "active")?,
+        active_remaining: state_column(py, state, "active_remaining")?,
+        active_rate: state_column(py, state, "active_rate")?,
+        active_updated: state_column(py, state, "active_updated")?,
+        in_flight: state_rows(py, state, "in_flight")?,
+        in_flight_last_byte: state_column(py, state, "in_flight_last_byte")?,
+        in_flight_delivered: state_column(py, state, "in_flight_delivered")?,
+    })
+}
+
 /// The network model's transfer scheduler: fair up/downlink sharing plus latency (see
 /// `mosaic_fast.network_sim`).
 #[pyclass(name = "NetworkScheduler", module = "mosaic_fast._core")]
@@ -1011,6 +1149,19 @@ impl PyNetworkScheduler {
             .map(|id| id as i64)
             .collect::<Vec<_>>()
             .into_pyarray(py))
+    }
+
+    /// Everything that determines this scheduler's future, as numpy arrays and Python scalars.
+    fn export_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        state_to_dict(py, self.inner.export_state())
+    }
+
+    /// A scheduler restored from `export_state`'s dict; every entry is checked first.
+    #[staticmethod]
+    fn from_state(py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let state = state_from_dict(py, state)?;
+        let inner = detached(py, move || network::Scheduler::from_state(state))?;
+        Ok(Self { inner })
     }
 
     fn queued_from(&self, py: Python<'_>, src: i64) -> PyResult<usize> {
