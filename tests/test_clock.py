@@ -80,9 +80,22 @@ def test_a_measured_clock_is_recorded_and_kept_by_a_resumed_run(tmp_path):
     assert list(resumed.metrics["sim_time_s"]) == pytest.approx([2 * step * r for r in range(5)])
 
 
-def test_asynchronous_algorithms_are_refused_until_they_run():
-    with pytest.raises(mf.MosaicValueError, match="does not simulate yet"):
-        run(algorithm="swift")
+def test_asynchronous_runs_go_through_the_same_api_on_their_own_clocks():
+    # swift, 2 local steps per round of 0.5 s steps: rounds end at 1, 2, 3 s of simulated time
+    result = run(algorithm="swift", step_time=0.5, bandwidth="8kbit")
+    assert list(result.metrics["sim_time_s"]) == [0.0, 1.0, 2.0, 3.0]
+    assert list(result.metrics["local_steps_per_node"]) == [0.0, 2.0, 4.0, 6.0]
+
+
+def test_the_round_engine_refuses_algorithms_on_their_own_clocks():
+    from mosaic_fast.config import ExperimentConfig
+    from mosaic_fast.engine import Simulation
+
+    cfg = ExperimentConfig(dataset="movielens", algorithm="swift", K=1, step_time=1.0).resolved()
+    with pytest.raises(
+        mf.MosaicValueError, match="build the run's simulation with make_simulation"
+    ):
+        Simulation(cfg, torch.device("cpu"))
 
 
 def test_sweep_summary_reports_simulated_time_and_time_to_target(tmp_path):

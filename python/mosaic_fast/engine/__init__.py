@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from .experiment import resume_experiment, run_experiment, summarize
-from .simulation import Simulation, resolve_device
+from .simulation import Simulation, make_simulation, resolve_device
 from .trainer import STRATEGIES, SGDConfig, Trainer, make_trainer
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "SGDConfig",
     "Simulation",
     "Trainer",
+    "make_simulation",
     "make_trainer",
     "resolve_device",
     "resume_experiment",

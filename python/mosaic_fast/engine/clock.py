@@ -31,13 +31,7 @@ class RoundClock:
     ) -> None:
         self.spec, self.local_steps, self.header_bytes = spec, local_steps, header_bytes
         self.compute_s = float(local_steps * np.max(spec.step_time_s))
-        self._uplink = _finite(spec.uplink_Bps)
-        self._downlink = _finite(spec.downlink_Bps)
-        lat = np.asarray(spec.latency_s, dtype=np.float64)
-        if np.all(lat == lat[0]):
-            self._latency: float | np.ndarray = float(lat[0])
-        else:  # a message pays the mean of its two ends' latencies (NetworkSpec's convention)
-            self._latency = (lat[:, None] + lat[None, :]) / 2.0
+        self._uplink, self._downlink, self._latency = scheduler_links(spec)
 
     def round_seconds(self, graphs, fragments) -> float:
         """The slowest node's local steps, then the last delivery of the round's messages."""
@@ -60,6 +54,17 @@ class RoundClock:
             np.concatenate(n_bytes),
         )
         return self.compute_s + float(np.max(times.delivered))
+
+
+def scheduler_links(spec: NetworkSpec) -> tuple[np.ndarray, np.ndarray, float | np.ndarray]:
+    """``(uplink, downlink, latency)`` of ``spec`` as the scheduler takes them: finite rates, and
+    one latency, or per ordered pair the mean of its two ends' (NetworkSpec's convention)."""
+    lat = np.asarray(spec.latency_s, dtype=np.float64)
+    if np.all(lat == lat[0]):
+        latency: float | np.ndarray = float(lat[0])
+    else:
+        latency = (lat[:, None] + lat[None, :]) / 2.0
+    return _finite(spec.uplink_Bps), _finite(spec.downlink_Bps), latency
 
 
 def _finite(rates: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from ..config import RESUMABLE_SETTINGS, ExperimentConfig
 from ..errors import CallbackError, MosaicValueError, RunDiverged, RunInterrupted
 from ..references import describe, first_line
 from ..runfolder import COMPLETE, DIVERGED, RunFolder, config_of
-from .simulation import Simulation, UserCode, resolve_device
+from .simulation import Simulation, UserCode, make_simulation, resolve_device
 
 
 @dataclass
@@ -254,7 +254,7 @@ def _run_in(
             strategy = meta.get("trainer_strategy")
             step_time_s = meta.get("measured_step_time_s")  # the clock the run started with
 
-    sim = Simulation(cfg, device, user=user, strategy=strategy, step_time_s=step_time_s)
+    sim = make_simulation(cfg, device, user=user, strategy=strategy, step_time_s=step_time_s)
     history: list[dict[str, Any]] = []
     if checkpoint is not None:
         sim.load_state_dict(checkpoint["simulation"])
@@ -380,8 +380,9 @@ def _evaluates(cfg: ExperimentConfig, done: int) -> bool:
 
 def _crossed(cfg: ExperimentConfig, before: float, after: float) -> bool:
     """Whether the round from simulated time ``before`` to ``after`` passed a multiple of
-    ``eval_every_s`` (synchronous runs evaluate at the first round boundary after it)."""
-    if cfg.eval_every_s is None:
+    ``eval_every_s`` (synchronous runs evaluate at the first round boundary after it;
+    asynchronous ones evaluate at the multiples themselves, ``Simulation.evaluation_times``)."""
+    if cfg.eval_every_s is None or cfg.algorithm not in Simulation.ALGORITHMS:
         return False
     return math.floor(after / cfg.eval_every_s) > math.floor(before / cfg.eval_every_s)
 
@@ -399,10 +400,16 @@ def _train(cfg, sim, history, log, round_end, save_checkpoint, stop, quiet) -> N
     with bar:
         for t in range(sim.rounds_done, cfg.rounds):
             before = sim.sim_time_s
+            inside, at_end = sim.evaluation_times(t)
+            for at in inside:  # asynchronous runs evaluate at the times themselves
+                sim.advance_to(at)
+                _check_finite(sim, cfg, params=True)
+                log(sim.metrics())
             sim.train_round(t)
             done = t + 1
             out_of_time = cfg.time_budget is not None and sim.sim_time_s >= cfg.time_budget
-            evaluate = _evaluates(cfg, done) or out_of_time or _crossed(cfg, before, sim.sim_time_s)
+            evaluate = _evaluates(cfg, done) or out_of_time or at_end
+            evaluate = evaluate or _crossed(cfg, before, sim.sim_time_s)
             _check_finite(sim, cfg, params=evaluate)
             round_end()
             if evaluate:

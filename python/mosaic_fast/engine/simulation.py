@@ -58,6 +58,17 @@ class UserCode:
     partition: Sequence[Any] | None = None
 
 
+def make_simulation(cfg: ExperimentConfig, device: torch.device, **kwargs: Any) -> Simulation:
+    """The simulation of ``cfg.algorithm``: synchronous rounds (:class:`Simulation`) or nodes on
+    their own clocks (:class:`~mosaic_fast.engine.async_sim.AsyncSimulation`); ``kwargs`` as
+    :class:`Simulation` takes them."""
+    if cfg.algorithm in Simulation.ALGORITHMS:
+        return Simulation(cfg, device, **kwargs)
+    from .async_sim import AsyncSimulation
+
+    return AsyncSimulation(cfg, device, **kwargs)
+
+
 def load_data(cfg: ExperimentConfig) -> Any:
     from ..data import load_dataset
 
@@ -105,6 +116,8 @@ class Simulation:
     copies ``X`` (the trainers take views of whichever buffer is live at each step).
     """
 
+    ALGORITHMS = ("mosaic",)
+
     def __init__(
         self,
         cfg: ExperimentConfig,
@@ -118,10 +131,10 @@ class Simulation:
         objects; ``strategy``: the trainer strategy a resumed run chose (else ``cfg.trainer``);
         ``step_time_s``: the step time a resumed run measured (else measured here when needed)."""
         self.cfg, self.device = cfg, device
-        if cfg.algorithm != "mosaic":
+        if cfg.algorithm not in self.ALGORITHMS:
             raise MosaicValueError(
-                f"algorithm={cfg.algorithm!r} runs nodes on their own clocks, which this version "
-                "does not simulate yet; use algorithm='mosaic' (K=1 is Epidemic Learning)"
+                f"algorithm={cfg.algorithm!r} is not simulated by {type(self).__name__}; "
+                "build the run's simulation with make_simulation"
             )
         user = user if user is not None else UserCode()
         self.module_model: ModuleModel | None = None
@@ -262,6 +275,16 @@ class Simulation:
         views = self.spec.layout.row_views(self.X[i].detach().to("cpu", copy=True))
         module.load_state_dict(views, strict=False)
         return module.eval()
+
+    def evaluation_times(self, t: int) -> tuple[list[float], bool]:
+        """Simulated times inside round ``t`` to evaluate at, and whether its end is one: none
+        (rounds are indivisible here; the driver evaluates at the first round end after each
+        multiple of ``eval_every_s``)."""
+        return [], False
+
+    def advance_to(self, until: float) -> None:
+        """Nodes on their own clocks stop at any time (AsyncSimulation); rounds here cannot."""
+        raise MosaicValueError("synchronous rounds cannot stop inside a round")
 
     def train_round(self, t: int) -> None:
         """Round ``t`` (0-based): H local steps on every node, then fragment-wise gossip."""
