@@ -237,8 +237,8 @@ def test_identical_runs_are_bit_identical() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"uplink": [1.0, 0.0]}, r"uplink\[1\]=0 must be a finite positive rate"),
-        ({"uplink": [1.0, float("inf")]}, r"uplink\[1\]=inf"),
+        ({"uplink": [1.0, 0.0]}, r"uplink\[1\]=0 must be a positive rate"),
+        ({"uplink": [1.0, -float("inf")]}, r"uplink\[1\]=-inf"),
         ({"downlink": [1.0, -2.0]}, r"downlink\[1\]=-2"),
         ({"downlink": [1.0, float("nan")]}, r"downlink\[1\]=NaN"),
         ({"downlink": [1.0]}, "downlink has 1 values but uplink has 2"),
@@ -300,6 +300,77 @@ def test_wrong_types_are_type_errors() -> None:
         NetworkScheduler(["fast"], [1.0])
     with pytest.raises(MosaicTypeError, match="latency must be a number or an array"):
         NetworkScheduler([1.0], [1.0], latency="slow")
+
+
+# --- unlimited links (rate inf) -------------------------------------------------------------------
+
+
+def test_a_transfer_unlimited_at_both_ends_sends_its_last_byte_as_it_starts() -> None:
+    inf = float("inf")
+    start, last, delivered = times([inf] * 2, [inf] * 2, 0.25, [0, 0], [1, 1], [300, 0], [1.0, 2.0])
+    assert (start, last, delivered) == ([1.0, 2.0], [1.0, 2.0], [1.25, 2.25])
+    # With FIFO the sender's queue drains at once too.
+    start, last, _ = times([inf] * 2, [inf] * 2, 0.0, [0, 0, 0], [1, 1, 1], 1e12, fifo=True)
+    assert start == last == [0.0, 0.0, 0.0]
+
+
+def test_an_unlimited_end_leaves_the_other_ends_share_in_charge() -> None:
+    inf = float("inf")
+    # Two unlimited senders into a 100 B/s downlink: 50 B/s each until the 100-byte one is done.
+    _, last, _ = times([inf] * 3, [inf, inf, 100], 0.0, [0, 1], [2, 2], [100, 300])
+    assert last == [2.0, 4.0]
+    # An unlimited receiver: the sender's uplink (100 B/s) is shared by its two transfers.
+    _, last, _ = times([100, inf, inf], [inf] * 3, 0.0, [0, 0], [1, 2], [100, 300])
+    assert last == [2.0, 4.0]
+
+
+def test_unlimited_links_match_the_reference_and_a_huge_finite_rate() -> None:
+    rng = np.random.default_rng(99)
+    for case_index in range(60):
+        case = random_case(rng)
+        for rates in (case["up"], case["down"]):
+            rates[rng.random(len(rates)) < 0.4] = np.inf
+        fifo = bool(case_index % 2)
+        columns = ("src", "dst", "nbytes", "ready")
+        got = schedule(
+            case["up"],
+            case["down"],
+            case["latency"],
+            *(case[c] for c in columns),
+            fifo_per_sender=fifo,
+        )
+        expected = reference_schedule(
+            case["up"],
+            case["down"],
+            latency_of(case["latency"]),
+            *(case[c].tolist() for c in columns),
+            fifo,
+        )
+        huge = schedule(
+            np.minimum(case["up"], 1e300),
+            np.minimum(case["down"], 1e300),
+            case["latency"],
+            *(case[c] for c in columns),
+            fifo_per_sender=fifo,
+        )
+        scale = max(expected[2])
+        for name, a, b, c in zip(
+            ("start", "last_byte", "delivered"), got, expected, huge, strict=True
+        ):
+            message = f"case {case_index}: {name}"
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * scale, err_msg=message)
+            np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12 * scale, err_msg=message)
+
+
+def test_unlimited_links_round_trip_through_a_checkpoint() -> None:
+    inf = float("inf")
+    net = NetworkScheduler([inf, 50.0, inf], [inf, inf, 40.0], 0.5, fifo_per_sender=True)
+    net.submit_many([0, 0, 1, 1, 2], [1, 2, 0, 2, 0], [100.0, 80.0, 60.0, 0.0, 30.0])
+    assert net.next_delivery().id == 0
+    state = saved_and_loaded(net.state_dict())
+    assert state["uplink"][0].item() == inf
+    copy = NetworkScheduler.from_state_dict(state)
+    assert np.array_equal(continuation(copy), continuation(net))
 
 
 # --- the pure-Python reference, one event at a time ----------------------------------------------
@@ -595,8 +666,8 @@ MALFORMED = [
     (_set("now", "1.2"), "'now' must be a number"),
     (_set("next_id", -1), r"'next_id' must be an integer in \[0, 2\^63\)"),
     (_set("latency", torch.zeros(2, dtype=torch.float64)), r"'latency' has shape \(2,\)"),
-    (_scale("uplink", 0, 0.0), r"network state: uplink\[0\]=0 must be a finite positive rate"),
-    (_scale("downlink", 2, float("inf")), r"network state: downlink\[2\]=inf"),
+    (_scale("uplink", 0, 0.0), r"network state: uplink\[0\]=0 must be a positive rate"),
+    (_scale("downlink", 2, float("nan")), r"network state: downlink\[2\]=NaN"),
 ]
 
 

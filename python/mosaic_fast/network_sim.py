@@ -7,7 +7,8 @@ Node ``i`` has an uplink of ``uplink[i]`` and a downlink of ``downlink[i]`` byte
 transfer that is sending gets the smaller of its two fair shares,
 ``uplink[src] / (transfers sending from src)`` and ``downlink[dst] / (transfers sending to dst)``,
 recomputed whenever a transfer starts or sends its last byte. A share one end leaves unused is not
-handed to the other transfers (this is not max-min fairness).
+handed to the other transfers (this is not max-min fairness). A rate of ``inf`` is an unlimited link:
+the other end's share rules, and a transfer unlimited at both ends sends its last byte as it starts.
 
 Latency is added after transmission: a message is *delivered* ``latency(src, dst)`` seconds after its
 last byte left, and holds no bandwidth meanwhile (a sender's next message may already be sending).
@@ -256,7 +257,7 @@ def _transfers(
 class NetworkScheduler:
     """Incremental transfer scheduler for an event loop (semantics in the module docstring).
 
-    ``uplink``, ``downlink``: bytes/s per node, finite and positive, shape ``(n_nodes,)``.
+    ``uplink``, ``downlink``: bytes/s per node, positive (``inf``: unlimited), shape ``(n_nodes,)``.
     ``latency``: seconds, a number or an array of shape ``(n_nodes,)`` or ``(n_nodes, n_nodes)``.
 
     Typical loop: ``submit`` what nodes send at the current time, then ``next_delivery(until=t)``

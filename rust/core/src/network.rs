@@ -4,7 +4,8 @@
 //! transfer that is sending gets the smaller of its two fair shares,
 //! `uplink[src] / (transfers sending from src)` and `downlink[dst] / (transfers sending to dst)`,
 //! recomputed whenever a transfer starts or sends its last byte (a share left unused at one end is
-//! not handed to the others). Bytes flow at that rate; the message is *delivered* `latency(src, dst)`
+//! not handed to the others). A rate of `inf` is an unlimited link: the other end's share rules,
+//! and a transfer unlimited at both ends sends its last byte when it starts. Bytes flow at that rate; the message is *delivered* `latency(src, dst)`
 //! seconds after its last byte left: latency is added once transmission is complete and holds no
 //! bandwidth, so a sender's next message may start while the previous one is still in flight.
 //!
@@ -246,8 +247,9 @@ struct Counts {
 
 fn check_rates(name: &str, values: &[f64]) -> Result<()> {
     for (i, &v) in values.iter().enumerate() {
-        if !(v.is_finite() && v > 0.0) {
-            bail!("{name}[{i}]={v} must be a finite positive rate (bytes/s)");
+        // NaN fails the comparison; inf is an unlimited link.
+        if !(v > 0.0) {
+            bail!("{name}[{i}]={v} must be a positive rate (bytes/s; inf for an unlimited link)");
         }
     }
     Ok(())
@@ -711,7 +713,8 @@ impl Scheduler {
         if rate == x.rate {
             return;
         }
-        if x.rate > 0.0 {
+        // No time passed, nothing sent (and an unlimited rate times 0 would be NaN).
+        if x.rate > 0.0 && t > x.updated {
             x.remaining = (x.remaining - x.rate * (t - x.updated)).max(0.0);
         }
         x.updated = t;
@@ -1462,6 +1465,41 @@ mod tests {
         state.queued.start[head] = f64::NAN;
         let err = Scheduler::from_state(state).unwrap_err();
         assert!(err.message.contains("queued_start["), "{err}");
+    }
+
+    #[test]
+    fn unlimited_links() {
+        let inf = f64::INFINITY;
+        // Unlimited at both ends: the last byte leaves at the start.
+        let mut s =
+            Scheduler::new(vec![inf; 2], vec![inf; 2], Latency::Global(0.25), true).unwrap();
+        s.submit(0, 1, 300.0, 1.0).unwrap();
+        s.submit(0, 1, 500.0, 0.5).unwrap();
+        let d = s.run().unwrap();
+        assert_eq!(
+            d.iter()
+                .map(|d| (d.start, d.last_byte, d.delivered))
+                .collect::<Vec<_>>(),
+            vec![(1.0, 1.0, 1.25), (1.0, 1.0, 1.25)]
+        );
+        // Unlimited at one end: the other end's fair share rules (two senders into 100 B/s).
+        let mut s = Scheduler::new(
+            vec![inf; 3],
+            vec![inf, inf, 100.0],
+            Latency::Global(0.0),
+            false,
+        )
+        .unwrap();
+        s.submit(0, 2, 100.0, 0.0).unwrap();
+        s.submit(1, 2, 300.0, 0.0).unwrap();
+        s.submit(0, 1, 1e9, 0.5).unwrap();
+        let last: Vec<(u64, f64)> = s
+            .run()
+            .unwrap()
+            .iter()
+            .map(|d| (d.id, d.last_byte))
+            .collect();
+        assert_eq!(last, vec![(2, 0.5), (0, 2.0), (1, 4.0)]);
     }
 
     #[test]
