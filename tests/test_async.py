@@ -257,3 +257,51 @@ def test_grouped_strategies_agree_with_one_step_at_a_time_to_rounding(trainer):
         batched.train_round(t)
         reference.train_round(t)
     assert torch.allclose(batched.X, reference.X, rtol=1e-5, atol=1e-6)
+
+
+def test_an_interrupted_run_resumes_exactly_mid_flight(tmp_path):
+    import mosaic_fast as mf
+    from torch import nn
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 5, generator=g)
+    y = (x[:, 0] > 0).long()
+    settings = dict(
+        algorithm="divshare",
+        nodes=5,
+        K=2,
+        degree=2,
+        rounds=6,
+        local_steps=2,
+        batch_size=4,
+        step_time=0.5,
+        bandwidth="20kbit",
+        stragglers=0.4,
+        straggler_kind="both",
+        momentum=0.5,
+    )
+
+    def linear():
+        return nn.Linear(5, 2)
+
+    busy = []
+
+    def stop_after_round_3(state):
+        if state.round == 3:
+            network = state.simulation.network
+            busy.append(network.n_queued + network.n_active + network.n_in_flight)
+            raise RuntimeError("stop")
+
+    straight = mf.Experiment(model=linear, train=(x, y), test=(x, y), **settings).run(
+        tmp_path / "straight", quiet=True
+    )
+    stopped = mf.Experiment(
+        model=linear, train=(x, y), test=(x, y), on_round_end=stop_after_round_3, **settings
+    )
+    with pytest.raises(mf.CallbackError):
+        stopped.run(tmp_path / "resumed", quiet=True)
+    assert busy[0] > 0  # the checkpoint holds messages on their way
+    resumed = mf.Experiment.resume(tmp_path / "resumed", model=linear, train=(x, y), test=(x, y))
+    assert torch.equal(resumed.params, straight.params)
+    columns = ["round", "node_mean", "sim_time_s", "local_steps_per_node", "sent_params_per_node"]
+    assert resumed.metrics[columns].equals(straight.metrics[columns])

@@ -390,6 +390,14 @@ class AsyncSimulation(Simulation):
         self.peer_rngs, self.network = peer_rngs, network
         self.payloads, self.inbox = payloads, inboxes
         self.sent_params, self.loss_sum, self.loss_count = sent, loss_sum, loss_count
+        # A run resumed with more rounds: nodes that had stopped at the old limit go on, their
+        # next step beginning at their last step end as if they had never stopped.
+        stopped = np.flatnonzero(~np.isfinite(self.step_end) & (self.steps_done < self.max_steps))
+        self.step_end[stopped] = (self.steps_done[stopped] + 1) * self.step_time_s[stopped]
+        self.untrained[stopped] = True
+        if self.one_at_a_time:
+            for i in stopped:
+                self._train(np.array([i]))
 
 
 _EVENT_KEYS = (
