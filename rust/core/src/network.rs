@@ -247,8 +247,8 @@ struct Counts {
 
 fn check_rates(name: &str, values: &[f64]) -> Result<()> {
     for (i, &v) in values.iter().enumerate() {
-        // NaN fails the comparison; inf is an unlimited link.
-        if !(v > 0.0) {
+        // inf is an unlimited link.
+        if v.is_nan() || v <= 0.0 {
             bail!("{name}[{i}]={v} must be a positive rate (bytes/s; inf for an unlimited link)");
         }
     }
