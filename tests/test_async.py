@@ -305,3 +305,15 @@ def test_an_interrupted_run_resumes_exactly_mid_flight(tmp_path):
     assert torch.equal(resumed.params, straight.params)
     columns = ["round", "node_mean", "sim_time_s", "local_steps_per_node", "sent_params_per_node"]
     assert resumed.metrics[columns].equals(straight.metrics[columns])
+
+
+def test_send_queues_outgrowing_their_links_stop_the_run_in_one_line(monkeypatch):
+    import mosaic_fast.engine.async_sim as async_sim
+
+    sim = sim_of(config(algorithm="swift", K=1, bandwidth="1kbit", step_time=0.01, rounds=50))
+    monkeypatch.setattr(async_sim, "_QUEUE_LIMIT_BYTES", 20 * 4 * sim.n_params)
+    with pytest.raises(MosaicValueError, match=r"send queues hold \d+ messages .*drop_unsent"):
+        for t in range(50):
+            sim.train_round(t)
+    # 4 nodes, one model snapshot per node and step, nothing gets through: 24 > 20 after 6 steps
+    assert sim.steps_done.tolist() == [6, 6, 6, 6]

@@ -14,8 +14,11 @@ Per node, repeated (DESIGN §5):
    fragment and per step; the J x K messages enter the send queue in a random order and carry the
    fragment's values at that moment. With ``drop_unsent`` the messages of the previous step still
    queued are dropped first. ``swift``: the same with K = 1 and no dropping. ``adpsgd``: the whole
-   model to J random peers; each receiver answers at once with its own latest model, and both
-   average the other's copy at their next step end.
+   model to max(1, J // 2) random peers; each receiver answers at once with its own latest model
+   (the reply joins the end of its send queue), and both average the other's copy at their next
+   step end. Without dropping, a node whose link cannot carry a step's messages in a step's time
+   builds an ever longer queue (as DivShare's own Swift and AD-PSGD baselines do); the run stops
+   with a one-line error once the queued models would take more than ``_QUEUE_LIMIT_BYTES``.
 
 Ties: deliveries at or before a step end count for it; events at equal times go deliveries first
 (by transfer id), then step ends by node id. All randomness comes from per-node streams of the
@@ -41,12 +44,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import MosaicValueError
 from ..network_sim import NetworkScheduler, message_bytes
 from . import state as checked
 from .clock import scheduler_links
 from .simulation import Simulation
 from .trainer import synchronize
 
+_QUEUE_LIMIT_BYTES = 4 * 2**30  # models waiting in send queues: beyond this, stop the run
 _PEER_STREAM = 0x9E37  # separates the peer draws from the seed's other streams
 _REQUEST, _REPLY = 0, 1  # AD-PSGD message kinds (DivShare and Swift send requests only)
 
@@ -67,7 +72,9 @@ class AsyncSimulation(Simulation):
         self.step_time_s = np.asarray(spec.step_time_s, dtype=np.float64)
         self.fastest_s = float(self.step_time_s.min())
         self.max_steps = cfg.rounds * cfg.local_steps
-        self.n_peers = cfg.degree
+        # AD-PSGD asks degree // 2 peers, whose replies make up the rest of its degree models
+        # per step (as DivShare's baseline does): every algorithm sends about degree models.
+        self.n_peers = max(1, cfg.degree // 2) if cfg.algorithm == "adpsgd" else cfg.degree
         self.drops = cfg.algorithm == "divshare" and cfg.drop_unsent
         self.replies = cfg.algorithm == "adpsgd"
         assignment = torch.as_tensor(np.asarray(self.fragments.assignment(), dtype=np.int64))
@@ -143,6 +150,7 @@ class AsyncSimulation(Simulation):
             self._deliver(at)
             self._end_step(i, at)
         self._deliver(until)
+        self._check_queues(until)
         self.sim_time_s = max(self.sim_time_s, until)
         if self.loss_count:  # what the driver checks for divergence
             self.last_loss = self.loss_sum / self.loss_count
@@ -150,6 +158,19 @@ class AsyncSimulation(Simulation):
         self.train_seconds += time.perf_counter() - start
 
     # ------------------------------------------------------------------ events
+
+    def _check_queues(self, at: float) -> None:
+        """A one-line error when the messages waiting in send queues hold more than
+        ``_QUEUE_LIMIT_BYTES`` of row snapshots (each step's snapshot is stored once)."""
+        snapshots = {id(payload[3]) for payload in self.payloads.values()}
+        held = 4.0 * self.n_params * len(snapshots)
+        if held > _QUEUE_LIMIT_BYTES:
+            raise MosaicValueError(
+                f"algorithm={self.cfg.algorithm!r}: after {at:g} simulated seconds the send queues "
+                f"hold {self.network.n_queued} messages ({held / 2**30:.1f} GiB of models): the "
+                "links cannot carry a step's messages per step; use faster links, a longer "
+                "step_time, a smaller degree, or divshare with drop_unsent"
+            )
 
     def _deliver(self, until: float) -> None:
         """Put every message delivered at or before ``until`` into its receiver's inbox."""
