@@ -21,7 +21,9 @@ Per node, repeated (DESIGN §5):
    with a one-line error once the queued models would take more than ``_QUEUE_LIMIT_BYTES``.
 
 Ties: deliveries at or before a step end count for it; events at equal times go deliveries first
-(by transfer id), then step ends by node id. All randomness comes from per-node streams of the
+(by transfer id), then step ends by node id, one at a time, so with zero latency on unlimited
+links a message sent at a step end by node j reaches the step ends of that same instant of the
+nodes after j. All randomness comes from per-node streams of the
 seed (data order, peers), so results do not depend on how steps are grouped.
 
 Rounds: a round is a slice of simulated time of ``local_steps`` steps of the fastest node; every

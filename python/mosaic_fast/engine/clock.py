@@ -18,10 +18,6 @@ import numpy as np
 from ..network import NetworkSpec
 from ..network_sim import DEFAULT_HEADER_BYTES, schedule
 
-# Stands in for an unlimited link in the scheduler, which takes finite rates only: a 1 MB message
-# then takes 1e-294 s, below any latency or step time.
-_UNLIMITED_BPS = 1e300
-
 
 class RoundClock:
     """``round_seconds(graphs, fragments)``: the simulated length of one synchronous round."""
@@ -57,17 +53,12 @@ class RoundClock:
 
 
 def scheduler_links(spec: NetworkSpec) -> tuple[np.ndarray, np.ndarray, float | np.ndarray]:
-    """``(uplink, downlink, latency)`` of ``spec`` as the scheduler takes them: finite rates, and
-    one latency, or per ordered pair the mean of its two ends' (NetworkSpec's convention)."""
+    """``(uplink, downlink, latency)`` of ``spec`` as the scheduler takes them: rates (``inf``: an
+    unlimited link), and one latency, or per ordered pair the mean of its two ends' (NetworkSpec's
+    convention)."""
     lat = np.asarray(spec.latency_s, dtype=np.float64)
     if np.all(lat == lat[0]):
         latency: float | np.ndarray = float(lat[0])
     else:
         latency = (lat[:, None] + lat[None, :]) / 2.0
-    return _finite(spec.uplink_Bps), _finite(spec.downlink_Bps), latency
-
-
-def _finite(rates: np.ndarray) -> np.ndarray:
-    out = np.array(rates, dtype=np.float64)
-    out[~np.isfinite(out)] = _UNLIMITED_BPS
-    return out
+    return spec.uplink_Bps, spec.downlink_Bps, latency
