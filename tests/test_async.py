@@ -317,3 +317,15 @@ def test_send_queues_outgrowing_their_links_stop_the_run_in_one_line(monkeypatch
             sim.train_round(t)
     # 4 nodes, one model snapshot per node and step, nothing gets through: 24 > 20 after 6 steps
     assert sim.steps_done.tolist() == [6, 6, 6, 6]
+
+
+def test_zero_delay_messages_reach_later_nodes_of_the_same_instant():
+    # Unlimited links, no latency: node 0's message sent at its step end at t=1 arrives at t=1,
+    # before node 1's step end of that instant (node ids break the tie): node 1 -> (1 + 0) / 2.
+    # Node 1's answer reaches node 0 only at its next step end: t=2, 0 -> (0 + 0.5) / 2 = 0.25,
+    # then node 1 -> (0.5 + 0.25) / 2.
+    sim = frozen(sim_of(config(algorithm="swift", K=1, nodes=2)), [0.0, 1.0])
+    sim.advance_to(1.0)
+    assert sim.X[:, 0].tolist() == [0.0, 0.5]
+    sim.advance_to(2.0)
+    assert sim.X[:, 0].tolist() == [0.25, 0.375]
