@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 from data_helpers import SHARED_DATA, synthetic_images, synthetic_ratings
+from torch import nn
 
+import mosaic_fast as mf
 from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.engine import make_simulation
 from mosaic_fast.engine.async_sim import AsyncSimulation
@@ -260,9 +262,6 @@ def test_grouped_strategies_agree_with_one_step_at_a_time_to_rounding(trainer):
 
 
 def test_an_interrupted_run_resumes_exactly_mid_flight(tmp_path):
-    import mosaic_fast as mf
-    from torch import nn
-
     g = torch.Generator().manual_seed(0)
     x = torch.randn(200, 5, generator=g)
     y = (x[:, 0] > 0).long()
