@@ -184,3 +184,44 @@ def test_block_size(benchmark, params: np.ndarray, block_size: int) -> None:
                 "ms": round(seconds * 1e3, 1),
             }
         )
+
+
+@pytest.mark.parametrize("k", [1, 16])
+@pytest.mark.parametrize("kind", ["contiguous", "random"])
+@pytest.mark.parametrize("impl", ["rust", "torch-gather"])
+def test_torch_path_on_cpu(benchmark, full_size: bool, impl: str, kind: str, k: int) -> None:
+    """The torch path CUDA tensors take (``aggregate_torch``: a gather and an add per in-neighbour
+    slot) run on CPU tensors, against the Rust kernel on the same data: the same bits, and what the
+    GPU-shaped path costs on a CPU (it is not meant to be fast there)."""
+    n, d = (32, 200_000) if full_size else (12, 5_000)
+    benchmark.group = f"torch path vs rust on CPU n={n} d={d} {kind}"
+    x = np.random.default_rng(7).random((n, d), dtype=np.float32)
+    fragments = make_map(kind, d, k)
+    graphs = mf.sample_graphs(n, k, DEGREE, seed=0, round=0)
+    want = mf.aggregate(x, graphs, fragments)
+    if impl == "rust":
+        out = np.empty_like(x)
+        benchmark(mf.aggregate, x, graphs, fragments, out=out)
+        result = out
+    else:
+        xt, out_t = torch.from_numpy(x), torch.empty(n, d)
+        aggregate_torch(xt, graphs, fragments, out=out_t)  # builds the index tensors once
+        benchmark(aggregate_torch, xt, graphs, fragments, out=out_t)
+        result = out_t.numpy()
+    np.testing.assert_array_equal(result.view(np.int32), want.view(np.int32))
+    seconds = min_seconds(benchmark)
+    if seconds is not None:
+        gbps = 8 * n * d / seconds / 1e9
+        benchmark.extra_info.update(effective_GBps=gbps, ms=seconds * 1e3)
+        SUMMARY.append(
+            {
+                "bench": "torch-path-cpu",
+                "impl": impl,
+                "fragmenter": kind,
+                "K": k,
+                "n": n,
+                "d": d,
+                "ms": round(seconds * 1e3, 1),
+                "GB/s": round(gbps, 1),
+            }
+        )

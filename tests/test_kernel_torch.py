@@ -82,7 +82,7 @@ def test_column_chunks_keep_the_order_of_additions(
 ) -> None:
     # 3 columns per chunk: every fragment is split, including past its last full chunk.
     n, d, k = 9, 301, 4
-    monkeypatch.setattr(kernel_torch, "CHUNK_BYTES", 4 * n * 3)
+    monkeypatch.setattr(kernel_torch, "CPU_CHUNK_BYTES", 4 * n * 3)
     rng = np.random.default_rng(5)
     x = (rng.standard_normal((n, d)) * 1e3).astype(np.float32)
     fragments = make_map(kind, d, k)

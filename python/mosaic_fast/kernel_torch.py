@@ -13,7 +13,8 @@ parameters leaves the device): receivers sorted by in-degree, descending and sta
 in-neighbours as a ``(max in-degree) x n`` table, so that slot ``s`` is a prefix of the receivers
 (those with more than ``s`` in-neighbours) and uneven in-degrees need no mask. Constant in-degree,
 the sampled modes' usual case, keeps the receivers in node order and writes straight into ``out``.
-Columns are processed in chunks so that temporaries stay below :data:`CHUNK_BYTES` each.
+Columns are processed in chunks so that each temporary stays below :data:`CHUNK_BYTES`
+(:data:`CPU_CHUNK_BYTES` on CPU).
 :func:`mosaic_fast.aggregate` sends device tensors here; CPU tensors run too (the tests compare them
 with the Rust kernel bit for bit).
 """
@@ -28,9 +29,12 @@ import numpy as np
 
 from . import _core
 
-# Bytes of one (rows x column-chunk) float32 temporary; a chunk holds at most three of them (the
-# gathered fragment columns, the running sums and one gathered in-neighbour slot).
+# Bytes of one (rows x column-chunk) float32 temporary on a device; a chunk holds at most three of
+# them (the gathered fragment columns, the running sums and one gathered in-neighbour slot).
 CHUNK_BYTES = 64 << 20
+# On CPU tensors a chunk that stays in cache is faster (measured at n=32, d=2e5, degree 8, 2-core
+# Xeon: 34 ms at 4 MiB, 66 ms at 64 MiB for K=1).
+CPU_CHUNK_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class _FragmentPlan:
 # Column selections per fragment map and device: slices for consecutive fragments, index tensors
 # otherwise. Both keys are frozen extension objects, so a cached entry never goes stale.
 _SELECTIONS: weakref.WeakKeyDictionary[Any, dict[str, list[Any]]] = weakref.WeakKeyDictionary()
-# The last round's index tensors per graphs object and device (repeated calls on the same graphs).
+# Index tensors per graphs object and device, dropped with the graphs (repeated calls reuse them).
 _PLANS: weakref.WeakKeyDictionary[Any, dict[str, list[_FragmentPlan]]] = weakref.WeakKeyDictionary()
 
 
@@ -82,17 +86,17 @@ def _fragment_arrays(
     degrees = np.diff(indptr)
     one = np.float32(1.0)
     if (degrees == degrees[0]).all():
-        width = int(degrees[0])
-        slots = senders.reshape(n, width).T
-        scale = np.full((1, 1), one / np.float32(1 + width), dtype=np.float32)
-        return None, np.ascontiguousarray(slots), (n,) * width, scale
+        degree = int(degrees[0])
+        slots = senders.reshape(n, degree).T
+        scale = np.full((1, 1), one / np.float32(1 + degree), dtype=np.float32)
+        return None, np.ascontiguousarray(slots), (n,) * degree, scale
     order = np.argsort(-degrees, kind="stable")
     sorted_degrees = degrees[order]
-    width = int(sorted_degrees[0])
+    max_degree = int(sorted_degrees[0])
     # slots[s, r]: the s-th in-neighbour of receiver order[r]; zero past its in-degree (never read).
-    slots = np.zeros((width, n), dtype=np.int64)
+    slots = np.zeros((max_degree, n), dtype=np.int64)
     starts = indptr[order]
-    counts = tuple(int(np.count_nonzero(sorted_degrees > s)) for s in range(width))
+    counts = tuple(int(np.count_nonzero(sorted_degrees > s)) for s in range(max_degree))
     for s, count in enumerate(counts):
         slots[s, :count] = senders[starts[:count] + s]
     scale = (one / (one + sorted_degrees.astype(np.float32))).reshape(n, 1)
@@ -129,9 +133,10 @@ def _plans(torch: Any, graphs: _core.Graphs, device: Any) -> list[_FragmentPlan]
     return plans
 
 
-def _chunk_width(n_nodes: int) -> int:
-    """Columns per chunk: an (n_nodes x width) float32 temporary fits :data:`CHUNK_BYTES`."""
-    return max(1, CHUNK_BYTES // (4 * max(1, n_nodes)))
+def _chunk_width(n_nodes: int, device: Any) -> int:
+    """Columns per chunk: an (n_nodes x width) float32 temporary fits the device's chunk bytes."""
+    limit = CPU_CHUNK_BYTES if device.type == "cpu" else CHUNK_BYTES
+    return max(1, limit // (4 * n_nodes))
 
 
 def _average_chunk(plan: _FragmentPlan, x_cols: Any, acc: Any) -> Any:
@@ -162,8 +167,7 @@ def aggregate_torch(
     if out is None:
         out = torch.empty_like(params)
     device = params.device
-    n = params.shape[0]
-    width = _chunk_width(n)
+    width = _chunk_width(params.shape[0], device)
     with torch.no_grad():
         plans = _plans(torch, graphs, device)
         for plan, sel in zip(plans, _selections(torch, fragments, device), strict=True):
