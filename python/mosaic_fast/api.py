@@ -18,6 +18,7 @@ the command line runs every experiment through this class too.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from .config import ExperimentConfig, coerce_settings
 from .engine.experiment import Callbacks, Outcome, RunState, execute
 from .engine.simulation import UserCode
 from .errors import MosaicTypeError, MosaicValueError
+from .launch import launched_by_torchrun
 from .references import label_of
 from .runfolder import config_of
 
@@ -192,8 +194,11 @@ class Experiment:
         """Continue the run in ``out`` with the settings it was started with.
 
         A run made with Python objects (a model factory, data) needs the same objects again.
+        It resumes as this process was launched: under torchrun, sharded over its ranks (any
+        number: checkpoints hold the whole network), else in one process.
         """
-        return cls.from_config(config_of(out), **objects).run(out, resume=True, quiet=quiet)
+        cfg = dataclasses.replace(config_of(out), distributed=launched_by_torchrun())
+        return cls.from_config(cfg, **objects).run(out, resume=True, quiet=quiet)
 
     def __repr__(self) -> str:
         c = self.config

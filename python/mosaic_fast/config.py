@@ -395,6 +395,20 @@ class ExperimentConfig:
     device: str = setting(
         "cpu", help="Torch device.", choices=DEVICES, changes_results=False, resumable=True
     )
+    distributed: bool = setting(
+        False,
+        help="Shard the nodes over the ranks torchrun started (gloo on CPU, NCCL on CUDA; "
+        "torchrun --nproc-per-node R -m mosaic_fast run --distributed ...): same results.",
+        changes_results=False,
+        resumable=True,
+    )
+    dist_timeout: float = setting(
+        600.0,
+        help="Seconds a distributed collective may wait before the run fails (a rank died or hangs).",
+        above=0,
+        changes_results=False,
+        resumable=True,
+    )
     checkpoint_every: int = setting(
         0,
         help="Write OUT/checkpoint.pt every this many rounds (0 = never).",
@@ -521,6 +535,11 @@ class ExperimentConfig:
             raise MosaicValueError(
                 f"algorithm={self.algorithm!r} draws its peers uniformly at every step, as "
                 f"el-oracle does; it needs topology 'el-oracle', not {self.topology!r}"
+            )
+        if self.distributed and self.algorithm not in ("mosaic",):
+            raise MosaicValueError(
+                f"distributed=True shards synchronous rounds; algorithm={self.algorithm!r} runs "
+                "nodes on their own clocks in one process: drop --distributed"
             )
         if self.algorithm in _WHOLE_MODEL_ALGORITHMS and self.K != 1:
             raise MosaicValueError(

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import click
 
 from ..errors import MosaicError
+from ..launch import process_rank
 
 
 class OneLineError(click.ClickException):
@@ -39,6 +40,9 @@ def one_line_errors() -> Iterator[None]:
         yield
     except MosaicError as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        rank = process_rank()
+        if rank is not None:  # torchrun interleaves every rank's output: say whose line it is
+            message = f"rank {rank}: {message}"
         raise OneLineError(message, getattr(exc, "exit_code", 2)) from None
     except KeyboardInterrupt:
         raise OneLineError("interrupted", 130) from None

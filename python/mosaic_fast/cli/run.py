@@ -11,6 +11,7 @@ import click
 
 from ..config import SETTINGS, ExperimentConfig, load_toml
 from ..errors import MosaicValueError, RunDiverged
+from ..launch import process_rank
 from .common import OneLineCommand, one_line_errors
 from .options import config_option, given, setting_options
 
@@ -189,6 +190,8 @@ def run(out: str | None, quiet: bool, resume: str | None, **options: Any) -> Non
         rows, diverged = _run_each(jobs)
         if diverged and len(jobs) == 1:
             raise diverged[0]  # a lone run: its one error line says everything
+        if process_rank() not in (None, 0):
+            return  # rank 0 reports for all
         if resume is None:
             click.echo(f"results in {root}")
         click.echo(comparison_table(rows))

@@ -8,6 +8,7 @@ end it with :class:`RunInterrupted`.
 
 from __future__ import annotations
 
+import functools
 import math
 import platform
 import signal
@@ -25,9 +26,11 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..config import RESUMABLE_SETTINGS, ExperimentConfig
-from ..errors import CallbackError, MosaicValueError, RunDiverged, RunInterrupted
+from ..errors import CallbackError, MosaicError, MosaicValueError, RunDiverged, RunInterrupted
+from ..launch import launch_problem
 from ..references import describe, first_line
 from ..runfolder import COMPLETE, DIVERGED, RunFolder, config_of
+from .distributed import Ranks
 from .simulation import Simulation, UserCode, make_simulation, resolve_device
 
 
@@ -199,17 +202,60 @@ def execute(
     """
     cfg = config.resolved()
     device = resolve_device(cfg.device)
-    folder = RunFolder(out_dir) if out_dir is not None else None
-    with folder if folder is not None else nullcontext():
-        return _run_in(
-            cfg,
-            device,
-            folder,
-            quiet=quiet,
-            resume=resume,
-            user=user,
-            callbacks=callbacks or Callbacks(),
-        )
+    problem = launch_problem(cfg.distributed)
+    if problem is not None:
+        raise MosaicValueError(problem)
+    ranks = Ranks.start(cfg.nodes, device.type, cfg.dist_timeout) if cfg.distributed else None
+    run = functools.partial(
+        _run_in,
+        cfg,
+        device if ranks is None else ranks.device(device),
+        quiet=quiet,
+        resume=resume,
+        user=user,
+        callbacks=callbacks or Callbacks(),
+        ranks=ranks,
+    )
+    if ranks is None:
+        folder = RunFolder(out_dir) if out_dir is not None else None
+        with folder if folder is not None else nullcontext():
+            return run(folder)
+    try:
+        if not ranks.is_root:  # rank 0 alone writes the folder; it says whether it could
+            _raise_if_failed(ranks.share(None))
+            return run(None)
+        entered = False
+        try:
+            folder = RunFolder(out_dir) if out_dir is not None else None
+            with folder if folder is not None else nullcontext():
+                entered = True
+                ranks.share(None)
+                return run(folder)
+        except MosaicError as exc:
+            if not entered:
+                ranks.share(first_line(exc))
+            raise
+    except RuntimeError as exc:
+        if not _lost_contact(exc):
+            raise
+        raise MosaicValueError(
+            f"lost contact with the other ranks (one failed, was killed or timed out after "
+            f"dist_timeout={cfg.dist_timeout:g} s): {first_line(exc)}"
+        ) from None
+
+
+def _lost_contact(exc: RuntimeError) -> bool:
+    """Whether ``exc`` is a collective that failed because another rank is gone or timed out
+    (gloo raises plain RuntimeErrors naming itself)."""
+    return isinstance(exc, torch.distributed.DistError) or any(
+        word in str(exc) for word in ("gloo", "NCCL", "Connection reset", "Connection closed")
+    )
+
+
+def _raise_if_failed(problem: str | None) -> None:
+    """Raise what rank 0 reported (one line), if anything."""
+    if problem is not None:
+        raise MosaicValueError(f"rank 0 stopped: {problem}")
 
 
 def resume_experiment(out_dir: str | Path, *, quiet: bool = False) -> dict[str, Any]:
@@ -226,35 +272,37 @@ def _run_in(
     resume: bool,
     user: UserCode | None,
     callbacks: Callbacks,
+    ranks: Ranks | None = None,
 ) -> Outcome:
-    checkpoint, strategy, step_time_s = None, None, None
-    if folder is not None:
-        status, summary = folder.status(), folder.summary()
-        if resume and status == COMPLETE:
-            return Outcome(summary, folder.history(), None)
-        if resume and status == DIVERGED:
-            raise RunDiverged(summary.get("round", 0), summary.get("reason", "?"), cfg.lr)
-        if resume:
-            checkpoint = folder.load_checkpoint()
-            # Read through from_dict: settings added since the checkpoint take their defaults.
-            if checkpoint is not None and _comparable(
-                ExperimentConfig.from_dict(checkpoint["config"]).resolved().to_dict()
-            ) != _comparable(cfg.to_dict()):
-                raise MosaicValueError(
-                    f"checkpoint in {str(folder.path)!r} was written by a different configuration"
+    if ranks is None or ranks.is_root:
+        try:
+            done, checkpoint, strategy, step_time_s = _prologue(cfg, folder, resume)
+            sim = None
+            if done is None:
+                sim = make_simulation(
+                    cfg, device, user=user, strategy=strategy, step_time_s=step_time_s, ranks=ranks
                 )
-        elif folder.has_metrics():
-            raise MosaicValueError(
-                f"{str(folder.path)!r} already holds a run; pass resume or choose another folder"
-            )
-
-        if checkpoint is not None and folder.has_config():
-            # The strategy auto chose: another could round differently after the restart.
-            meta = folder.meta()
-            strategy = meta.get("trainer_strategy")
-            step_time_s = meta.get("measured_step_time_s")  # the clock the run started with
-
-    sim = make_simulation(cfg, device, user=user, strategy=strategy, step_time_s=step_time_s)
+        except MosaicError as exc:
+            if ranks is not None:
+                ranks.share(("failed", first_line(exc)))
+            raise
+        if ranks is not None:
+            sim_facts = None if sim is None else (sim.strategy, sim.measured_step_time_s)
+            ranks.share(("ok", done, checkpoint, sim_facts))
+        if done is not None:
+            return done
+    else:  # the other ranks: what rank 0 found, and the strategy and clock it settled
+        kind, *shared = ranks.share(None)
+        if kind == "failed":
+            _raise_if_failed(shared[0])
+        done, checkpoint, sim_facts = shared
+        if done is not None:
+            return done
+        strategy, step_time_s = sim_facts
+        sim = make_simulation(
+            cfg, device, user=user, strategy=strategy, step_time_s=step_time_s, ranks=ranks
+        )
+        quiet = True  # one progress bar: rank 0's
     history: list[dict[str, Any]] = []
     if checkpoint is not None:
         sim.load_state_dict(checkpoint["simulation"])
@@ -274,6 +322,7 @@ def _run_in(
                     "model_name": sim.model_name,
                     "trainer_strategy": sim.strategy,
                     "measured_step_time_s": sim.measured_step_time_s,
+                    "ranks": 1 if ranks is None else ranks.world,
                     "metric": sim.metric_name,
                     "lower_is_better": sim.lower_is_better,
                     "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -301,8 +350,12 @@ def _run_in(
                 )
 
     def save_checkpoint() -> None:
+        # Distributed: a collective on every rank (the state of every block); rank 0 writes it.
         state = {"config": cfg.to_dict(), "simulation": sim.state_dict(), "history": history}
-        folder.save_checkpoint(state)
+        if folder is not None:
+            folder.save_checkpoint(state)
+
+    checkpoints = folder is not None or ranks is not None
 
     try:
         with _StopSignals().installed() as stop:
@@ -312,9 +365,8 @@ def _run_in(
                 history[-1]["round"] < sim.rounds_done and _evaluates(cfg, sim.rounds_done)
             ):
                 log(sim.metrics())
-            _train(
-                cfg, sim, history, log, round_end, save_checkpoint if folder else None, stop, quiet
-            )
+            saver = save_checkpoint if checkpoints else None
+            _train(cfg, sim, history, log, round_end, saver, stop, quiet)
     except RunDiverged as exc:
         if folder is not None:
             folder.finish(
@@ -332,7 +384,7 @@ def _run_in(
         command = f"mosaic-fast run --resume {folder.path}" if folder is not None else None
         raise RunInterrupted(exc.signum, command) from None
     except CallbackError:
-        if folder is not None and sim.rounds_done:  # the rounds done so far are not lost
+        if checkpoints and sim.rounds_done:  # the rounds done so far are not lost
             save_checkpoint()
         raise
 
@@ -340,6 +392,40 @@ def _run_in(
     if folder is not None:
         folder.finish(summary)
     return Outcome(summary, history, sim)
+
+
+def _prologue(
+    cfg: ExperimentConfig, folder: RunFolder | None, resume: bool
+) -> tuple[Outcome | None, dict[str, Any] | None, str | None, float | None]:
+    """What the folder holds: (the outcome of a run complete before, else None; the checkpoint to
+    resume from; the trainer strategy and measured step time the run started with)."""
+    checkpoint, strategy, step_time_s = None, None, None
+    if folder is None:
+        return None, checkpoint, strategy, step_time_s
+    status, summary = folder.status(), folder.summary()
+    if resume and status == COMPLETE:
+        return Outcome(summary, folder.history(), None), None, None, None
+    if resume and status == DIVERGED:
+        raise RunDiverged(summary.get("round", 0), summary.get("reason", "?"), cfg.lr)
+    if resume:
+        checkpoint = folder.load_checkpoint()
+        # Read through from_dict: settings added since the checkpoint take their defaults.
+        if checkpoint is not None and _comparable(
+            ExperimentConfig.from_dict(checkpoint["config"]).resolved().to_dict()
+        ) != _comparable(cfg.to_dict()):
+            raise MosaicValueError(
+                f"checkpoint in {str(folder.path)!r} was written by a different configuration"
+            )
+    elif folder.has_metrics():
+        raise MosaicValueError(
+            f"{str(folder.path)!r} already holds a run; pass resume or choose another folder"
+        )
+    if checkpoint is not None and folder.has_config():
+        # The strategy auto chose: another could round differently after the restart.
+        meta = folder.meta()
+        strategy = meta.get("trainer_strategy")
+        step_time_s = meta.get("measured_step_time_s")  # the clock the run started with
+    return None, checkpoint, strategy, step_time_s
 
 
 def _called(fn: Callable, hook: str, sim: Simulation, *args: Any) -> Any:
@@ -417,9 +503,10 @@ def _train(cfg, sim, history, log, round_end, save_checkpoint, stop, quiet) -> N
                 bar.set_postfix(_postfix(history[-1]))
             bar.update(1)
             periodic = cfg.checkpoint_every and done % cfg.checkpoint_every == 0
-            if save_checkpoint is not None and (periodic or stop.received is not None):
+            stopping = sim.any_rank(stop.received is not None)  # ranks stop together
+            if save_checkpoint is not None and (periodic or stopping):
                 save_checkpoint()
-            if stop.received is not None and done < cfg.rounds:
-                raise RunInterrupted(stop.received, None)
+            if stopping and done < cfg.rounds:
+                raise RunInterrupted(stop.received or signal.SIGTERM, None)
             if out_of_time:  # the summary's final record says where the budget ran out
                 return

@@ -311,6 +311,10 @@ class NodeOptimizer(ABC):
         distinct and sorted. Only those nodes' state changes, exactly as :meth:`step` would change
         it. MosaicValueError when not :attr:`steps_rows_independently`."""
 
+    def node_tensors(self) -> list[torch.Tensor]:
+        """The state tensors with one row per node (what a node's own steps change)."""
+        return []
+
     def require_row_steps(self) -> None:
         """A one-line MosaicValueError naming the optimizer unless it steps rows independently
         (an engine whose nodes step on their own clocks calls it before it starts)."""
@@ -363,6 +367,9 @@ class HandWrittenSGD(NodeOptimizer):
     @property
     def name(self) -> str:
         return "sgd"
+
+    def node_tensors(self) -> list[torch.Tensor]:
+        return [] if self.momentum_buffer is None else [self.momentum_buffer]
 
     def step_rows(self, X: torch.Tensor, G: torch.Tensor, rows: torch.Tensor) -> None:
         M = self.momentum_buffer

@@ -58,10 +58,17 @@ class UserCode:
     partition: Sequence[Any] | None = None
 
 
-def make_simulation(cfg: ExperimentConfig, device: torch.device, **kwargs: Any) -> Simulation:
-    """The simulation of ``cfg.algorithm``: synchronous rounds (:class:`Simulation`) or nodes on
-    their own clocks (:class:`~mosaic_fast.engine.async_sim.AsyncSimulation`); ``kwargs`` as
-    :class:`Simulation` takes them."""
+def make_simulation(
+    cfg: ExperimentConfig, device: torch.device, *, ranks: Any = None, **kwargs: Any
+) -> Simulation:
+    """The simulation of ``cfg.algorithm``: synchronous rounds (:class:`Simulation`, or with
+    ``ranks`` its blocks on torch.distributed ranks) or nodes on their own clocks
+    (:class:`~mosaic_fast.engine.async_sim.AsyncSimulation`); ``kwargs`` as :class:`Simulation`
+    takes them."""
+    if ranks is not None:
+        from .distributed import DistributedSimulation
+
+        return DistributedSimulation(cfg, device, ranks, **kwargs)
     if cfg.algorithm in Simulation.ALGORITHMS:
         return Simulation(cfg, device, **kwargs)
     from .async_sim import AsyncSimulation
@@ -276,6 +283,10 @@ class Simulation:
         module.load_state_dict(views, strict=False)
         return module.eval()
 
+    def any_rank(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on any rank (one process: ``flag``)."""
+        return flag
+
     def evaluation_times(self, t: int) -> tuple[list[float], bool]:
         """Simulated times inside round ``t`` to evaluate at, and whether its end is one: none
         (rounds are indivisible here; the driver evaluates at the first round end after each
@@ -292,11 +303,7 @@ class Simulation:
 
         cfg = self.cfg
         start = time.perf_counter()
-        total = torch.zeros(cfg.nodes, device=self.device)
-        with self._seeded_randomness(t):
-            for _ in range(cfg.local_steps):
-                batch = self.node_data.batch(self.sampler.next(cfg.batch_size))
-                total += self.trainer.step(self.X, batch)
+        total = self._local_steps(t)
         graphs = self.graph_source.graphs(t)
         aggregate(self.X, graphs, self.fragments, out=self._spare)
         self.sim_time_s += self.clock.round_seconds(graphs, self.fragments)
@@ -306,6 +313,16 @@ class Simulation:
         self.rounds_done = t + 1
         synchronize(self.device)
         self.train_seconds += time.perf_counter() - start
+
+    def _local_steps(self, t: int) -> torch.Tensor:
+        """Round ``t``'s local steps of every node; returns each node's summed losses (n,)."""
+        cfg = self.cfg
+        total = torch.zeros(cfg.nodes, device=self.device)
+        with self._seeded_randomness(t):
+            for _ in range(cfg.local_steps):
+                batch = self.node_data.batch(self.sampler.next(cfg.batch_size))
+                total += self.trainer.step(self.X, batch)
+        return total
 
     def _first_batch(self) -> tuple[torch.Tensor, ...]:
         """Every node's first minibatch, from a fresh sampler: trials run on it, the run's own

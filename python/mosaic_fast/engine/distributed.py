@@ -1,0 +1,196 @@
+"""Nodes sharded over ``torch.distributed`` ranks (launched by torchrun), same results as one process.
+
+Rank ``r`` of ``R`` trains a contiguous block of nodes (``blocks``: the first ``n % R`` ranks hold
+one node more). Every rank holds the whole ``(n, d)`` buffer and draws the same graphs from the
+seed, so after the local steps one exchange makes every rank's buffer identical: each block's rows
+are broadcast by their owner (whole rows: with ``degree >= R`` nearly every row is needed by some
+node of every other rank, DESIGN §4, so sending only the needed fragments would save little).
+Every rank then averages the whole buffer with the same Rust kernel, bit for bit the
+single-process computation. A node's minibatches come from its own stream and its optimizer state
+is its own, so the block-wise steps (``Trainer.step_rows``) equal the one-process steps exactly
+for the loop and sparse trainers (and the grouped ones on CPU for blocks of two or more nodes).
+
+Rank 0 alone evaluates (every rank holds the same buffer) and writes the run folder; records,
+its checks and errors reach the other ranks by broadcast, so all ranks take the same branches.
+Checkpoints gather every block's per-node state (optimizer rows, data order, module buffers) and
+hold the whole network: a run resumes with any number of ranks.
+
+Backend: gloo on CPU, NCCL on CUDA (``cuda:LOCAL_RANK``). A collective that waits longer than
+``dist_timeout`` seconds fails; a rank that dies closes its connections, which fails the others'
+next collective at once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import MosaicValueError
+from ..launch import launch_problem
+from .simulation import Simulation
+
+
+def blocks(n_nodes: int, world: int) -> list[tuple[int, int]]:
+    """Contiguous ``[lo, hi)`` node blocks of ``world`` ranks; the first ``n % world`` hold one more."""
+    base, extra = divmod(n_nodes, world)
+    out, lo = [], 0
+    for r in range(world):
+        hi = lo + base + (1 if r < extra else 0)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place among the ranks: ``rank`` of ``world``, and every rank's block."""
+
+    rank: int
+    world: int
+    blocks: tuple[tuple[int, int], ...]
+
+    @property
+    def block(self) -> tuple[int, int]:
+        return self.blocks[self.rank]
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def start(cls, n_nodes: int, device_type: str, timeout_s: float) -> Ranks:
+        """Join (or reuse) the process group torchrun set up; refuses more ranks than nodes."""
+        import torch.distributed as dist
+
+        problem = launch_problem(True)
+        if problem is not None:
+            raise MosaicValueError(problem)
+        if not dist.is_initialized():
+            backend = "nccl" if device_type == "cuda" else "gloo"
+            if backend == "nccl":
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if world > n_nodes:
+            raise MosaicValueError(
+                f"{world} ranks for nodes={n_nodes}: every rank needs at least one node; "
+                f"use at most {n_nodes} ranks"
+            )
+        return cls(rank, world, tuple(blocks(n_nodes, world)))
+
+    def device(self, device: torch.device) -> torch.device:
+        """The device this rank computes on: ``cuda:LOCAL_RANK`` for CUDA runs."""
+        if device.type == "cuda":
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return device
+
+    def share(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank (any picklable object)."""
+        import torch.distributed as dist
+
+        box = [value if self.is_root else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value``, in rank order, on every rank."""
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, value)
+        return out
+
+    def share_rows(self, tensor: torch.Tensor) -> int:
+        """Make every rank's ``tensor`` (leading dim = nodes) hold each block's rows from its
+        owner, in place; returns the bytes this rank received."""
+        import torch.distributed as dist
+
+        received = 0
+        for owner, (lo, hi) in enumerate(self.blocks):
+            rows = tensor[lo:hi]
+            dist.broadcast(rows, src=owner)
+            if owner != self.rank:
+                received += rows.numel() * rows.element_size()
+        return received
+
+    def any_true(self, flag: bool) -> bool:
+        """Whether ``flag`` is set on any rank (a signal one rank received stops them all)."""
+        import torch.distributed as dist
+
+        t = torch.tensor([1 if flag else 0], dtype=torch.int64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+
+class DistributedSimulation(Simulation):
+    """A :class:`Simulation` whose local steps run block-wise on the ranks (see the module
+    docstring); everything else is the one-process engine on an identical buffer."""
+
+    def __init__(self, cfg, device, ranks: Ranks, **kwargs: Any) -> None:
+        super().__init__(cfg, device, **kwargs)
+        self.trainer.optimizer.require_row_steps()
+        self.ranks = ranks
+        lo, hi = ranks.block
+        self.block_nodes = np.arange(lo, hi, dtype=np.int64)
+        self.block_rows = torch.arange(lo, hi, device=self.device)
+        self.bytes_between_ranks = 0.0
+
+    def any_rank(self, flag: bool) -> bool:
+        return self.ranks.any_true(flag)
+
+    def _local_steps(self, t: int) -> torch.Tensor:
+        """The block's ``local_steps`` steps, then every block's rows and losses on every rank."""
+        cfg = self.cfg
+        block = torch.zeros(len(self.block_nodes), device=self.device)
+        whole = len(self.block_nodes) == cfg.nodes
+        with self._seeded_randomness(t):
+            for _ in range(cfg.local_steps):
+                if whole:
+                    batch = self.node_data.batch(self.sampler.next(cfg.batch_size))
+                    block += self.trainer.step(self.X, batch)
+                else:
+                    indices = self.sampler.next(cfg.batch_size, self.block_nodes)
+                    batch = self.node_data.batch(indices)
+                    block += self.trainer.step_rows(self.X, self.block_rows, batch)
+        received = self.ranks.share_rows(self.X)
+        total = torch.zeros(cfg.nodes, device=self.device)
+        lo, hi = self.ranks.block
+        total[lo:hi] = block
+        received += self.ranks.share_rows(total)
+        self.bytes_between_ranks = float(
+            sum(self.ranks.gather(received)) if self.ranks.world > 1 else 0
+        )
+        return total
+
+    @torch.no_grad()
+    def metrics(self) -> dict[str, Any]:
+        """Rank 0's evaluation (all ranks hold the same buffer), on every rank, plus the bytes
+        all ranks received in the last round's exchange."""
+        rec = super().metrics() if self.ranks.is_root else None
+        rec = self.ranks.share(rec)
+        rec["bytes_between_ranks"] = self.bytes_between_ranks if self.rounds_done else 0.0
+        return rec
+
+    def _gather_node_state(self) -> None:
+        """Every block's per-node state from its owner: optimizer rows, module buffers, data order."""
+        for tensor in self.trainer.optimizer.node_tensors():
+            self.ranks.share_rows(tensor)
+        if self.module_model is not None:
+            for buffer in self.module_model.buffers.values():
+                self.ranks.share_rows(buffer)
+        lo, hi = self.ranks.block
+        mine = self.sampler.state_dict()
+        states = self.ranks.gather({k: v[lo:hi] for k, v in mine.items()})
+        merged = {k: [item for state in states for item in state[k]] for k in mine}
+        self.sampler.load_state_dict(merged)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The whole network's state, as one process holds it (a collective: every rank calls it
+        at the same point); it resumes with any number of ranks, or none."""
+        self._gather_node_state()
+        return super().state_dict()
