@@ -88,7 +88,7 @@ def test_ranks_write_the_records_of_one_process(tmp_path, name, args, ranks):
 
 @pytest.mark.skipif(not MOVIELENS.is_dir(), reason="no local MovieLens copy")
 def test_a_stopped_run_resumes_with_another_number_of_ranks(tmp_path):
-    args = [*MF, "--rounds", "150", "--eval-every", "10", "--checkpoint-every", "1"]
+    args = [*MF, "--rounds", "400", "--eval-every", "20", "--checkpoint-every", "1"]
     reference = one_process(args, tmp_path / "one")
     assert reference.returncode == 0, reference.stderr
     out = tmp_path / "r"
