@@ -122,9 +122,17 @@ class Ranks:
         """Whether ``flag`` is set on any rank (a signal one rank received stops them all)."""
         import torch.distributed as dist
 
-        t = torch.tensor([1 if flag else 0], dtype=torch.int64)
+        # NCCL reduces device tensors only; gloo CPU ones.
+        on = torch.device("cuda", torch.cuda.current_device()) if _nccl() else torch.device("cpu")
+        t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=on)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
+
+
+def _nccl() -> bool:
+    import torch.distributed as dist
+
+    return dist.get_backend() == "nccl"
 
 
 class DistributedSimulation(Simulation):
