@@ -99,26 +99,59 @@ impl Digraph {
     /// dropped. An id outside `0..n` is a bug in this crate's samplers (users' edge lists are
     /// validated first), hence a panic rather than an error.
     pub(crate) fn from_edges(n: usize, edges: impl Iterator<Item = (usize, usize)>) -> Self {
-        let mut lists: Vec<Vec<u32>> = vec![Vec::new(); n];
-        for (src, dst) in edges {
-            assert!(src < n && dst < n, "edge ({src}, {dst}) outside 0..{n}");
+        let pairs: Vec<(u32, u32)> = edges
+            .filter(|&(src, dst)| {
+                assert!(src < n && dst < n, "edge ({src}, {dst}) outside 0..{n}");
+                src != dst
+            })
+            .map(|(src, dst)| (src as u32, dst as u32))
+            .collect();
+        Self::from_pairs(n, &pairs)
+    }
+
+    /// [`Self::from_edges`] on `(src, dst)` pairs already checked to lie in `0..n`: a counting sort
+    /// by receiver (one pass to count, one to place) instead of a list per node, then each
+    /// receiver's short list sorted and deduplicated in place.
+    fn from_pairs(n: usize, pairs: &[(u32, u32)]) -> Self {
+        let mut offsets = vec![0u32; n + 1];
+        for &(src, dst) in pairs {
             if src != dst {
-                lists[dst].push(src as u32);
+                offsets[dst as usize + 1] += 1;
             }
         }
-        let mut offsets = Vec::with_capacity(n + 1);
-        let mut sources = Vec::new();
+        for i in 0..n {
+            offsets[i + 1] += offsets[i];
+        }
+        let mut fill = offsets.clone();
+        let mut sources = vec![0u32; offsets[n] as usize];
+        for &(src, dst) in pairs {
+            if src != dst {
+                let slot = &mut fill[dst as usize];
+                sources[*slot as usize] = src;
+                *slot += 1;
+            }
+        }
+        // Sort and deduplicate each list, compacting `sources` towards the front.
         let mut out_degree = vec![0u32; n];
-        offsets.push(0u32);
-        for list in &mut lists {
-            list.sort_unstable();
-            list.dedup();
-            for &s in list.iter() {
-                out_degree[s as usize] += 1;
+        let mut write = 0usize;
+        let mut start = 0usize;
+        for i in 0..n {
+            let end = offsets[i + 1] as usize;
+            sources[start..end].sort_unstable();
+            let list_start = write;
+            for r in start..end {
+                let v = sources[r];
+                if write == list_start || sources[write - 1] != v {
+                    sources[write] = v;
+                    write += 1;
+                    out_degree[v as usize] += 1;
+                }
             }
-            sources.extend_from_slice(list);
-            offsets.push(sources.len() as u32);
+            offsets[i] = list_start as u32;
+            start = end;
         }
+        offsets[n] = write as u32;
+        sources.truncate(write);
         Self {
             offsets,
             sources,
@@ -331,7 +364,50 @@ fn validate(
         }
         _ => {}
     }
-    Ok(())
+    check_graph_size(n_nodes, n_fragments, degree, mode)
+}
+
+/// Edges of one fragment's graph (every fragment together for `shatter`), and whether they fit:
+/// ids and offsets are u32, and the graphs must fit in memory (checked before drawing any).
+fn check_graph_size(
+    n_nodes: usize,
+    n_fragments: usize,
+    degree: usize,
+    mode: &GraphMode,
+) -> Result<()> {
+    let per_fragment = match mode {
+        GraphMode::Complete => n_nodes as u64 * (n_nodes as u64 - 1),
+        GraphMode::Ring => 2 * n_nodes as u64,
+        GraphMode::Edges(edges) => edges.len() as u64,
+        GraphMode::FragmentEdges(lists) => lists.iter().map(|l| l.len() as u64).max().unwrap_or(0),
+        GraphMode::Shatter => n_nodes as u64 * n_fragments as u64 * degree as u64,
+        _ => n_nodes as u64 * degree as u64,
+    };
+    if *mode == GraphMode::Shatter && n_nodes as u64 * n_fragments as u64 > u32::MAX as u64 {
+        bail!(
+            "n_nodes*K={} virtual nodes is too many for mode 'shatter'",
+            n_nodes * n_fragments
+        );
+    }
+    if per_fragment > u32::MAX as u64 {
+        bail!(
+            "n_nodes={n_nodes} with degree={degree} makes {per_fragment} edges per fragment; \
+             at most {} fit",
+            u32::MAX
+        );
+    }
+    // Kept: 4 bytes per edge and fragment. While drawing: about 24 bytes per edge per fragment
+    // drawn at once (edge pairs, targets, the sorted copy).
+    let fragments = if *mode == GraphMode::Shatter {
+        1
+    } else {
+        n_fragments as u64
+    };
+    let drawing = (fragments.min(crate::pool::configured_threads()? as u64)) * per_fragment * 24;
+    crate::memory::check_fits(
+        per_fragment * fragments * 4 + drawing,
+        &format!("sampling graphs of n_nodes={n_nodes}, K={n_fragments}, degree={degree}"),
+    )
 }
 
 /// Sample one graph per fragment for `round`. Each fragment draws from its own counter-based stream
@@ -370,11 +446,11 @@ fn sample_one(n: usize, s: usize, seed: u64, round: u64, k: u64, mode: &GraphMod
     match mode {
         GraphMode::ElOracle => {
             let mut rng = Rng::from_key(seed, round, k, Stream::Graph);
-            Digraph::from_edges(n, regular_digraph(n, s, &mut rng).into_iter())
+            Digraph::from_pairs(n, &regular_digraph(n, s, &mut rng))
         }
         GraphMode::Static => {
             let mut rng = Rng::from_key(seed, 0, k, Stream::StaticGraph);
-            Digraph::from_edges(n, regular_digraph(n, s, &mut rng).into_iter())
+            Digraph::from_pairs(n, &regular_digraph(n, s, &mut rng))
         }
         GraphMode::ElLocal | GraphMode::Pull => {
             let mut rng = Rng::from_key(seed, round, k, Stream::Graph);
@@ -419,6 +495,7 @@ fn shatter(n: usize, k_total: usize, s: usize, seed: u64, round: u64) -> Vec<Dig
     let mut per_fragment: Vec<Vec<(usize, usize)>> = vec![Vec::new(); k_total];
     // Virtual node u * K + k holds fragment k of node u.
     for (src, dst) in edges {
+        let (src, dst) = (src as usize, dst as usize);
         per_fragment[src % k_total].push((src / k_total, dst / k_total));
     }
     per_fragment
@@ -430,35 +507,40 @@ fn shatter(n: usize, k_total: usize, s: usize, seed: u64, round: u64) -> Vec<Dig
 /// Directed graph with every out- and in-degree exactly `s`, no self loops, no repeated edges.
 /// A randomly relabelled circulant, then `10 n s` random edge switches (each keeps all degrees), which
 /// makes the draw close to uniform over such graphs.
-fn regular_digraph(n: usize, s: usize, rng: &mut Rng) -> Vec<(usize, usize)> {
-    let mut order: Vec<usize> = (0..n).collect();
+fn regular_digraph(n: usize, s: usize, rng: &mut Rng) -> Vec<(u32, u32)> {
+    // u32 ids and one flat target array (node `a`'s targets at `a * s..(a + 1) * s`): the switches
+    // read them at random, and at n=10,000, s=8 they fit in L2 this way (a list per node did not).
+    let mut order: Vec<u32> = (0..n as u32).collect();
     rng.shuffle(&mut order);
-    let mut targets: Vec<Vec<usize>> = vec![Vec::with_capacity(s); n];
+    let mut targets = vec![0u32; n * s];
     let mut edges = Vec::with_capacity(n * s);
     for pos in 0..n {
         for step in 1..=s {
             let (a, b) = (order[pos], order[(pos + step) % n]);
-            targets[a].push(b);
+            targets[a as usize * s + step - 1] = b;
             edges.push((a, b));
         }
     }
     let m = edges.len();
     if s + 1 < n {
+        let out = |a: u32| (a as usize * s)..(a as usize * s + s);
         for _ in 0..10 * m {
             let (e1, e2) = (rng.below(m), rng.below(m));
             let ((a, b), (c, d)) = (edges[e1], edges[e2]);
-            // Switch a->b, c->d into a->d, c->b when that creates no loop and no repeat.
-            if a == c
-                || b == d
-                || a == d
-                || c == b
-                || targets[a].contains(&d)
-                || targets[c].contains(&b)
+            // Switch a->b, c->d into a->d, c->b when that creates no loop and no repeat. Tested
+            // without branches: nearly every switch goes through, and early exits mispredict.
+            let holds = |list: &[u32], v: u32| list.iter().fold(false, |seen, &t| seen | (t == v));
+            if (a == c)
+                | (b == d)
+                | (a == d)
+                | (c == b)
+                | holds(&targets[out(a)], d)
+                | holds(&targets[out(c)], b)
             {
                 continue;
             }
-            replace(&mut targets[a], b, d);
-            replace(&mut targets[c], d, b);
+            replace(&mut targets[out(a)], b, d);
+            replace(&mut targets[out(c)], d, b);
             edges[e1] = (a, d);
             edges[e2] = (c, b);
         }
@@ -513,7 +595,7 @@ fn regular_undirected(n: usize, s: usize, rng: &mut Rng) -> Vec<(usize, usize)> 
     edges
 }
 
-fn replace(list: &mut [usize], old: usize, new: usize) {
+fn replace<T: PartialEq>(list: &mut [T], old: T, new: T) {
     if let Some(slot) = list.iter_mut().find(|x| **x == old) {
         *slot = new;
     }
@@ -687,6 +769,18 @@ mod tests {
                 .iter()
                 .all(|&s| s == 8 * d as u64));
         }
+    }
+
+    #[test]
+    fn graphs_too_large_are_errors_before_drawing() {
+        let message = sample_graphs(100_000, 1, 99_999, 0, 0, GraphMode::ElOracle)
+            .unwrap_err()
+            .message;
+        assert!(message.contains("degree=99999"), "{message}");
+        assert!(sample_graphs(10, 1, 0, 0, 0, GraphMode::ElOracle)
+            .unwrap_err()
+            .message
+            .contains("degree=0"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! - [`fragments`]: fixed coordinate -> fragment maps (contiguous, random per layer, blocks);
 //! - [`graphs`]: per-fragment gossip graph samplers keyed by `(seed, round, fragment)`;
 //! - [`aggregate`]: fragment-wise averaging of all nodes on a dedicated thread pool;
+//! - [`memory`]: whether buffers fit in memory, and faulting them in on the pool;
 //! - [`boundary`]: every check of the kernel's array arguments, in one place;
 //! - [`network`]: the network model's event-driven transfer scheduler (fair bandwidth sharing);
 //! - `probes` (feature `bench-probes`): what benchmarks measure the kernel against.
@@ -12,6 +13,7 @@ pub mod boundary;
 pub mod error;
 pub mod fragments;
 pub mod graphs;
+pub mod memory;
 pub mod network;
 pub mod pool;
 #[cfg(feature = "bench-probes")]

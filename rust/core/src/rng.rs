@@ -62,13 +62,16 @@ impl Rng {
     pub fn below(&mut self, bound: usize) -> usize {
         debug_assert!(bound > 0);
         let bound = bound as u64;
-        loop {
-            let m = (self.next_u64() as u128) * (bound as u128);
-            let low = m as u64;
-            if low >= bound.wrapping_neg() % bound {
-                return (m >> 64) as usize;
+        let mut m = (self.next_u64() as u128) * (bound as u128);
+        // The rejection threshold `2^64 mod bound` is below `bound`, so the division that computes
+        // it is needed only when the low half is (rarely) below `bound`; same draws either way.
+        if (m as u64) < bound {
+            let threshold = bound.wrapping_neg() % bound;
+            while (m as u64) < threshold {
+                m = (self.next_u64() as u128) * (bound as u128);
             }
         }
+        (m >> 64) as usize
     }
 
     /// Fisher-Yates shuffle.

@@ -780,6 +780,34 @@ fn copy_into<'py>(
     detached(py, move || core::probes::copy_into(ss, ds))
 }
 
+/// Touch every page of a fresh float32 numpy array on the kernel's pool (one zero per 4 KiB), so that
+/// the first aggregate into it does not pay its page faults (used by `empty_params`).
+#[pyfunction]
+fn prefault<'py>(py: Python<'py>, array: &Bound<'py, PyAny>) -> PyResult<()> {
+    let a = array.downcast::<PyArray2<f32>>().map_err(|_| {
+        type_err(
+            py,
+            "prefault needs a float32 numpy array of 2 dimensions".into(),
+        )
+    })?;
+    let mut rw = a.try_readwrite().map_err(|_| {
+        value_err(
+            py,
+            "prefault needs a writeable buffer no call is using".into(),
+        )
+    })?;
+    let buf = rw
+        .as_slice_mut()
+        .map_err(|_| type_err(py, "prefault needs a C-contiguous array".into()))?;
+    detached(py, move || core::memory::prefault(buf))
+}
+
+/// One-line MosaicValueError naming `what` when `n_bytes` exceed the memory available now.
+#[pyfunction]
+fn check_memory(py: Python<'_>, n_bytes: u64, what: &str) -> PyResult<()> {
+    core::memory::check_fits(n_bytes, what).map_err(|e| to_pyerr(py, e))
+}
+
 /// Number of threads of the kernel's pool (`MOSAIC_NUM_THREADS`, default: all cores).
 #[pyfunction]
 fn num_threads(py: Python<'_>) -> PyResult<usize> {
@@ -1265,6 +1293,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     #[cfg(feature = "bench-probes")]
     m.add_function(wrap_pyfunction!(copy_into, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(prefault, m)?)?;
+    m.add_function(wrap_pyfunction!(check_memory, m)?)?;
     m.add_function(wrap_pyfunction!(tile_width, m)?)?;
     add_network(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
