@@ -225,3 +225,60 @@ def test_torch_path_on_cpu(benchmark, full_size: bool, impl: str, kind: str, k: 
                 "GB/s": round(gbps, 1),
             }
         )
+
+
+SCALE_NODES = [64, 256, 1_000, 4_000, 10_000]
+SCALE_VALUES = 400_000_000  # n * d: 1.6 GB a buffer, as many values at every n
+
+
+def _best_seconds(fn, repeats: int) -> float:
+    import time
+
+    return min(_timed(fn, time) for _ in range(repeats))
+
+
+@pytest.mark.parametrize("k", [1, 16])
+@pytest.mark.parametrize("kind", ["contiguous", "blocks"])
+@pytest.mark.parametrize("n", SCALE_NODES)
+def test_scale(benchmark, full_size: bool, n: int, kind: str, k: int) -> None:
+    """n * d held at 4e8 while n grows: effective bandwidth against a copy of the same buffers,
+    measured right before and after the kernel (the best of the two)."""
+    d = SCALE_VALUES // n if full_size else max(2_000, 200_000 // n)
+    if not full_size:
+        n = min(n, 64)
+    benchmark.group = f"scale n*d={n * d:.0e} {kind} K={k}"
+    x = mf.empty_params(n, d).numpy()
+    x[:] = np.random.default_rng(n).random(d, dtype=np.float32)
+    out = mf.empty_params(n, d).numpy()
+    fragments = make_map(kind, d, k)
+    graphs = mf.sample_graphs(n, k, DEGREE, seed=0, round=0)
+    copy_before = _best_seconds(lambda: COPY_INTO(x, out), 3) if COPY_INTO else None
+    benchmark(mf.aggregate, x, graphs, fragments, out=out)
+    copy_after = _best_seconds(lambda: COPY_INTO(x, out), 3) if COPY_INTO else None
+    sample_s = _best_seconds(lambda: mf.sample_graphs(n, 8, DEGREE, seed=0, round=1), 2)
+    seconds = min_seconds(benchmark)
+    if seconds is None:
+        return
+    gbps = 8 * n * d / seconds / 1e9
+    copy_gbps = 8 * n * d / min(copy_before, copy_after) / 1e9 if COPY_INTO else None
+    of_copy = gbps / copy_gbps if copy_gbps else None
+    benchmark.extra_info.update(
+        effective_GBps=gbps,
+        copy_GBps=copy_gbps,
+        fraction_of_copy=of_copy,
+        sample_K8_ms=sample_s * 1e3,
+    )
+    SUMMARY.append(
+        {
+            "bench": "scale",
+            "fragmenter": kind,
+            "K": k,
+            "n": n,
+            "d": d,
+            "ms": round(seconds * 1e3, 1),
+            "GB/s": round(gbps, 1),
+            "copy GB/s": round(copy_gbps, 1) if copy_gbps else "n/a (no copy probe)",
+            "of_copy": f"{of_copy:.0%}" if of_copy is not None else "n/a",
+            "sample K=8 ms": round(sample_s * 1e3, 1),
+        }
+    )
