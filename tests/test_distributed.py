@@ -11,11 +11,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from data_helpers import SHARED_DATA
 
 from mosaic_fast.engine.distributed import blocks
+from mosaic_fast.kernel import FragmentMap
 from mosaic_fast.launch import launch_problem
+from mosaic_fast.topology import GraphSource
 
 MOVIELENS = SHARED_DATA / "ml-latest-small"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -77,13 +80,31 @@ def test_ranks_write_the_records_of_one_process(tmp_path, name, args, ranks):
     ours, theirs = records(tmp_path / "r"), records(tmp_path / "one")
     exchanged = [rec.pop("bytes_between_ranks") for rec in ours]
     assert ours == theirs
-    # Whole rows go to every other rank, plus each node's float32 loss: (R - 1) * n * (4d + 4).
+    # Each round: every (sender, fragment) that a node of another rank receives goes there once
+    # (DESIGN 4), and every node's float32 loss reaches the other ranks.
     config = json.loads((tmp_path / "r" / "config.json").read_text())
-    n, d = config["config"]["nodes"], config["n_params"]
-    assert config["ranks"] == ranks
-    assert exchanged[0] == 0 and exchanged[1:] == [(ranks - 1) * n * (4 * d + 4)] * (
-        len(exchanged) - 1
+    cfg = config["config"]
+    assert config["ranks"] == ranks and cfg["fragmenter"] == "contiguous"
+    source = GraphSource.from_setting(
+        cfg["topology"], cfg["nodes"], cfg["K"], cfg["degree"], cfg["seed"], None
     )
+    sizes = FragmentMap.contiguous(config["n_params"], cfg["K"]).fragment_sizes()
+    owner = np.repeat(np.arange(ranks), [hi - lo for lo, hi in blocks(cfg["nodes"], ranks)])
+    for rec, sent in zip(ours, exchanged, strict=True):
+        if rec["round"] == 0:
+            assert sent == 0
+            continue
+        graphs, expected = source.graphs(rec["round"] - 1), (ranks - 1) * cfg["nodes"] * 4
+        for k in range(cfg["K"]):
+            indptr, senders = graphs.in_csr(k)
+            receivers = np.repeat(np.arange(cfg["nodes"]), np.diff(indptr))
+            pairs = {
+                (s, owner[r])
+                for s, r in zip(senders, receivers, strict=True)
+                if owner[s] != owner[r]
+            }
+            expected += len(pairs) * 4 * sizes[k]
+        assert sent == expected
 
 
 @pytest.mark.skipif(not MOVIELENS.is_dir(), reason="no local MovieLens copy")

@@ -242,7 +242,7 @@ class Result:
     @property
     def params(self) -> Any:
         """The final parameters, a float32 CPU tensor (n, d): row i is node i's flat model."""
-        return self._simulation().X.detach().to("cpu", copy=True)
+        return self._simulation().params().detach().to("cpu", copy=True)
 
     def node_model(self, i: int) -> Any:
         """Node ``i``'s final model as a standalone ``torch.nn.Module`` (CPU, eval mode)."""

@@ -474,3 +474,13 @@ def fragments_for(
         f"unknown fragmenter {fragmenter!r}; choose one of {', '.join(BUILTIN_FRAGMENTERS)}, "
         "or assignment:FILE"
     )
+
+
+def fragment_coordinates(fragments: FragmentMap, device: Any) -> list[Any]:
+    """Every fragment's coordinates (int64 index tensors on ``device``), ascending."""
+    import torch
+
+    assignment = torch.as_tensor(np.asarray(fragments.assignment(), dtype=np.int64))
+    return [
+        torch.nonzero(assignment == k).reshape(-1).to(device) for k in range(fragments.n_fragments)
+    ]

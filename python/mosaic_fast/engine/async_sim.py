@@ -48,6 +48,7 @@ import torch
 
 from ..errors import MosaicValueError
 from ..network_sim import NetworkScheduler, message_bytes
+from ..topology import fragment_coordinates
 from . import state as checked
 from .clock import scheduler_links
 from .simulation import Simulation
@@ -79,11 +80,7 @@ class AsyncSimulation(Simulation):
         self.n_peers = max(1, cfg.degree // 2) if cfg.algorithm == "adpsgd" else cfg.degree
         self.drops = cfg.algorithm == "divshare" and cfg.drop_unsent
         self.replies = cfg.algorithm == "adpsgd"
-        assignment = torch.as_tensor(np.asarray(self.fragments.assignment(), dtype=np.int64))
-        self.coords = [
-            torch.nonzero(assignment == k).reshape(-1).to(self.device)
-            for k in range(self.fragments.n_fragments)
-        ]
+        self.coords = fragment_coordinates(self.fragments, self.device)
         self.whole = self.fragments.n_fragments == 1
         sizes = np.asarray(self.fragments.fragment_sizes(), dtype=np.int64)
         self.message_bytes = np.asarray(message_bytes(sizes), dtype=np.float64)

@@ -1,19 +1,20 @@
 """Nodes sharded over ``torch.distributed`` ranks (launched by torchrun), same results as one process.
 
 Rank ``r`` of ``R`` trains a contiguous block of nodes (``blocks``: the first ``n % R`` ranks hold
-one node more). Every rank holds the whole ``(n, d)`` buffer and draws the same graphs from the
-seed, so after the local steps one exchange makes every rank's buffer identical: each block's rows
-are broadcast by their owner (whole rows: with ``degree >= R`` nearly every row is needed by some
-node of every other rank, DESIGN §4, so sending only the needed fragments would save little).
-Every rank then averages the whole buffer with the same Rust kernel, bit for bit the
-single-process computation. A node's minibatches come from its own stream and its optimizer state
-is its own, so the block-wise steps (``Trainer.step_rows``) equal the one-process steps exactly
-for the loop and sparse trainers (and the grouped ones on CPU for blocks of two or more nodes).
+one node more) with ``Trainer.step_rows``: a node's minibatches come from its own stream and its
+optimizer state is its own, so the block-wise steps equal the one-process steps exactly for the
+loop and sparse trainers (and the grouped ones on CPU for blocks of two or more nodes). Every rank
+draws the same graphs from the seed, so every rank knows who sends what to whom: after the local
+steps, one ``all_to_all_single`` carries each (sender, fragment) that some node of another rank
+receives to that rank once (DESIGN §4; never more than whole rows would take, and 2-8x less with
+many ranks or sparse graphs). Every rank then averages its buffer with the same Rust kernel: its
+own block's rows come out bit for bit as in one process; other blocks' rows are fetched from their
+owners only when the whole buffer is read (evaluations, checkpoints, callbacks: ``params``).
 
-Rank 0 alone evaluates (every rank holds the same buffer) and writes the run folder; records,
-its checks and errors reach the other ranks by broadcast, so all ranks take the same branches.
-Checkpoints gather every block's per-node state (optimizer rows, data order, module buffers) and
-hold the whole network: a run resumes with any number of ranks.
+Rank 0 alone evaluates and writes the run folder; records, its checks and errors reach the other
+ranks by broadcast, so all ranks take the same branches. Checkpoints gather every block's per-node
+state (optimizer rows, module buffers, data order) and hold the whole network: a run resumes with
+any number of ranks.
 
 Backend: gloo on CPU, NCCL on CUDA (``cuda:LOCAL_RANK``). A collective that waits longer than
 ``dist_timeout`` seconds fails; a rank that dies closes its connections, which fails the others'
@@ -32,6 +33,7 @@ import torch
 
 from ..errors import MosaicValueError
 from ..launch import launch_problem
+from ..topology import fragment_coordinates
 from .simulation import Simulation
 
 
@@ -147,12 +149,15 @@ class DistributedSimulation(Simulation):
         self.block_nodes = np.arange(lo, hi, dtype=np.int64)
         self.block_rows = torch.arange(lo, hi, device=self.device)
         self.bytes_between_ranks = 0.0
+        self._stale = False  # whether other blocks' rows miss fragments nobody here received
+        self.coords = fragment_coordinates(self.fragments, self.device)
 
     def any_rank(self, flag: bool) -> bool:
         return self.ranks.any_true(flag)
 
-    def _local_steps(self, t: int) -> torch.Tensor:
-        """The block's ``local_steps`` steps, then every block's rows and losses on every rank."""
+    def _local_steps(self, t: int, graphs: Any) -> torch.Tensor:
+        """The block's ``local_steps`` steps, then the fragments other ranks' nodes receive from
+        this block (one ``all_to_all_single``) and every node's losses on every rank."""
         cfg = self.cfg
         block = torch.zeros(len(self.block_nodes), device=self.device)
         whole = len(self.block_nodes) == cfg.nodes
@@ -165,20 +170,89 @@ class DistributedSimulation(Simulation):
                     indices = self.sampler.next(cfg.batch_size, self.block_nodes)
                     batch = self.node_data.batch(indices)
                     block += self.trainer.step_rows(self.X, self.block_rows, batch)
-        received = self.ranks.share_rows(self.X)
         total = torch.zeros(cfg.nodes, device=self.device)
         lo, hi = self.ranks.block
         total[lo:hi] = block
-        received += self.ranks.share_rows(total)
-        self.bytes_between_ranks = float(
-            sum(self.ranks.gather(received)) if self.ranks.world > 1 else 0
-        )
+        received = self.ranks.share_rows(total)
+        if self.ranks.world > 1:
+            received += self._exchange(graphs)
+            self._stale = True  # other blocks' rows now hold only the fragments received
+        self.bytes_between_ranks = float(sum(self.ranks.gather(received)))
         return total
+
+    def _exchange(self, graphs: Any) -> int:
+        """Send every (sender of this block, fragment) that some node of another rank receives
+        in ``graphs`` to that rank, once, and write what arrives into ``X``; returns the bytes
+        received. Every rank derives the same plan from the same graphs."""
+        import torch.distributed as dist
+
+        plan = self._plan(graphs)
+        me, X = self.ranks.rank, self.X
+        outgoing = [
+            X.index_select(0, rows)[:, coords].reshape(-1)
+            for dest in range(self.ranks.world)
+            for rows, coords in plan[me][dest]
+        ]
+        send = torch.cat(outgoing) if outgoing else X.new_empty(0)
+        sizes = [
+            [
+                sum(len(rows) * len(coords) for rows, coords in plan[src][dest])
+                for dest in range(self.ranks.world)
+            ]
+            for src in range(self.ranks.world)
+        ]
+        receive = X.new_empty(sum(sizes[src][me] for src in range(self.ranks.world)))
+        dist.all_to_all_single(
+            receive,
+            send,
+            output_split_sizes=[sizes[src][me] for src in range(self.ranks.world)],
+            input_split_sizes=sizes[me],
+        )
+        at = 0
+        for src in range(self.ranks.world):
+            for rows, coords in plan[src][me]:
+                count = len(rows) * len(coords)
+                X[rows.unsqueeze(1), coords.unsqueeze(0)] = receive[at : at + count].view(
+                    len(rows), len(coords)
+                )
+                at += count
+        return receive.numel() * receive.element_size()
+
+    def _plan(self, graphs: Any) -> list[list[list[tuple[torch.Tensor, torch.Tensor]]]]:
+        """``plan[src][dest]``: (sender rows of rank src's block, fragment coordinates) pairs, per
+        fragment in order, that rank dest needs from rank src this round."""
+        world, n = self.ranks.world, self.cfg.nodes
+        owner = np.repeat(np.arange(world), [hi - lo for lo, hi in self.ranks.blocks])
+        plan: list[list[list]] = [[[] for _ in range(world)] for _ in range(world)]
+        for k in range(graphs.n_fragments):
+            indptr, senders = graphs.in_csr(k)
+            senders = np.asarray(senders, dtype=np.int64)
+            receivers = np.repeat(np.arange(n), np.diff(np.asarray(indptr)))
+            cross = owner[senders] != owner[receivers]
+            pairs = np.unique(senders[cross] * world + owner[receivers[cross]])
+            src_nodes, dests = pairs // world, pairs % world
+            for src_rank in range(world):
+                for dest in range(world):
+                    rows = src_nodes[(owner[src_nodes] == src_rank) & (dests == dest)]
+                    if len(rows):
+                        plan[src_rank][dest].append(
+                            (torch.as_tensor(rows, device=self.device), self.coords[k])
+                        )
+        return plan
+
+    def params(self) -> torch.Tensor:
+        """The buffer with every block's current rows (fetched from their owners when the last
+        exchange sent only fragments)."""
+        if self._stale:
+            self.ranks.share_rows(self.X)
+            self._stale = False
+        return self.X
 
     @torch.no_grad()
     def metrics(self) -> dict[str, Any]:
         """Rank 0's evaluation (all ranks hold the same buffer), on every rank, plus the bytes
         all ranks received in the last round's exchange."""
+        self.params()  # every row current
         rec = super().metrics() if self.ranks.is_root else None
         rec = self.ranks.share(rec)
         rec["bytes_between_ranks"] = self.bytes_between_ranks if self.rounds_done else 0.0
@@ -200,5 +274,6 @@ class DistributedSimulation(Simulation):
     def state_dict(self) -> dict[str, Any]:
         """The whole network's state, as one process holds it (a collective: every rank calls it
         at the same point); it resumes with any number of ranks, or none."""
+        self.params()
         self._gather_node_state()
         return super().state_dict()

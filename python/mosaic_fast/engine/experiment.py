@@ -160,7 +160,7 @@ def _check_finite(sim: Simulation, cfg: ExperimentConfig, *, params: bool) -> No
     loss = sim.last_loss
     if loss is not None and not math.isfinite(loss):
         raise RunDiverged(sim.rounds_done, f"training loss {loss}", cfg.lr)
-    if params and not bool(torch.isfinite(sim.X).all()):
+    if params and not bool(torch.isfinite(sim.params()).all()):
         raise RunDiverged(sim.rounds_done, "non-finite parameters", cfg.lr)
 
 
@@ -332,7 +332,7 @@ def _run_in(
         folder.restart_metrics(history)
 
     def state() -> RunState:
-        return RunState(sim.rounds_done, sim.X, history, cfg, sim)
+        return RunState(sim.rounds_done, sim.params(), history, cfg, sim)
 
     def log(rec: dict[str, Any]) -> None:
         for fn in callbacks.on_evaluate:

@@ -276,12 +276,18 @@ class Simulation:
         """Node ``i``'s model as a standalone ``nn.Module`` (CPU, eval mode)."""
         if not 0 <= i < self.cfg.nodes:
             raise MosaicValueError(f"node {i} is out of range for {self.cfg.nodes} nodes")
+        X = self.params()
         if self.module_model is not None:
-            return self.module_model.node_module(self.X, i)
+            return self.module_model.node_module(X, i)
         module = self.spec.module(0)
-        views = self.spec.layout.row_views(self.X[i].detach().to("cpu", copy=True))
+        views = self.spec.layout.row_views(X[i].detach().to("cpu", copy=True))
         module.load_state_dict(views, strict=False)
         return module.eval()
+
+    def params(self) -> torch.Tensor:
+        """The live (n, d) buffer, every row current (a distributed run first fetches the rows
+        other ranks hold: every rank calls it at the same point)."""
+        return self.X
 
     def any_rank(self, flag: bool) -> bool:
         """Whether ``flag`` holds on any rank (one process: ``flag``)."""
@@ -303,8 +309,8 @@ class Simulation:
 
         cfg = self.cfg
         start = time.perf_counter()
-        total = self._local_steps(t)
         graphs = self.graph_source.graphs(t)
+        total = self._local_steps(t, graphs)
         aggregate(self.X, graphs, self.fragments, out=self._spare)
         self.sim_time_s += self.clock.round_seconds(graphs, self.fragments)
         self.X, self._spare = self._spare, self.X
@@ -314,8 +320,9 @@ class Simulation:
         synchronize(self.device)
         self.train_seconds += time.perf_counter() - start
 
-    def _local_steps(self, t: int) -> torch.Tensor:
-        """Round ``t``'s local steps of every node; returns each node's summed losses (n,)."""
+    def _local_steps(self, t: int, graphs: Any) -> torch.Tensor:
+        """Round ``t``'s local steps of every node (before gossip over ``graphs``); returns each
+        node's summed losses (n,)."""
         cfg = self.cfg
         total = torch.zeros(cfg.nodes, device=self.device)
         with self._seeded_randomness(t):
