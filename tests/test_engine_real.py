@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
+from data_helpers import SHARED_DATA
 
 from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.data import locate_dataset
 from mosaic_fast.engine import run_experiment
 
-_SHARED = Path("/work/shared/data")
-DATA_DIR = os.environ.get("MOSAIC_TEST_DATA", str(_SHARED) if _SHARED.is_dir() else None)
+DATA_DIR = os.environ.get("MOSAIC_TEST_DATA", str(SHARED_DATA) if SHARED_DATA.is_dir() else None)
 
 
 def _need(name: str) -> str | None:
