@@ -123,3 +123,11 @@ def test_plots_draw_the_metric_against_simulated_time_and_the_time_to_target(tmp
             run(tmp_path / "runs" / f"K={K}_seed={seed}", K=K, seed=seed, step_time=0.5, target=0.6)
     names = {p.name for p in plot_runs([tmp_path / "runs"], tmp_path / "plots", formats=("png",))}
     assert {"time_performance.png", "time_to_target.png"} <= names
+
+
+def test_eval_every_s_replaces_the_round_schedule():
+    # rounds of 2 x 0.5 s (unlimited links): every 2 simulated seconds is every second round,
+    # although eval_every=1 asks for every round
+    result = run(step_time=0.5, rounds=5, eval_every=1, eval_every_s=2.0)
+    assert list(result.metrics["round"]) == [0, 2, 4, 5]
+    assert list(result.metrics["sim_time_s"]) == [0.0, 2.0, 4.0, 5.0]

@@ -99,7 +99,7 @@ class AsyncSimulation(Simulation):
         # and every node's inbox, (sender, fragment) -> snapshot.
         self.payloads: dict[int, tuple[int, int, int, torch.Tensor]] = {}
         self.inbox: list[dict[tuple[int, int], torch.Tensor]] = [{} for _ in range(n)]
-        # Bookkeeping for the metrics of the slice since the last evaluation.
+        # Bookkeeping for the records: parameters delivered, losses since the last evaluation.
         self.sent_params = 0.0
         self.loss_sum, self.loss_count = 0.0, 0
         if one_at_a_time:
@@ -179,16 +179,17 @@ class AsyncSimulation(Simulation):
             for tid, dst in zip(done.id.tolist(), done.dst.tolist(), strict=True):
                 src, _, fragment, snapshot = self.payloads.pop(tid)
                 self.inbox[dst][(src, fragment)] = snapshot
+                self.sent_params += float(self.fragment_params[fragment])
             return
         while (delivery := network.next_delivery(until)) is not None:
             src, kind, fragment, snapshot = self.payloads.pop(delivery.id)
             dst = delivery.dst
             self.inbox[dst][(src, fragment)] = snapshot
+            self.sent_params += float(self.fragment_params[fragment])
             if kind == _REQUEST:  # AD-PSGD: answer with the latest model, now
                 reply = self.X[dst].clone()
                 tid = network.submit(dst, src, float(self.message_bytes[0]), delivery.delivered)
                 self.payloads[tid] = (dst, _REPLY, 0, reply)
-                self.sent_params += float(self.fragment_params[0])
 
     def _end_step(self, i: int, at: float) -> None:
         """Node ``i``'s step ends at ``at``: its result, aggregation, its messages, its next step."""
@@ -253,8 +254,7 @@ class AsyncSimulation(Simulation):
         network, n, J = self.network, self.cfg.nodes, self.n_peers
         if self.drops:
             for tid in network.cancel_queued(i).tolist():
-                _, _, fragment, _ = self.payloads.pop(tid)
-                self.sent_params -= float(self.fragment_params[fragment])
+                del self.payloads[tid]
         rng, K = self.peer_rngs[i], self.fragments.n_fragments
         keys = rng.random((K, n - 1))
         peers = np.argpartition(keys, J - 1, axis=1)[:, :J]
@@ -266,15 +266,15 @@ class AsyncSimulation(Simulation):
         snapshot = row.clone()
         for tid, fragment in zip(ids.tolist(), fragments.tolist(), strict=True):
             self.payloads[tid] = (i, _REQUEST, fragment, snapshot)
-        self.sent_params += float(self.fragment_params[fragments].sum())
 
     # ------------------------------------------------------------------ records and state
 
     @torch.no_grad()
     def metrics(self) -> dict[str, Any]:
         """The synchronous record plus ``local_steps_per_node`` (mean steps done); the loss is the
-        mean over the steps ended since the last evaluation, traffic is per round of
-        ``local_steps`` steps (parameters of messages not dropped, replies included)."""
+        mean over the steps ended since the last evaluation; traffic counts the parameters of
+        messages delivered so far (replies included; queued or dropped ones not), per node and per
+        round of ``local_steps`` steps."""
         rec = super().metrics()
         steps = float(self.steps_done.mean())
         rounds_equivalent = steps / self.cfg.local_steps

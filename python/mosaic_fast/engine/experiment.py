@@ -460,8 +460,11 @@ def _extra_metrics(fn: Callable, extra: Any, rec: dict[str, Any]) -> dict[str, f
 
 
 def _evaluates(cfg: ExperimentConfig, done: int) -> bool:
-    """Whether the state after ``done`` rounds is evaluated (round 0, every eval_every, the last)."""
-    return done % cfg.eval_every == 0 or done == cfg.rounds
+    """Whether the state after ``done`` rounds is evaluated: round 0, the last, and every
+    ``eval_every`` rounds unless ``eval_every_s`` sets a schedule in simulated time instead."""
+    if done in (0, cfg.rounds):
+        return True
+    return cfg.eval_every_s is None and done % cfg.eval_every == 0
 
 
 def _crossed(cfg: ExperimentConfig, before: float, after: float) -> bool:
