@@ -122,7 +122,7 @@ def test_a_stopped_run_resumes_with_another_number_of_ranks(tmp_path):
         time.sleep(0.2)
     process.send_signal(signal.SIGTERM)
     code, output = finished(process)
-    assert code != 0 and "rank 0: stopped by SIGTERM; resume with" in output
+    assert code != 0 and "rank 0: stopped by SIGTERM; resume with" in output, output
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=3",
         "-m", "mosaic_fast", "run", "--resume", str(out), "--quiet",

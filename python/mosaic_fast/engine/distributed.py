@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from ..errors import MosaicValueError
 from ..launch import launch_problem
@@ -67,8 +68,6 @@ class Ranks:
     @classmethod
     def start(cls, n_nodes: int, device_type: str, timeout_s: float) -> Ranks:
         """Join (or reuse) the process group torchrun set up; refuses more ranks than nodes."""
-        import torch.distributed as dist
-
         problem = launch_problem(True)
         if problem is not None:
             raise MosaicValueError(problem)
@@ -93,16 +92,12 @@ class Ranks:
 
     def share(self, value: Any) -> Any:
         """Rank 0's ``value`` on every rank (any picklable object)."""
-        import torch.distributed as dist
-
         box = [value if self.is_root else None]
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
     def gather(self, value: Any) -> list[Any]:
         """Every rank's ``value``, in rank order, on every rank."""
-        import torch.distributed as dist
-
         out: list[Any] = [None] * self.world
         dist.all_gather_object(out, value)
         return out
@@ -110,8 +105,6 @@ class Ranks:
     def share_rows(self, tensor: torch.Tensor) -> int:
         """Make every rank's ``tensor`` (leading dim = nodes) hold each block's rows from its
         owner, in place; returns the bytes this rank received."""
-        import torch.distributed as dist
-
         received = 0
         for owner, (lo, hi) in enumerate(self.blocks):
             rows = tensor[lo:hi]
@@ -122,8 +115,6 @@ class Ranks:
 
     def any_true(self, flag: bool) -> bool:
         """Whether ``flag`` is set on any rank (a signal one rank received stops them all)."""
-        import torch.distributed as dist
-
         # NCCL reduces device tensors only; gloo CPU ones.
         on = torch.device("cuda", torch.cuda.current_device()) if _nccl() else torch.device("cpu")
         t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=on)
@@ -131,9 +122,15 @@ class Ranks:
         return bool(t.item())
 
 
-def _nccl() -> bool:
-    import torch.distributed as dist
+def _columns(X: torch.Tensor, coords: slice | torch.Tensor) -> torch.Tensor:
+    return X[:, coords] if isinstance(coords, slice) else X.index_select(1, coords)
 
+
+def _width(coords: slice | torch.Tensor) -> int:
+    return coords.stop - coords.start if isinstance(coords, slice) else len(coords)
+
+
+def _nccl() -> bool:
     return dist.get_backend() == "nccl"
 
 
@@ -150,7 +147,12 @@ class DistributedSimulation(Simulation):
         self.block_rows = torch.arange(lo, hi, device=self.device)
         self.bytes_between_ranks = 0.0
         self._stale = False  # whether other blocks' rows miss fragments nobody here received
-        self.coords = fragment_coordinates(self.fragments, self.device)
+        self._buffers: dict[str, torch.Tensor] = {}
+        # Fragment k's columns: a slice when they are consecutive (views, no gathers), else indices.
+        self.columns = [
+            slice(int(c[0]), int(c[-1]) + 1) if int(c[-1]) - int(c[0]) + 1 == len(c) else c
+            for c in fragment_coordinates(self.fragments, self.device)
+        ]
 
     def any_rank(self, flag: bool) -> bool:
         return self.ranks.any_true(flag)
@@ -173,50 +175,57 @@ class DistributedSimulation(Simulation):
         total = torch.zeros(cfg.nodes, device=self.device)
         lo, hi = self.ranks.block
         total[lo:hi] = block
-        received = self.ranks.share_rows(total)
+        # Every node's losses on every rank: one sum in which each entry has one non-zero term.
+        dist.all_reduce(total)
+        exchanged = (self.ranks.world - 1) * cfg.nodes * total.element_size()
         if self.ranks.world > 1:
-            received += self._exchange(graphs)
+            exchanged += self._exchange(graphs)
             self._stale = True  # other blocks' rows now hold only the fragments received
-        self.bytes_between_ranks = float(sum(self.ranks.gather(received)))
+        self.bytes_between_ranks = float(exchanged)
         return total
 
     def _exchange(self, graphs: Any) -> int:
         """Send every (sender of this block, fragment) that some node of another rank receives
         in ``graphs`` to that rank, once, and write what arrives into ``X``; returns the bytes
-        received. Every rank derives the same plan from the same graphs."""
-        import torch.distributed as dist
-
-        plan = self._plan(graphs)
-        me, X = self.ranks.rank, self.X
-        outgoing = [
-            X.index_select(0, rows)[:, coords].reshape(-1)
-            for dest in range(self.ranks.world)
-            for rows, coords in plan[me][dest]
-        ]
-        send = torch.cat(outgoing) if outgoing else X.new_empty(0)
+        all ranks received. Every rank derives the same plan from the same graphs."""
+        plan, world, me, X = self._plan(graphs), self.ranks.world, self.ranks.rank, self.X
         sizes = [
             [
-                sum(len(rows) * len(coords) for rows, coords in plan[src][dest])
-                for dest in range(self.ranks.world)
+                sum(len(rows) * _width(cols) for rows, cols in plan[src][dest])
+                for dest in range(world)
             ]
-            for src in range(self.ranks.world)
+            for src in range(world)
         ]
-        receive = X.new_empty(sum(sizes[src][me] for src in range(self.ranks.world)))
-        dist.all_to_all_single(
-            receive,
-            send,
-            output_split_sizes=[sizes[src][me] for src in range(self.ranks.world)],
-            input_split_sizes=sizes[me],
-        )
+        send = self._buffer("send", sum(sizes[me]))
         at = 0
-        for src in range(self.ranks.world):
-            for rows, coords in plan[src][me]:
-                count = len(rows) * len(coords)
-                X[rows.unsqueeze(1), coords.unsqueeze(0)] = receive[at : at + count].view(
-                    len(rows), len(coords)
+        for dest in range(world):
+            for rows, cols in plan[me][dest]:
+                count = len(rows) * _width(cols)
+                torch.index_select(
+                    _columns(X, cols), 0, rows, out=send[at : at + count].view(len(rows), -1)
                 )
                 at += count
-        return receive.numel() * receive.element_size()
+        incoming = [sizes[src][me] for src in range(world)]
+        receive = self._buffer("receive", sum(incoming))
+        dist.all_to_all_single(receive, send, incoming, sizes[me])
+        at = 0
+        for src in range(world):
+            for rows, cols in plan[src][me]:
+                count = len(rows) * _width(cols)
+                values = receive[at : at + count].view(len(rows), -1)
+                if isinstance(cols, slice):
+                    X[:, cols].index_copy_(0, rows, values)
+                else:
+                    X[rows.unsqueeze(1), cols.unsqueeze(0)] = values
+                at += count
+        return X.element_size() * sum(map(sum, sizes))
+
+    def _buffer(self, name: str, numel: int) -> torch.Tensor:
+        """A float32 vector of ``numel`` reused across rounds (no fresh pages every round)."""
+        store = self._buffers.get(name)
+        if store is None or store.numel() < numel:
+            store = self._buffers[name] = torch.empty(numel, device=self.device)
+        return store[:numel]
 
     def _plan(self, graphs: Any) -> list[list[list[tuple[torch.Tensor, torch.Tensor]]]]:
         """``plan[src][dest]``: (sender rows of rank src's block, fragment coordinates) pairs, per
@@ -236,7 +245,7 @@ class DistributedSimulation(Simulation):
                     rows = src_nodes[(owner[src_nodes] == src_rank) & (dests == dest)]
                     if len(rows):
                         plan[src_rank][dest].append(
-                            (torch.as_tensor(rows, device=self.device), self.coords[k])
+                            (torch.as_tensor(rows, device=self.device), self.columns[k])
                         )
         return plan
 

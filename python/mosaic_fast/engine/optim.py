@@ -338,6 +338,12 @@ class NodeOptimizer(ABC):
         """Restore :meth:`state_dict`; checked first (MosaicValueError), nothing changes on error."""
 
 
+def row_span(rows: torch.Tensor) -> slice | None:
+    """``slice(lo, hi)`` when the sorted distinct node ids ``rows`` are exactly ``lo, ..., hi - 1``."""
+    first, last = int(rows[0]), int(rows[-1])
+    return slice(first, last + 1) if last - first + 1 == rows.shape[0] else None
+
+
 def node_optimizer(spec: OptimizerSpec, like: torch.Tensor) -> NodeOptimizer:
     """The optimizer ``spec`` for a buffer shaped, typed and placed like ``like`` (n, d)."""
     if spec.sgd is not None:
@@ -375,6 +381,10 @@ class HandWrittenSGD(NodeOptimizer):
         M = self.momentum_buffer
         if M is None:
             self._update(X, G, None)
+            return
+        span = row_span(rows)
+        if span is not None:  # consecutive nodes: their rows, in place
+            self._update(X, G, M[span])
             return
         M_rows = M.index_select(0, rows)
         self._update(X, G, M_rows)

@@ -27,7 +27,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from ..errors import MosaicTypeError, MosaicValueError
 from ..models import ClassifierSpec, MatrixFactorizationSpec, ModelSpec
-from .optim import OptimizerSpec, SGDConfig, node_optimizer
+from .optim import OptimizerSpec, SGDConfig, node_optimizer, row_span
 
 
 def synchronize(device: torch.device) -> None:
@@ -96,7 +96,9 @@ class Trainer(ABC):
         m = rows.shape[0]
         if m == X.shape[0]:  # distinct and in range: every node, in order
             return self.step(X, batch)
-        X_rows = self._gathered(X, rows)
+        span = row_span(rows)
+        # A run of consecutive nodes (a distributed rank's block) steps in place, on a view.
+        X_rows = X[span] if span is not None else self._gathered(X, rows)
         with self._rows_context(rows):
             losses = self._local_step(
                 X_rows,
@@ -104,7 +106,8 @@ class Trainer(ABC):
                 self._grad[:m],
                 functools.partial(self.optimizer.step_rows, rows=rows),
             )
-        X.index_copy_(0, rows, X_rows)
+        if span is None:
+            X.index_copy_(0, rows, X_rows)
         return losses
 
     def _local_step(
