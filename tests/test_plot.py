@@ -213,3 +213,33 @@ def test_cli_plot_writes_into_the_default_folder_and_reports_errors(tmp_path):
     res = CliRunner().invoke(main, ["plot", str(tmp_path), "--format", "gif"])
     assert res.exit_code == 2
     assert res.output == "Error: unknown plot format 'gif'; choose from png, pdf, svg\n"
+
+
+def test_algorithms_are_compared_on_one_time_axis(tmp_path):
+    for algorithm, k in (("divshare", 8), ("swift", 1), ("mosaic", 1)):
+        for seed in (0, 1):
+            out = tmp_path / f"{algorithm}-{seed}"
+            write_run(out, fake_config(algorithm=algorithm, K=k, seed=seed, target=0.3))
+            lines = (out / "metrics.jsonl").read_text().splitlines()
+            timed = [{**json.loads(x), "sim_time_s": 0.5 * json.loads(x)["round"]} for x in lines]
+            (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in timed))
+            summary = json.loads((out / "summary.json").read_text())
+            summary["time_to_target_s"] = 1.0 + seed
+            (out / "summary.json").write_text(json.dumps(summary))
+    paths = plot_runs([tmp_path], tmp_path / "figs", formats=("png",))
+    per_algorithm = [
+        f"{kind}__algorithm={a}"
+        for kind in ("rounds_consensus", "rounds_performance", "time_performance", "time_to_target")
+        for a in ("divshare", "mosaic", "swift")
+    ]
+    side_by_side = ["time_performance_algorithms", "time_to_target_algorithms"]
+    assert_figures(paths, per_algorithm + side_by_side, formats=("png",))
+
+
+def test_curves_compared_across_algorithms_are_named_by_algorithm_and_k():
+    from mosaic_fast.plotting import BY_ALGORITHM, _curve_key, _curve_name
+
+    setting = Setting(fake_config(algorithm="divshare", K=8), ())
+    assert _curve_name(_curve_key(setting, BY_ALGORITHM), BY_ALGORITHM) == "divshare K=8"
+    legacy = Setting(fake_config(K=4), ())  # folders written before the setting existed
+    assert _curve_name(_curve_key(legacy, BY_ALGORITHM), BY_ALGORITHM) == "mosaic K=4"

@@ -146,32 +146,54 @@ def _new_figure(nrows: int, ncols: int):
     return fig, axes
 
 
-def _k_colors(settings: Sequence[Setting]) -> dict[int, Any]:
+# Curves are told apart by K, or by algorithm and K when a figure compares algorithms.
+BY_K = ("K",)
+BY_ALGORITHM = ("algorithm", "K")
+
+
+def _curve_key(s: Setting, by: Sequence[str]) -> tuple:
+    return tuple(s.config.get(f, "mosaic") if f == "algorithm" else s.config[f] for f in by)
+
+
+def _curve_name(key: tuple, by: Sequence[str]) -> str:
+    return " ".join(f"K={v}" if f == "K" else str(v) for f, v in zip(by, key, strict=True))
+
+
+def _k_colors(settings: Sequence[Setting], by: Sequence[str] = BY_K) -> dict[tuple, Any]:
+    """A colour per curve key: viridis over K, or a categorical palette across algorithms."""
     from matplotlib import colormaps
 
-    ks = sorted({s.config["K"] for s in settings})
-    cmap = colormaps["viridis"]
-    return {k: cmap(0.85 * i / max(len(ks) - 1, 1)) for i, k in enumerate(ks)}
+    keys = sorted({_curve_key(s, by) for s in settings})
+    if by == BY_K:
+        cmap = colormaps["viridis"]
+        return {k: cmap(0.85 * i / max(len(keys) - 1, 1)) for i, k in enumerate(keys)}
+    palette = colormaps["tab10"]
+    return {k: palette(i % 10) for i, k in enumerate(keys)}
 
 
 def _draw_curves(
-    ax, settings: Sequence[Setting], key: str, colors: dict[int, Any], x_key: str | None = None
+    ax,
+    settings: Sequence[Setting],
+    key: str,
+    colors: dict[tuple, Any],
+    x_key: str | None = None,
+    by: Sequence[str] = BY_K,
 ) -> None:
-    """Metrics field ``key`` (mean and 95% CI over seeds) per K, against the round or, with
-    ``x_key``, against that field's mean (``sim_time_s``)."""
+    """Metrics field ``key`` (mean and 95% CI over seeds) per curve key (``by``: K, or algorithm
+    and K), against the round or, with ``x_key``, against that field's mean (``sim_time_s``)."""
     from matplotlib.ticker import MaxNLocator
 
-    for s in sorted(settings, key=lambda s: s.config["K"]):
+    for s in sorted(settings, key=lambda s: _curve_key(s, by)):
         rounds, mean, half = s.curve(key)
         x = rounds if x_key is None else s.curve(x_key)[1]
-        color = colors[s.config["K"]]
+        color = colors[_curve_key(s, by)]
         n = len(s.runs)
         ax.plot(
             x,
             mean,
             color=color,
             lw=1.6,
-            label=f"K={s.config['K']}" + (f" ({n} seeds)" if n > 1 else ""),
+            label=_curve_name(_curve_key(s, by), by) + (f" ({n} seeds)" if n > 1 else ""),
         )
         ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.2, lw=0)
     if x_key is None:
@@ -212,22 +234,27 @@ def _has_clock(settings: Sequence[Setting]) -> bool:
 
 
 def _time_figures(
-    writer: _Writer, figure_settings: Sequence[Setting], split: Sequence[str]
+    writer: _Writer,
+    figure_settings: Sequence[Setting],
+    split: Sequence[str],
+    by: Sequence[str] = BY_K,
 ) -> None:
-    """The node-average metric against simulated time, and (with a target) the time to reach it."""
+    """The node-average metric against simulated time, and (with a target) the time to reach it;
+    one curve and bar per K, or (``by=BY_ALGORITHM``) per algorithm and K."""
     first = figure_settings[0]
     metric, lower = first.runs[0].metric, first.runs[0].lower_is_better
-    colors = _k_colors(figure_settings)
+    colors = _k_colors(figure_settings, by)
+    suffix = "" if by == BY_K else "_algorithms"
     fig, axes = _new_figure(1, 1)
     fig.set_size_inches(9, 4)  # as wide as the two-panel figures: the title names the setting
     ax = axes[0][0]
-    _draw_curves(ax, figure_settings, "node_mean", colors, x_key="sim_time_s")
+    _draw_curves(ax, figure_settings, "node_mean", colors, x_key="sim_time_s", by=by)
     ax.set_xlabel("Simulated time (s)")
     ax.set_ylabel(_metric_label(metric, lower))
     ax.set_title("Node-average against simulated time")
     ax.legend(fontsize="small")
     fig.suptitle(_context(first.config, ()))
-    writer.save(fig, _file_stem("time_performance", first.config, split))
+    writer.save(fig, _file_stem("time_performance" + suffix, first.config, split))
 
     target = first.config.get("target")
     if target is None:
@@ -235,23 +262,24 @@ def _time_figures(
     fig, axes = _new_figure(1, 1)
     fig.set_size_inches(9, 4)
     ax = axes[0][0]
-    ordered = sorted(figure_settings, key=lambda s: s.config["K"])
+    ordered = sorted(figure_settings, key=lambda s: _curve_key(s, by))
     for i, s in enumerate(ordered):
         mean, half = s.summary_stat(
             "time_to_target_s"
         )  # seeds that never reached it: NaN, left out
         reached = sum(r.summary.get("time_to_target_s") is not None for r in s.complete_runs)
         if reached:
-            ax.bar(i, mean, yerr=None if math.isnan(half) else half, color=colors[s.config["K"]])
+            color = colors[_curve_key(s, by)]
+            ax.bar(i, mean, yerr=None if math.isnan(half) else half, color=color)
         ax.annotate(f"{reached}/{len(s.complete_runs)}", (i, 0), ha="center", va="bottom")
-    ax.set_xticks(range(len(ordered)), [f"K={s.config['K']}" for s in ordered])
+    ax.set_xticks(range(len(ordered)), [_curve_name(_curve_key(s, by), by) for s in ordered])
     ax.set_ylabel("Simulated time (s)")
     ax.set_title(
         f"Time to node-average {metric} {'<=' if lower else '>='} {target:g} (seeds reached)"
     )
     ax.grid(alpha=0.3, axis="y")
     fig.suptitle(_context(first.config, ()))
-    writer.save(fig, _file_stem("time_to_target", first.config, split))
+    writer.save(fig, _file_stem("time_to_target" + suffix, first.config, split))
 
 
 def _degree_figures(
@@ -287,7 +315,7 @@ def _degree_figures(
                     xs,
                     stats[:, 0],
                     yerr=stats[:, 1],
-                    color=colors[k],
+                    color=colors[(k,)],
                     marker="o",
                     capsize=3,
                     label=f"K={k}",
@@ -388,6 +416,11 @@ def plot_runs(
         _rounds_figures(writer, part, split)
         if _has_clock(part):
             _time_figures(writer, part, split)
+    if "algorithm" in varying:  # the algorithms side by side in time, per other setting
+        split = [v for v in varying if v not in ("K", "algorithm")]
+        for part in _split(settings, split):
+            if _has_clock(part):
+                _time_figures(writer, part, split, by=BY_ALGORITHM)
     for axis, draw in (("degree", _degree_figures), ("alpha", _alpha_figures)):
         if axis not in varying:
             continue
