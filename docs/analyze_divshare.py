@@ -5,8 +5,8 @@ docs/reproduce_divshare.sh writes.
 
 Per dataset and straggler fraction, per method (the sweep folder's name): time to the target
 (mean ± 95 % CI over the seeds that reached it, and how many did), the node-average metric, the
-average model's metric and the training loss at the time budget, the traffic per node over the
-budget, and DivShare's speed-up over each baseline in time to target, paired by seed. Figures: the
+average model's metric and the training loss at the time budget, the traffic delivered per node
+over the budget, and DivShare's speed-up over each baseline in time to target, paired by seed. Figures: the
 node-average metric against simulated time (one panel per straggler fraction), and time to target.
 """
 
@@ -75,8 +75,8 @@ def time_to(run: RunRecord, target: float) -> float:
 
 
 def traffic_mb(run: RunRecord) -> float:
-    """Megabytes a node queued for sending over the run (after DivShare's drops), from the last
-    record's per-round average."""
+    """Megabytes delivered per node over the run (messages still queued or dropped at the end do
+    not count), from the last record's per-round average."""
     last = run.records[-1]
     rounds = last.get("local_steps_per_node", last["round"] * run.config["local_steps"])
     return last["sent_bytes_per_node"] * rounds / run.config["local_steps"] / 1e6
@@ -159,7 +159,7 @@ def table(by_method: dict[str, list[RunRecord]]) -> tuple[list[str], float, floa
     lines = [
         f"| method | time to {metric} {sign} {target:g} (s) | seeds reached | "
         f"node-avg {metric} at budget | avg-model {metric} | train loss at budget | "
-        "traffic per node (MB queued) | steps per node |",
+        "traffic per node (MB delivered) | steps per node |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for method, label in METHODS.items():
