@@ -1,6 +1,6 @@
 """The aggregation kernel's public API: fragment maps, per-fragment graph sampling and fragment-wise
 averaging of all nodes. CPU arrays and tensors go to the Rust core (zero copy, GIL released); tensors on
-other devices (CUDA) go to the vectorised torch path in :mod:`mosaic_fast.kernel_torch`.
+other devices (CUDA) go to the index-tensor torch path in :mod:`mosaic_fast.kernel_torch`.
 
 Array arguments are checked once per call, by the extension (``_core``), whichever path serves them:
 this module only routes."""
@@ -134,7 +134,7 @@ def aggregate(
     out: optional buffer of the same type, dtype, shape and device, not overlapping ``params``; written
         in place without allocating. Returns ``out`` (or a new array/tensor).
 
-    CPU inputs run on the Rust core with the GIL released; CUDA tensors use the vectorised torch path.
+    CPU inputs run on the Rust core with the GIL released; CUDA tensors use the index-tensor torch path.
     """
     torch = _torch_module()
     if torch is None or not isinstance(params, torch.Tensor):
