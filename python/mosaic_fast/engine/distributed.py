@@ -23,6 +23,7 @@ next collective at once.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -76,6 +77,8 @@ class Ranks:
             if backend == "nccl":
                 torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
             dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+            # Left to interpreter teardown, gloo's threads can abort the process after the run.
+            atexit.register(_leave_process_group)
         rank, world = dist.get_rank(), dist.get_world_size()
         if world > n_nodes:
             raise MosaicValueError(
@@ -113,6 +116,10 @@ class Ranks:
                 received += rows.numel() * rows.element_size()
         return received
 
+    def barrier(self) -> None:
+        """Wait until every rank got here."""
+        dist.barrier()
+
     def any_true(self, flag: bool) -> bool:
         """Whether ``flag`` is set on any rank (a signal one rank received stops them all)."""
         # NCCL reduces device tensors only; gloo CPU ones.
@@ -128,6 +135,11 @@ def _columns(X: torch.Tensor, coords: slice | torch.Tensor) -> torch.Tensor:
 
 def _width(coords: slice | torch.Tensor) -> int:
     return coords.stop - coords.start if isinstance(coords, slice) else len(coords)
+
+
+def _leave_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _nccl() -> bool:

@@ -223,18 +223,21 @@ def execute(
     try:
         if not ranks.is_root:  # rank 0 alone writes the folder; it says whether it could
             _raise_if_failed(ranks.share(None))
-            return run(None)
-        entered = False
-        try:
-            folder = RunFolder(out_dir) if out_dir is not None else None
-            with folder if folder is not None else nullcontext():
-                entered = True
-                ranks.share(None)
-                return run(folder)
-        except MosaicError as exc:
-            if not entered:
-                ranks.share(first_line(exc))
-            raise
+            outcome = run(None)
+        else:
+            entered = False
+            try:
+                folder = RunFolder(out_dir) if out_dir is not None else None
+                with folder if folder is not None else nullcontext():
+                    entered = True
+                    ranks.share(None)
+                    outcome = run(folder)
+            except MosaicError as exc:
+                if not entered:
+                    ranks.share(first_line(exc))
+                raise
+        ranks.barrier()  # no rank leaves (and tears down its connections) while others talk
+        return outcome
     except RuntimeError as exc:
         if not _lost_contact(exc):
             raise
