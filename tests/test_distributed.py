@@ -196,3 +196,11 @@ def test_more_ranks_than_nodes_is_one_line(tmp_path):
     code, output = finished(torchrun(3, args))
     assert code != 0
     assert "Error: rank 0: 3 ranks for nodes=2: every rank needs at least one node" in output
+
+
+def test_asynchronous_algorithms_are_refused_with_distributed():
+    from mosaic_fast.config import ExperimentConfig
+    from mosaic_fast.errors import MosaicValueError
+
+    with pytest.raises(MosaicValueError, match="distributed=True shards synchronous rounds"):
+        ExperimentConfig(algorithm="divshare", distributed=True, step_time=0.1).resolved()
