@@ -61,7 +61,11 @@ _SELECTIONS: weakref.WeakKeyDictionary[Any, dict[str, list[Any]]] = weakref.Weak
 _PLANS: weakref.WeakKeyDictionary[Any, dict[str, list[_FragmentPlan]]] = weakref.WeakKeyDictionary()
 
 
-def _selections(torch: Any, fragments: _core.FragmentMap, device: Any) -> list[Any]:
+def fragment_columns(fragments: _core.FragmentMap, device: Any) -> list[Any]:
+    """Every fragment's columns: a slice where they are consecutive (a view, no gather), else an
+    int64 index tensor on ``device``; cached per fragment map and device (do not modify)."""
+    import torch
+
     per_device = _SELECTIONS.setdefault(fragments, {})
     key = str(device)
     if key not in per_device:
@@ -170,7 +174,7 @@ def aggregate_torch(
     width = _chunk_width(params.shape[0], device)
     with torch.no_grad():
         plans = _plans(torch, graphs, device)
-        for plan, sel in zip(plans, _selections(torch, fragments, device), strict=True):
+        for plan, sel in zip(plans, fragment_columns(fragments, device), strict=True):
             if isinstance(sel, slice):
                 for a in range(sel.start, sel.stop, width):
                     b = min(a + width, sel.stop)

@@ -116,8 +116,6 @@ class AsyncSimulation(Simulation):
         if every is None:
             return [], False
         end = self.round_end(t)
-        if self.cfg.time_budget is not None:
-            end = min(end, self.cfg.time_budget)
         times, k = [], int(np.floor(self.sim_time_s / every)) + 1
         while k * every <= end:
             times.append(k * every)
@@ -127,15 +125,14 @@ class AsyncSimulation(Simulation):
 
     def round_end(self, t: int) -> float:
         """Simulated time at which round ``t`` ends: the fastest node's ``(t + 1) x local_steps``-th
-        step end (computed as the node's own step ends are)."""
-        return float((t + 1) * self.cfg.local_steps) * self.fastest_s
+        step end (computed as the node's own step ends are), or the time budget if sooner."""
+        end = float((t + 1) * self.cfg.local_steps) * self.fastest_s
+        budget = self.cfg.time_budget
+        return end if budget is None else min(end, budget)
 
     def train_round(self, t: int) -> None:
-        """Every event of round ``t``: simulated time moves to the round's end (or the budget)."""
-        end = self.round_end(t)
-        if self.cfg.time_budget is not None:
-            end = min(end, self.cfg.time_budget)
-        self.advance_to(end)
+        """Every event of round ``t``: simulated time moves to the round's end."""
+        self.advance_to(self.round_end(t))
         self.rounds_done = t + 1
 
     def advance_to(self, until: float) -> None:
@@ -352,17 +349,10 @@ class AsyncSimulation(Simulation):
         rows = checked.tensor(
             events["trained_rows"], where + "trained_rows", torch.float32, (len(nodes), d)
         )
-        rngs = checked.sequence(events["peer_rng"], where + "peer_rng", n)
-        peer_rngs = []
-        for i, s in enumerate(rngs):
-            rng = np.random.default_rng()
-            try:
-                rng.bit_generator.state = s
-            except (TypeError, ValueError, KeyError) as exc:
-                raise checked.bad(
-                    f"{where}peer_rng[{i}]", f"is not a PCG64 state ({exc})"
-                ) from None
-            peer_rngs.append(rng)
+        peer_rngs = [
+            checked.generator(s, f"{where}peer_rng[{i}]")
+            for i, s in enumerate(checked.sequence(events["peer_rng"], where + "peer_rng", n))
+        ]
         listed = events["snapshots"], events["payloads"]
         if not all(isinstance(v, list) for v in listed):
             raise checked.bad(where + "snapshots", "and payloads must be lists")

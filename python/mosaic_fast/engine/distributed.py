@@ -34,8 +34,8 @@ import torch
 import torch.distributed as dist
 
 from ..errors import MosaicValueError
+from ..kernel_torch import fragment_columns
 from ..launch import launch_problem
-from ..topology import fragment_coordinates
 from .simulation import Simulation
 
 
@@ -105,16 +105,11 @@ class Ranks:
         dist.all_gather_object(out, value)
         return out
 
-    def share_rows(self, tensor: torch.Tensor) -> int:
+    def share_rows(self, tensor: torch.Tensor) -> None:
         """Make every rank's ``tensor`` (leading dim = nodes) hold each block's rows from its
-        owner, in place; returns the bytes this rank received."""
-        received = 0
+        owner, in place."""
         for owner, (lo, hi) in enumerate(self.blocks):
-            rows = tensor[lo:hi]
-            dist.broadcast(rows, src=owner)
-            if owner != self.rank:
-                received += rows.numel() * rows.element_size()
-        return received
+            dist.broadcast(tensor[lo:hi], src=owner)
 
     def barrier(self) -> None:
         """Wait until every rank got here."""
@@ -160,11 +155,7 @@ class DistributedSimulation(Simulation):
         self.bytes_between_ranks = 0.0
         self._stale = False  # whether other blocks' rows miss fragments nobody here received
         self._buffers: dict[str, torch.Tensor] = {}
-        # Fragment k's columns: a slice when they are consecutive (views, no gathers), else indices.
-        self.columns = [
-            slice(int(c[0]), int(c[-1]) + 1) if int(c[-1]) - int(c[0]) + 1 == len(c) else c
-            for c in fragment_coordinates(self.fragments, self.device)
-        ]
+        self.columns = fragment_columns(self.fragments, self.device)
 
     def any_rank(self, flag: bool) -> bool:
         return self.ranks.any_true(flag)
@@ -174,16 +165,10 @@ class DistributedSimulation(Simulation):
         this block (one ``all_to_all_single``) and every node's losses on every rank."""
         cfg = self.cfg
         block = torch.zeros(len(self.block_nodes), device=self.device)
-        whole = len(self.block_nodes) == cfg.nodes
         with self._seeded_randomness(t):
-            for _ in range(cfg.local_steps):
-                if whole:
-                    batch = self.node_data.batch(self.sampler.next(cfg.batch_size))
-                    block += self.trainer.step(self.X, batch)
-                else:
-                    indices = self.sampler.next(cfg.batch_size, self.block_nodes)
-                    batch = self.node_data.batch(indices)
-                    block += self.trainer.step_rows(self.X, self.block_rows, batch)
+            for _ in range(cfg.local_steps):  # a block of every node steps as one process would
+                batch = self.node_data.batch(self.sampler.next(cfg.batch_size, self.block_nodes))
+                block += self.trainer.step_rows(self.X, self.block_rows, batch)
         total = torch.zeros(cfg.nodes, device=self.device)
         lo, hi = self.ranks.block
         total[lo:hi] = block

@@ -87,7 +87,7 @@ class NodeSampler:
         n = len(self.parts)
         state = checked.entries(state, "sampler", ["rng", "perms", "cursors"])
         rngs = [
-            _generator(s, f"sampler.rng[{i}]")
+            checked.generator(s, f"sampler.rng[{i}]")
             for i, s in enumerate(checked.sequence(state["rng"], "sampler.rng", n))
         ]
         perms = []
@@ -103,20 +103,3 @@ class NodeSampler:
         ]
         self.rngs, self.perms = rngs, perms
         self.cursors = np.array(cursors, dtype=np.int64)
-
-
-def _generator(state: Any, where: str) -> np.random.Generator:
-    """A PCG64 generator in ``state`` (a ``bit_generator.state`` dict), checked entry by entry."""
-    state = checked.entries(state, where, ["bit_generator", "state", "has_uint32", "uinteger"])
-    if state["bit_generator"] != "PCG64":
-        raise checked.bad(
-            f"{where}.bit_generator", f"must be 'PCG64', got {state['bit_generator']!r}"
-        )
-    inner = checked.entries(state["state"], f"{where}.state", ["state", "inc"])
-    for key in ("state", "inc"):
-        checked.integer(inner[key], f"{where}.state.{key}", 0, 2**128 - 1)
-    checked.integer(state["has_uint32"], f"{where}.has_uint32", 0, 1)
-    checked.integer(state["uinteger"], f"{where}.uinteger", 0, 2**32 - 1)
-    rng = np.random.Generator(np.random.PCG64(0))
-    rng.bit_generator.state = state
-    return rng

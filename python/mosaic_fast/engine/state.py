@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import MosaicValueError
@@ -81,3 +82,18 @@ def number(value: Any, where: str, *, optional: bool = False) -> float | None:
         what = "a number or None" if optional else "a number"
         raise bad(where, f"must be {what}, got {_kind(value)}")
     return float(value)
+
+
+def generator(state: Any, where: str) -> np.random.Generator:
+    """A PCG64 generator in ``state`` (a ``bit_generator.state`` dict), checked entry by entry."""
+    state = entries(state, where, ["bit_generator", "state", "has_uint32", "uinteger"])
+    if state["bit_generator"] != "PCG64":
+        raise bad(f"{where}.bit_generator", f"must be 'PCG64', got {state['bit_generator']!r}")
+    inner = entries(state["state"], f"{where}.state", ["state", "inc"])
+    for key in ("state", "inc"):
+        integer(inner[key], f"{where}.state.{key}", 0, 2**128 - 1)
+    integer(state["has_uint32"], f"{where}.has_uint32", 0, 1)
+    integer(state["uinteger"], f"{where}.uinteger", 0, 2**32 - 1)
+    rng = np.random.Generator(np.random.PCG64(0))
+    rng.bit_generator.state = state
+    return rng
