@@ -18,6 +18,7 @@ from data_helpers import SHARED_DATA
 from mosaic_fast.engine.distributed import blocks
 from mosaic_fast.kernel import FragmentMap
 from mosaic_fast.launch import launch_problem
+from mosaic_fast.runfolder import CLOCK_FIELDS
 from mosaic_fast.topology import GraphSource
 
 MOVIELENS = SHARED_DATA / "ml-latest-small"
@@ -58,7 +59,7 @@ def torchrun(ranks: int, args: list[str], tag: str = "") -> subprocess.Popen:
 
 def records(folder: Path) -> list[dict]:
     lines = (folder / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k != "wall_time_s"} for line in lines]
+    return [{k: v for k, v in json.loads(line).items() if k not in CLOCK_FIELDS} for line in lines]
 
 
 def finished(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:

@@ -17,6 +17,7 @@ from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.engine import Simulation, run_experiment
 from mosaic_fast.engine import simulation as simulation_module
 from mosaic_fast.errors import MosaicValueError
+from mosaic_fast.runfolder import CLOCK_FIELDS
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def tiny(**kw) -> ExperimentConfig:
 
 
 def strip_time(records):
-    return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in records]
+    return [{k: v for k, v in r.items() if k not in CLOCK_FIELDS} for r in records]
 
 
 def read_metrics(folder: Path):
@@ -83,6 +84,8 @@ def test_run_folder_contract(fake_data, tmp_path):
         "sent_params_per_node",
         "train_loss",
         "wall_time_s",
+        "eval_time_s",
+        "node_mean_se",
     }
     assert all(keys <= set(r) for r in recs)
     assert recs[0]["sent_params_per_node"] == 0 and recs[0]["consensus_distance"] == 0.0

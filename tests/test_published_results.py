@@ -26,6 +26,7 @@ import pytest
 from data_helpers import SHARED_DATA
 
 from mosaic_fast.data import locate_dataset
+from mosaic_fast.runfolder import CLOCK_FIELDS
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 DATA_DIR = os.environ.get("MOSAIC_TEST_DATA") or (
@@ -33,7 +34,7 @@ DATA_DIR = os.environ.get("MOSAIC_TEST_DATA") or (
 )
 # sim_time_s: the published folders predate the simulated clock, and without --step-time it is
 # measured on the machine at hand, like wall_time_s.
-TIMING_FIELDS = frozenset({"wall_time_s", "sim_time_s"})
+TIMING_FIELDS = CLOCK_FIELDS | {"sim_time_s"}
 # Instruction set -> (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, /proc/cpuinfo flags it needs).
 ISA_PINS = {
     "AVX2": ("avx2", "AVX2", {"avx2", "fma"}),

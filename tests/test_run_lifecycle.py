@@ -21,7 +21,15 @@ from mosaic_fast.cli import main
 from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.engine import run_experiment
 from mosaic_fast.errors import RunDiverged, RunInterrupted
-from mosaic_fast.runfolder import CHECKPOINT, DIVERGED, METRICS, SUMMARY, RunFolder, run_status
+from mosaic_fast.runfolder import (
+    CHECKPOINT,
+    CLOCK_FIELDS,
+    DIVERGED,
+    METRICS,
+    SUMMARY,
+    RunFolder,
+    run_status,
+)
 
 MOVIELENS = SHARED_DATA / "ml-latest-small"
 pytestmark = pytest.mark.skipif(
@@ -47,7 +55,7 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
 
 def records(folder: Path) -> list[dict]:
     lines = (folder / METRICS).read_text().splitlines()
-    return [{k: v for k, v in json.loads(ln).items() if k != "wall_time_s"} for ln in lines]
+    return [{k: v for k, v in json.loads(ln).items() if k not in CLOCK_FIELDS} for ln in lines]
 
 
 def wait_for_lines(folder: Path, count: int, proc: subprocess.Popen, timeout: float = 60) -> None:

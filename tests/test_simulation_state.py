@@ -12,6 +12,7 @@ from test_tasks import synthetic_characters, synthetic_images, synthetic_ratings
 from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.engine import Simulation
 from mosaic_fast.errors import MosaicValueError
+from mosaic_fast.runfolder import CLOCK_FIELDS
 
 CPU = torch.device("cpu")
 PLAIN = (dict, list, tuple, int, float, str, bool, type(None), torch.Tensor)
@@ -49,7 +50,7 @@ def simulation(kind: str) -> Simulation:
 
 
 def without_time(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k != "wall_time_s"}
+    return {k: v for k, v in record.items() if k not in CLOCK_FIELDS}
 
 
 def same_state(a, b) -> bool:

@@ -39,6 +39,8 @@ CONFIG, METRICS, SUMMARY, CHECKPOINT, LOCK = (
     ".lock",
 )
 RUN_FILES = frozenset({CONFIG, METRICS, SUMMARY, CHECKPOINT, LOCK})
+# Record fields measured by the machine's clock: the only ones two runs of one seed may differ in.
+CLOCK_FIELDS = frozenset({"wall_time_s", "eval_time_s"})
 
 # What a folder is in: finished (complete or diverged; never run again), resumable, or fresh.
 COMPLETE, DIVERGED, RESUME, FRESH = "complete", "diverged", "resume", "fresh"

@@ -191,6 +191,7 @@ class Simulation:
         self.last_loss: float | None = None
         self.last_sent = 0.0
         self.train_seconds = 0.0
+        self.eval_seconds = 0.0
 
     def _builtin_model(
         self, cfg, device, data, user: UserCode, requested: str
@@ -367,20 +368,24 @@ class Simulation:
     @torch.no_grad()
     def metrics(self) -> dict[str, Any]:
         """The evaluation record of the current state (see the run folder contract)."""
+        start = time.perf_counter()
         scores = self.node_data.evaluate(self.X)
         Xd = self.X.double()
         consensus = torch.linalg.vector_norm(Xd - Xd.mean(0, keepdim=True), dim=1).mean()
+        self.eval_seconds += time.perf_counter() - start
         return {
             "round": self.rounds_done,
             "metric": self.metric_name,
             "node_mean": float(np.mean(scores.per_node)),
             "node_std": float(np.std(scores.per_node)),
+            "node_mean_se": scores.node_mean_se,
             "avg_model": scores.avg_model,
             "consensus_distance": float(consensus),
             "sent_params_per_node": self.last_sent if self.rounds_done else 0.0,
             "sent_bytes_per_node": 4.0 * self.last_sent if self.rounds_done else 0.0,
             "train_loss": self.last_loss if self.rounds_done else None,
             "wall_time_s": self.train_seconds,
+            "eval_time_s": self.eval_seconds,
             "sim_time_s": self.sim_time_s,
         }
 
@@ -398,6 +403,7 @@ class Simulation:
             "last_loss": self.last_loss,
             "last_sent": self.last_sent,
             "train_seconds": self.train_seconds,
+            "eval_seconds": self.eval_seconds,
             "sim_time_s": self.sim_time_s,
         }
         if self.module_model is not None:
@@ -408,12 +414,15 @@ class Simulation:
         """Restore :meth:`state_dict`. Every entry is checked first: a malformed one is a
         MosaicValueError naming it, and then nothing has changed."""
         keys = _STATE_KEYS + (("buffers",) if self.module_model is not None else ())
+        if isinstance(state, dict) and "eval_seconds" not in state:
+            state = {**state, "eval_seconds": 0.0}  # a checkpoint from before evaluation timing
         state = checked.entries(state, "simulation", keys)
         X = checked.tensor(state["X"], "X", torch.float32, tuple(self.X.shape))
         rounds_done = checked.integer(state["rounds_done"], "rounds_done")
         last_loss = checked.number(state["last_loss"], "last_loss", optional=True)
         last_sent = checked.number(state["last_sent"], "last_sent")
         train_seconds = checked.number(state["train_seconds"], "train_seconds")
+        eval_seconds = checked.number(state["eval_seconds"], "eval_seconds")
         sim_time_s = checked.number(state["sim_time_s"], "sim_time_s")
         # Restored into a new sampler, so that a malformed trainer state leaves this one as it was.
         sampler = NodeSampler(self.sampler.parts, self.cfg.seed)
@@ -425,6 +434,7 @@ class Simulation:
         self.X.copy_(X)
         self.rounds_done, self.last_loss = rounds_done, last_loss
         self.last_sent, self.train_seconds = last_sent, train_seconds
+        self.eval_seconds = eval_seconds
         self.sim_time_s = sim_time_s
 
 
@@ -437,5 +447,6 @@ _STATE_KEYS = (
     "last_loss",
     "last_sent",
     "train_seconds",
+    "eval_seconds",
     "sim_time_s",
 )

@@ -63,9 +63,13 @@ class ClassifierSpec(ModelSpec):
         valid = (y != self.pad_index).reshape(*lead, -1)
         return flat.sum(-1) / valid.sum(-1).clamp_min(1)
 
-    def correct(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per leading index: (number of correct predictions, number of counted targets), int64."""
-        lead = logits.shape[: y.dim() - (2 if self.sequence_targets else 1)]
+    def correct_per_sample(
+        self, logits: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per leading index and sample: (correct predictions, counted targets), int64 (..., B).
+
+        A sample is one image, or one sequence of ``sequence_targets`` (its unpadded characters)."""
+        lead = logits.shape[: y.dim() - (1 if self.sequence_targets else 0)]
         hit = logits.argmax(-1) == y
         if self.pad_index is not None:
             valid = y != self.pad_index
@@ -75,3 +79,8 @@ class ClassifierSpec(ModelSpec):
             per = y.reshape(*lead, -1).shape[-1]
             count = torch.full(lead, per, dtype=torch.int64, device=y.device)
         return hit.reshape(*lead, -1).sum(-1), count
+
+    def correct(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per leading index: (number of correct predictions, number of counted targets), int64."""
+        hits, counts = self.correct_per_sample(logits, y)
+        return hits.sum(-1), counts.sum(-1)

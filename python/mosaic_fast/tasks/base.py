@@ -21,10 +21,12 @@ from ..models import ModelSpec
 
 @dataclass(frozen=True)
 class NodeScores:
-    """Evaluation result: per-node metric float64 (n,), average-model metric (float)."""
+    """Evaluation result: per-node metric float64 (n,), average-model metric (float), and the
+    standard error of the per-node mean due to a finite test (sub)sample, where the task has one."""
 
     per_node: np.ndarray
     avg_model: float
+    node_mean_se: float | None = None
 
 
 class NodeData(ABC):

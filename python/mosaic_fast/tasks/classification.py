@@ -18,7 +18,8 @@ from ..models import ClassifierSpec, GNLeNetSpec
 from .base import NodeData, NodeScores, Task
 
 TEST_SUBSET_SEED = 0x7E57  # the same test subsample for every run, whatever its seed
-EVAL_PAIRS = 1024  # (node, sample) pairs per evaluation forward: bounds activation memory
+EVAL_PAIRS = 1024  # (node, sample) pairs per batched evaluation forward: bounds activation memory
+EVAL_CHUNK = 64  # samples per one-node evaluation forward (measured: 1.8x faster than 512 on CPU)
 EVAL_NODES = 64  # nodes per batched evaluation forward
 LABEL_PARTITIONS = ("iid", "dirichlet", "shards")
 
@@ -60,12 +61,15 @@ class ClassificationNodeData(NodeData):
         return self.x_train[i], self.y_train[i]
 
     @torch.no_grad()
-    def _accuracy(self, X: torch.Tensor) -> np.ndarray:
-        """Accuracy of every row of X (float32 (m, d)) on the test set: float64 (m,)."""
+    def _accuracy(self, X: torch.Tensor) -> tuple[np.ndarray, float]:
+        """Accuracy of every row of X (float32 (m, d)) on the test set: float64 (m,), and the
+        standard error of their mean that comes from testing on a finite (sub)sample."""
         spec, m = self.spec, X.shape[0]
-        hits = torch.zeros(m, dtype=torch.int64, device=X.device)
-        counts = torch.zeros(m, dtype=torch.int64, device=X.device)
         N = len(self.y_test)
+        hits = torch.zeros(m, dtype=torch.int64, device=X.device)
+        # Per test sample: correct predictions summed over the rows, and counted targets.
+        sample_hits = torch.zeros(N, dtype=torch.int64, device=X.device)
+        sample_counts = torch.zeros(N, dtype=torch.int64, device=X.device)
         if self.batched_eval:
             group = min(m, EVAL_NODES)
             for a in range(0, m, group):
@@ -75,23 +79,48 @@ class ClassificationNodeData(NodeData):
                 for s in range(0, N, chunk):
                     x, y = self.x_test[s : s + chunk], self.y_test[s : s + chunk]
                     y = y.expand(rows.shape[0], *y.shape)
-                    h, c = spec.correct(spec.batched_logits(P, x), y)
-                    hits[a : a + group] += h
-                    counts[a : a + group] += c
+                    h, c = spec.correct_per_sample(spec.batched_logits(P, x), y)
+                    hits[a : a + group] += h.sum(-1)
+                    sample_hits[s : s + chunk] += h.sum(0)
+                    sample_counts[s : s + chunk] = c[0]
         else:
             for i in range(m):
                 params = spec.layout.row_views(X[i])
-                for s in range(0, N, EVAL_PAIRS):
-                    x, y = self.x_test[s : s + EVAL_PAIRS], self.y_test[s : s + EVAL_PAIRS]
-                    h, c = spec.correct(spec.logits(params, x), y)
-                    hits[i] += h
-                    counts[i] += c
-        return (hits.double() / counts.clamp_min(1).double()).cpu().numpy()
+                for s in range(0, N, EVAL_CHUNK):
+                    x, y = self.x_test[s : s + EVAL_CHUNK], self.y_test[s : s + EVAL_CHUNK]
+                    h, c = spec.correct_per_sample(spec.logits(params, x), y)
+                    hits[i] += h.sum()
+                    sample_hits[s : s + EVAL_CHUNK] += h
+                    sample_counts[s : s + EVAL_CHUNK] = c
+        total = int(sample_counts.sum())
+        per_row = hits.double().cpu().numpy() / max(total, 1)
+        return per_row, _mean_standard_error(
+            sample_hits.double().cpu().numpy() / m, sample_counts.double().cpu().numpy()
+        )
 
     def evaluate(self, X: torch.Tensor) -> NodeScores:
-        per_node = self._accuracy(X)
-        avg = self._accuracy(X.mean(0, keepdim=True))
-        return NodeScores(per_node, float(avg[0]))
+        if X.shape[0] > 1 and bool((X == X[0]).all()):  # say round 0: one model, scored once
+            first, se = self._accuracy(X[:1])
+            per_node = np.repeat(first, X.shape[0])
+        else:
+            per_node, se = self._accuracy(X)
+        avg, _ = self._accuracy(X.mean(0, keepdim=True))
+        return NodeScores(per_node, float(avg[0]), node_mean_se=se)
+
+
+def _mean_standard_error(hits: np.ndarray, counts: np.ndarray) -> float:
+    """Standard error, over test samples drawn at random, of the ratio sum(hits) / sum(counts).
+
+    ``hits``: correct predictions per test sample averaged over the rows, ``counts``: targets per
+    sample (1 for an image, the unpadded characters of a sequence). The usual ratio-estimator
+    (delta-method) formula; for images it is std(hits, ddof=1) / sqrt(N).
+    """
+    N, total = len(counts), counts.sum()
+    if N < 2 or total == 0:
+        return float("nan")
+    ratio = hits.sum() / total
+    residual = hits - ratio * counts
+    return float(np.sqrt(N / (N - 1) * np.sum(residual**2)) / total)
 
 
 class ClassificationTask(Task):
