@@ -112,7 +112,24 @@ def test_every_figure_kind_is_written_as_png_and_pdf(tmp_path):
     ]
     stems += [f"degree_{kind}__alpha=iid" for kind in kinds]
     stems += [f"alpha_{kind}__degree=2" for kind in kinds]
+    stems += ["gain_vs_degree__alpha=iid"]  # alpha 0.1 has one degree: no trend to draw
     assert_figures(paths, stems)
+
+
+def test_gain_figure_is_drawn_only_for_settings_with_a_k1_twin(tmp_path):
+    for k in (1, 16):
+        for nodes, degree in ((16, 2), (16, 8), (64, 4)):
+            for seed in (0, 1):
+                cfg = fake_config(K=k, nodes=nodes, degree=degree, seed=seed)
+                write_run(tmp_path / "runs" / f"K{k}_n{nodes}_d{degree}_s{seed}", cfg)
+    paths = plot_runs([tmp_path / "runs"], tmp_path / "plots", formats=("png",))
+    assert "gain_vs_degree.png" in {p.name for p in paths}
+    for twin in (tmp_path / "runs").glob("K1_*"):
+        for f in twin.iterdir():
+            f.unlink()
+        twin.rmdir()
+    paths = plot_runs([tmp_path / "runs"], tmp_path / "plots2", formats=("png",))
+    assert not any(p.name.startswith("gain") for p in paths)
 
 
 def test_a_single_run_gives_the_per_round_figures_only(tmp_path):

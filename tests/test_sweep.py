@@ -450,6 +450,31 @@ def test_summarize_without_sweep_file_uses_the_varying_settings(tmp_path):
     assert len(table) == 4 and list(table["alpha"]) == ["iid", 0.3, "iid", 0.3]
 
 
+def test_summary_pairs_each_k_with_k1_on_the_same_seed(engine, tmp_path):
+    grid = sw.SweepGrid(K=(1, 4), degree=(2, 4), seeds=(0, 1, 2))
+    sw.run_sweep(grid, tmp_path, base=BASE, quiet=True)
+    # K=1 seed 2 unfinished at degree 4: only seeds 0 and 1 pair there.
+    (next(tmp_path.glob("K=1_degree=4_seed=2")) / "summary.json").unlink()
+    table = sw.summarize_sweep(tmp_path).set_index(["K", "degree"])
+    for degree, paired in ((2, 3), (4, 2)):
+        row = table.loc[(4, degree)]
+        # final_value: 0.5 + 0.02 K + 0.01 seed^2, so K=4 minus K=1 is 0.06 on every seed.
+        assert row["delta_final_node_mean_mean"] == pytest.approx(0.06)
+        assert row["delta_final_node_mean_ci95"] == pytest.approx(0.0, abs=1e-12)
+        assert row["delta_final_consensus_distance_mean"] == pytest.approx(3.0)
+        assert row["n_paired"] == paired
+        assert np.isnan(table.loc[(1, degree), "delta_final_node_mean_mean"])
+    assert "Δ final node-average vs K=1 (paired)" in (tmp_path / "summary.md").read_text()
+
+
+def test_summary_leaves_a_setting_without_k1_twin_unpaired(engine, tmp_path):
+    sw.run_sweep(sw.SweepGrid(K=(4, 8), seeds=(0, 1)), tmp_path, base=BASE, quiet=True)
+    table = sw.summarize_sweep(tmp_path)
+    assert list(table["n_paired"]) == [0, 0]
+    assert table["delta_final_node_mean_mean"].isna().all()
+    assert "(paired)" not in (tmp_path / "summary.md").read_text()
+
+
 def test_summarize_errors(tmp_path):
     with pytest.raises(MosaicValueError, match="does not exist"):
         sw.summarize_sweep(tmp_path / "missing")

@@ -13,6 +13,9 @@ Figure kinds (file name stem, then ``__<fixed settings>`` when other settings va
 - ``rounds_consensus`` (Fig. 5): consensus distance and std of node metric vs round, per K;
 - ``degree_performance`` (Fig. 6, when degrees vary): best node-average / average-model vs degree;
 - ``degree_consensus`` (Fig. 7, when degrees vary): final consensus distance / node std vs degree;
+- ``gain_vs_degree`` (when K = 1 and other K, and degrees or network sizes, vary): the paired
+  difference to K = 1 on the same seed of the final node-average and average-model metric vs
+  degree, one line per K and per other varying setting (say, the number of nodes);
 - ``alpha_performance`` (Figs. 8-9, when data distributions vary): node-average (top) and
   average-model (bottom) vs round, one column per distribution;
 - ``alpha_consensus`` (Fig. 10, when data distributions vary): consensus distance (top) and
@@ -35,6 +38,7 @@ from .runfolder import (
     RunRecord,
     find_runs,
     format_value,
+    group_key,
     group_runs,
     number_or_nan,
     setting_label,
@@ -42,6 +46,7 @@ from .runfolder import (
     varying_settings,
 )
 from .stats import mean_ci
+from .summary import baseline_key, paired_difference
 
 FORMATS = ("png", "pdf", "svg")
 # Settings named in titles, in this order, when they are the same for a whole figure.
@@ -332,6 +337,74 @@ def _degree_figures(
         writer.save(fig, _file_stem(kind, first.config, split))
 
 
+# Settings that split gain figures apart (their metrics do not share an axis); any other
+# varying setting (nodes, rounds, ...) becomes its own line.
+_GAIN_PANELS = ("dataset", "alpha")
+
+
+def _gain_figures(
+    writer: _Writer, figure_settings: Sequence[Setting], split: Sequence[str]
+) -> None:
+    by_key = {group_key(s.config): s for s in figure_settings}
+    compared = [
+        s
+        for s in figure_settings
+        if s.config["K"] != 1 and baseline_key(s.config) in by_key and s.complete_runs
+    ]
+    if len({(s.config["degree"], s.config["nodes"]) for s in compared}) < 2:
+        return  # one network: nothing to draw a trend over
+    first = compared[0]
+    metric, lower = first.runs[0].metric, first.runs[0].lower_is_better
+    names = [v for v in varying_settings([s.config for s in compared]) if v not in ("K", "degree")]
+    lines: dict[tuple, list[Setting]] = {}
+    for s in compared:
+        key = (*(setting_label(s.config, n) for n in names), s.config["K"])
+        lines.setdefault(key, []).append(s)
+    order = sorted(lines, key=lambda key: tuple(map(setting_sort_key, (*names, "K"), key)))
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"]
+    fig, axes = _new_figure(1, 2)
+    panels = (
+        ("final_node_mean", "Node-average"),
+        ("final_avg_model", "Average model"),
+    )
+    degrees = sorted({s.config["degree"] for s in compared})
+    for ax, (key, title) in zip(axes[0], panels, strict=True):
+        for i, line in enumerate(order):
+            pts = sorted(lines[line], key=lambda s: s.config["degree"])
+            stats = np.array(
+                [paired_difference(s.runs, by_key[baseline_key(s.config)].runs, key) for s in pts]
+            )
+            label = ", ".join(
+                [f"{n}={format_value(v)}" for n, v in zip(names, line[:-1], strict=True)]
+                + [f"K={line[-1]}"]
+            )
+            # Lines side by side at a shared degree: a small shift on the log axis.
+            shift = 2 ** (0.04 * (i - (len(order) - 1) / 2))
+            ax.errorbar(
+                [s.config["degree"] * shift for s in pts],
+                stats[:, 0],
+                yerr=stats[:, 1],
+                color=palette(i % 10),
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+        ax.axhline(0.0, color="grey", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(degrees)
+        ax.set_xticklabels([str(d) for d in degrees])
+        ax.minorticks_off()
+        ax.set_xlabel("Degree")
+        ax.set_title(f"{title}: K minus K=1, same seed")
+        ax.set_ylabel(f"Δ final {_metric_label(metric, lower).lower()}")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize="small")
+    fig.suptitle(_context(first.config, ("degree", *names)))
+    writer.save(fig, _file_stem("gain_vs_degree", first.config, split))
+
+
 def _alpha_figures(
     writer: _Writer, figure_settings: Sequence[Setting], split: Sequence[str]
 ) -> None:
@@ -421,6 +494,11 @@ def plot_runs(
         for part in _split(settings, split):
             if _has_clock(part):
                 _time_figures(writer, part, split, by=BY_ALGORITHM)
+    ks = {s.config["K"] for s in settings}
+    if 1 in ks and len(ks) > 1 and ({"degree", "nodes"} & set(varying)):
+        split = [v for v in varying if v in _GAIN_PANELS]
+        for part in _split(settings, split):
+            _gain_figures(writer, part, split)
     for axis, draw in (("degree", _degree_figures), ("alpha", _alpha_figures)):
         if axis not in varying:
             continue

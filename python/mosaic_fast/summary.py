@@ -19,6 +19,7 @@ from .runfolder import (
     RunRecord,
     find_runs,
     format_value,
+    group_key,
     group_runs,
     number_or_nan,
     setting_label,
@@ -45,6 +46,40 @@ SUMMARY_METRICS = (
 )
 
 
+# Differences to K = 1 on the same seed (same partition, initial model and data order): they
+# remove the seed-to-seed spread of the partition, which dwarfs the effect of K.
+PAIRED_METRICS = (
+    ("final_node_mean", "Δ final node-average vs K=1"),
+    ("final_avg_model", "Δ final average model vs K=1"),
+    ("final_consensus_distance", "Δ final consensus distance vs K=1"),
+)
+
+
+def baseline_key(config: dict[str, Any]) -> tuple:
+    """:func:`group_key` of the K = 1 setting a run is compared with (itself when K = 1)."""
+    return group_key({**config, "K": 1})
+
+
+def paired_difference(
+    runs: Sequence[RunRecord], baseline: Sequence[RunRecord], key: str
+) -> tuple[float, float, int]:
+    """Mean and 95% CI half-width over seeds of ``key`` (a :data:`SUMMARY_METRICS` quantity) in
+    ``runs`` minus the same seed's value in ``baseline``, over the seeds complete in both, and
+    their count. NaN (and 0) without a common seed."""
+    from .stats import mean_ci
+
+    base = {r.config["seed"]: _run_values(r)[key] for r in baseline if r.status == COMPLETE}
+    diffs = [
+        _run_values(r)[key] - base[r.config["seed"]]
+        for r in runs
+        if r.status == COMPLETE and r.config["seed"] in base
+    ]
+    if not diffs:
+        return math.nan, math.nan, 0
+    mean, half, count = mean_ci(diffs)
+    return float(mean), float(half), int(count)
+
+
 def _run_values(run: RunRecord) -> dict[str, float]:
     summary = run.summary
     final = summary["final"]
@@ -56,6 +91,7 @@ def _run_values(run: RunRecord) -> dict[str, float]:
         "best_node_mean": summary["best_node_mean"],
         "best_avg_model": summary["best_avg_model"],
         "wall_time_s": summary["wall_time_s"],
+        "eval_time_s": number_or_nan(final.get("eval_time_s")),  # NaN: written before timing
         # Folders written before the simulated clock have neither.
         "final_sim_time_s": number_or_nan(final.get("sim_time_s")),
         "time_to_target_s": number_or_nan(summary.get("time_to_target_s")),
@@ -81,8 +117,11 @@ def summarize_sweep(out_dir: str | Path) -> pd.DataFrame:
     :data:`SUMMARY_METRICS` the table holds ``<q>_mean`` and ``<q>_ci95`` (half-width of the
     95% Student-t interval over the complete seeds; NaN with one seed; times to target over the
     seeds that reached it, counted in ``n_reached_target``), plus ``n_seeds``,
-    ``seeds``, ``n_diverged``, ``diverged_seeds`` and ``wall_time_s_mean``. Returns it as a
-    pandas DataFrame, one row per setting.
+    ``seeds``, ``n_diverged``, ``diverged_seeds``, ``wall_time_s_mean`` (training and
+    gossip) and ``eval_time_s_mean`` (evaluation; NaN for runs written before it was timed). For K > 1, the
+    :data:`PAIRED_METRICS` also as ``delta_<q>_mean``/``delta_<q>_ci95``: the setting minus its
+    K = 1 twin on the same seed, over the ``n_paired`` seeds both completed (NaN without a twin
+    in the folder). Returns it as a pandas DataFrame, one row per setting.
     """
     import pandas as pd
 
@@ -95,8 +134,10 @@ def summarize_sweep(out_dir: str | Path) -> pd.DataFrame:
     if not runs:
         raise MosaicValueError(f"no finished runs (summary.json) under {str(out)!r}")
     columns = _setting_columns(out, runs)
+    groups = group_runs(runs)
+    by_key = {group_key(members[0].config): members for members in groups}
     rows = []
-    for members in group_runs(runs):
+    for members in groups:
         complete = [r for r in members if r.status == COMPLETE]
         diverged = [r for r in members if r.status == DIVERGED]
         cfg = members[0].config
@@ -121,6 +162,14 @@ def summarize_sweep(out_dir: str | Path) -> pd.DataFrame:
         row["wall_time_s_mean"] = (
             float(sum(v["wall_time_s"] for v in values) / len(values)) if values else math.nan
         )
+        baseline = by_key.get(baseline_key(cfg)) if cfg.get("K") != 1 else None
+        eval_times = [v["eval_time_s"] for v in values if math.isfinite(v["eval_time_s"])]
+        row["eval_time_s_mean"] = sum(eval_times) / len(eval_times) if eval_times else math.nan
+        row["n_paired"] = 0
+        for key, _ in PAIRED_METRICS:
+            mean, half, count = paired_difference(members, baseline or (), key)
+            row[f"delta_{key}_mean"], row[f"delta_{key}_ci95"] = mean, half
+            row["n_paired"] = count
         rows.append(row)
     table = pd.DataFrame(rows)
     table = (
@@ -153,7 +202,16 @@ def _seeds_cell(row) -> str:
 def _markdown(table, columns: Sequence[str]) -> str:
     metrics = sorted(set(table["metric"]))
     lower = bool(table["lower_is_better"].iloc[0])
-    header = [*columns, *(label for _, label in SUMMARY_METRICS), "seeds", "wall time (s)"]
+    paired = bool(table["n_paired"].any())  # some row has a K = 1 row to compare with
+    deltas = PAIRED_METRICS if paired else ()
+    header = [
+        *columns,
+        *(label for _, label in SUMMARY_METRICS),
+        *(f"{label} (paired)" for _, label in deltas),
+        "seeds",
+        "wall time (s)",
+        "evaluation time (s)",
+    ]
     lines = [
         "# Sweep summary",
         "",
@@ -162,6 +220,11 @@ def _markdown(table, columns: Sequence[str]) -> str:
         "Values are mean ± half-width of the 95% Student-t confidence interval over seeds. "
         "With a single seed the interval is undefined and only the mean is shown.",
     ]
+    if paired:
+        lines.append(
+            "Paired columns: K minus K=1 on the same seed (same partition and initial model), "
+            "over the seeds both completed."
+        )
     if table["n_diverged"].any():
         lines.append(
             "Diverged runs (non-finite loss or parameters) are left out of the statistics and "
@@ -175,11 +238,14 @@ def _markdown(table, columns: Sequence[str]) -> str:
     for _, row in table.iterrows():
         cells = [format_value(row[c]) for c in columns]
         if row["n_seeds"] == 0:
-            cells += ["diverged" for _ in SUMMARY_METRICS] + [_seeds_cell(row), "—"]
+            cells += ["diverged" for _ in (*SUMMARY_METRICS, *deltas)]
+            cells += [_seeds_cell(row), "—", "—"]
         else:
             cells += [_fmt(row[f"{k}_mean"], row[f"{k}_ci95"]) for k, _ in SUMMARY_METRICS]
             if 0 < row["n_reached_target"] < row["n_seeds"]:
                 cells[-1] += f" ({row['n_reached_target']}/{row['n_seeds']} seeds reached it)"
+            cells += [_fmt(row[f"delta_{k}_mean"], row[f"delta_{k}_ci95"]) for k, _ in deltas]
             cells += [_seeds_cell(row), f"{row['wall_time_s_mean']:.1f}"]
+            cells.append(_fmt(row["eval_time_s_mean"], math.nan))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
