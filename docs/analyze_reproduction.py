@@ -2,21 +2,24 @@
 
     python docs/analyze_reproduction.py docs/results > docs/results/tables.md
 
-For every data distribution and K: final and best node-average metric, its std over nodes, the
-average model's metric and the consensus distance, as mean ± 95% CI over seeds, plus the paired
-difference to K=1 on the same seed (same partition and initial model), which removes the large
-seed-to-seed variation of the partition.
+One table per setting family (everything but K and the seed equal). For every K: final and best
+node-average metric, its std over nodes, the average model's metric and the consensus distance, as
+mean ± 95% CI over seeds, plus the paired difference to K=1 on the same seed (same partition and
+initial model; mosaic_fast.summary.paired_difference), which removes the large seed-to-seed
+variation of the partition, and the seconds a cell spent training and evaluating.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from collections import defaultdict
 
 import numpy as np
 
+from mosaic_fast.runfolder import find_runs, group_key, group_runs, varying_settings
 from mosaic_fast.stats import mean_ci
-from mosaic_fast.runfolder import find_runs
+from mosaic_fast.summary import baseline_key, paired_difference
 
 COLUMNS = {
     "final node-avg": lambda s: s["final"]["node_mean"],
@@ -25,40 +28,92 @@ COLUMNS = {
     "avg model": lambda s: s["final"]["avg_model"],
     "consensus dist": lambda s: s["final"]["consensus_distance"],
 }
+PAIRED = {
+    "Δ final node-avg vs K=1 (paired)": "final_node_mean",
+    "Δ avg model vs K=1 (paired)": "final_avg_model",
+    "Δ consensus dist vs K=1 (paired)": "final_consensus_distance",
+}
+TIMES = {
+    "train s/cell": lambda s: s["wall_time_s"],
+    "eval s/cell": lambda s: s["final"].get("eval_time_s", math.nan),  # NaN: not yet timed
+}
 
 
 def fmt(values: list[float], digits: int = 4) -> str:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return "—"
     mean, half, count = mean_ci(np.asarray(values, dtype=float))
     if count < 2 or not np.isfinite(half):
         return f"{float(mean):.{digits}f}"
     return f"{float(mean):.{digits}f} ± {float(half):.{digits}f}"
 
 
+def fmt_pair(mean: float, half: float, digits: int = 4) -> str:
+    if not math.isfinite(mean):
+        return "—"
+    sign = "+" if mean >= 0 else "−"
+    text = f"{sign}{abs(mean):.{digits}f}"
+    return text if not math.isfinite(half) else f"{text} ± {half:.{digits}f}"
+
+
+def title(c: dict) -> str:
+    if c["partition"] == "natural":
+        dist = "natural"
+    elif c["partition"] == "iid":
+        dist = "iid"
+    else:
+        dist = f"alpha={c['alpha']:g}"
+    parts = [c["dataset"], dist, f"{c['nodes']} nodes", f"degree {c['degree']}"]
+    parts += [f"{c['rounds']} rounds", f"H={c['local_steps']}", f"lr {c['lr']:g}"]
+    if c.get("optimizer", "sgd") != "sgd":
+        parts.append(c["optimizer"])
+    if c.get("momentum"):
+        parts.append(f"momentum {c['momentum']:g}")
+    return ", ".join(parts)
+
+
 def main(paths: list[str]) -> None:
-    runs = [r for r in find_runs(paths) if r.summary is not None]
-    groups: dict[tuple, dict[int, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
-    for r in runs:
-        c = r.config
-        dist = "natural" if c["partition"] == "natural" else ("iid" if c["partition"] == "iid" else f"alpha={c['alpha']:g}")
-        groups[(c["dataset"], dist, c["degree"], r.metric)][c["K"]][c["seed"]] = r.summary
-    for (dataset, dist, degree, metric), by_k in sorted(groups.items()):
-        print(f"\n### {dataset}, {dist}, degree {degree} ({metric})\n")
-        names = list(COLUMNS)
-        print("| K | seeds | " + " | ".join(names) + " | Δ final node-avg vs K=1 (paired) | Δ avg model vs K=1 (paired) |")
-        print("|---" * (len(names) + 4) + "|")
-        base = by_k.get(1, {})
-        for k in sorted(by_k):
-            seeds = by_k[k]
-            cells = [fmt([COLUMNS[n](s) for s in seeds.values()]) for n in names]
-            common = sorted(set(seeds) & set(base))
-            if k == 1 or not common:
-                diffs = ["—", "—"]
-            else:
-                diffs = [
-                    fmt([COLUMNS[n](seeds[s]) - COLUMNS[n](base[s]) for s in common])
-                    for n in ("final node-avg", "avg model")
-                ]
-            print(f"| {k} | {len(seeds)} | " + " | ".join(cells + diffs) + " |")
+    # Synchronous rounds only: docs/analyze_divshare.py tabulates the asynchronous runs.
+    runs = [
+        r
+        for r in find_runs(paths)
+        if r.summary is not None and r.config.get("algorithm", "mosaic") == "mosaic"
+    ]
+    settings = group_runs(runs)
+    by_key = {group_key(members[0].config): members for members in settings}
+    families: dict[tuple, list[list]] = defaultdict(list)
+    for members in settings:
+        families[baseline_key(members[0].config)].append(members)
+    named = defaultdict(list)
+    for family in families.values():
+        named[title(family[0][0].config)].append(family)
+    blocks = []
+    for name, same in named.items():
+        # Families that the title does not tell apart are named by what differs between them.
+        differ = varying_settings([f[0][0].config for f in same])
+        for family in same:
+            config = family[0][0].config
+            extra = "".join(f", {k}={config.get(k)}" for k in differ if k not in ("K", "seed"))
+            blocks.append((name + extra, family[0][0].metric, family))
+    for name, metric, family in sorted(blocks, key=lambda b: b[:2]):
+        print(f"\n### {name} ({metric})\n")
+        header = ["K", "seeds", *COLUMNS, *PAIRED, *TIMES]
+        print("| " + " | ".join(header) + " |")
+        print("|---" * len(header) + "|")
+        for members in sorted(family, key=lambda m: m[0].config["K"]):
+            config = members[0].config
+            summaries = [r.summary for r in members]
+            cells = [fmt([f(s) for s in summaries]) for f in COLUMNS.values()]
+            baseline = by_key.get(baseline_key(config))
+            for key in PAIRED.values():
+                if config["K"] == 1 or baseline is None:
+                    cells.append("—")
+                else:
+                    mean, half, _ = paired_difference(members, baseline, key)
+                    cells.append(fmt_pair(mean, half))
+            cells += [fmt([f(s) for s in summaries], 1) for f in TIMES.values()]
+            print(f"| {config['K']} | {len(members)} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
