@@ -170,3 +170,16 @@ def test_malformed_state_is_a_one_line_error_and_changes_nothing(path, value, me
         target.load_state_dict(state)
     assert "\n" not in str(info.value)
     assert same_state(target.state_dict(), before)
+
+
+def test_evaluation_time_accumulates_and_a_checkpoint_without_it_still_loads():
+    sim = simulation("images")
+    first = sim.metrics()["eval_time_s"]
+    second = sim.metrics()["eval_time_s"]
+    assert 0 < first < second  # seconds spent in evaluation so far
+    state = sim.state_dict()
+    assert state["eval_seconds"] == second
+    del state["eval_seconds"]  # written before evaluation was timed
+    fresh = simulation("images")
+    fresh.load_state_dict(state)
+    assert fresh.eval_seconds == 0.0 and torch.equal(fresh.X, sim.X)

@@ -167,6 +167,53 @@ def test_classification_batches_and_accuracy(data, dataset):
     assert scores.avg_model == pytest.approx(int(mean_hits) / int(mean_counts))
 
 
+@pytest.mark.parametrize(
+    ("data", "dataset"),
+    [
+        (synthetic_images(n_train=120, n_test=30), "fashion-mnist"),
+        (synthetic_characters(True), "shakespeare"),
+    ],
+)
+@pytest.mark.parametrize("strategy", ["loop", "batched"])
+def test_node_mean_standard_error_is_the_ratio_estimator_over_test_samples(data, dataset, strategy):
+    spec, _, node_data = _node_data(data, dataset, strategy=strategy, partition="iid")
+    X = torch.stack([spec.init_params(s) for s in range(4)])
+    scores = node_data.evaluate(X)
+    # Independently: per test sample j, hits summed over nodes h_j and counted targets c_j.
+    h = np.zeros(len(node_data.y_test))
+    c = np.zeros(len(node_data.y_test))
+    for i in range(4):
+        params = spec.layout.row_views(X[i])
+        for j in range(len(node_data.y_test)):
+            x, y = node_data.x_test[j : j + 1], node_data.y_test[j : j + 1]
+            hits, counts = spec.correct(spec.logits(params, x), y)
+            h[j] += int(hits) / 4
+            c[j] = int(counts)
+    N, ratio = len(c), h.sum() / c.sum()
+    expected = np.sqrt(N / (N - 1) * np.sum((h - ratio * c) ** 2)) / c.sum()
+    assert np.mean(scores.per_node) == pytest.approx(ratio)
+    assert scores.node_mean_se == pytest.approx(expected, rel=1e-9)
+    if dataset == "fashion-mnist":  # one target per image: std(h, ddof=1) / sqrt(N)
+        assert expected == pytest.approx(np.std(h, ddof=1) / np.sqrt(N))
+
+
+def test_identical_models_are_scored_once_with_the_same_result():
+    data = synthetic_images(n_train=120, n_test=30)
+    spec, _, node_data = _node_data(data, "fashion-mnist", partition="iid")
+    X = spec.init_params(3).expand(4, -1).clone()
+    calls = []
+    original = node_data._accuracy
+    node_data._accuracy = lambda rows: calls.append(rows.shape[0]) or original(rows)
+    scores = node_data.evaluate(X)
+    assert calls == [1, 1]  # one node, then the average model
+    node_data._accuracy = original
+    X[1, 0] += 1.0  # no longer identical: every row is scored
+    reference = node_data.evaluate(X)
+    assert reference.per_node[0] == scores.per_node[0] and scores.per_node.shape == (4,)
+    assert np.all(scores.per_node == scores.per_node[0])
+    assert reference.per_node[2] == scores.per_node[2]
+
+
 def test_ratings_batches_and_per_node_rmse():
     data = synthetic_ratings()
     spec, parts, node_data = _node_data(data, "movielens")
