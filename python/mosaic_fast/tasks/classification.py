@@ -61,13 +61,13 @@ class ClassificationNodeData(NodeData):
         return self.x_train[i], self.y_train[i]
 
     @torch.no_grad()
-    def _accuracy(self, X: torch.Tensor) -> tuple[np.ndarray, float]:
-        """Accuracy of every row of X (float32 (m, d)) on the test set: float64 (m,), and the
-        standard error of their mean that comes from testing on a finite (sub)sample."""
+    def sample_hits(self, X: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every row of X (float32 (m, d)) scored on the test set: correct predictions per row
+        int64 (m,), per test sample correct predictions summed over the rows int64 (N,), and
+        counted targets per test sample int64 (N,) (1 per image; a sequence's unpadded ones)."""
         spec, m = self.spec, X.shape[0]
         N = len(self.y_test)
         hits = torch.zeros(m, dtype=torch.int64, device=X.device)
-        # Per test sample: correct predictions summed over the rows, and counted targets.
         sample_hits = torch.zeros(N, dtype=torch.int64, device=X.device)
         sample_counts = torch.zeros(N, dtype=torch.int64, device=X.device)
         if self.batched_eval:
@@ -92,11 +92,16 @@ class ClassificationNodeData(NodeData):
                     hits[i] += h.sum()
                     sample_hits[s : s + EVAL_CHUNK] += h
                     sample_counts[s : s + EVAL_CHUNK] = c
+        return hits.cpu().numpy(), sample_hits.cpu().numpy(), sample_counts.cpu().numpy()
+
+    def _accuracy(self, X: torch.Tensor) -> tuple[np.ndarray, float]:
+        """Accuracy of every row of X float64 (m,), and the standard error of their mean that
+        comes from testing on a finite (sub)sample."""
+        hits, sample_hits, sample_counts = self.sample_hits(X)
         total = int(sample_counts.sum())
-        per_row = hits.double().cpu().numpy() / max(total, 1)
-        return per_row, _mean_standard_error(
-            sample_hits.double().cpu().numpy() / m, sample_counts.double().cpu().numpy()
-        )
+        per_row = hits.astype(np.float64) / max(total, 1)
+        se = mean_standard_error(sample_hits / X.shape[0], sample_counts.astype(np.float64))
+        return per_row, se
 
     def evaluate(self, X: torch.Tensor) -> NodeScores:
         if X.shape[0] > 1 and bool((X == X[0]).all()):  # say round 0: one model, scored once
@@ -108,7 +113,7 @@ class ClassificationNodeData(NodeData):
         return NodeScores(per_node, float(avg[0]), node_mean_se=se)
 
 
-def _mean_standard_error(hits: np.ndarray, counts: np.ndarray) -> float:
+def mean_standard_error(hits: np.ndarray, counts: np.ndarray) -> float:
     """Standard error, over test samples drawn at random, of the ratio sum(hits) / sum(counts).
 
     ``hits``: correct predictions per test sample averaged over the rows, ``counts``: targets per
