@@ -342,6 +342,20 @@ def _degree_figures(
 _GAIN_PANELS = ("dataset", "alpha")
 
 
+def _distinguishing(configs: Sequence[dict[str, Any]], names: Sequence[str]) -> list[str]:
+    """The fewest of ``names`` (network size first) that tell the configs apart as all do: a
+    setting that always changes together with an earlier one (say the rounds of a study that
+    ran each network size for its own number of rounds) does not lengthen the legend."""
+    ordered = sorted(names, key=lambda n: n != "nodes")
+    everything = {tuple(setting_label(c, n) for n in ordered) for c in configs}
+    kept: list[str] = []
+    for name in ordered:
+        if len({tuple(setting_label(c, n) for n in kept) for c in configs}) == len(everything):
+            break
+        kept.append(name)
+    return kept
+
+
 def _gain_figures(
     writer: _Writer, figure_settings: Sequence[Setting], split: Sequence[str]
 ) -> None:
@@ -355,7 +369,10 @@ def _gain_figures(
         return  # one network: nothing to draw a trend over
     first = compared[0]
     metric, lower = first.runs[0].metric, first.runs[0].lower_is_better
-    names = [v for v in varying_settings([s.config for s in compared]) if v not in ("K", "degree")]
+    names = _distinguishing(
+        [s.config for s in compared],
+        [v for v in varying_settings([s.config for s in compared]) if v not in ("K", "degree")],
+    )
     lines: dict[tuple, list[Setting]] = {}
     for s in compared:
         key = (*(setting_label(s.config, n) for n in names), s.config["K"])
