@@ -329,3 +329,16 @@ def test_discard_unstarted_removes_only_a_dead_runs_own_files(tmp_path):
     (resumable / "checkpoint.pt").write_bytes(b"x")
     discard_unstarted(resumable)
     assert (resumable / "checkpoint.pt").exists()
+
+
+def test_discard_unstarted_leaves_a_live_run_before_its_first_checkpoint_alone(tmp_path):
+    from mosaic_fast.runfolder import discard_unstarted
+
+    live = tmp_path / "live"
+    with RunFolder(live):  # held as a running process holds it (flock: per open file)
+        (live / "config.json").write_text("{}")
+        (live / "metrics.jsonl").write_text('{"round": 0}\n')
+        discard_unstarted(live)
+        assert (live / "metrics.jsonl").exists()
+    discard_unstarted(live)  # the lock released: now a dead run's leftovers
+    assert not live.exists()

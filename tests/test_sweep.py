@@ -475,6 +475,23 @@ def test_summary_leaves_a_setting_without_k1_twin_unpaired(engine, tmp_path):
     assert "(paired)" not in (tmp_path / "summary.md").read_text()
 
 
+def test_a_cell_another_process_runs_is_left_to_it(engine, monkeypatch, tmp_path):
+    from mosaic_fast.errors import RunFolderInUse
+
+    def busy_for_k2(config, out_dir, *, quiet, resume):
+        if config.K == 2:
+            raise RunFolderInUse(str(out_dir), 4321)
+        return engine(config, out_dir, quiet=quiet, resume=resume)
+
+    monkeypatch.setattr(sw, "run_experiment", busy_for_k2)
+    with pytest.warns(
+        sw.CellsInUseWarning, match=r"1 cell\(s\) were being run by another process: K=2_seed=0"
+    ):
+        table = sw.run_sweep(sw.SweepGrid(K=(1, 2, 4)), tmp_path, base=BASE, quiet=True)
+    assert list(table["K"]) == [1, 4]  # the sweep went on past it
+    assert [name for name, _ in engine.calls] == ["K=1_seed=0", "K=4_seed=0"]
+
+
 def test_summarize_errors(tmp_path):
     with pytest.raises(MosaicValueError, match="does not exist"):
         sw.summarize_sweep(tmp_path / "missing")

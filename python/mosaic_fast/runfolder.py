@@ -147,8 +147,13 @@ def discard_unstarted(folder: str | Path) -> None:
         return
     names = [p.name for p in folder.iterdir()]
     # run files, and temp files of an atomic write the process did not finish
-    if all(n in RUN_FILES or (n.startswith(".") and n.endswith(".tmp")) for n in names):
-        shutil.rmtree(folder)
+    if not all(n in RUN_FILES or (n.startswith(".") and n.endswith(".tmp")) for n in names):
+        return
+    try:
+        with RunFolder(folder):  # a live run before its first checkpoint is left alone
+            shutil.rmtree(folder)
+    except RunFolderInUse:
+        return
 
 
 class RunFolder:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import NON_RESULT_SETTINGS, SETTINGS, ExperimentConfig, setting_named
-from .errors import MosaicError, MosaicValueError, RunDiverged, RunInterrupted
+from .errors import MosaicError, MosaicValueError, RunDiverged, RunFolderInUse, RunInterrupted
 from .runfolder import (
     COMPLETE,
     DIVERGED,
@@ -45,6 +45,11 @@ SEEDS = "seeds"
 
 class DivergedCellsWarning(UserWarning):
     """Some cells of a sweep diverged; they are recorded as such and not run again."""
+
+
+class CellsInUseWarning(UserWarning):
+    """Some cells were being run by another process (say a second sweep over the same folder,
+    which shares the work this way); this sweep left them to it."""
 
 
 class SweepGrid:
@@ -245,6 +250,7 @@ def run_sweep(
     _write_sweep_file(out, grid, base)
     bar = tqdm(cells, desc="sweep", unit="run", disable=quiet)
     diverged: list[str] = []
+    in_use: list[str] = []
     for cell in bar:
         cell_dir = out / cell.name
         state = cell_state(cell_dir)
@@ -261,7 +267,16 @@ def run_sweep(
             diverged.append(cell.name)  # recorded in the cell's summary.json; the sweep goes on
         except RunInterrupted as exc:
             raise RunInterrupted(exc.signum, "the same mosaic-fast sweep command") from None
+        except RunFolderInUse:
+            in_use.append(cell.name)  # another process runs it
     bar.close()
+    if in_use:
+        warnings.warn(
+            f"{len(in_use)} cell(s) were being run by another process: {', '.join(in_use)}; "
+            "re-run this sweep when it has finished to include them in the summary",
+            CellsInUseWarning,
+            2,
+        )
     if diverged:
         warnings.warn(
             f"{len(diverged)} cell(s) diverged: {', '.join(diverged)}", DivergedCellsWarning, 2
@@ -310,6 +325,7 @@ def parse_list(name: str, text: str) -> tuple[Any, ...]:
 __all__ = [
     "AXES",
     "SEEDS",
+    "CellsInUseWarning",
     "DivergedCellsWarning",
     "SweepCell",
     "SweepGrid",

@@ -76,6 +76,7 @@ def sweep(pairs, config_file, out_dir, dry_run, summarize_dir, quiet, **options)
             return
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", sw.DivergedCellsWarning)
+            warnings.simplefilter("always", sw.CellsInUseWarning)
             sw.run_sweep(grid, out_dir, base=base, quiet=quiet)
         if not quiet:
             click.echo((Path(out_dir) / SUMMARY_MD).read_text(), nl=False)
@@ -84,6 +85,8 @@ def sweep(pairs, config_file, out_dir, dry_run, summarize_dir, quiet, **options)
                 click.echo(
                     f"note: {warning.message}; marked in summary.md, not run again", err=True
                 )
+            elif issubclass(warning.category, sw.CellsInUseWarning):
+                click.echo(f"note: {warning.message}", err=True)
             else:
                 warnings.warn_explicit(
                     warning.message, warning.category, warning.filename, warning.lineno
