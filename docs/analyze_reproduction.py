@@ -6,7 +6,8 @@ One table per setting family (everything but K and the seed equal). For every K:
 node-average metric, its std over nodes, the average model's metric and the consensus distance, as
 mean ± 95% CI over seeds, plus the paired difference to K=1 on the same seed (same partition and
 initial model; mosaic_fast.summary.paired_difference), which removes the large seed-to-seed
-variation of the partition, and the seconds a cell spent training and evaluating.
+variation of the partition, how much the node average still moved over the last evaluation
+interval, and the seconds a cell spent training and evaluating.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ PAIRED = {
     "Δ avg model vs K=1 (paired)": "final_avg_model",
     "Δ consensus dist vs K=1 (paired)": "final_consensus_distance",
 }
+# How flat the curve is at the end: the node average's change since the evaluation before the last.
+FLATNESS = "node-avg change over the last eval interval"
 TIMES = {
     "train s/cell": lambda s: s["wall_time_s"],
     "eval s/cell": lambda s: s["final"].get("eval_time_s", math.nan),  # NaN: not yet timed
@@ -55,6 +58,12 @@ def fmt_pair(mean: float, half: float, digits: int = 4) -> str:
     sign = "+" if mean >= 0 else "−"
     text = f"{sign}{abs(mean):.{digits}f}"
     return text if not math.isfinite(half) else f"{text} ± {half:.{digits}f}"
+
+
+def last_change(records) -> float:
+    if len(records) < 2:
+        return math.nan
+    return records[-1]["node_mean"] - records[-2]["node_mean"]
 
 
 def title(c: dict) -> str:
@@ -98,7 +107,7 @@ def main(paths: list[str]) -> None:
             blocks.append((name + extra, family[0][0].metric, family))
     for name, metric, family in sorted(blocks, key=lambda b: b[:2]):
         print(f"\n### {name} ({metric})\n")
-        header = ["K", "seeds", *COLUMNS, *PAIRED, *TIMES]
+        header = ["K", "seeds", *COLUMNS, *PAIRED, FLATNESS, *TIMES]
         print("| " + " | ".join(header) + " |")
         print("|---" * len(header) + "|")
         for members in sorted(family, key=lambda m: m[0].config["K"]):
@@ -112,6 +121,7 @@ def main(paths: list[str]) -> None:
                 else:
                     mean, half, _ = paired_difference(members, baseline, key)
                     cells.append(fmt_pair(mean, half))
+            cells.append(fmt([last_change(r.records) for r in members]))
             cells += [fmt([f(s) for s in summaries], 1) for f in TIMES.values()]
             print(f"| {config['K']} | {len(members)} | " + " | ".join(cells) + " |")
 
