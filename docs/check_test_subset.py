@@ -69,9 +69,7 @@ def main() -> None:
         ak, _ = per_sample_accuracy(other.path)
         rows = test_subset(len(a1), n_subset)
         ones = np.ones(len(rows))
-        print(
-            f"{other.path.parent.name}: K={other.config['K']} vs K=1, seed {other.config['seed']}"
-        )
+        print(f"{other.path.parent.name}/{other.path.name} against K=1")
         for name, a in (("K=1", a1), (f"K={other.config['K']}", ak)):
             print(line(name, a[rows].mean(), a.mean(), mean_standard_error(a[rows], ones)))
         diff = ak - a1
