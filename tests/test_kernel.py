@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from kernel_helpers import digests_by_thread_count
 
 import mosaic_fast as mf
 from mosaic_fast.kernel_torch import aggregate_torch
@@ -230,19 +230,7 @@ print(json.dumps({"threads": mf.num_threads(), "digest": h.hexdigest()}))
 
 
 def test_results_do_not_depend_on_thread_count() -> None:
-    digests = {}
-    for threads in ("1", "2", "3"):
-        env = {**os.environ, "MOSAIC_NUM_THREADS": threads}
-        res = subprocess.run(
-            [sys.executable, "-c", _THREAD_SCRIPT],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        report = json.loads(res.stdout)
-        assert report["threads"] == int(threads)
-        digests[threads] = report["digest"]
+    digests = digests_by_thread_count(_THREAD_SCRIPT)
     assert len(set(digests.values())) == 1, digests
 
 

@@ -4,13 +4,9 @@ line each, before anything is allocated; fresh parameter buffers come faulted in
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from kernel_helpers import digests_by_thread_count
 
 import mosaic_fast as mf
 from mosaic_fast.errors import MosaicValueError
@@ -55,20 +51,8 @@ print(json.dumps({"threads": mf.num_threads(), "digest": h.hexdigest()}))
 
 
 def test_packed_path_and_sampling_do_not_depend_on_thread_count() -> None:
-    digests = set()
-    for threads in ("1", "2", "3"):
-        env = {**os.environ, "MOSAIC_NUM_THREADS": threads}
-        res = subprocess.run(
-            [sys.executable, "-c", _THREAD_SCRIPT],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        report = json.loads(res.stdout)
-        assert report["threads"] == int(threads)
-        digests.add(report["digest"])
-    assert len(digests) == 1
+    digests = digests_by_thread_count(_THREAD_SCRIPT)
+    assert len(set(digests.values())) == 1, digests
 
 
 def test_a_buffer_beyond_memory_is_one_line_before_allocating() -> None:
