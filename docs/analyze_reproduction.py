@@ -7,7 +7,8 @@ node-average metric, its std over nodes, the average model's metric and the cons
 mean ± 95% CI over seeds, plus the paired difference to K=1 on the same seed (same partition and
 initial model; mosaic_fast.summary.paired_difference), which removes the large seed-to-seed
 variation of the partition, how much the node average still moved over the last evaluation
-interval, and the seconds a cell spent training and evaluating.
+interval, and the seconds a cell spent training and evaluating (and evaluation's share of them).
+Under each table, the paired node-average difference at every evaluated round.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ FLATNESS = "node-avg change over the last eval interval"
 TIMES = {
     "train s/cell": lambda s: s["wall_time_s"],
     "eval s/cell": lambda s: s["final"].get("eval_time_s", math.nan),  # NaN: not yet timed
+    "eval share": lambda s: (
+        s["final"].get("eval_time_s", math.nan)
+        / (s["final"].get("eval_time_s", math.nan) + s["wall_time_s"])
+    ),
 }
 
 
@@ -122,8 +127,47 @@ def main(paths: list[str]) -> None:
                     mean, half, _ = paired_difference(members, baseline, key)
                     cells.append(fmt_pair(mean, half))
             cells.append(fmt([last_change(r.records) for r in members]))
-            cells += [fmt([f(s) for s in summaries], 1) for f in TIMES.values()]
+            cells += [
+                fmt([f(s) for s in summaries], 1 if "s/cell" in name else 3)
+                for name, f in TIMES.items()
+            ]
             print(f"| {config['K']} | {len(members)} | " + " | ".join(cells) + " |")
+        gain_by_round(family, by_key)
+
+
+def gain_by_round(family: list[list], by_key: dict) -> None:
+    """Δ node-average vs K=1 (same seed) at every evaluated round, for each K > 1: whether the
+    gain grows or fades with training."""
+    compared = [m for m in family if m[0].config["K"] != 1 and baseline_key(m[0].config) in by_key]
+    if not compared:
+        return
+    rounds = sorted({rec["round"] for m in compared for r in m for rec in r.records} - {0})
+    print("\nΔ node-avg vs K=1 (paired) by round:\n")
+    print("| K | " + " | ".join(f"round {t}" for t in rounds) + " |")
+    print("|---" * (len(rounds) + 1) + "|")
+    for members in sorted(compared, key=lambda m: m[0].config["K"]):
+        base = {
+            r.config["seed"]: {rec["round"]: rec["node_mean"] for rec in r.records}
+            for r in by_key[baseline_key(members[0].config)]
+        }
+        cells = []
+        for t in rounds:
+            diffs = [
+                rec["node_mean"] - base[r.config["seed"]][t]
+                for r in members
+                if r.config["seed"] in base
+                for rec in r.records
+                if rec["round"] == t and t in base[r.config["seed"]]
+            ]
+            cells.append(fmt_pair(*pair_stats(diffs)))
+        print(f"| {members[0].config['K']} | " + " | ".join(cells) + " |")
+
+
+def pair_stats(diffs: list[float]) -> tuple[float, float]:
+    if not diffs:
+        return math.nan, math.nan
+    mean, half, _ = mean_ci(np.asarray(diffs, dtype=float))
+    return float(mean), float(half)
 
 
 if __name__ == "__main__":
