@@ -47,7 +47,7 @@ def _samples_per_s(out: Path) -> float:
 def test_two_ranks_against_one_process(tmp_path, full_size, model):
     if locate_dataset(SETTINGS[model][1]) is None:  # $MOSAIC_DATA, system folders, the cache
         pytest.skip(f"no local copy of {SETTINGS[model][1]} (set MOSAIC_DATA)")
-    nodes, rounds = (64, 8) if full_size else (4, 3)
+    nodes, rounds = (64, 20) if full_size else (4, 3)
     args = [
         *SETTINGS[model], "--nodes", str(nodes), "--degree", "2" if nodes < 8 else "8",
         "--rounds", str(rounds), "--eval-every", "1", "--test-samples", "100",

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from data_helpers import SHARED_DATA
 
+from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.engine.distributed import blocks
+from mosaic_fast.engine.simulation import Simulation
 from mosaic_fast.kernel import FragmentMap
 from mosaic_fast.launch import launch_problem
 from mosaic_fast.runfolder import CLOCK_FIELDS
@@ -82,7 +85,7 @@ def test_ranks_write_the_records_of_one_process(tmp_path, name, args, ranks):
     exchanged = [rec.pop("bytes_between_ranks") for rec in ours]
     assert ours == theirs
     # Each round: every (sender, fragment) that a node of another rank receives goes there once
-    # (DESIGN 4), and every node's float32 loss reaches the other ranks.
+    # (DESIGN 4), and every node's loss reaches the other ranks.
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     cfg = config["config"]
     assert config["ranks"] == ranks and cfg["fragmenter"] == "contiguous"
@@ -95,7 +98,9 @@ def test_ranks_write_the_records_of_one_process(tmp_path, name, args, ranks):
         if rec["round"] == 0:
             assert sent == 0
             continue
-        graphs, expected = source.graphs(rec["round"] - 1), (ranks - 1) * cfg["nodes"] * 4
+        # every rank's losses (float64, padded to the widest block) reach every other rank
+        widest = max(hi - lo for lo, hi in blocks(cfg["nodes"], ranks))
+        graphs, expected = source.graphs(rec["round"] - 1), ranks * (ranks - 1) * widest * 8
         for k in range(cfg["K"]):
             indptr, senders = graphs.in_csr(k)
             receivers = np.repeat(np.arange(cfg["nodes"]), np.diff(indptr))
@@ -106,6 +111,58 @@ def test_ranks_write_the_records_of_one_process(tmp_path, name, args, ranks):
             }
             expected += len(pairs) * 4 * sizes[k]
         assert sent == expected
+
+
+@pytest.mark.skipif(not MOVIELENS.is_dir(), reason="no local MovieLens copy")
+def test_sparse_steps_send_the_pieces_they_wrote_instead_of_fragments(tmp_path):
+    # Plain SGD on MF writes only the batches' embedding rows: fewer bytes than the fragments.
+    args = [*MF, "--momentum", "0", "--eval-every", "1"]
+    single = one_process(args, tmp_path / "one")
+    assert single.returncode == 0, single.stderr
+    ranks = 3
+    code, output = finished(torchrun(ranks, [*args, "--distributed", "--out", str(tmp_path / "r")]))
+    assert code == 0, output
+    ours, theirs = records(tmp_path / "r"), records(tmp_path / "one")
+    exchanged = [rec.pop("bytes_between_ranks") for rec in ours]
+    assert ours == theirs
+    # Replay one process; per round, the pieces (width w: X.view(-1, w) rows) its steps wrote
+    # in each rank's block, and the bytes the fragments would take.
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    cfg = ExperimentConfig.from_dict(config["config"]).resolved()
+    simulation = Simulation(cfg, torch.device("cpu"))
+    trainer, d = simulation.trainer, config["n_params"]
+    assert trainer.write_widths == (20,)  # MF without biases: 20-wide embedding rows
+    spans, pieces, fragment_bytes = blocks(cfg.nodes, ranks), [], []
+    owner = np.repeat(np.arange(ranks), [hi - lo for lo, hi in spans])
+    sizes = FragmentMap.contiguous(d, cfg.K).fragment_sizes()
+    local_steps = simulation._local_steps
+
+    def logged_local_steps(t, graphs):
+        trainer.write_log = {}
+        losses = local_steps(t, graphs)
+        ids = torch.unique(torch.cat(trainer.write_log[20])).numpy()
+        trainer.write_log = None
+        pieces.append(np.bincount(owner[ids * 20 // d], minlength=ranks))
+        cross = 0
+        for k in range(cfg.K):
+            indptr, senders = graphs.in_csr(k)
+            receivers = np.repeat(np.arange(cfg.nodes), np.diff(indptr))
+            pairs = {(s, owner[r]) for s, r in zip(senders, receivers, strict=True)}
+            cross += sum(4 * sizes[k] for s, dest in pairs if owner[s] != dest)
+        fragment_bytes.append(cross)
+        return losses
+
+    simulation._local_steps = logged_local_steps
+    for t in range(cfg.rounds):
+        simulation.train_round(t)
+    for rec, sent in zip(ours[1:], exchanged[1:], strict=True):
+        t = rec["round"] - 1
+        # every rank's pieces (int32 id, 20 float32 values; padded to the most) reach every
+        # other rank, as do its piece count and losses (float64, padded to the widest block)
+        shared = ranks * (ranks - 1) * int(pieces[t].max()) * (4 + 20 * 4)
+        assert 0 < shared < fragment_bytes[t]
+        widest = max(hi - lo for lo, hi in spans)
+        assert sent == ranks * (ranks - 1) * (1 + widest) * 8 + shared
 
 
 @pytest.mark.skipif(not MOVIELENS.is_dir(), reason="no local MovieLens copy")

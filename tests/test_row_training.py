@@ -128,6 +128,33 @@ def test_builtin_subset_step_equals_those_rows_of_a_full_step(strategy, case, sg
     _check_subset_then_rest(full, part, X_full, X_part, batch)
 
 
+@pytest.mark.parametrize("biases", [False, True])
+def test_the_write_log_covers_every_coordinate_a_plain_sgd_step_changes(biases):
+    spec = MatrixFactorizationSpec(6, 8, dim=4, biases=biases, mean=3.0)
+    _, (warmup, batch) = _mf_case(3)
+    trainer = make_trainer(spec, N, SGDS[0], CPU, "sparse")
+    # Without biases the embeddings are whole 4-wide rows of X.view(-1, 4); with them (n_params
+    # no longer a multiple of 4) every coordinate is its own piece.
+    assert trainer.write_widths == ((1,) if biases else (4,))
+    X = torch.stack([spec.init_params(s) for s in range(N)])
+    trainer.step(X, warmup)
+    block = X[1:4]  # a rank's block: the log numbers pieces of the stepped rows
+    before = block.clone()
+    trainer.write_log = {}
+    trainer.step_rows(X, torch.arange(1, 4), _rows_of(batch, slice(1, 4)))
+    (width,) = trainer.write_widths
+    written = torch.zeros(block.numel() // width, dtype=torch.bool)
+    written[torch.cat(trainer.write_log[width])] = True
+    changed = (block != before).reshape(-1, width).any(1)
+    assert changed.any() and not (changed & ~written).any()
+    # at most the batches' table rows: 3 nodes x 7 ratings x (user, item rows; and biases)
+    assert written.sum() <= 3 * 7 * (2 * 4 + 2 if biases else 2)
+    trainer.write_log = None
+    assert make_trainer(spec, N, SGDS[1], CPU, "sparse").write_widths == ()  # momentum: dense
+    gn_lenet, _ = _gn_lenet_case(0)
+    assert make_trainer(gn_lenet, N, SGDS[0], CPU, "loop").write_widths == ()
+
+
 @pytest.mark.parametrize("strategy", ["loop", "vmap", "batched"])
 def test_single_node_steps_match_a_full_step(strategy):
     spec, (batch, _) = _gn_lenet_case(1)

@@ -1,5 +1,5 @@
 """`python -m mosaic_fast` runs the same command line as `mosaic-fast`."""
 
-from mosaic_fast.cli import main
+from mosaic_fast.cli import console
 
-main(prog_name="mosaic-fast")
+console()

@@ -4,6 +4,7 @@ first use, so ``mosaic-fast --help`` stays fast (torch is not imported until a c
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
 
@@ -47,4 +48,19 @@ def main() -> None:
     """mosaic-fast: decentralized learning with model fragmentation (Mosaic Learning)."""
 
 
-__all__ = ["main"]
+def console() -> None:
+    """The ``mosaic-fast`` executable (and ``python -m mosaic_fast``): ``main``, then an exit that
+    a torch.distributed run needs (``engine.distributed.exit_process``)."""
+    try:
+        main(prog_name="mosaic-fast")
+        code: int | str | None = 0
+    except SystemExit as exc:
+        code = exc.code
+    if "torch.distributed" not in sys.modules:  # no process group without it (--help stays fast)
+        sys.exit(code)
+    from ..engine.distributed import exit_process
+
+    exit_process(code)
+
+
+__all__ = ["console", "main"]

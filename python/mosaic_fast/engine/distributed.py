@@ -10,6 +10,9 @@ receives to that rank once (DESIGN §4; never more than whole rows would take, a
 many ranks or sparse graphs). Every rank then averages its buffer with the same Rust kernel: its
 own block's rows come out bit for bit as in one process; other blocks' rows are fetched from their
 owners only when the whole buffer is read (evaluations, checkpoints, callbacks: ``params``).
+Where steps write few coordinates (plain SGD on MF: ``Trainer.write_log``) and every rank holds
+every current row, each rank broadcasts the pieces of rows its steps wrote instead, when that is
+fewer bytes: every row then stays current on every rank.
 
 Rank 0 alone evaluates and writes the run folder; records, its checks and errors reach the other
 ranks by broadcast, so all ranks take the same branches. Checkpoints gather every block's per-node
@@ -24,10 +27,13 @@ next collective at once.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
+import sys
+import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -117,11 +123,18 @@ class Ranks:
 
     def any_true(self, flag: bool) -> bool:
         """Whether ``flag`` is set on any rank (a signal one rank received stops them all)."""
-        # NCCL reduces device tensors only; gloo CPU ones.
-        on = torch.device("cuda", torch.cuda.current_device()) if _nccl() else torch.device("cpu")
-        t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=on)
+        t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=_collective_device())
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
+
+    def gather_counts(self, counts: list[int]) -> list[list[int]]:
+        """Every rank's ``counts`` (equally long), in rank order (one tensor collective, no
+        pickling)."""
+        on = _collective_device()
+        mine = torch.tensor(counts, dtype=torch.int64, device=on)
+        out = torch.empty(self.world * len(counts), dtype=torch.int64, device=on)
+        dist.all_gather_into_tensor(out, mine)
+        return out.view(self.world, len(counts)).tolist()
 
 
 def _columns(X: torch.Tensor, coords: slice | torch.Tensor) -> torch.Tensor:
@@ -132,13 +145,48 @@ def _width(coords: slice | torch.Tensor) -> int:
     return coords.stop - coords.start if isinstance(coords, slice) else len(coords)
 
 
+def _plan_sizes(plan: list) -> list[list[int]]:
+    """``sizes[src][dest]``: coordinates rank src sends rank dest under ``plan``."""
+    return [
+        [sum(len(rows) * _width(cols) for rows, cols in to_dest) for to_dest in from_src]
+        for from_src in plan
+    ]
+
+
+def _bytes(sizes: list[list[int]], X: torch.Tensor) -> int:
+    return X.element_size() * sum(map(sum, sizes))
+
+
 def _leave_process_group() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+        # gloo's workers free their last collectives' tensors a moment after the collective
+        # returns, and need the GIL for it; during interpreter teardown taking the GIL ends the
+        # thread and aborts the process (pytorch/pytorch#179291). Let them finish first.
+        time.sleep(0.1)
 
 
-def _nccl() -> bool:
-    return dist.get_backend() == "nccl"
+def exit_process(code: int | str | None) -> NoReturn:
+    """End a ``mosaic-fast`` process with exit status ``code`` (``sys.exit`` semantics); after a
+    distributed run, without interpreter teardown, where gloo's threads can still abort the
+    process (see ``_leave_process_group``). Every file is closed by then."""
+    if not dist.is_initialized():
+        sys.exit(code)
+    _leave_process_group()
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
+
+
+def _collective_device() -> torch.device:
+    """Where small bookkeeping tensors live for collectives: NCCL reduces device tensors only,
+    gloo CPU ones."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 class DistributedSimulation(Simulation):
@@ -155,45 +203,121 @@ class DistributedSimulation(Simulation):
         self.bytes_between_ranks = 0.0
         self._stale = False  # whether other blocks' rows miss fragments nobody here received
         self._buffers: dict[str, torch.Tensor] = {}
+        self._none = torch.zeros(0, dtype=torch.int64, device=self.device)
         self.columns = fragment_columns(self.fragments, self.device)
 
     def any_rank(self, flag: bool) -> bool:
         return self.ranks.any_true(flag)
 
     def _local_steps(self, t: int, graphs: Any) -> torch.Tensor:
-        """The block's ``local_steps`` steps, then the fragments other ranks' nodes receive from
-        this block (one ``all_to_all_single``) and every node's losses on every rank."""
-        cfg = self.cfg
-        block = torch.zeros(len(self.block_nodes), device=self.device)
+        """The block's ``local_steps`` steps, then what other ranks need of them (the written
+        pieces of rows or the received fragments, whichever is fewer bytes) and every node's
+        losses on every rank."""
+        cfg, trainer = self.cfg, self.trainer
+        lo, hi = self.ranks.block
+        # Written pieces can replace fragments only while every rank holds every current row.
+        log = self.ranks.world > 1 and bool(trainer.write_widths) and not self._stale
+        trainer.write_log = {} if log else None
+        self.bytes_between_ranks = 0.0
+        block = torch.zeros(hi - lo, device=self.device)
         with self._seeded_randomness(t):
             for _ in range(cfg.local_steps):  # a block of every node steps as one process would
                 batch = self.node_data.batch(self.sampler.next(cfg.batch_size, self.block_nodes))
-                block += self.trainer.step_rows(self.X, self.block_rows, batch)
-        total = torch.zeros(cfg.nodes, device=self.device)
-        lo, hi = self.ranks.block
-        total[lo:hi] = block
-        # Every node's losses on every rank: one sum in which each entry has one non-zero term.
-        dist.all_reduce(total)
-        exchanged = (self.ranks.world - 1) * cfg.nodes * total.element_size()
-        if self.ranks.world > 1:
-            exchanged += self._exchange(graphs)
+                block += trainer.step_rows(self.X, self.block_rows, batch)
+        written, trainer.write_log = trainer.write_log, None
+        world = self.ranks.world
+        if world == 1:
+            return block
+        pieces = None
+        if written is not None:
+            pieces = {
+                w: torch.unique(torch.cat(written.get(w, [self._none])))
+                for w in trainer.write_widths
+            }
+        # Every node's losses and every rank's piece counts on every rank, in one collective.
+        total, counts, exchanged = self._gather_losses(
+            block, [len(ids) for ids in pieces.values()] if pieces is not None else []
+        )
+        plan = self._plan(graphs)
+        sizes = _plan_sizes(plan)
+        if pieces is not None and self._piece_bytes(counts) < _bytes(sizes, self.X):
+            exchanged += self._share_pieces(pieces, counts)  # every row stays current
+        else:
+            exchanged += self._exchange(plan, sizes)
             self._stale = True  # other blocks' rows now hold only the fragments received
         self.bytes_between_ranks = float(exchanged)
         return total
 
-    def _exchange(self, graphs: Any) -> int:
-        """Send every (sender of this block, fragment) that some node of another rank receives
-        in ``graphs`` to that rank, once, and write what arrives into ``X``; returns the bytes
-        all ranks received. Every rank derives the same plan from the same graphs."""
-        plan, world, me, X = self._plan(graphs), self.ranks.world, self.ranks.rank, self.X
-        sizes = [
+    def _gather_losses(
+        self, block: torch.Tensor, counts: list[int]
+    ) -> tuple[torch.Tensor, list[list[int]], int]:
+        """Every node's losses (n,), every rank's ``counts`` (rank order), and the bytes all
+        ranks received: one all-gather of float64 rows, ``counts`` then the block's losses
+        (float32 values and integers below 2**53 are exact in float64)."""
+        widest = max(hi - lo for lo, hi in self.ranks.blocks)
+        mine = torch.zeros(len(counts) + widest, dtype=torch.float64, device=self.device)
+        mine[: len(counts)] = torch.tensor(counts, dtype=torch.float64)
+        mine[len(counts) : len(counts) + len(block)] = block
+        rows = torch.empty(self.ranks.world, len(mine), dtype=torch.float64, device=self.device)
+        dist.all_gather_into_tensor(rows.view(-1), mine)
+        total = torch.cat(
             [
-                sum(len(rows) * _width(cols) for rows, cols in plan[src][dest])
-                for dest in range(world)
+                rows[r, len(counts) : len(counts) + hi - lo]
+                for r, (lo, hi) in enumerate(self.ranks.blocks)
             ]
-            for src in range(world)
-        ]
-        send = self._buffer("send", sum(sizes[me]))
+        ).to(block.dtype)
+        world = self.ranks.world
+        return total, rows[:, : len(counts)].long().tolist(), world * (world - 1) * mine.nbytes
+
+    def _index_dtype(self) -> torch.dtype:
+        """int32 piece ids while every block's rows hold fewer than 2**31 coordinates."""
+        rows = max(hi - lo for lo, hi in self.ranks.blocks)
+        return torch.int32 if rows * self.X.shape[1] < 2**31 else torch.int64
+
+    def _piece_bytes(self, counts: list[list[int]]) -> int:
+        """Bytes all ranks receive when every rank's written pieces (id and values, padded to
+        the longest rank's) go to every other rank; ``counts[rank][g]``: pieces of width
+        ``write_widths[g]``."""
+        world = self.ranks.world
+        return world * (world - 1) * self._packed_length(counts) * self._index_dtype().itemsize
+
+    def _packed_length(self, counts: list[list[int]]) -> int:
+        widths = self.trainer.write_widths
+        return max(sum(c * (1 + w) for c, w in zip(row, widths, strict=True)) for row in counts)
+
+    def _share_pieces(self, pieces: dict[int, torch.Tensor], counts: list[list[int]]) -> int:
+        """Every block's written pieces to every other rank, written into ``X``: one all-gather
+        of integer buffers holding per width the piece ids, then the values' bits; returns the
+        bytes all ranks received."""
+        dtype, X, world = self._index_dtype(), self.X, self.ranks.world
+        length, me = self._packed_length(counts), self.ranks.rank
+        packed = self._buffer("pieces", world * length, dtype).view(world, length)
+        lo, hi = self.ranks.block
+        at = 0
+        for (w, ids), c in zip(pieces.items(), counts[me], strict=True):
+            packed[me, at : at + c] = ids
+            values = X[lo:hi].reshape(-1, w).index_select(0, ids)
+            packed[me, at + c : at + c + c * w] = values.view(torch.int32).reshape(-1)
+            at += c * (1 + w)
+        dist.all_gather_into_tensor(packed.view(-1), packed[me].clone())
+        for owner, row in enumerate(counts):
+            if owner == me:
+                continue
+            lo, hi = self.ranks.blocks[owner]
+            at = 0
+            for w, c in zip(self.trainer.write_widths, row, strict=True):
+                ids = packed[owner, at : at + c].long()
+                values = packed[owner, at + c : at + c + c * w].to(torch.int32).view(X.dtype)
+                X[lo:hi].view(-1, w).index_copy_(0, ids, values.view(c, w))
+                at += c * (1 + w)
+        return self._piece_bytes(counts)
+
+    def _exchange(self, plan: list, sizes: list[list[int]]) -> int:
+        """Send every (sender of this block, fragment) that some node of another rank receives
+        (``plan``) to that rank, once, and write what arrives into ``X``; returns the bytes all
+        ranks received. Every rank derives the same plan from the same graphs."""
+        world, me, X = self.ranks.world, self.ranks.rank, self.X
+        send = self._buffer("send", sum(sizes[me]), X.dtype)
         at = 0
         for dest in range(world):
             for rows, cols in plan[me][dest]:
@@ -203,7 +327,7 @@ class DistributedSimulation(Simulation):
                 )
                 at += count
         incoming = [sizes[src][me] for src in range(world)]
-        receive = self._buffer("receive", sum(incoming))
+        receive = self._buffer("receive", sum(incoming), X.dtype)
         dist.all_to_all_single(receive, send, incoming, sizes[me])
         at = 0
         for src in range(world):
@@ -215,13 +339,13 @@ class DistributedSimulation(Simulation):
                 else:
                     X[rows.unsqueeze(1), cols.unsqueeze(0)] = values
                 at += count
-        return X.element_size() * sum(map(sum, sizes))
+        return _bytes(sizes, X)
 
-    def _buffer(self, name: str, numel: int) -> torch.Tensor:
-        """A float32 vector of ``numel`` reused across rounds (no fresh pages every round)."""
+    def _buffer(self, name: str, numel: int, dtype: torch.dtype) -> torch.Tensor:
+        """A vector of ``numel`` reused across rounds (no fresh pages every round)."""
         store = self._buffers.get(name)
-        if store is None or store.numel() < numel:
-            store = self._buffers[name] = torch.empty(numel, device=self.device)
+        if store is None or store.numel() < numel or store.dtype != dtype:
+            store = self._buffers[name] = torch.empty(numel, dtype=dtype, device=self.device)
         return store[:numel]
 
     def _plan(self, graphs: Any) -> list[list[list[tuple[torch.Tensor, torch.Tensor]]]]:

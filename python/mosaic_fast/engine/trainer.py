@@ -69,6 +69,16 @@ class Trainer(ABC):
         self._grad = torch.zeros(n_nodes, spec.n_params, device=device)
         self.optimizer = node_optimizer(optimizer, self._grad)
         self._row_store: torch.Tensor | None = None  # gathered rows of X, see step_rows
+        # Set to {} to log what steps write: width w -> ids of the w-wide pieces of the stepped
+        # rows (as ``X_rows.view(-1, w)`` numbers them) written; see ``write_widths``.
+        self.write_log: dict[int, list[torch.Tensor]] | None = None
+
+    @property
+    def write_widths(self) -> tuple[int, ...]:
+        """The widths ``write_log`` uses; empty where a step writes whole rows (then nothing is
+        logged). A distributed run sends other ranks the written pieces instead of fragments
+        where that is fewer bytes."""
+        return ()
 
     @abstractmethod
     def gradients(
@@ -266,6 +276,21 @@ class SparseMFTrainer(Trainer):
         if not self._dense:
             self._grad = torch.zeros(0, device=device)
 
+    @property
+    def write_widths(self) -> tuple[int, ...]:
+        if self._dense:  # the optimizer writes every coordinate
+            return ()
+        tables = [(name, self.spec.dim) for name in ("user.weight", "item.weight")]
+        if self.spec.biases:
+            tables += [(name, 1) for name in ("user_bias.weight", "item_bias.weight")]
+        return tuple(sorted({self._piece_width(name, width) for name, width in tables}))
+
+    def _piece_width(self, name: str, width: int) -> int:
+        """``width`` when table ``name``'s rows are whole rows of ``X.view(-1, width)``, else 1."""
+        spec: MatrixFactorizationSpec = self.spec
+        whole = spec.n_params % width == 0 and spec.layout.slice(name).start % width == 0
+        return width if whole else 1
+
     def _local_step(self, X, batch, G, update):
         spec: MatrixFactorizationSpec = self.spec
         users, items, ratings = batch
@@ -302,12 +327,14 @@ class SparseMFTrainer(Trainer):
         spec: MatrixFactorizationSpec = self.spec
         width = val.shape[-1]
         start = spec.layout.slice(name).start
-        if spec.n_params % width == 0 and start % width == 0:
-            row_index = nodes * (spec.n_params // width) + (start // width) + rows
-            flat.view(-1, width).index_add_(0, row_index.reshape(-1), val.reshape(-1, width))
+        if self._piece_width(name, width) == width:
+            index = (nodes * (spec.n_params // width) + (start // width) + rows).reshape(-1)
+            flat.view(-1, width).index_add_(0, index, val.reshape(-1, width))
         else:
-            index = spec.flat_index(name, nodes, rows, width)
-            flat.index_add_(0, index.reshape(-1), val.reshape(-1))
+            width, index = 1, spec.flat_index(name, nodes, rows, width).reshape(-1)
+            flat.index_add_(0, index, val.reshape(-1))
+        if self.write_log is not None and not self._dense:  # dense: ``flat`` is the gradient
+            self.write_log.setdefault(width, []).append(index)
 
     def gradients(self, X, batch, G):  # pragma: no cover - step is overridden
         raise NotImplementedError
