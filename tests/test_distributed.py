@@ -70,13 +70,10 @@ def finished(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]
     return process.returncode, output
 
 
-@pytest.mark.parametrize(
-    "name, args, ranks",
-    [("mf", MF, 2), ("mf", MF, 3), ("gn-lenet", GN_LENET, 2), ("gn-lenet", GN_LENET, 3)],
-)
-def test_ranks_write_the_records_of_one_process(tmp_path, name, args, ranks):
-    if name == "mf" and not MOVIELENS.is_dir() or name == "gn-lenet" and not FASHION.is_dir():
-        pytest.skip(f"no local copy of the {name} dataset")
+def ranked_records(tmp_path: Path, args: list[str], ranks: int) -> tuple[list, list, dict]:
+    """Run ``args`` in one process and on ``ranks`` ranks; check the records (without timing and
+    ``bytes_between_ranks``) are the same; return the ranks' records, their bytes between
+    ranks, and the ranks' config.json."""
     single = one_process(args, tmp_path / "one")
     assert single.returncode == 0, single.stderr
     code, output = finished(torchrun(ranks, [*args, "--distributed", "--out", str(tmp_path / "r")]))
@@ -84,9 +81,31 @@ def test_ranks_write_the_records_of_one_process(tmp_path, name, args, ranks):
     ours, theirs = records(tmp_path / "r"), records(tmp_path / "one")
     exchanged = [rec.pop("bytes_between_ranks") for rec in ours]
     assert ours == theirs
+    return ours, exchanged, json.loads((tmp_path / "r" / "config.json").read_text())
+
+
+def fragment_bytes(graphs, owner: np.ndarray, sizes: list[int]) -> int:
+    """Bytes of every (sender, fragment) that a node of another rank receives, sent there once
+    (DESIGN 4); ``owner[node]`` is the node's rank."""
+    total = 0
+    for k, size in enumerate(sizes):
+        indptr, senders = graphs.in_csr(k)
+        receivers = np.repeat(np.arange(len(owner)), np.diff(indptr))
+        pairs = {(s, owner[r]) for s, r in zip(senders, receivers, strict=True)}
+        total += sum(4 * size for s, dest in pairs if owner[s] != dest)
+    return total
+
+
+@pytest.mark.parametrize(
+    "name, args, ranks",
+    [("mf", MF, 2), ("mf", MF, 3), ("gn-lenet", GN_LENET, 2), ("gn-lenet", GN_LENET, 3)],
+)
+def test_ranks_write_the_records_of_one_process(tmp_path, name, args, ranks):
+    if name == "mf" and not MOVIELENS.is_dir() or name == "gn-lenet" and not FASHION.is_dir():
+        pytest.skip(f"no local copy of the {name} dataset")
+    ours, exchanged, config = ranked_records(tmp_path, args, ranks)
     # Each round: every (sender, fragment) that a node of another rank receives goes there once
     # (DESIGN 4), and every node's loss reaches the other ranks.
-    config = json.loads((tmp_path / "r" / "config.json").read_text())
     cfg = config["config"]
     assert config["ranks"] == ranks and cfg["fragmenter"] == "contiguous"
     source = GraphSource.from_setting(
@@ -100,16 +119,8 @@ def test_ranks_write_the_records_of_one_process(tmp_path, name, args, ranks):
             continue
         # every rank's losses (float64, padded to the widest block) reach every other rank
         widest = max(hi - lo for lo, hi in blocks(cfg["nodes"], ranks))
-        graphs, expected = source.graphs(rec["round"] - 1), ranks * (ranks - 1) * widest * 8
-        for k in range(cfg["K"]):
-            indptr, senders = graphs.in_csr(k)
-            receivers = np.repeat(np.arange(cfg["nodes"]), np.diff(indptr))
-            pairs = {
-                (s, owner[r])
-                for s, r in zip(senders, receivers, strict=True)
-                if owner[s] != owner[r]
-            }
-            expected += len(pairs) * 4 * sizes[k]
+        graphs = source.graphs(rec["round"] - 1)
+        expected = ranks * (ranks - 1) * widest * 8 + fragment_bytes(graphs, owner, sizes)
         assert sent == expected
 
 
@@ -117,22 +128,15 @@ def test_ranks_write_the_records_of_one_process(tmp_path, name, args, ranks):
 def test_sparse_steps_send_the_pieces_they_wrote_instead_of_fragments(tmp_path):
     # Plain SGD on MF writes only the batches' embedding rows: fewer bytes than the fragments.
     args = [*MF, "--momentum", "0", "--eval-every", "1"]
-    single = one_process(args, tmp_path / "one")
-    assert single.returncode == 0, single.stderr
     ranks = 3
-    code, output = finished(torchrun(ranks, [*args, "--distributed", "--out", str(tmp_path / "r")]))
-    assert code == 0, output
-    ours, theirs = records(tmp_path / "r"), records(tmp_path / "one")
-    exchanged = [rec.pop("bytes_between_ranks") for rec in ours]
-    assert ours == theirs
+    ours, exchanged, config = ranked_records(tmp_path, args, ranks)
     # Replay one process; per round, the pieces (width w: X.view(-1, w) rows) its steps wrote
     # in each rank's block, and the bytes the fragments would take.
-    config = json.loads((tmp_path / "r" / "config.json").read_text())
     cfg = ExperimentConfig.from_dict(config["config"]).resolved()
     simulation = Simulation(cfg, torch.device("cpu"))
     trainer, d = simulation.trainer, config["n_params"]
     assert trainer.write_widths == (20,)  # MF without biases: 20-wide embedding rows
-    spans, pieces, fragment_bytes = blocks(cfg.nodes, ranks), [], []
+    spans, pieces, fragments = blocks(cfg.nodes, ranks), [], []
     owner = np.repeat(np.arange(ranks), [hi - lo for lo, hi in spans])
     sizes = FragmentMap.contiguous(d, cfg.K).fragment_sizes()
     local_steps = simulation._local_steps
@@ -143,13 +147,7 @@ def test_sparse_steps_send_the_pieces_they_wrote_instead_of_fragments(tmp_path):
         ids = torch.unique(torch.cat(trainer.write_log[20])).numpy()
         trainer.write_log = None
         pieces.append(np.bincount(owner[ids * 20 // d], minlength=ranks))
-        cross = 0
-        for k in range(cfg.K):
-            indptr, senders = graphs.in_csr(k)
-            receivers = np.repeat(np.arange(cfg.nodes), np.diff(indptr))
-            pairs = {(s, owner[r]) for s, r in zip(senders, receivers, strict=True)}
-            cross += sum(4 * sizes[k] for s, dest in pairs if owner[s] != dest)
-        fragment_bytes.append(cross)
+        fragments.append(fragment_bytes(graphs, owner, sizes))
         return losses
 
     simulation._local_steps = logged_local_steps
@@ -160,7 +158,7 @@ def test_sparse_steps_send_the_pieces_they_wrote_instead_of_fragments(tmp_path):
         # every rank's pieces (int32 id, 20 float32 values; padded to the most) reach every
         # other rank, as do its piece count and losses (float64, padded to the widest block)
         shared = ranks * (ranks - 1) * int(pieces[t].max()) * (4 + 20 * 4)
-        assert 0 < shared < fragment_bytes[t]
+        assert 0 < shared < fragments[t]
         widest = max(hi - lo for lo, hi in spans)
         assert sent == ranks * (ranks - 1) * (1 + widest) * 8 + shared
 
