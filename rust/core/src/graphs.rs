@@ -524,8 +524,30 @@ fn regular_digraph(n: usize, s: usize, rng: &mut Rng) -> Vec<(u32, u32)> {
     let m = edges.len();
     if s + 1 < n {
         let out = |a: u32| (a as usize * s)..(a as usize * s + s);
-        for _ in 0..10 * m {
-            let (e1, e2) = (rng.below(m), rng.below(m));
+        let total = 10 * m;
+        // The switches read edges and target lists at random: latency-bound. Draw the edge pairs
+        // AHEAD switches early (the same draws in the same order) and prefetch their edges, and
+        // half as early the target lists those edges name (a hint only: an edge a switch in
+        // between changes is read again when its turn comes).
+        let mut ahead = [(0usize, 0usize); AHEAD];
+        for slot in ahead.iter_mut().take(total.min(AHEAD)) {
+            *slot = (rng.below(m), rng.below(m));
+            prefetch(&edges[slot.0]);
+            prefetch(&edges[slot.1]);
+        }
+        for i in 0..total {
+            let (e1, e2) = ahead[i % AHEAD];
+            if i + AHEAD < total {
+                let next = (rng.below(m), rng.below(m));
+                prefetch(&edges[next.0]);
+                prefetch(&edges[next.1]);
+                ahead[i % AHEAD] = next;
+            }
+            if i + AHEAD / 2 < total {
+                let (f1, f2) = ahead[(i + AHEAD / 2) % AHEAD];
+                prefetch(&targets[out(edges[f1].0).start]);
+                prefetch(&targets[out(edges[f2].0).start]);
+            }
             let ((a, b), (c, d)) = (edges[e1], edges[e2]);
             // Switch a->b, c->d into a->d, c->b when that creates no loop and no repeat. Tested
             // without branches: nearly every switch goes through, and early exits mispredict.
@@ -593,6 +615,22 @@ fn regular_undirected(n: usize, s: usize, rng: &mut Rng) -> Vec<(usize, usize)> 
         }
     }
     edges
+}
+
+/// Switches whose edge pairs are drawn (and their edges prefetched) before their turn.
+const AHEAD: usize = 16;
+
+/// Hint the cache to load the line holding `value`.
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never faults, and the pointer is a valid reference.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(value as *const T as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 fn replace<T: PartialEq>(list: &mut [T], old: T, new: T) {
