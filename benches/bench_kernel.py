@@ -256,6 +256,9 @@ def test_scale(benchmark, full_size: bool, n: int, kind: str, k: int) -> None:
     benchmark(mf.aggregate, x, graphs, fragments, out=out)
     copy_after = _best_seconds(lambda: COPY_INTO(x, out), 3) if COPY_INTO else None
     sample_s = _best_seconds(lambda: mf.sample_graphs(n, 8, DEGREE, seed=0, round=1), 2)
+    pairing_s = _best_seconds(
+        lambda: mf.sample_graphs(n, 8, DEGREE, seed=0, round=1, mode="el-oracle-pairing"), 2
+    )
     seconds = min_seconds(benchmark)
     if seconds is None:
         return
@@ -267,6 +270,7 @@ def test_scale(benchmark, full_size: bool, n: int, kind: str, k: int) -> None:
         copy_GBps=copy_gbps,
         fraction_of_copy=of_copy,
         sample_K8_ms=sample_s * 1e3,
+        sample_pairing_K8_ms=pairing_s * 1e3,
     )
     SUMMARY.append(
         {
@@ -280,5 +284,8 @@ def test_scale(benchmark, full_size: bool, n: int, kind: str, k: int) -> None:
             "copy GB/s": round(copy_gbps, 1) if copy_gbps else "n/a (no copy probe)",
             "of_copy": f"{of_copy:.0%}" if of_copy is not None else "n/a",
             "sample K=8 ms": round(sample_s * 1e3, 1),
+            "sample el-oracle-pairing K=8 ms": round(pairing_s * 1e3, 2),
+            "sampling of aggregation": f"{sample_s / seconds:.0%}",
+            "pairing of aggregation": f"{pairing_s / seconds:.1%}",
         }
     )

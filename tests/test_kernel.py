@@ -17,7 +17,15 @@ from mosaic_fast.kernel_torch import aggregate_torch
 from mosaic_fast.reference import aggregate_reference, mixing_matrix_reference
 
 FRAGMENTERS = ("contiguous", "random", "blocks")
-SAMPLED_MODES = ("el-oracle", "el-local", "pull", "undirected", "static", "shatter")
+SAMPLED_MODES = (
+    "el-oracle",
+    "el-oracle-pairing",
+    "el-local",
+    "pull",
+    "undirected",
+    "static",
+    "shatter",
+)
 
 
 def make_map(kind: str, d: int, k: int, seed: int = 3) -> mf.FragmentMap:
@@ -114,9 +122,10 @@ def test_mixing_matrices_are_row_stochastic(mode: str) -> None:
         np.testing.assert_allclose(np.diag(w), 1.0 / (1 + degrees))
 
 
-def test_el_oracle_is_exactly_regular_and_fresh_each_round() -> None:
+@pytest.mark.parametrize("mode", ["el-oracle", "el-oracle-pairing"])
+def test_el_oracle_is_exactly_regular_and_fresh_each_round(mode: str) -> None:
     n, k, s = 50, 4, 8
-    g = mf.sample_graphs(n, k, s, seed=0, round=0)
+    g = mf.sample_graphs(n, k, s, seed=0, round=0, mode=mode)
     for frag in range(k):
         assert (g.in_degrees(frag) == s).all()
         assert (g.out_degrees(frag) == s).all()
@@ -124,24 +133,40 @@ def test_el_oracle_is_exactly_regular_and_fresh_each_round() -> None:
             assert i not in sources
             assert len(set(sources.tolist())) == len(sources)
     assert not np.array_equal(g.mixing_matrix(0), g.mixing_matrix(1))
-    g2 = mf.sample_graphs(n, k, s, seed=0, round=1)
+    g2 = mf.sample_graphs(n, k, s, seed=0, round=1, mode=mode)
     assert not np.array_equal(g.mixing_matrix(0), g2.mixing_matrix(0))
-    again = mf.sample_graphs(n, k, s, seed=0, round=0)
+    again = mf.sample_graphs(n, k, s, seed=0, round=0, mode=mode)
     for frag in range(k):
         np.testing.assert_array_equal(g.mixing_matrix(frag), again.mixing_matrix(frag))
 
 
-def test_el_oracle_edges_are_spread_uniformly() -> None:
+@pytest.mark.parametrize("mode", ["el-oracle", "el-oracle-pairing"])
+def test_el_oracle_edges_are_spread_uniformly(mode: str) -> None:
     # Over many draws every ordered pair (j -> i), i != j, appears with probability s / (n - 1).
     n, s, draws = 8, 3, 4000
     counts = np.zeros((n, n))
     for r in range(draws // 8):
-        g = mf.sample_graphs(n, 8, s, seed=11, round=r)
+        g = mf.sample_graphs(n, 8, s, seed=11, round=r, mode=mode)
         for k in range(8):
             counts += g.mixing_matrix(k) > 0
     counts -= np.diag(np.diag(counts))
     freq = counts[~np.eye(n, dtype=bool)] / draws
     assert np.abs(freq - s / (n - 1)).max() < 0.04
+
+
+def test_both_el_oracle_samplers_make_as_many_two_way_pairs_as_a_uniform_draw() -> None:
+    # Mutual pairs (a -> b and b -> a) of a uniform s-regular digraph: about n s^2 / (2 (n - 1)).
+    n, s = 1000, 8
+    for mode in ("el-oracle", "el-oracle-pairing"):
+        counts = []
+        for r in range(10):
+            g = mf.sample_graphs(n, 8, s, seed=3, round=r, mode=mode)
+            for k in range(8):
+                w = g.mixing_matrix(k) > 0
+                np.fill_diagonal(w, False)
+                counts.append((w & w.T).sum() / 2)
+        # 80 draws, sd about 5.8 each: the mean is within 4 standard errors (2.6) of 32.0
+        assert abs(np.mean(counts) - n * s * s / (2 * (n - 1))) < 2.6, (mode, np.mean(counts))
 
 
 def test_el_local_sends_exactly_degree() -> None:
@@ -213,7 +238,7 @@ import hashlib, json, numpy as np, mosaic_fast as mf
 h = hashlib.sha256()
 x = np.random.default_rng(0).random((48, 40_000), dtype=np.float32)
 for kind in ("contiguous", "random", "blocks"):
-    for mode in ("el-oracle", "el-local", "shatter"):
+    for mode in ("el-oracle", "el-oracle-pairing", "el-local", "shatter"):
         k = 8
         fm = {"contiguous": lambda: mf.FragmentMap.contiguous(40_000, k),
               "random": lambda: mf.FragmentMap.random(40_000, k, seed=1),

@@ -21,6 +21,7 @@ Graphs = _core.Graphs
 
 GRAPH_MODES = (
     "el-oracle",
+    "el-oracle-pairing",
     "el-local",
     "pull",
     "undirected",
