@@ -3,6 +3,7 @@ through the public API, 20 rounds; prints the round time, the peak memory and th
 
     python benches/scale_check.py                 # 10,000 nodes, 20 rounds, K=8, degree 8
     python benches/scale_check.py --nodes 1000    # smaller
+    python benches/scale_check.py --topology el-oracle-pairing   # the O(n s) graph sampler
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--K", type=int, default=8)
     parser.add_argument("--degree", type=int, default=8)
+    parser.add_argument("--topology", default="el-oracle", choices=mf.GRAPH_MODES)
     args = parser.parse_args()
 
     kernel_seconds = []
@@ -53,6 +55,7 @@ def main() -> None:
         nodes=args.nodes,
         K=args.K,
         degree=args.degree,
+        topology=args.topology,
         rounds=args.rounds,
         local_steps=1,
         eval_every=args.rounds,
@@ -71,7 +74,8 @@ def main() -> None:
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     kernel_s = sum(kernel_seconds)
     print(
-        f"nodes={args.nodes} K={args.K} degree={args.degree} rounds={rounds} threads={mf.num_threads()}"
+        f"nodes={args.nodes} K={args.K} degree={args.degree} topology={args.topology} "
+        f"rounds={rounds} threads={mf.num_threads()}"
     )
     print(f"run wall time {wall:.1f} s (setup, data, evaluation included)")
     print(
