@@ -170,7 +170,7 @@ def exit_process(code: int | str | None) -> NoReturn:
     """End a ``mosaic-fast`` process with exit status ``code`` (``sys.exit`` semantics); after a
     distributed run, without interpreter teardown, where gloo's threads can still abort the
     process (see ``_leave_process_group``). Every file is closed by then."""
-    if not dist.is_initialized():
+    if not (dist.is_available() and dist.is_initialized()):  # torch builds without distributed
         sys.exit(code)
     _leave_process_group()
     if isinstance(code, str):
