@@ -72,6 +72,11 @@ class Ranks:
     def is_root(self) -> bool:
         return self.rank == 0
 
+    @property
+    def widest(self) -> int:
+        """Nodes in the largest block."""
+        return max(hi - lo for lo, hi in self.blocks)
+
     @classmethod
     def start(cls, n_nodes: int, device_type: str, timeout_s: float) -> Ranks:
         """Join (or reuse) the process group torchrun set up; refuses more ranks than nodes."""
@@ -158,6 +163,7 @@ def _bytes(sizes: list[list[int]], X: torch.Tensor) -> int:
 
 
 def _leave_process_group() -> None:
+    """At interpreter exit (processes of users' own scripts)."""
     if dist.is_initialized():
         dist.destroy_process_group()
         # gloo's workers free their last collectives' tensors a moment after the collective
@@ -172,7 +178,7 @@ def exit_process(code: int | str | None) -> NoReturn:
     process (see ``_leave_process_group``). Every file is closed by then."""
     if not (dist.is_available() and dist.is_initialized()):  # torch builds without distributed
         sys.exit(code)
-    _leave_process_group()
+    dist.destroy_process_group()  # no teardown follows, so gloo's workers need no time
     if isinstance(code, str):
         print(code, file=sys.stderr)
     sys.stdout.flush()
@@ -254,8 +260,7 @@ class DistributedSimulation(Simulation):
         """Every node's losses (n,), every rank's ``counts`` (rank order), and the bytes all
         ranks received: one all-gather of float64 rows, ``counts`` then the block's losses
         (float32 values and integers below 2**53 are exact in float64)."""
-        widest = max(hi - lo for lo, hi in self.ranks.blocks)
-        mine = torch.zeros(len(counts) + widest, dtype=torch.float64, device=self.device)
+        mine = torch.zeros(len(counts) + self.ranks.widest, dtype=torch.float64, device=self.device)
         mine[: len(counts)] = torch.tensor(counts, dtype=torch.float64)
         mine[len(counts) : len(counts) + len(block)] = block
         rows = torch.empty(self.ranks.world, len(mine), dtype=torch.float64, device=self.device)
@@ -271,8 +276,7 @@ class DistributedSimulation(Simulation):
 
     def _index_dtype(self) -> torch.dtype:
         """int32 piece ids while every block's rows hold fewer than 2**31 coordinates."""
-        rows = max(hi - lo for lo, hi in self.ranks.blocks)
-        return torch.int32 if rows * self.X.shape[1] < 2**31 else torch.int64
+        return torch.int32 if self.ranks.widest * self.X.shape[1] < 2**31 else torch.int64
 
     def _piece_bytes(self, counts: list[list[int]]) -> int:
         """Bytes all ranks receive when every rank's written pieces (id and values, padded to
