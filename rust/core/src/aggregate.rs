@@ -561,17 +561,24 @@ pub(crate) mod simd {
     /// Hint the cache to load `len` floats from `ptr` (one hint per 64-byte line).
     #[inline(always)]
     pub unsafe fn prefetch(ptr: *const f32, len: usize) {
+        let mut off = 0;
+        while off < len {
+            prefetch_line(ptr.wrapping_add(off));
+            off += 16;
+        }
+    }
+
+    /// Hint the cache to load the line holding `ptr`.
+    #[inline(always)]
+    pub fn prefetch_line<T>(ptr: *const T) {
         #[cfg(target_arch = "x86_64")]
-        {
+        // SAFETY: a prefetch is only a hint: it never faults, whatever the address.
+        unsafe {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let mut off = 0;
-            while off < len {
-                _mm_prefetch::<_MM_HINT_T0>(ptr.add(off) as *const i8);
-                off += 16;
-            }
+            _mm_prefetch::<_MM_HINT_T0>(ptr as *const i8);
         }
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (ptr, len);
+        let _ = ptr;
     }
 
     /// `dst[p] = src[idx[p]]` for every `p`. `STREAM` (AVX2 only) bypasses the cache for `dst`.
