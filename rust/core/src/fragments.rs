@@ -68,15 +68,16 @@ pub const PAD: u32 = 8;
 
 /// Runs shorter than this on average make gathering the tile cheaper than walking the runs (each run
 /// boundary costs scalar heads and tails). Measured at n=64, d=1e6, K=16 with blocks of 32/64/128
-/// columns: walking 63/35/26 ms, gathering 36/36/36 ms.
-const MIN_MEAN_RUN: usize = 64;
+/// columns: walking 63/35/26 ms, gathering 36/36/36 ms. The packed path of many nodes passes its
+/// own threshold to [`FragmentMap::plan`].
+pub const MIN_MEAN_RUN: usize = 64;
 
 #[derive(Debug)]
 pub struct FragmentMap {
     kind: FragmenterKind,
     assignment: Vec<u32>,
     sizes: Vec<usize>,
-    plans: Mutex<HashMap<usize, Arc<TilePlan>>>,
+    plans: Mutex<HashMap<(usize, usize), Arc<TilePlan>>>,
 }
 
 fn check_counts(n_params: usize, n_fragments: usize) -> Result<()> {
@@ -242,16 +243,18 @@ impl FragmentMap {
         &self.assignment
     }
 
-    /// The tile plan for a column-tile width, built once per width and shared.
-    pub fn plan(&self, width: usize) -> Arc<TilePlan> {
+    /// The tile plan for a column-tile width, built once per width and shared: tiles whose runs of
+    /// one fragment are at least `min_mean_run` columns long on average are walked run by run, the
+    /// others gathered into fragment order.
+    pub fn plan(&self, width: usize, min_mean_run: usize) -> Arc<TilePlan> {
         let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
         plans
-            .entry(width)
-            .or_insert_with(|| Arc::new(self.build_plan(width)))
+            .entry((width, min_mean_run))
+            .or_insert_with(|| Arc::new(self.build_plan(width, min_mean_run)))
             .clone()
     }
 
-    fn build_plan(&self, width: usize) -> TilePlan {
+    fn build_plan(&self, width: usize, min_mean_run: usize) -> TilePlan {
         assert!(width > 0 && width <= i32::MAX as usize / 2);
         let d = self.assignment.len();
         let k_total = self.sizes.len();
@@ -273,7 +276,7 @@ impl FragmentMap {
                     run_start = c;
                 }
             }
-            let tile = if runs.len() * MIN_MEAN_RUN <= cols.len() {
+            let tile = if runs.len() * min_mean_run <= cols.len() {
                 Tile {
                     col_start: start,
                     col_end: end,
@@ -424,7 +427,7 @@ mod tests {
             FragmentMap::random(5000, 16, 1, None).unwrap(),
             FragmentMap::blocks(5000, 16, 100, 1).unwrap(),
         ] {
-            let plan = map.plan(512);
+            let plan = map.plan(512, MIN_MEAN_RUN);
             let mut seen = vec![0u8; 5000];
             for tile in &plan.tiles {
                 for seg in &tile.segments {
