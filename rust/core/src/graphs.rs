@@ -537,14 +537,14 @@ fn regular_digraph(n: usize, s: usize, rng: &mut Rng) -> Vec<(u32, u32)> {
     if s + 1 < n {
         let list = |e: usize| (e - e % s)..(e - e % s + s);
         let total = 10 * m;
-        // The switches read heads at random, latency-bound: draw the edge pairs AHEAD switches early
-        // (the same draws in the same order) and prefetch their out-lists and sources.
+        // The switches read heads at random: draw the edge pairs AHEAD switches early (the same
+        // draws in the same order) and prefetch their out-lists, which matters once `heads` no
+        // longer fits in L2 (prefetching `order` too cost its two divisions: 28 -> 23 ms at
+        // n=10,000, K=8, where nothing needs prefetching).
         let draw = |rng: &mut Rng, heads: &[u32]| {
             let pair = (rng.below(m), rng.below(m));
             prefetch_line(&heads[pair.0]);
             prefetch_line(&heads[pair.1]);
-            prefetch_line(&order[pair.0 / s]);
-            prefetch_line(&order[pair.1 / s]);
             pair
         };
         let mut ahead = [(0usize, 0usize); AHEAD];
