@@ -238,7 +238,7 @@ def _best_seconds(fn, repeats: int) -> float:
 
 
 @pytest.mark.parametrize("k", [1, 16])
-@pytest.mark.parametrize("kind", ["contiguous", "blocks"])
+@pytest.mark.parametrize("kind", ["contiguous", "blocks", "random"])
 @pytest.mark.parametrize("n", SCALE_NODES)
 def test_scale(benchmark, full_size: bool, n: int, kind: str, k: int) -> None:
     """n * d held at 4e8 while n grows: effective bandwidth against a copy of the same buffers,

@@ -1,4 +1,5 @@
-"""The kernel at thousands of nodes: the packed path (from 8,000 nodes on) is bit-identical to the
+"""The kernel at thousands of nodes: the packed path (from 8,000 nodes on, from 2,000 for maps whose
+tiles are gathered) is bit-identical to the
 reference and to itself on any thread count; buffers and graphs too large for the machine are one
 line each, before anything is allocated; fresh parameter buffers come faulted in."""
 
@@ -12,8 +13,10 @@ import mosaic_fast as mf
 from mosaic_fast.errors import MosaicValueError
 from mosaic_fast.reference import aggregate_reference
 
-# Packed from this many nodes on (PACKED_MIN_NODES in rust/core/src/aggregate.rs).
+# Packed from this many nodes on (PACKED_MIN_NODES in rust/core/src/aggregate.rs), and from
+# GATHERED_PACKED_NODES on for maps whose tiles are gathered (PACKED_GATHER_MIN_NODES).
 PACKED_NODES = 8000
+GATHERED_PACKED_NODES = 2000
 
 
 def _maps(d: int, k: int) -> list[mf.FragmentMap]:
@@ -36,6 +39,20 @@ def test_packed_path_matches_the_reference_bit_for_bit() -> None:
             assert got.tobytes() == want.tobytes(), (k, fragments)
 
 
+@pytest.mark.parametrize("k", [3, 16])
+def test_gathered_maps_pack_from_fewer_nodes_bit_for_bit(k: int) -> None:
+    # d=700: five 128-column tiles gathered into fragment order and a partial one.
+    n, d = GATHERED_PACKED_NODES, 700
+    x = np.random.default_rng(1).standard_normal((n, d), dtype=np.float32)
+    graphs = mf.sample_graphs(n, k, 8, seed=5, round=2)
+    for fragments in (
+        mf.FragmentMap.random(d, k, seed=3),
+        mf.FragmentMap.blocks(d, k, block_size=4, seed=3),
+    ):
+        got = mf.aggregate(x, graphs, fragments)
+        assert got.tobytes() == aggregate_reference(x, graphs, fragments).tobytes(), fragments
+
+
 _THREAD_SCRIPT = """
 import hashlib, json, numpy as np, mosaic_fast as mf
 n, d = 8000, 150
@@ -46,6 +63,7 @@ for k in (1, 3):
     for a in g.in_csr(0):
         h.update(np.ascontiguousarray(a).tobytes())
     h.update(mf.aggregate(x, g, mf.FragmentMap.contiguous(d, k)).tobytes())
+    h.update(mf.aggregate(x, g, mf.FragmentMap.random(d, k, seed=2)).tobytes())
 print(json.dumps({"threads": mf.num_threads(), "digest": h.hexdigest()}))
 """
 

@@ -14,16 +14,19 @@
 //!
 //! With many nodes, a tile of every row no longer fits in cache at any useful width, and receivers
 //! read their in-neighbours' rows from L3 or memory (n=10,000: 5 GB/s). From
-//! [`PACKED_MIN_NODES`] on, column-run tiles are narrow and packed: each row's part of the tile is
-//! copied (one contiguous read per row) into panels of [`PANEL_WIDTH`] columns that hold every row
-//! back to back, so that one panel (640 KB at n=10,000) stays in L2 while every receiver reads it.
+//! [`PACKED_MIN_NODES`] on, tiles are narrow and packed: each row's part of the tile is copied (one
+//! contiguous read per row; gathered into fragment order for coordinate-level maps, which pack from
+//! [`PACKED_GATHER_MIN_NODES`] on) into panels of [`PANEL_WIDTH`] columns that hold every row back
+//! to back, so that one panel (640 KB at n=10,000) stays in L2 while every receiver reads it.
+
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use crate::bail;
 use crate::boundary::{check_shapes, Checked};
 use crate::error::Result;
-use crate::fragments::{FragmentMap, Segment, Tile, MIN_MEAN_RUN, PAD};
+use crate::fragments::{FragmentMap, Segment, Tile, TilePlan, MIN_MEAN_RUN, PAD};
 use crate::graphs::{Digraph, Graphs};
 use crate::pool::pool;
 
@@ -54,8 +57,9 @@ pub const PANEL_WIDTH: usize = 16;
 /// measured best against 128 and 256 (whose packed tiles crowd L3 with two threads).
 const PACKED_TILE_WIDTH: usize = 64;
 
-/// Column-tile width for `n` rows: a multiple of 64 floats, between 512 and 16384, or
-/// `PACKED_TILE_WIDTH` from `PACKED_MIN_NODES` nodes on.
+/// Column-tile width for `n` rows of a map of column runs: a multiple of 64 floats, between 512
+/// and 16384, or `PACKED_TILE_WIDTH` from `PACKED_MIN_NODES` nodes on (maps whose tiles are
+/// gathered take `PACKED_GATHER_WIDTH` from `PACKED_GATHER_MIN_NODES` on).
 pub fn tile_width(n_nodes: usize) -> usize {
     if n_nodes >= PACKED_MIN_NODES {
         return PACKED_TILE_WIDTH;
@@ -69,6 +73,41 @@ pub fn tile_width(n_nodes: usize) -> usize {
 /// every row misses L2 at these node counts (n=10,000, d=40,000, contiguous K=16, whose 15 tiles
 /// across a fragment boundary were gathered: 402 ms against 356 ms with blocks, single-threaded).
 const PACKED_MIN_MEAN_RUN: usize = 16;
+
+/// Tile width on the packed path for maps whose runs are short (coordinate-level random maps):
+/// gathered into fragment order, 128 columns give each fragment group of K=16 about 8 slots, so
+/// that most panels hold one or two groups (each group in a panel costs one more average).
+const PACKED_GATHER_WIDTH: usize = 128;
+
+/// Slots of a packed tile at most: its columns plus every fragment group's padding.
+const MAX_PACKED_SLOTS: usize = PACKED_GATHER_WIDTH * (1 + PAD as usize);
+
+/// Gathered maps (most 64-column tiles gathered) take the packed path from this many nodes on:
+/// measured at d=4e8/n, K=16 random, on 2 threads: strip walk 345/654/933/1043 ms at
+/// n=1,000/2,000/3,000/4,000, packed 466/460/480/544 ms (at n=10,000: 3,142 -> 979 ms).
+pub const PACKED_GATHER_MIN_NODES: usize = 2000;
+
+/// The 64-column plan of the packed path, and whether most of its tiles are gathered.
+fn packed_runs(map: &FragmentMap) -> (Arc<TilePlan>, bool) {
+    let runs = map.plan(PACKED_TILE_WIDTH, PACKED_MIN_MEAN_RUN);
+    let gathered = runs.tiles.iter().filter(|t| t.perm.is_some()).count();
+    let mostly = 2 * gathered > runs.tiles.len();
+    (runs, mostly)
+}
+
+/// Whether `n_nodes` rows of `map` take the packed path.
+fn takes_packed_path(map: &FragmentMap, n_nodes: usize) -> bool {
+    n_nodes >= PACKED_MIN_NODES || (n_nodes >= PACKED_GATHER_MIN_NODES && packed_runs(map).1)
+}
+
+/// The packed path's plan: 64-column tiles walked run by run, or 128-column tiles when most tiles
+/// of 64 columns would be gathered.
+fn packed_plan(map: &FragmentMap) -> Arc<TilePlan> {
+    match packed_runs(map) {
+        (_, true) => map.plan(PACKED_GATHER_WIDTH, PACKED_MIN_MEAN_RUN),
+        (runs, false) => runs,
+    }
+}
 
 /// Rows ahead of the packing row whose part of the tile is prefetched (n=10,000: 8 rows ahead
 /// cost 0.85x of none).
@@ -136,7 +175,7 @@ impl Checked<'_> {
         let stream = 4 * out.len() >= STREAM_MIN_BYTES;
         // SAFETY: `Checked` holds graphs of `n` nodes and `K` fragments and a map of `d` columns
         // and `K` fragments (`check_shapes`), and both slices hold `n * d` floats (just above).
-        let packed = n >= PACKED_MIN_NODES;
+        let packed = takes_packed_path(self.map, n);
         // SAFETY: as above.
         unsafe {
             aggregate_unchecked(
@@ -173,17 +212,12 @@ unsafe fn aggregate_unchecked(
     packed: bool,
 ) -> Result<()> {
     let n_params = map.n_params();
-    let width = if packed {
-        PACKED_TILE_WIDTH
+    let plan = if packed {
+        packed_plan(map)
     } else {
-        tile_width(n_nodes)
+        map.plan(tile_width(n_nodes), MIN_MEAN_RUN)
     };
-    let min_mean_run = if packed {
-        PACKED_MIN_MEAN_RUN
-    } else {
-        MIN_MEAN_RUN
-    };
-    let plan = map.plan(width, min_mean_run);
+    let width = plan.width;
     let avx2 = avx2 && simd::available();
     let stream = stream && avx2;
     let out_ptr = SendPtr(out.as_mut_ptr());
@@ -346,7 +380,7 @@ impl Kernel<'_> {
         let (n, d, c0) = (self.n, self.d, tile.col_start);
         let xp = self.x.as_ptr();
         match &tile.perm {
-            None if self.packed => self.tile_packed::<STREAM, AVX2>(tile, gathered, averaged),
+            _ if self.packed => self.tile_packed::<STREAM, AVX2>(tile, gathered, averaged),
             None => {
                 // Strips of columns: every receiver reads its in-neighbours' rows of the strip from
                 // L1 instead of L2. Streaming stores want whole 64-byte lines, so each row's inner
@@ -436,10 +470,11 @@ impl Kernel<'_> {
         }
     }
 
-    /// A column-run tile of many rows: pack every row's part of the tile into panels of
-    /// `PANEL_WIDTH` columns (row `j` of panel `p` at `p * n * PANEL_WIDTH + j * PANEL_WIDTH`),
-    /// average each panel into a panel of results while it sits in L2, then write every row's
-    /// results back in column order as one run. Same additions in the same order as the strip walk.
+    /// A tile of many rows: pack every row's part of the tile into panels of `PANEL_WIDTH` slots
+    /// (row `j` of panel `p` at `p * n * PANEL_WIDTH + j * PANEL_WIDTH`), average each panel into a
+    /// panel of results while it sits in L2, then write every row's results back in column order.
+    /// A gathered tile is packed in its fragment order (slots, as in the strip walk) and read back
+    /// through its inverse. Same additions in the same order as the strip walk.
     #[inline(always)]
     unsafe fn tile_packed<const STREAM: bool, const AVX2: bool>(
         &self,
@@ -449,8 +484,13 @@ impl Kernel<'_> {
     ) {
         const PW: usize = PANEL_WIDTH;
         let (n, d, c0) = (self.n, self.d, tile.col_start);
-        let len = tile.col_end - c0;
-        debug_assert!(len <= PACKED_TILE_WIDTH);
+        let cols = tile.col_end - c0;
+        // Slots: the tile's columns, or its gathered order with each group's padding.
+        let len = match &tile.perm {
+            None => cols,
+            Some(g) => g.perm.len(),
+        };
+        debug_assert!(len <= MAX_PACKED_SLOTS);
         let n_panels = len.div_ceil(PW);
         let whole_panels = len / PW;
         let panel_len = n * PW;
@@ -463,21 +503,34 @@ impl Kernel<'_> {
         let xp = self.x.as_ptr();
         for j in 0..n {
             if j + PACK_PREFETCH_ROWS < n {
-                simd::prefetch(xp.add((j + PACK_PREFETCH_ROWS) * d + c0), len);
+                simd::prefetch(xp.add((j + PACK_PREFETCH_ROWS) * d + c0), cols);
             }
             let row = xp.add(j * d + c0);
-            for p in 0..whole_panels {
-                copy_panel_row(row.add(p * PW), bp.add(p * panel_len + j * PW));
-            }
-            if whole_panels < n_panels {
-                let (from, w) = (whole_panels * PW, len - whole_panels * PW);
-                std::ptr::copy_nonoverlapping(
-                    row.add(from),
-                    bp.add(whole_panels * panel_len + j * PW),
-                    w,
-                );
+            let slot = |p: usize| bp.add(p * panel_len + j * PW);
+            match &tile.perm {
+                None => {
+                    for p in 0..whole_panels {
+                        copy_panel_row(row.add(p * PW), slot(p));
+                    }
+                    if whole_panels < n_panels {
+                        let from = whole_panels * PW;
+                        std::ptr::copy_nonoverlapping(
+                            row.add(from),
+                            slot(whole_panels),
+                            len - from,
+                        );
+                    }
+                }
+                Some(g) => {
+                    for p in 0..n_panels {
+                        let lanes = &g.perm[p * PW..(p * PW + PW).min(len)];
+                        simd::gather::<false, AVX2>(row, lanes, slot(p));
+                    }
+                }
             }
         }
+        // Segments end at their last real slot: padding lanes are averaged with a neighbouring
+        // group or not at all, and never read back.
         let mut first_seg = 0;
         let mut lanes = [0f32; PW];
         for p in 0..n_panels {
@@ -487,7 +540,7 @@ impl Kernel<'_> {
             }
             let (panel, results) = (bp.add(p * panel_len), qp.add(p * panel_len));
             let seg = tile.segments[first_seg];
-            if seg.end as usize >= hi {
+            if seg.start as usize <= lo && seg.end as usize >= hi {
                 let g = &self.graphs[seg.fragment as usize];
                 for i in 0..n {
                     let dst = results.add(i * PW);
@@ -496,7 +549,7 @@ impl Kernel<'_> {
                 continue;
             }
             // A panel across fragments: every fragment's average over the whole panel, keeping
-            // the lanes of its own columns (lanes are independent, so the bits are the same).
+            // the lanes of its own slots (lanes are independent, so the bits are the same).
             for i in 0..n {
                 for seg in &tile.segments[first_seg..] {
                     let (s, e) = (seg.start as usize, seg.end as usize);
@@ -511,17 +564,21 @@ impl Kernel<'_> {
                 }
             }
         }
-        let mut row = [0f32; PACKED_TILE_WIDTH];
+        let mut row = [0f32; MAX_PACKED_SLOTS];
         for i in 0..n {
             for p in 0..whole_panels {
                 copy_panel_row(qp.add(p * panel_len + i * PW), row.as_mut_ptr().add(p * PW));
             }
             if whole_panels < n_panels {
-                let (from, w) = (whole_panels * PW, len - whole_panels * PW);
+                let from = whole_panels * PW;
                 let src = qp.add(whole_panels * panel_len + i * PW);
-                std::ptr::copy_nonoverlapping(src, row.as_mut_ptr().add(from), w);
+                std::ptr::copy_nonoverlapping(src, row.as_mut_ptr().add(from), len - from);
             }
-            simd::copy_out::<STREAM, AVX2>(row.as_ptr(), self.out.add(i * d + c0), len);
+            let dst = self.out.add(i * d + c0);
+            match &tile.perm {
+                None => simd::copy_out::<STREAM, AVX2>(row.as_ptr(), dst, len),
+                Some(g) => simd::gather::<STREAM, AVX2>(row.as_ptr(), &g.inverse, dst),
+            }
         }
     }
 }
