@@ -490,7 +490,9 @@ impl Kernel<'_> {
             None => cols,
             Some(g) => g.perm.len(),
         };
-        debug_assert!(len <= MAX_PACKED_SLOTS);
+        // The plan bounds it (columns plus at most PAD padding slots per column); the row buffer
+        // below relies on it.
+        assert!(len <= MAX_PACKED_SLOTS, "a packed tile of {len} slots");
         let n_panels = len.div_ceil(PW);
         let whole_panels = len / PW;
         let panel_len = n * PW;

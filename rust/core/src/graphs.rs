@@ -520,51 +520,66 @@ fn shatter(n: usize, k_total: usize, s: usize, seed: u64, round: u64) -> Vec<Dig
 /// A randomly relabelled circulant, then `10 n s` random edge switches (each keeps all degrees), which
 /// makes the draw close to uniform over such graphs.
 fn regular_digraph(n: usize, s: usize, rng: &mut Rng) -> Vec<(u32, u32)> {
-    // Edge `e = pos * s + step - 1` runs from `order[pos]` to `heads[e]`: the `s` edges of a source
-    // sit together, so a switch finds the out-list it checks on the lines of its own edges and
+    // The chain runs on positions in the relabelling `order` (node `order[p]` sits at position `p`),
+    // then maps them to nodes: whether a switch keeps the graph simple only compares ids, which a
+    // relabelling preserves, so every switch is taken or refused as on node ids. Edge
+    // `e = p * s + step - 1` runs from position `p = e / s` to `heads[e]`: the `s` edges of a
+    // source sit together, so a switch finds the out-lists it checks on its own edges' lines and
     // rewrites the two heads in place (a simple graph's out-list names each head once, so `e` is
-    // where its head is). Same draws, same switches and same graph as a separate list of edges plus
-    // an out-list per node, with one random array instead of two (n=10,000, s=8: 320 KB).
+    // where its head is). One random array (n=10,000, s=8: 320 KB) and no lookup of `order`.
     let mut order: Vec<u32> = (0..n as u32).collect();
     rng.shuffle(&mut order);
     let mut heads = vec![0u32; n * s];
-    for pos in 0..n {
+    for p in 0..n {
         for step in 1..=s {
-            heads[pos * s + step - 1] = order[(pos + step) % n];
+            heads[p * s + step - 1] = ((p + step) % n) as u32;
         }
     }
-    let m = heads.len();
     if s + 1 < n {
-        let list = |e: usize| (e - e % s)..(e - e % s + s);
-        let total = 10 * m;
-        // The switches read heads at random: draw the edge pairs AHEAD switches early (the same
-        // draws in the same order) and prefetch their out-lists, which matters once `heads` no
-        // longer fits in L2 (prefetching `order` too cost its two divisions: 28 -> 23 ms at
-        // n=10,000, K=8, where nothing needs prefetching).
-        let draw = |rng: &mut Rng, heads: &[u32]| {
-            let pair = (rng.below(m), rng.below(m));
-            prefetch_line(&heads[pair.0]);
-            prefetch_line(&heads[pair.1]);
-            pair
-        };
-        let mut ahead = [(0usize, 0usize); AHEAD];
-        for slot in ahead.iter_mut().take(total.min(AHEAD)) {
-            *slot = draw(rng, &heads);
-        }
-        for i in 0..total {
-            let (e1, e2) = ahead[i % AHEAD];
-            if i + AHEAD < total {
-                ahead[i % AHEAD] = draw(rng, &heads);
-            }
-            let (a, b) = (order[e1 / s], heads[e1]);
-            let (c, d) = (order[e2 / s], heads[e2]);
-            if switch_stays_simple(&heads[list(e1)], &heads[list(e2)], (a, b), (c, d)) {
-                heads[e1] = d;
-                heads[e2] = b;
-            }
+        // The paper's degree gets its own copy, in which `e / s` is a shift.
+        match s {
+            8 => switch_heads(&mut heads, 8, rng),
+            _ => switch_heads(&mut heads, s, rng),
         }
     }
-    (0..m).map(|e| (order[e / s], heads[e])).collect()
+    heads
+        .iter()
+        .enumerate()
+        .map(|(e, &h)| (order[e / s], order[h as usize]))
+        .collect()
+}
+
+/// `10 m` random switches of the `m` edges in `heads` (`s` a source, see [`regular_digraph`]).
+#[inline(always)]
+fn switch_heads(heads: &mut [u32], s: usize, rng: &mut Rng) {
+    let m = heads.len();
+    let total = 10 * m;
+    // The switches read heads at random: draw the edge pairs AHEAD switches early (the same draws
+    // in the same order) and prefetch their out-lists, which matters once `heads` no longer fits
+    // in L2.
+    let draw = |rng: &mut Rng, heads: &[u32]| {
+        let pair = (rng.below(m), rng.below(m));
+        prefetch_line(&heads[pair.0]);
+        prefetch_line(&heads[pair.1]);
+        pair
+    };
+    let mut ahead = [(0usize, 0usize); AHEAD];
+    for slot in ahead.iter_mut().take(total.min(AHEAD)) {
+        *slot = draw(rng, heads);
+    }
+    for i in 0..total {
+        let (e1, e2) = ahead[i % AHEAD];
+        if i + AHEAD < total {
+            ahead[i % AHEAD] = draw(rng, heads);
+        }
+        let (a, c) = (e1 / s, e2 / s);
+        let (b, d) = (heads[e1], heads[e2]);
+        let (list_a, list_c) = (&heads[a * s..a * s + s], &heads[c * s..c * s + s]);
+        if switch_stays_simple(list_a, list_c, (a as u32, b), (c as u32, d)) {
+            heads[e1] = d;
+            heads[e2] = b;
+        }
+    }
 }
 
 /// Simple undirected graph with every degree exactly `s` (`n s` even): a relabelled circulant
