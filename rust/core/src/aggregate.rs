@@ -87,25 +87,28 @@ const MAX_PACKED_SLOTS: usize = PACKED_GATHER_WIDTH * (1 + PAD as usize);
 /// n=1,000/2,000/3,000/4,000, packed 466/460/480/544 ms (at n=10,000: 3,142 -> 979 ms).
 pub const PACKED_GATHER_MIN_NODES: usize = 2000;
 
-/// The 64-column plan of the packed path, and whether most of its tiles are gathered.
-fn packed_runs(map: &FragmentMap) -> (Arc<TilePlan>, bool) {
-    let runs = map.plan(PACKED_TILE_WIDTH, PACKED_MIN_MEAN_RUN);
-    let gathered = runs.tiles.iter().filter(|t| t.perm.is_some()).count();
-    let mostly = 2 * gathered > runs.tiles.len();
-    (runs, mostly)
-}
-
-/// Whether `n_nodes` rows of `map` take the packed path.
-fn takes_packed_path(map: &FragmentMap, n_nodes: usize) -> bool {
-    n_nodes >= PACKED_MIN_NODES || (n_nodes >= PACKED_GATHER_MIN_NODES && packed_runs(map).1)
+/// The plan the kernel walks for `n_nodes` rows of `map`, and whether it is the packed path's:
+/// from `PACKED_MIN_NODES` on, and from `PACKED_GATHER_MIN_NODES` on for maps whose packed plan is
+/// the gathered one.
+fn kernel_plan(map: &FragmentMap, n_nodes: usize) -> (Arc<TilePlan>, bool) {
+    if n_nodes >= PACKED_GATHER_MIN_NODES {
+        let plan = packed_plan(map);
+        if n_nodes >= PACKED_MIN_NODES || plan.width == PACKED_GATHER_WIDTH {
+            return (plan, true);
+        }
+    }
+    (map.plan(tile_width(n_nodes), MIN_MEAN_RUN), false)
 }
 
 /// The packed path's plan: 64-column tiles walked run by run, or 128-column tiles when most tiles
 /// of 64 columns would be gathered.
 fn packed_plan(map: &FragmentMap) -> Arc<TilePlan> {
-    match packed_runs(map) {
-        (_, true) => map.plan(PACKED_GATHER_WIDTH, PACKED_MIN_MEAN_RUN),
-        (runs, false) => runs,
+    let runs = map.plan(PACKED_TILE_WIDTH, PACKED_MIN_MEAN_RUN);
+    let gathered = runs.tiles.iter().filter(|t| t.perm.is_some()).count();
+    if 2 * gathered > runs.tiles.len() {
+        map.plan(PACKED_GATHER_WIDTH, PACKED_MIN_MEAN_RUN)
+    } else {
+        runs
     }
 }
 
@@ -173,10 +176,10 @@ impl Checked<'_> {
             );
         }
         let stream = 4 * out.len() >= STREAM_MIN_BYTES;
+        let (plan, packed) = kernel_plan(self.map, n);
         // SAFETY: `Checked` holds graphs of `n` nodes and `K` fragments and a map of `d` columns
-        // and `K` fragments (`check_shapes`), and both slices hold `n * d` floats (just above).
-        let packed = takes_packed_path(self.map, n);
-        // SAFETY: as above.
+        // and `K` fragments (`check_shapes`), `plan` is the map's, and both slices hold `n * d`
+        // floats (just above).
         unsafe {
             aggregate_unchecked(
                 x,
@@ -184,6 +187,7 @@ impl Checked<'_> {
                 n,
                 self.graphs,
                 self.map,
+                &plan,
                 stream,
                 simd::available(),
                 packed,
@@ -194,12 +198,14 @@ impl Checked<'_> {
 
 /// The kernel after the shape checks. `stream` asks for non-temporal stores; both they and the AVX2
 /// loops need `avx2` (true only where the CPU has AVX2; tests pass false to run the portable loops).
-/// `packed` takes the packed path for column-run tiles (chosen by `n_nodes`; tests force it).
+/// `plan` is one of `map`'s and `packed` says whether it is walked by the packed path (both from
+/// [`kernel_plan`]; tests force the packed path with [`packed_plan`]).
 ///
 /// # Safety
 ///
-/// `x` and `out` hold `n_nodes * map.n_params()` floats, and `graphs` has `n_nodes` nodes and
-/// `map.n_fragments()` fragments: the loops index the buffers with raw pointers.
+/// `x` and `out` hold `n_nodes * map.n_params()` floats, `graphs` has `n_nodes` nodes and
+/// `map.n_fragments()` fragments, and `plan` comes from `map`: the loops index the buffers with
+/// raw pointers.
 #[allow(clippy::too_many_arguments)]
 unsafe fn aggregate_unchecked(
     x: &[f32],
@@ -207,16 +213,12 @@ unsafe fn aggregate_unchecked(
     n_nodes: usize,
     graphs: &Graphs,
     map: &FragmentMap,
+    plan: &TilePlan,
     stream: bool,
     avx2: bool,
     packed: bool,
 ) -> Result<()> {
     let n_params = map.n_params();
-    let plan = if packed {
-        packed_plan(map)
-    } else {
-        map.plan(tile_width(n_nodes), MIN_MEAN_RUN)
-    };
     let width = plan.width;
     let avx2 = avx2 && simd::available();
     let stream = stream && avx2;
@@ -919,12 +921,19 @@ mod tests {
                     // portable loops, AVX2 loops, AVX2 with streaming stores; strips and packed
                     for (avx2, stream) in [(false, false), (true, false), (true, true)] {
                         for packed in [false, true] {
+                            let plan = if packed {
+                                packed_plan(&map)
+                            } else {
+                                kernel_plan(&map, n).0
+                            };
                             // Offset by one float so rows start off the 32-byte alignment of streams.
                             let mut buf = vec![f32::NAN; n * d + 1];
                             let out = &mut buf[1..];
-                            // SAFETY: `x` and `out` hold n * d floats; `g` has n nodes, k fragments.
+                            // SAFETY: `x`, `out` hold n * d floats; `g` has n nodes, k fragments; `plan` is map's.
                             unsafe {
-                                aggregate_unchecked(&x, out, n, &g, &map, stream, avx2, packed)
+                                aggregate_unchecked(
+                                    &x, out, n, &g, &map, &plan, stream, avx2, packed,
+                                )
                             }
                             .unwrap();
                             assert!(out

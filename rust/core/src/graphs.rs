@@ -549,7 +549,8 @@ fn regular_digraph(n: usize, s: usize, rng: &mut Rng) -> Vec<(u32, u32)> {
         .collect()
 }
 
-/// `10 m` random switches of the `m` edges in `heads` (`s` a source, see [`regular_digraph`]).
+/// `10 m` random switches of the `m` edges in `heads`, `s` from each source (see
+/// [`regular_digraph`]).
 #[inline(always)]
 fn switch_heads(heads: &mut [u32], s: usize, rng: &mut Rng) {
     let m = heads.len();
