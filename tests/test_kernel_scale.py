@@ -1,6 +1,6 @@
-"""The kernel at thousands of nodes: the packed path (from 8,000 nodes on, from 2,000 for maps whose
-tiles are gathered) is bit-identical to the
-reference and to itself on any thread count; buffers and graphs too large for the machine are one
+"""The kernel at thousands of nodes: the packed path (from 8,000 nodes on) and the staged path (from
+1,000 nodes on, for maps whose tiles would be gathered) are bit-identical to the reference and to
+themselves on any thread count; buffers and graphs too large for the machine are one
 line each, before anything is allocated; fresh parameter buffers come faulted in."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import mosaic_fast as mf
 from mosaic_fast.errors import MosaicValueError
 from mosaic_fast.reference import aggregate_reference
 
-# Packed from this many nodes on (PACKED_MIN_NODES in rust/core/src/aggregate.rs), and from
-# GATHERED_PACKED_NODES on for maps whose tiles are gathered (PACKED_GATHER_MIN_NODES).
+# Packed from this many nodes on (PACKED_MIN_NODES in rust/core/src/aggregate.rs), and staged from
+# STAGED_NODES on for maps whose tiles would be gathered (STAGED_MIN_NODES).
 PACKED_NODES = 8000
-GATHERED_PACKED_NODES = 2000
+STAGED_NODES = 1000
 
 
 def _maps(d: int, k: int) -> list[mf.FragmentMap]:
@@ -39,10 +39,17 @@ def test_packed_path_matches_the_reference_bit_for_bit() -> None:
             assert got.tobytes() == want.tobytes(), (k, fragments)
 
 
-@pytest.mark.parametrize("k", [3, 16])
-def test_gathered_maps_pack_from_fewer_nodes_bit_for_bit(k: int) -> None:
-    # d=700: five 128-column tiles gathered into fragment order and a partial one.
-    n, d = GATHERED_PACKED_NODES, 700
+@pytest.mark.parametrize(
+    ("k", "d"),
+    [
+        (3, 700),
+        (16, 700),
+        # 1,000 rows of 17,000 columns fill more than one 64 MB staging window: two windows.
+        (16, 17_000),
+    ],
+)
+def test_gathered_maps_are_staged_bit_for_bit(k: int, d: int) -> None:
+    n = STAGED_NODES
     x = np.random.default_rng(1).standard_normal((n, d), dtype=np.float32)
     graphs = mf.sample_graphs(n, k, 8, seed=5, round=2)
     for fragments in (

@@ -15,19 +15,24 @@
 //! With many nodes, a tile of every row no longer fits in cache at any useful width, and receivers
 //! read their in-neighbours' rows from L3 or memory (n=10,000: 5 GB/s). From
 //! [`PACKED_MIN_NODES`] on, tiles are narrow and packed: each row's part of the tile is copied (one
-//! contiguous read per row; gathered into fragment order for coordinate-level maps, which pack from
-//! [`PACKED_GATHER_MIN_NODES`] on) into panels of [`PANEL_WIDTH`] columns that hold every row back
-//! to back, so that one panel (640 KB at n=10,000) stays in L2 while every receiver reads it.
+//! contiguous read per row) into panels of [`PANEL_WIDTH`] columns that hold every row back to back,
+//! so that one panel (640 KB at n=10,000) stays in L2 while every receiver reads it.
+//!
+//! Gathering tiles gets dear with many nodes (each row's gather, and every fragment group of a
+//! panel, costs again per row). From [`STAGED_MIN_NODES`] on, maps whose tiles would be gathered
+//! are staged instead: wide windows of columns (64 MB for all rows) are copied once into fragment
+//! order, where each fragment is one long run, averaged there like a map of runs, and copied back.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
 use crate::bail;
 use crate::boundary::{check_shapes, Checked};
 use crate::error::Result;
-use crate::fragments::{FragmentMap, Segment, Tile, TilePlan, MIN_MEAN_RUN, PAD};
+use crate::fragments::{FragmentMap, Segment, StagedPlan, Tile, TilePlan, MIN_MEAN_RUN, PAD};
 use crate::graphs::{Digraph, Graphs};
+use crate::memory::HugeBuffer;
 use crate::pool::pool;
 
 /// Bytes of `x` one tile may occupy: the tile, its gathered copy and its averages stay in L2 while
@@ -58,8 +63,7 @@ pub const PANEL_WIDTH: usize = 16;
 const PACKED_TILE_WIDTH: usize = 64;
 
 /// Column-tile width for `n` rows of a map of column runs: a multiple of 64 floats, between 512
-/// and 16384, or `PACKED_TILE_WIDTH` from `PACKED_MIN_NODES` nodes on (maps whose tiles are
-/// gathered take `PACKED_GATHER_WIDTH` from `PACKED_GATHER_MIN_NODES` on).
+/// and 16384, or `PACKED_TILE_WIDTH` from `PACKED_MIN_NODES` nodes on.
 pub fn tile_width(n_nodes: usize) -> usize {
     if n_nodes >= PACKED_MIN_NODES {
         return PACKED_TILE_WIDTH;
@@ -74,30 +78,55 @@ pub fn tile_width(n_nodes: usize) -> usize {
 /// across a fragment boundary were gathered: 402 ms against 356 ms with blocks, single-threaded).
 const PACKED_MIN_MEAN_RUN: usize = 16;
 
-/// Tile width on the packed path for maps whose runs are short (coordinate-level random maps):
-/// gathered into fragment order, 128 columns give each fragment group of K=16 about 8 slots, so
-/// that most panels hold one or two groups (each group in a panel costs one more average).
+/// Tile width on the packed path for maps whose runs are short (a staged window too narrow for its
+/// fragments to make runs): gathered into fragment order, 128 columns give each fragment group of
+/// K=16 about 8 slots, so that most panels hold one or two groups (each costs one more average).
 const PACKED_GATHER_WIDTH: usize = 128;
 
 /// Slots of a packed tile at most: its columns plus every fragment group's padding.
 const MAX_PACKED_SLOTS: usize = PACKED_GATHER_WIDTH * (1 + PAD as usize);
 
-/// Gathered maps (most 64-column tiles gathered) take the packed path from this many nodes on:
-/// measured at d=4e8/n, K=16 random, on 2 threads: strip walk 345/654/933/1043 ms at
-/// n=1,000/2,000/3,000/4,000, packed 466/460/480/544 ms (at n=10,000: 3,142 -> 979 ms).
-pub const PACKED_GATHER_MIN_NODES: usize = 2000;
+/// Maps whose tiles would be gathered (coordinate-level random maps, short blocks) take the staged
+/// path from this many nodes on: each window of columns is copied in fragment order into a staging
+/// buffer, averaged there as long column runs, and copied back. Measured at d=4e8/n, K=16 random,
+/// 2 threads, against gathering each tile (strips below 2,000 nodes, packed tiles above): n=512
+/// 268 vs 249 ms, n=700 276 vs 278, n=1,000 280 vs 315, n=2,000 314 vs 460, n=4,000 399 vs 529,
+/// n=10,000 390 vs 814.
+pub const STAGED_MIN_NODES: usize = 1000;
 
-/// The plan the kernel walks for `n_nodes` rows of `map`, and whether it is the packed path's:
-/// from `PACKED_MIN_NODES` on, and from `PACKED_GATHER_MIN_NODES` on for maps whose packed plan is
-/// the gathered one.
-fn kernel_plan(map: &FragmentMap, n_nodes: usize) -> (Arc<TilePlan>, bool) {
-    if n_nodes >= PACKED_GATHER_MIN_NODES {
+/// Bytes of one staging buffer (there are two: the staged window and its averages). At n=10,000 a
+/// window is 1,664 columns, so K=16 fragments make runs of about 100 columns.
+const STAGE_BYTES: usize = 64 << 20;
+
+/// Columns of a staging window for `n_nodes` rows: a multiple of 64 that fills `STAGE_BYTES`.
+fn staged_width(n_nodes: usize) -> usize {
+    (STAGE_BYTES / (4 * n_nodes.max(1)) / 64 * 64).max(64)
+}
+
+/// How the kernel walks a map.
+enum Walk {
+    /// Column tiles of the map itself, strip by strip or (`packed`) packed into panels.
+    Tiles { plan: Arc<TilePlan>, packed: bool },
+    /// Windows staged in fragment order, each walked as the column runs of its own map.
+    Staged(Arc<StagedPlan>),
+}
+
+/// The walk for `n_nodes` rows of `map`: packed tiles from `PACKED_MIN_NODES` on, staged windows
+/// from `STAGED_MIN_NODES` on for maps whose packed tiles would be gathered, strips otherwise.
+fn kernel_walk(map: &FragmentMap, n_nodes: usize) -> Walk {
+    if n_nodes >= STAGED_MIN_NODES {
         let plan = packed_plan(map);
-        if n_nodes >= PACKED_MIN_NODES || plan.width == PACKED_GATHER_WIDTH {
-            return (plan, true);
+        if plan.width == PACKED_GATHER_WIDTH {
+            return Walk::Staged(map.staged_plan(staged_width(n_nodes)));
+        }
+        if n_nodes >= PACKED_MIN_NODES {
+            return Walk::Tiles { plan, packed: true };
         }
     }
-    (map.plan(tile_width(n_nodes), MIN_MEAN_RUN), false)
+    Walk::Tiles {
+        plan: map.plan(tile_width(n_nodes), MIN_MEAN_RUN),
+        packed: false,
+    }
 }
 
 /// The packed path's plan: 64-column tiles walked run by run, or 128-column tiles when most tiles
@@ -138,8 +167,8 @@ fn line_phase(ptr: *const f32) -> usize {
 thread_local! {
     /// Per-thread buffers of gathered tiles (the tile in fragment order, and its averages), kept
     /// between calls so that a call allocates nothing once warm.
-    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: std::cell::RefCell<(HugeBuffer, HugeBuffer)> =
+        const { std::cell::RefCell::new((HugeBuffer::new(), HugeBuffer::new())) };
 }
 
 /// The output pointer, shared by the tile tasks.
@@ -176,22 +205,27 @@ impl Checked<'_> {
             );
         }
         let stream = 4 * out.len() >= STREAM_MIN_BYTES;
-        let (plan, packed) = kernel_plan(self.map, n);
+        let avx2 = simd::available();
         // SAFETY: `Checked` holds graphs of `n` nodes and `K` fragments and a map of `d` columns
-        // and `K` fragments (`check_shapes`), `plan` is the map's, and both slices hold `n * d`
+        // and `K` fragments (`check_shapes`), the plans are the map's, and both slices hold `n * d`
         // floats (just above).
         unsafe {
-            aggregate_unchecked(
-                x,
-                out,
-                n,
-                self.graphs,
-                self.map,
-                &plan,
-                stream,
-                simd::available(),
-                packed,
-            )
+            match kernel_walk(self.map, n) {
+                Walk::Tiles { plan, packed } => aggregate_unchecked(
+                    x,
+                    out,
+                    n,
+                    self.graphs,
+                    self.map,
+                    &plan,
+                    stream,
+                    avx2,
+                    packed,
+                ),
+                Walk::Staged(staged) => {
+                    aggregate_staged(x, out, n, self.graphs, self.map, &staged, stream, avx2)
+                }
+            }
         }
     }
 }
@@ -199,7 +233,7 @@ impl Checked<'_> {
 /// The kernel after the shape checks. `stream` asks for non-temporal stores; both they and the AVX2
 /// loops need `avx2` (true only where the CPU has AVX2; tests pass false to run the portable loops).
 /// `plan` is one of `map`'s and `packed` says whether it is walked by the packed path (both from
-/// [`kernel_plan`]; tests force the packed path with [`packed_plan`]).
+/// [`kernel_walk`]; tests force the packed path with [`packed_plan`]).
 ///
 /// # Safety
 ///
@@ -254,6 +288,134 @@ unsafe fn aggregate_unchecked(
             });
         });
     });
+    Ok(())
+}
+
+/// The two staging buffers (a window in fragment order, and its averages), shared by every call:
+/// concurrent calls take turns, as they would for the pool anyway.
+static STAGE: Mutex<(HugeBuffer, HugeBuffer)> = Mutex::new((HugeBuffer::new(), HugeBuffer::new()));
+
+/// Rows each task of a staging copy handles (each row is one short gather).
+const STAGE_ROWS_PER_TASK: usize = 64;
+
+// Each row's window part is first copied into a buffer of its own (one sequential read, which the
+// hardware prefetchers follow), then gathered from L1: gathering straight from the strided rows
+// reads each line in fragment order, first touch from memory (n=10,000, K=16: 580 -> 390 ms).
+
+/// The kernel on staged windows: for each window, copy every row's columns into fragment order
+/// (`order`), average that copy on the packed path with the window's own map (one run per
+/// fragment), and copy the averages back into column order (`inverse`). Every output is the same
+/// sum in the same order as on the other paths, so the bits are the same.
+///
+/// # Safety
+///
+/// As [`aggregate_unchecked`], with `staged` from `map`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn aggregate_staged(
+    x: &[f32],
+    out: &mut [f32],
+    n_nodes: usize,
+    graphs: &Graphs,
+    map: &FragmentMap,
+    staged: &StagedPlan,
+    stream: bool,
+    avx2: bool,
+) -> Result<()> {
+    let d = map.n_params();
+    let avx2 = avx2 && simd::available();
+    let stream = stream && avx2;
+    let mut stage = STAGE.lock().unwrap_or_else(|e| e.into_inner());
+    let (staged_buf, averaged_buf) = &mut *stage;
+    let widest = staged.width.min(d);
+    staged_buf.reserve_zeroed(n_nodes * widest);
+    averaged_buf.reserve_zeroed(n_nodes * widest);
+    let pool = pool()?;
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    for w in &staged.windows {
+        let (c0, cw) = (w.col_start, w.col_end - w.col_start);
+        // SAFETY: both buffers hold at least `n_nodes * widest >= n_nodes * cw` floats and are
+        // borrowed from the locked stage for this call only.
+        let (staged_win, averaged_win) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(staged_buf.as_mut_ptr(), n_nodes * cw),
+                std::slice::from_raw_parts_mut(averaged_buf.as_mut_ptr(), n_nodes * cw),
+            )
+        };
+        pool.install(|| {
+            staged_win
+                .par_chunks_mut(cw * STAGE_ROWS_PER_TASK)
+                .enumerate()
+                .for_each(|(t, rows)| {
+                    let first = t * STAGE_ROWS_PER_TASK;
+                    let mut line = vec![0f32; cw];
+                    for (r, row) in rows.chunks_exact_mut(cw).enumerate() {
+                        let j = first + r;
+                        // SAFETY: row `j < n_nodes` of `x` holds columns `c0..c0 + cw` (`w` is
+                        // from `map`, whose `d` columns every row has); `order` indexes `0..cw`.
+                        unsafe {
+                            line.copy_from_slice(&x[j * d + c0..j * d + c0 + cw]);
+                            let src = line.as_ptr();
+                            if stream {
+                                simd::gather::<true, true>(src, &w.order, row.as_mut_ptr());
+                            } else if avx2 {
+                                simd::gather::<false, true>(src, &w.order, row.as_mut_ptr());
+                            } else {
+                                simd::gather::<false, false>(src, &w.order, row.as_mut_ptr());
+                            }
+                        }
+                    }
+                    simd::store_fence();
+                });
+        });
+        let (plan, packed) = match kernel_walk(&w.map, n_nodes) {
+            Walk::Tiles { plan, packed } => (plan, packed),
+            // A window too narrow for its fragments to make runs: its packed tiles are gathered.
+            Walk::Staged(_) => (packed_plan(&w.map), true),
+        };
+        // SAFETY: the staged copy and its averages hold `n_nodes * cw` floats, `w.map` has `cw`
+        // columns and `K` fragments like the graphs, and `plan` is its own.
+        unsafe {
+            aggregate_unchecked(
+                staged_win,
+                averaged_win,
+                n_nodes,
+                graphs,
+                &w.map,
+                &plan,
+                stream,
+                avx2,
+                packed,
+            )?;
+        }
+        let averaged_win: &[f32] = averaged_win;
+        pool.install(|| {
+            averaged_win
+                .par_chunks(cw * STAGE_ROWS_PER_TASK)
+                .enumerate()
+                .for_each(|(t, rows)| {
+                    let ptr = out_ptr;
+                    let first = t * STAGE_ROWS_PER_TASK;
+                    let mut line = vec![0f32; cw];
+                    for (r, row) in rows.chunks_exact(cw).enumerate() {
+                        let i = first + r;
+                        line.copy_from_slice(row);
+                        // SAFETY: tasks write disjoint rows of `out`, each at columns
+                        // `c0..c0 + cw` inside its `d`; `inverse` indexes `0..cw`.
+                        unsafe {
+                            let dst = ptr.0.add(i * d + c0);
+                            if stream {
+                                simd::gather::<true, true>(line.as_ptr(), &w.inverse, dst);
+                            } else if avx2 {
+                                simd::gather::<false, true>(line.as_ptr(), &w.inverse, dst);
+                            } else {
+                                simd::gather::<false, false>(line.as_ptr(), &w.inverse, dst);
+                            }
+                        }
+                    }
+                    simd::store_fence();
+                });
+        });
+    }
     Ok(())
 }
 
@@ -349,8 +511,8 @@ impl Kernel<'_> {
         &self,
         tile: &Tile,
         next: Option<(usize, usize)>,
-        gathered: &mut Vec<f32>,
-        averaged: &mut Vec<f32>,
+        gathered: &mut HugeBuffer,
+        averaged: &mut HugeBuffer,
     ) {
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
@@ -365,8 +527,8 @@ impl Kernel<'_> {
         &self,
         tile: &Tile,
         next: Option<(usize, usize)>,
-        gathered: &mut Vec<f32>,
-        averaged: &mut Vec<f32>,
+        gathered: &mut HugeBuffer,
+        averaged: &mut HugeBuffer,
     ) {
         self.tile_with::<STREAM, true>(tile, next, gathered, averaged)
     }
@@ -376,8 +538,8 @@ impl Kernel<'_> {
         &self,
         tile: &Tile,
         next: Option<(usize, usize)>,
-        gathered: &mut Vec<f32>,
-        averaged: &mut Vec<f32>,
+        gathered: &mut HugeBuffer,
+        averaged: &mut HugeBuffer,
     ) {
         let (n, d, c0) = (self.n, self.d, tile.col_start);
         let xp = self.x.as_ptr();
@@ -424,10 +586,8 @@ impl Kernel<'_> {
                 // (a strip of all rows stays in L1 while every receiver reads it) into `averaged`,
                 // then read each receiver's results back in column order.
                 let w = self.slots;
-                if gathered.len() < n * w {
-                    gathered.resize(n * w, 0.0);
-                    averaged.resize(n * w, 0.0);
-                }
+                gathered.reserve_zeroed(n * w);
+                averaged.reserve_zeroed(n * w);
                 let gp = gathered.as_mut_ptr();
                 for j in 0..n {
                     simd::gather::<false, AVX2>(xp.add(j * d + c0), &g.perm, gp.add(j * w));
@@ -481,8 +641,8 @@ impl Kernel<'_> {
     unsafe fn tile_packed<const STREAM: bool, const AVX2: bool>(
         &self,
         tile: &Tile,
-        packed: &mut Vec<f32>,
-        averaged: &mut Vec<f32>,
+        packed: &mut HugeBuffer,
+        averaged: &mut HugeBuffer,
     ) {
         const PW: usize = PANEL_WIDTH;
         let (n, d, c0) = (self.n, self.d, tile.col_start);
@@ -498,11 +658,9 @@ impl Kernel<'_> {
         let n_panels = len.div_ceil(PW);
         let whole_panels = len / PW;
         let panel_len = n * PW;
-        if packed.len() < n_panels * panel_len {
-            // Zeros, so that the unused lanes of a partial last panel are initialised floats.
-            packed.resize(n_panels * panel_len, 0.0);
-            averaged.resize(n_panels * panel_len, 0.0);
-        }
+        // Zeroed when grown, so that the unused lanes of a partial last panel are initialised.
+        packed.reserve_zeroed(n_panels * panel_len);
+        averaged.reserve_zeroed(n_panels * panel_len);
         let (bp, qp) = (packed.as_mut_ptr(), averaged.as_mut_ptr());
         let xp = self.x.as_ptr();
         for j in 0..n {
@@ -918,22 +1076,37 @@ mod tests {
                 for mode in [GraphMode::ElOracle, GraphMode::ElLocal, GraphMode::Shatter] {
                     let g = sample_graphs(n, k, 2, 1, 2, mode).unwrap();
                     let want = reference(&x, n, &g, &map);
-                    // portable loops, AVX2 loops, AVX2 with streaming stores; strips and packed
+                    // portable loops, AVX2 loops, AVX2 with streaming stores; strips, packed
+                    // tiles, and windows staged in fragment order (two widths: one window, several)
                     for (avx2, stream) in [(false, false), (true, false), (true, true)] {
-                        for packed in [false, true] {
-                            let plan = if packed {
-                                packed_plan(&map)
-                            } else {
-                                kernel_plan(&map, n).0
-                            };
+                        for walk in 0..4 {
                             // Offset by one float so rows start off the 32-byte alignment of streams.
                             let mut buf = vec![f32::NAN; n * d + 1];
                             let out = &mut buf[1..];
-                            // SAFETY: `x`, `out` hold n * d floats; `g` has n nodes, k fragments; `plan` is map's.
+                            // SAFETY: `x`, `out` hold n * d floats; `g` has n nodes, k fragments;
+                            // every plan is the map's.
                             unsafe {
-                                aggregate_unchecked(
-                                    &x, out, n, &g, &map, &plan, stream, avx2, packed,
-                                )
+                                match walk {
+                                    0 => {
+                                        let plan = map.plan(tile_width(n), MIN_MEAN_RUN);
+                                        aggregate_unchecked(
+                                            &x, out, n, &g, &map, &plan, stream, avx2, false,
+                                        )
+                                    }
+                                    1 => {
+                                        let plan = packed_plan(&map);
+                                        aggregate_unchecked(
+                                            &x, out, n, &g, &map, &plan, stream, avx2, true,
+                                        )
+                                    }
+                                    _ => {
+                                        let width = if walk == 2 { d } else { 64 };
+                                        let staged = map.staged_plan(width);
+                                        aggregate_staged(
+                                            &x, out, n, &g, &map, &staged, stream, avx2,
+                                        )
+                                    }
+                                }
                             }
                             .unwrap();
                             assert!(out

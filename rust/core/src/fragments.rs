@@ -72,12 +72,36 @@ pub const PAD: u32 = 8;
 /// own threshold to [`FragmentMap::plan`].
 pub const MIN_MEAN_RUN: usize = 64;
 
+/// A window of columns `[col_start, col_end)` staged in fragment order: the window's columns sorted
+/// by fragment (stable: ascending columns within a fragment), so that each fragment's columns form
+/// one run of the staged copy.
+#[derive(Debug)]
+pub struct Window {
+    pub col_start: usize,
+    pub col_end: usize,
+    /// Staged position -> window-local column (i32: the operand type of AVX2 gathers).
+    pub order: Vec<i32>,
+    /// Window-local column -> staged position.
+    pub inverse: Vec<i32>,
+    /// The staged window as a map of its own (`K` fragments, one run each where present), whose
+    /// plans the kernel walks over the staged copy.
+    pub map: FragmentMap,
+}
+
+/// Column windows of `width` columns (the last may be narrower), each staged in fragment order.
+#[derive(Debug)]
+pub struct StagedPlan {
+    pub width: usize,
+    pub windows: Vec<Window>,
+}
+
 #[derive(Debug)]
 pub struct FragmentMap {
     kind: FragmenterKind,
     assignment: Vec<u32>,
     sizes: Vec<usize>,
     plans: Mutex<HashMap<(usize, usize), Arc<TilePlan>>>,
+    staged: Mutex<HashMap<usize, Arc<StagedPlan>>>,
 }
 
 fn check_counts(n_params: usize, n_fragments: usize) -> Result<()> {
@@ -220,6 +244,7 @@ impl FragmentMap {
             assignment,
             sizes,
             plans: Mutex::new(HashMap::new()),
+            staged: Mutex::new(HashMap::new()),
         }
     }
 
@@ -252,6 +277,43 @@ impl FragmentMap {
             .entry((width, min_mean_run))
             .or_insert_with(|| Arc::new(self.build_plan(width, min_mean_run)))
             .clone()
+    }
+
+    /// Windows of `width` columns staged in fragment order, built once per width and shared.
+    pub fn staged_plan(&self, width: usize) -> Arc<StagedPlan> {
+        let mut staged = self.staged.lock().unwrap_or_else(|e| e.into_inner());
+        staged
+            .entry(width)
+            .or_insert_with(|| Arc::new(self.build_staged_plan(width)))
+            .clone()
+    }
+
+    fn build_staged_plan(&self, width: usize) -> StagedPlan {
+        assert!(width > 0 && width <= i32::MAX as usize);
+        let d = self.assignment.len();
+        let n_fragments = self.sizes.len();
+        let mut windows = Vec::with_capacity(d.div_ceil(width));
+        let mut start = 0;
+        while start < d {
+            let end = (start + width).min(d);
+            let cols = &self.assignment[start..end];
+            let mut order: Vec<i32> = (0..cols.len() as i32).collect();
+            order.sort_by_key(|&c| cols[c as usize]);
+            let mut inverse = vec![0i32; cols.len()];
+            for (p, &c) in order.iter().enumerate() {
+                inverse[c as usize] = p as i32;
+            }
+            let sorted = order.iter().map(|&c| cols[c as usize]).collect();
+            windows.push(Window {
+                col_start: start,
+                col_end: end,
+                order,
+                inverse,
+                map: Self::from_assignment(self.kind, sorted, n_fragments),
+            });
+            start = end;
+        }
+        StagedPlan { width, windows }
     }
 
     fn build_plan(&self, width: usize, min_mean_run: usize) -> TilePlan {
@@ -418,6 +480,35 @@ mod tests {
             .message
             .contains("fragment 1"));
         assert!(FragmentMap::from_ids(&[0, 5], 2).is_err());
+    }
+
+    #[test]
+    fn staged_windows_sort_each_window_by_fragment() {
+        let map = FragmentMap::random(1000, 7, 3, None).unwrap();
+        let plan = map.staged_plan(300);
+        assert_eq!(plan.windows.len(), 4);
+        for w in &plan.windows {
+            let len = w.col_end - w.col_start;
+            assert_eq!(
+                (w.order.len(), w.inverse.len(), w.map.n_params()),
+                (len, len, len)
+            );
+            assert_eq!(w.map.n_fragments(), 7);
+            let ids = w.map.assignment();
+            assert!(ids.windows(2).all(|p| p[0] <= p[1]));
+            for (p, &c) in w.order.iter().enumerate() {
+                assert_eq!(ids[p], map.assignment()[w.col_start + c as usize]);
+                assert_eq!(w.inverse[c as usize] as usize, p);
+            }
+            // stable: ascending columns within a fragment
+            assert!(w
+                .order
+                .windows(2)
+                .all(|o| ids[w.inverse[o[0] as usize] as usize]
+                    != ids[w.inverse[o[1] as usize] as usize]
+                    || o[0] < o[1]));
+        }
+        assert!(Arc::ptr_eq(&plan, &map.staged_plan(300)));
     }
 
     #[test]
