@@ -80,6 +80,7 @@ def test_empty_params_is_a_kernel_ready_tensor() -> None:
     buffer = mf.empty_params(6, 50)
     assert buffer.dtype == torch.float32 and tuple(buffer.shape) == (6, 50)
     assert buffer.is_contiguous() and buffer.device.type == "cpu"
+    assert buffer.data_ptr() % 4096 == 0  # rows of 16k floats start on cache lines
     buffer.copy_(torch.arange(300, dtype=torch.float32).reshape(6, 50))
     fragments, graphs = mf.FragmentMap.random(50, 3, seed=0), mf.sample_graphs(6, 3, 2, seed=1)
     got = mf.aggregate(buffer, graphs, fragments, out=mf.empty_params(6, 50))

@@ -96,7 +96,8 @@ def empty_params(n_nodes: int, n_params: int, *, device: Any = "cpu") -> Any:
 
     On CPU the memory comes from numpy's allocator, which asks Linux for transparent huge pages on
     large buffers (torch's allocator does not): with 64 rows read at once, the kernel then misses
-    the TLB far less (measured at n=64, d=1e6: 18.8 ms instead of 21.6 ms per call). Its pages are
+    the TLB far less (measured at n=64, d=1e6: 18.8 ms instead of 21.6 ms per call). The buffer
+    starts on a page boundary, so rows whose length is a multiple of 16 start on cache lines. Its pages are
     faulted in right away on the kernel's pool, so the first aggregate into it runs at the speed of
     the next ones instead of paying every page fault on the way. A buffer larger than the memory
     available now is a one-line MosaicValueError before anything is allocated. Elsewhere (CUDA) it
@@ -113,9 +114,21 @@ def empty_params(n_nodes: int, n_params: int, *, device: Any = "cpu") -> Any:
         return torch.empty(int(n_nodes), int(n_params), dtype=torch.float32, device=device)
     n_bytes = 4 * int(n_nodes) * int(n_params)
     _core.check_memory(n_bytes, f"a parameter buffer of n_nodes={n_nodes} x n_params={n_params}")
-    array = np.empty((int(n_nodes), int(n_params)), dtype=np.float32)
+    array = _page_aligned(int(n_nodes), int(n_params))
     _core.prefault(array)
     return torch.from_numpy(array)
+
+
+_PAGE_FLOATS = 1024  # 4 KiB
+
+
+def _page_aligned(n_nodes: int, n_params: int) -> np.ndarray:
+    """An uninitialised (n_nodes, n_params) float32 array starting on a 4 KiB boundary. numpy's
+    large buffers start 16 bytes into a page, so every row's cache lines straddle the kernel's tiles
+    and its streaming stores write partial lines (n=10,000, d=40,000: 172 -> 158 ms aligned)."""
+    flat = np.empty(n_nodes * n_params + _PAGE_FLOATS, dtype=np.float32)
+    skip = (-flat.ctypes.data % (4 * _PAGE_FLOATS)) // 4
+    return flat[skip : skip + n_nodes * n_params].reshape(n_nodes, n_params)
 
 
 def _torch_module() -> Any:
