@@ -205,7 +205,7 @@ impl Checked<'_> {
             );
         }
         let stream = 4 * out.len() >= STREAM_MIN_BYTES;
-        let avx2 = simd::available();
+        let isa = simd::best_isa();
         // SAFETY: `Checked` holds graphs of `n` nodes and `K` fragments and a map of `d` columns
         // and `K` fragments (`check_shapes`), the plans are the map's, and both slices hold `n * d`
         // floats (just above).
@@ -219,19 +219,20 @@ impl Checked<'_> {
                     self.map,
                     &plan,
                     stream,
-                    avx2,
+                    isa,
                     packed,
                 ),
                 Walk::Staged(staged) => {
-                    aggregate_staged(x, out, n, self.graphs, self.map, &staged, stream, avx2)
+                    aggregate_staged(x, out, n, self.graphs, self.map, &staged, stream, isa)
                 }
             }
         }
     }
 }
 
-/// The kernel after the shape checks. `stream` asks for non-temporal stores; both they and the AVX2
-/// loops need `avx2` (true only where the CPU has AVX2; tests pass false to run the portable loops).
+/// The kernel after the shape checks. `stream` asks for non-temporal stores, which need AVX2; `isa`
+/// is the widest instruction set the loops may use ([`simd::PORTABLE`], [`simd::AVX2`] or
+/// [`simd::AVX512`]), lowered to what the CPU has (tests pass each to run every version).
 /// `plan` is one of `map`'s and `packed` says whether it is walked by the packed path (both from
 /// [`kernel_walk`]; tests force the packed path with [`packed_plan`]).
 ///
@@ -249,13 +250,20 @@ unsafe fn aggregate_unchecked(
     map: &FragmentMap,
     plan: &TilePlan,
     stream: bool,
-    avx2: bool,
+    isa: u8,
     packed: bool,
 ) -> Result<()> {
     let n_params = map.n_params();
     let width = plan.width;
-    let avx2 = avx2 && simd::available();
-    let stream = stream && avx2;
+    // 512-bit loads straddle two cache lines unless every row starts at the same line phase, which
+    // 256-bit ones do half as often (n=256, d=1,562,500: 76 -> 85 ms with 512 bits).
+    let isa = if n_params.is_multiple_of(LINE_FLOATS) {
+        isa
+    } else {
+        isa.min(simd::AVX2)
+    };
+    let isa = isa.min(simd::best_isa());
+    let stream = stream && isa >= simd::AVX2;
     let out_ptr = SendPtr(out.as_mut_ptr());
     let pool = pool()?;
     pool.install(|| {
@@ -268,10 +276,12 @@ unsafe fn aggregate_unchecked(
                 out: ptr.0,
                 n: n_nodes,
                 d: n_params,
-                // Gathered tiles hold up to `width` columns plus every fragment group's padding.
-                slots: width + map.n_fragments().min(width) * PAD as usize,
+                // Gathered tiles hold up to `width` columns plus every fragment group's padding,
+                // in rows of whole cache lines.
+                slots: (width + map.n_fragments().min(width) * PAD as usize)
+                    .next_multiple_of(LINE_FLOATS),
                 graphs: graphs.fragments(),
-                avx2,
+                isa,
                 packed,
             };
             // SAFETY: tiles cover disjoint column ranges of `0..n_params`, so no two tasks write the
@@ -319,11 +329,11 @@ unsafe fn aggregate_staged(
     map: &FragmentMap,
     staged: &StagedPlan,
     stream: bool,
-    avx2: bool,
+    isa: u8,
 ) -> Result<()> {
     let d = map.n_params();
-    let avx2 = avx2 && simd::available();
-    let stream = stream && avx2;
+    let isa = isa.min(simd::best_isa());
+    let stream = stream && isa >= simd::AVX2;
     let mut stage = STAGE.lock().unwrap_or_else(|e| e.into_inner());
     let (staged_buf, averaged_buf) = &mut *stage;
     let widest = staged.width.min(d);
@@ -356,11 +366,23 @@ unsafe fn aggregate_staged(
                             line.copy_from_slice(&x[j * d + c0..j * d + c0 + cw]);
                             let src = line.as_ptr();
                             if stream {
-                                simd::gather::<true, true>(src, &w.order, row.as_mut_ptr());
-                            } else if avx2 {
-                                simd::gather::<false, true>(src, &w.order, row.as_mut_ptr());
+                                simd::gather::<true, { simd::AVX2 }>(
+                                    src,
+                                    &w.order,
+                                    row.as_mut_ptr(),
+                                );
+                            } else if isa >= simd::AVX2 {
+                                simd::gather::<false, { simd::AVX2 }>(
+                                    src,
+                                    &w.order,
+                                    row.as_mut_ptr(),
+                                );
                             } else {
-                                simd::gather::<false, false>(src, &w.order, row.as_mut_ptr());
+                                simd::gather::<false, { simd::PORTABLE }>(
+                                    src,
+                                    &w.order,
+                                    row.as_mut_ptr(),
+                                );
                             }
                         }
                     }
@@ -383,7 +405,7 @@ unsafe fn aggregate_staged(
                 &w.map,
                 &plan,
                 stream,
-                avx2,
+                isa,
                 packed,
             )?;
         }
@@ -404,11 +426,23 @@ unsafe fn aggregate_staged(
                         unsafe {
                             let dst = ptr.0.add(i * d + c0);
                             if stream {
-                                simd::gather::<true, true>(line.as_ptr(), &w.inverse, dst);
-                            } else if avx2 {
-                                simd::gather::<false, true>(line.as_ptr(), &w.inverse, dst);
+                                simd::gather::<true, { simd::AVX2 }>(
+                                    line.as_ptr(),
+                                    &w.inverse,
+                                    dst,
+                                );
+                            } else if isa >= simd::AVX2 {
+                                simd::gather::<false, { simd::AVX2 }>(
+                                    line.as_ptr(),
+                                    &w.inverse,
+                                    dst,
+                                );
                             } else {
-                                simd::gather::<false, false>(line.as_ptr(), &w.inverse, dst);
+                                simd::gather::<false, { simd::PORTABLE }>(
+                                    line.as_ptr(),
+                                    &w.inverse,
+                                    dst,
+                                );
                             }
                         }
                     }
@@ -427,9 +461,9 @@ struct Kernel<'a> {
     d: usize,
     slots: usize,
     graphs: &'a [Digraph],
-    /// Whether to run the AVX2 instantiation (detected once per call; x86_64 only).
+    /// Which instantiation of the loops to run (detected once per call; wider ones on x86_64 only).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    avx2: bool,
+    isa: u8,
     /// Whether column-run tiles take the packed path ([`PACKED_MIN_NODES`]).
     packed: bool,
 }
@@ -457,7 +491,7 @@ impl Kernel<'_> {
     /// padding of gathered tiles).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn average_span<const STREAM: bool, const AVX2: bool>(
+    unsafe fn average_span<const STREAM: bool, const ISA: u8>(
         &self,
         segments: &[Segment],
         seg_end: impl Fn(&Segment) -> usize,
@@ -479,7 +513,7 @@ impl Kernel<'_> {
             }
             let (from, to) = (s.max(lo), e.min(hi));
             let nb = self.graphs[seg.fragment as usize].in_neighbors(i);
-            simd::average_rows::<STREAM, AVX2>(
+            simd::average_rows::<STREAM, ISA>(
                 src,
                 src_stride,
                 i,
@@ -500,13 +534,13 @@ impl Kernel<'_> {
     }
 
     /// Average one column tile; `STREAM` writes `out` with non-temporal stores. The ISA is chosen
-    /// once per tile so that the inner loops inline into one AVX2 function.
+    /// once per tile so that the inner loops inline into one function of that instruction set.
     ///
     /// # Safety
     ///
     /// `tile` is from the plan of the kernel's map (its columns lie in `0..d`), `x` and `out` hold
-    /// `n * d` floats, no other task writes the tile's columns, and `avx2` only where the CPU has
-    /// AVX2. The other unsafe methods here are its parts and need the same.
+    /// `n * d` floats, no other task writes the tile's columns, and `isa` is at most what the CPU
+    /// has. The other unsafe methods here are its parts and need the same.
     unsafe fn tile<const STREAM: bool>(
         &self,
         tile: &Tile,
@@ -515,10 +549,24 @@ impl Kernel<'_> {
         averaged: &mut HugeBuffer,
     ) {
         #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
-            return self.tile_avx2::<STREAM>(tile, next, gathered, averaged);
+        match self.isa {
+            simd::AVX512 => return self.tile_avx512::<STREAM>(tile, next, gathered, averaged),
+            simd::AVX2 => return self.tile_avx2::<STREAM>(tile, next, gathered, averaged),
+            _ => {}
         }
-        self.tile_with::<STREAM, false>(tile, next, gathered, averaged)
+        self.tile_with::<STREAM, { simd::PORTABLE }>(tile, next, gathered, averaged)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile_avx512<const STREAM: bool>(
+        &self,
+        tile: &Tile,
+        next: Option<(usize, usize)>,
+        gathered: &mut HugeBuffer,
+        averaged: &mut HugeBuffer,
+    ) {
+        self.tile_with::<STREAM, { simd::AVX512 }>(tile, next, gathered, averaged)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -530,11 +578,11 @@ impl Kernel<'_> {
         gathered: &mut HugeBuffer,
         averaged: &mut HugeBuffer,
     ) {
-        self.tile_with::<STREAM, true>(tile, next, gathered, averaged)
+        self.tile_with::<STREAM, { simd::AVX2 }>(tile, next, gathered, averaged)
     }
 
     #[inline(always)]
-    unsafe fn tile_with<const STREAM: bool, const AVX2: bool>(
+    unsafe fn tile_with<const STREAM: bool, const ISA: u8>(
         &self,
         tile: &Tile,
         next: Option<(usize, usize)>,
@@ -544,7 +592,7 @@ impl Kernel<'_> {
         let (n, d, c0) = (self.n, self.d, tile.col_start);
         let xp = self.x.as_ptr();
         match &tile.perm {
-            _ if self.packed => self.tile_packed::<STREAM, AVX2>(tile, gathered, averaged),
+            _ if self.packed => self.tile_packed::<STREAM, ISA>(tile, gathered, averaged),
             None => {
                 // Strips of columns: every receiver reads its in-neighbours' rows of the strip from
                 // L1 instead of L2. Streaming stores want whole 64-byte lines, so each row's inner
@@ -574,7 +622,7 @@ impl Kernel<'_> {
                         };
                         let segments = &tile.segments[first_seg..];
                         let run_end = |seg: &Segment| seg.end as usize;
-                        self.average_span::<STREAM, AVX2>(
+                        self.average_span::<STREAM, ISA>(
                             segments, run_end, i, lo, hi, xp, d, c0, row_out,
                         );
                     }
@@ -590,7 +638,7 @@ impl Kernel<'_> {
                 averaged.reserve_zeroed(n * w);
                 let gp = gathered.as_mut_ptr();
                 for j in 0..n {
-                    simd::gather::<false, AVX2>(xp.add(j * d + c0), &g.perm, gp.add(j * w));
+                    simd::gather::<false, ISA>(xp.add(j * d + c0), &g.perm, gp.add(j * w));
                 }
                 let strip = strip_width(n);
                 let ap = averaged.as_mut_ptr();
@@ -607,7 +655,7 @@ impl Kernel<'_> {
                     for i in 0..n {
                         self.prefetch_row(share, i);
                         let segments = &tile.segments[first_seg..];
-                        self.average_span::<false, AVX2>(
+                        self.average_span::<false, ISA>(
                             segments,
                             padded_end,
                             i,
@@ -622,7 +670,7 @@ impl Kernel<'_> {
                     a = b;
                 }
                 for i in 0..n {
-                    simd::gather::<STREAM, AVX2>(
+                    simd::gather::<STREAM, ISA>(
                         ap.add(i * w),
                         &g.inverse,
                         self.out.add(i * d + c0),
@@ -638,7 +686,7 @@ impl Kernel<'_> {
     /// A gathered tile is packed in its fragment order (slots, as in the strip walk) and read back
     /// through its inverse. Same additions in the same order as the strip walk.
     #[inline(always)]
-    unsafe fn tile_packed<const STREAM: bool, const AVX2: bool>(
+    unsafe fn tile_packed<const STREAM: bool, const ISA: u8>(
         &self,
         tile: &Tile,
         packed: &mut HugeBuffer,
@@ -686,7 +734,7 @@ impl Kernel<'_> {
                 Some(g) => {
                     for p in 0..n_panels {
                         let lanes = &g.perm[p * PW..(p * PW + PW).min(len)];
-                        simd::gather::<false, AVX2>(row, lanes, slot(p));
+                        simd::gather::<false, ISA>(row, lanes, slot(p));
                     }
                 }
             }
@@ -706,7 +754,7 @@ impl Kernel<'_> {
                 let g = &self.graphs[seg.fragment as usize];
                 for i in 0..n {
                     let dst = results.add(i * PW);
-                    simd::average_panel_row::<AVX2>(panel, i, g.in_neighbors(i), dst);
+                    simd::average_panel_row::<ISA>(panel, i, g.in_neighbors(i), dst);
                 }
                 continue;
             }
@@ -719,7 +767,7 @@ impl Kernel<'_> {
                         break;
                     }
                     let nb = self.graphs[seg.fragment as usize].in_neighbors(i);
-                    simd::average_panel_row::<AVX2>(panel, i, nb, lanes.as_mut_ptr());
+                    simd::average_panel_row::<ISA>(panel, i, nb, lanes.as_mut_ptr());
                     let (from, to) = (s.max(lo) - lo, e.min(hi) - lo);
                     let dst = results.add(i * PW + from);
                     std::ptr::copy_nonoverlapping(lanes.as_ptr().add(from), dst, to - from);
@@ -738,8 +786,8 @@ impl Kernel<'_> {
             }
             let dst = self.out.add(i * d + c0);
             match &tile.perm {
-                None => simd::copy_out::<STREAM, AVX2>(row.as_ptr(), dst, len),
-                Some(g) => simd::gather::<STREAM, AVX2>(row.as_ptr(), &g.inverse, dst),
+                None => simd::copy_out::<STREAM, ISA>(row.as_ptr(), dst, len),
+                Some(g) => simd::gather::<STREAM, ISA>(row.as_ptr(), &g.inverse, dst),
             }
         }
     }
@@ -761,21 +809,37 @@ fn padded_end(seg: &Segment) -> usize {
     seg.start as usize + (seg.end - seg.start).div_ceil(PAD) as usize * PAD as usize
 }
 
-/// The inner loops, with AVX2 versions picked at run time on x86_64.
+/// The inner loops, with AVX2 and AVX-512 versions picked at run time on x86_64.
 ///
 /// Safety, for every unsafe function here: each pointer is valid for every offset the function's doc
-/// names (reads from sources, writes to `dst`, which overlaps no source), and the AVX2 variants
-/// (`AVX2 = true`, `STREAM = true`, `*_avx2`) run only where [`available`] is true.
+/// names (reads from sources, writes to `dst`, which overlaps no source), the AVX2 variants
+/// (`ISA >= AVX2`, `STREAM = true`, `*_avx2`) run only where [`best_isa`] is at least `AVX2`, and the AVX-512
+/// ones (`ISA == AVX512`, `*_avx512`) only where [`best_isa`] is `AVX512`.
 pub(crate) mod simd {
-    /// Whether streaming stores and the AVX2 paths are available on this CPU.
-    pub fn available() -> bool {
+    /// Instruction sets of the loops, narrowest first.
+    pub const PORTABLE: u8 = 0;
+    pub const AVX2: u8 = 1;
+    pub const AVX512: u8 = 2;
+
+    /// The widest instruction set of the loops this CPU runs (AVX-512 needs AVX512F).
+    pub fn best_isa() -> u8 {
         #[cfg(target_arch = "x86_64")]
         {
-            std::arch::is_x86_feature_detected!("avx2")
+            use std::sync::OnceLock;
+            static BEST: OnceLock<u8> = OnceLock::new();
+            *BEST.get_or_init(|| {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    AVX512
+                } else if std::arch::is_x86_feature_detected!("avx2") {
+                    AVX2
+                } else {
+                    PORTABLE
+                }
+            })
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            false
+            PORTABLE
         }
     }
 
@@ -813,13 +877,13 @@ pub(crate) mod simd {
 
     /// `dst[p] = src[idx[p]]` for every `p`. `STREAM` (AVX2 only) bypasses the cache for `dst`.
     #[inline(always)]
-    pub unsafe fn gather<const STREAM: bool, const AVX2: bool>(
+    pub unsafe fn gather<const STREAM: bool, const ISA: u8>(
         src: *const f32,
         idx: &[i32],
         dst: *mut f32,
     ) {
         #[cfg(target_arch = "x86_64")]
-        if AVX2 {
+        if ISA >= AVX2 {
             return gather_avx2::<STREAM>(src, idx, dst);
         }
         for (p, &i) in idx.iter().enumerate() {
@@ -866,7 +930,7 @@ pub(crate) mod simd {
     /// `dst[c] = (row_own[c] + sum_j row_j[c]) * inv` for `c in off..off+len`, rows `stride` apart.
     /// `STREAM` (AVX2 only) writes whole aligned vectors of `dst` with non-temporal stores.
     #[inline(always)]
-    pub unsafe fn average_rows<const STREAM: bool, const AVX2: bool>(
+    pub unsafe fn average_rows<const STREAM: bool, const ISA: u8>(
         base: *const f32,
         stride: usize,
         own: usize,
@@ -876,7 +940,11 @@ pub(crate) mod simd {
         dst: *mut f32,
     ) {
         #[cfg(target_arch = "x86_64")]
-        if AVX2 {
+        if ISA == AVX512 {
+            return average_rows_avx512::<STREAM>(base, stride, own, nb, off, len, dst);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if ISA >= AVX2 {
             return average_rows_avx2::<STREAM>(base, stride, own, nb, off, len, dst);
         }
         let inv = 1.0f32 / (1 + nb.len()) as f32;
@@ -950,10 +1018,109 @@ pub(crate) mod simd {
         }
     }
 
+    /// [`average_rows`] with 512-bit registers: 64 outputs per pass over the neighbours (four
+    /// accumulators), then 16, and the last few by the AVX2 loop.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn average_rows_avx512<const STREAM: bool>(
+        base: *const f32,
+        stride: usize,
+        own: usize,
+        nb: &[u32],
+        off: usize,
+        len: usize,
+        dst: *mut f32,
+    ) {
+        use std::arch::x86_64::_mm512_set1_ps;
+        let inv_one = 1.0f32 / (1 + nb.len()) as f32;
+        let inv = _mm512_set1_ps(inv_one);
+        let mut c = 0;
+        if STREAM {
+            // Scalar head up to the 64-byte alignment of 512-bit streams (columns are independent).
+            let mut one = [0f32; 1];
+            while c < len && !(dst.add(c) as usize).is_multiple_of(64) {
+                average_chunk::<1>(base, stride, own, nb, off + c, inv_one, one.as_mut_ptr());
+                stream_scalar(dst.add(c), one[0]);
+                c += 1;
+            }
+        }
+        while c + 64 <= len {
+            average_vectors_avx512::<4, STREAM>(base, stride, own, nb, off + c, inv, dst.add(c));
+            c += 64;
+        }
+        while c + 16 <= len {
+            average_vectors_avx512::<1, STREAM>(base, stride, own, nb, off + c, inv, dst.add(c));
+            c += 16;
+        }
+        if c < len {
+            average_rows_avx2::<STREAM>(base, stride, own, nb, off + c, len - c, dst.add(c));
+        }
+    }
+
+    /// `16 * V` consecutive outputs in `V` 512-bit accumulators (own row, then every neighbour).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn average_vectors_avx512<const V: usize, const STREAM: bool>(
+        base: *const f32,
+        stride: usize,
+        own: usize,
+        nb: &[u32],
+        col: usize,
+        inv: std::arch::x86_64::__m512,
+        dst: *mut f32,
+    ) {
+        use std::arch::x86_64::{
+            _mm512_add_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_storeu_ps, _mm512_stream_ps,
+        };
+        let own_row = base.add(own * stride + col);
+        let mut acc = [_mm512_loadu_ps(own_row); V];
+        for (v, a) in acc.iter_mut().enumerate().skip(1) {
+            *a = _mm512_loadu_ps(own_row.add(16 * v));
+        }
+        for &j in nb {
+            let row = base.add(j as usize * stride + col);
+            for (v, a) in acc.iter_mut().enumerate() {
+                *a = _mm512_add_ps(*a, _mm512_loadu_ps(row.add(16 * v)));
+            }
+        }
+        for (v, a) in acc.iter().enumerate() {
+            let avg = _mm512_mul_ps(*a, inv);
+            if STREAM {
+                _mm512_stream_ps(dst.add(16 * v), avg);
+            } else {
+                _mm512_storeu_ps(dst.add(16 * v), avg);
+            }
+        }
+    }
+
+    /// [`average_panel_row`] in one 512-bit register (a panel row is 16 floats).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn average_panel_row_avx512(
+        panel: *const f32,
+        own: usize,
+        nb: &[u32],
+        inv: f32,
+        dst: *mut f32,
+    ) {
+        use std::arch::x86_64::{
+            _mm512_add_ps, _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_storeu_ps,
+        };
+        const PW: usize = super::PANEL_WIDTH;
+        let mut acc = _mm512_loadu_ps(panel.add(own * PW));
+        for &j in nb {
+            acc = _mm512_add_ps(acc, _mm512_loadu_ps(panel.add(j as usize * PW)));
+        }
+        _mm512_storeu_ps(dst, _mm512_mul_ps(acc, _mm512_set1_ps(inv)));
+    }
+
     /// `dst[..16] = (panel[own] + sum_j panel[j]) * (1 / (1 + |nb|))` over the rows of a packed
     /// panel (`PANEL_WIDTH` floats each, back to back).
     #[inline(always)]
-    pub unsafe fn average_panel_row<const AVX2: bool>(
+    pub unsafe fn average_panel_row<const ISA: u8>(
         panel: *const f32,
         own: usize,
         nb: &[u32],
@@ -961,18 +1128,22 @@ pub(crate) mod simd {
     ) {
         const PW: usize = super::PANEL_WIDTH;
         let inv = 1.0f32 / (1 + nb.len()) as f32;
+        #[cfg(target_arch = "x86_64")]
+        if ISA == AVX512 {
+            return average_panel_row_avx512(panel, own, nb, inv, dst);
+        }
         average_chunk::<PW>(panel, PW, own, nb, 0, inv, dst);
     }
 
     /// `dst[..len] = src[..len]`; `STREAM` (AVX2 only) writes `dst` with non-temporal stores.
     #[inline(always)]
-    pub unsafe fn copy_out<const STREAM: bool, const AVX2: bool>(
+    pub unsafe fn copy_out<const STREAM: bool, const ISA: u8>(
         src: *const f32,
         dst: *mut f32,
         len: usize,
     ) {
         #[cfg(target_arch = "x86_64")]
-        if STREAM && AVX2 {
+        if STREAM && ISA >= AVX2 {
             use std::arch::x86_64::{_mm256_loadu_ps, _mm256_stream_ps};
             let mut c = 0;
             while c < len && !(dst.add(c) as usize).is_multiple_of(32) {
@@ -1062,6 +1233,8 @@ mod tests {
             (16, 3000, 16),
             (40, 5000, 7),
             (3, 130, 1),
+            // rows of whole cache lines: the 512-bit loops run (other widths fall back to 256)
+            (24, 2048, 5),
         ] {
             let x = data(n, d);
             for map in [
@@ -1076,9 +1249,16 @@ mod tests {
                 for mode in [GraphMode::ElOracle, GraphMode::ElLocal, GraphMode::Shatter] {
                     let g = sample_graphs(n, k, 2, 1, 2, mode).unwrap();
                     let want = reference(&x, n, &g, &map);
-                    // portable loops, AVX2 loops, AVX2 with streaming stores; strips, packed
+                    // portable loops, AVX2 and AVX-512 loops with and without streaming stores (each
+                    // lowered to what this CPU has); strips, packed
                     // tiles, and windows staged in fragment order (two widths: one window, several)
-                    for (avx2, stream) in [(false, false), (true, false), (true, true)] {
+                    for (isa, stream) in [
+                        (simd::PORTABLE, false),
+                        (simd::AVX2, false),
+                        (simd::AVX2, true),
+                        (simd::AVX512, false),
+                        (simd::AVX512, true),
+                    ] {
                         for walk in 0..4 {
                             // Offset by one float so rows start off the 32-byte alignment of streams.
                             let mut buf = vec![f32::NAN; n * d + 1];
@@ -1090,21 +1270,19 @@ mod tests {
                                     0 => {
                                         let plan = map.plan(tile_width(n), MIN_MEAN_RUN);
                                         aggregate_unchecked(
-                                            &x, out, n, &g, &map, &plan, stream, avx2, false,
+                                            &x, out, n, &g, &map, &plan, stream, isa, false,
                                         )
                                     }
                                     1 => {
                                         let plan = packed_plan(&map);
                                         aggregate_unchecked(
-                                            &x, out, n, &g, &map, &plan, stream, avx2, true,
+                                            &x, out, n, &g, &map, &plan, stream, isa, true,
                                         )
                                     }
                                     _ => {
                                         let width = if walk == 2 { d } else { 64 };
                                         let staged = map.staged_plan(width);
-                                        aggregate_staged(
-                                            &x, out, n, &g, &map, &staged, stream, avx2,
-                                        )
+                                        aggregate_staged(&x, out, n, &g, &map, &staged, stream, isa)
                                     }
                                 }
                             }

@@ -18,7 +18,7 @@ pub fn copy_into(src: &[f32], dst: &mut [f32]) -> Result<()> {
     }
     const CHUNK: usize = 1 << 16;
     // The same store policy as the kernel, so the probe is the best copy this machine does.
-    let stream = 4 * dst.len() >= STREAM_MIN_BYTES && simd::available();
+    let stream = 4 * dst.len() >= STREAM_MIN_BYTES && simd::best_isa() >= simd::AVX2;
     pool()?.install(|| {
         dst.par_chunks_mut(CHUNK)
             .zip(src.par_chunks(CHUNK))
