@@ -819,6 +819,7 @@ pub(crate) mod simd {
     /// Instruction sets of the loops, narrowest first.
     pub const PORTABLE: u8 = 0;
     pub const AVX2: u8 = 1;
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub const AVX512: u8 = 2;
 
     /// The widest instruction set of the loops this CPU runs (AVX-512 needs AVX512F).
