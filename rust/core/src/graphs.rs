@@ -167,6 +167,32 @@ impl Digraph {
         }
     }
 
+    /// A simple `s`-regular digraph from [`regular_heads`]: every in-list holds `s` nodes, so the
+    /// offsets are known, and walking the sources in ascending node order fills each list already
+    /// sorted, without the pair list, counting pass and per-list sort of [`Self::from_pairs`].
+    fn from_regular(order: &[u32], heads: &[u32], s: usize) -> Self {
+        let n = order.len();
+        let mut position = vec![0u32; n];
+        for (p, &v) in order.iter().enumerate() {
+            position[v as usize] = p as u32;
+        }
+        let mut filled = vec![0u32; n];
+        let mut sources = vec![0u32; n * s];
+        for (v, &p) in position.iter().enumerate() {
+            let p = p as usize;
+            for &h in &heads[p * s..p * s + s] {
+                let receiver = order[h as usize] as usize;
+                sources[receiver * s + filled[receiver] as usize] = v as u32;
+                filled[receiver] += 1;
+            }
+        }
+        Self {
+            offsets: (0..=n).map(|i| (i * s) as u32).collect(),
+            sources,
+            out_degree: vec![s as u32; n],
+        }
+    }
+
     pub fn n_nodes(&self) -> usize {
         self.out_degree.len()
     }
@@ -454,7 +480,8 @@ fn sample_one(n: usize, s: usize, seed: u64, round: u64, k: u64, mode: &GraphMod
     match mode {
         GraphMode::ElOracle => {
             let mut rng = Rng::from_key(seed, round, k, Stream::Graph);
-            Digraph::from_pairs(n, &regular_digraph(n, s, &mut rng))
+            let (order, heads) = regular_heads(n, s, &mut rng);
+            Digraph::from_regular(&order, &heads, s)
         }
         GraphMode::ElOraclePairing => {
             let mut rng = Rng::from_key(seed, round, k, Stream::Graph);
@@ -462,7 +489,8 @@ fn sample_one(n: usize, s: usize, seed: u64, round: u64, k: u64, mode: &GraphMod
         }
         GraphMode::Static => {
             let mut rng = Rng::from_key(seed, 0, k, Stream::StaticGraph);
-            Digraph::from_pairs(n, &regular_digraph(n, s, &mut rng))
+            let (order, heads) = regular_heads(n, s, &mut rng);
+            Digraph::from_regular(&order, &heads, s)
         }
         GraphMode::ElLocal | GraphMode::Pull => {
             let mut rng = Rng::from_key(seed, round, k, Stream::Graph);
@@ -516,10 +544,22 @@ fn shatter(n: usize, k_total: usize, s: usize, seed: u64, round: u64) -> Vec<Dig
         .collect()
 }
 
+/// Directed graph with every out- and in-degree exactly `s`, no self loops, no repeated edges, as
+/// edges `(src, dst)` ([`regular_heads`]).
+fn regular_digraph(n: usize, s: usize, rng: &mut Rng) -> Vec<(u32, u32)> {
+    let (order, heads) = regular_heads(n, s, rng);
+    heads
+        .iter()
+        .enumerate()
+        .map(|(e, &h)| (order[e / s], order[h as usize]))
+        .collect()
+}
+
 /// Directed graph with every out- and in-degree exactly `s`, no self loops, no repeated edges.
 /// A randomly relabelled circulant, then `10 n s` random edge switches (each keeps all degrees), which
-/// makes the draw close to uniform over such graphs.
-fn regular_digraph(n: usize, s: usize, rng: &mut Rng) -> Vec<(u32, u32)> {
+/// makes the draw close to uniform over such graphs. Returned as the relabelling `order` and the
+/// heads of the edges on positions: edge `e` runs from node `order[e / s]` to `order[heads[e]]`.
+fn regular_heads(n: usize, s: usize, rng: &mut Rng) -> (Vec<u32>, Vec<u32>) {
     // The chain runs on positions in the relabelling `order` (node `order[p]` sits at position `p`),
     // then maps them to nodes: whether a switch keeps the graph simple only compares ids, which a
     // relabelling preserves, so every switch is taken or refused as on node ids. Edge
@@ -542,15 +582,11 @@ fn regular_digraph(n: usize, s: usize, rng: &mut Rng) -> Vec<(u32, u32)> {
             _ => switch_heads(&mut heads, s, rng),
         }
     }
-    heads
-        .iter()
-        .enumerate()
-        .map(|(e, &h)| (order[e / s], order[h as usize]))
-        .collect()
+    (order, heads)
 }
 
 /// `10 m` random switches of the `m` edges in `heads`, `s` from each source (see
-/// [`regular_digraph`]).
+/// [`regular_heads`]).
 #[inline(always)]
 fn switch_heads(heads: &mut [u32], s: usize, rng: &mut Rng) {
     let m = heads.len();
@@ -558,12 +594,15 @@ fn switch_heads(heads: &mut [u32], s: usize, rng: &mut Rng) {
     // The switches read heads at random: draw the edge pairs AHEAD switches early (the same draws
     // in the same order) and prefetch their out-lists, which matters once `heads` no longer fits
     // in L2.
-    let draw = |rng: &mut Rng, heads: &[u32]| {
+    // A function, not a closure: the closure stayed a call per switch (n=10,000, K=8: 15.2 -> 14.7 ms).
+    #[inline(always)]
+    fn draw(rng: &mut Rng, heads: &[u32]) -> (usize, usize) {
+        let m = heads.len();
         let pair = (rng.below(m), rng.below(m));
         prefetch_line(&heads[pair.0]);
         prefetch_line(&heads[pair.1]);
         pair
-    };
+    }
     let mut ahead = [(0usize, 0usize); AHEAD];
     for slot in ahead.iter_mut().take(total.min(AHEAD)) {
         *slot = draw(rng, heads);
@@ -744,6 +783,24 @@ mod tests {
             assert_eq!(
                 regular_digraph(n, s, &mut fast),
                 regular_digraph_with_edge_list(n, s, &mut plain),
+                "n={n} s={s}"
+            );
+        }
+    }
+
+    #[test]
+    fn regular_graphs_build_the_same_in_lists_as_from_pairs() {
+        for &(n, s, seed) in &[(2, 1, 0), (9, 8, 1), (10, 3, 2), (200, 8, 3), (1000, 7, 4)] {
+            let mut rng = Rng::from_key(seed, 1, 0, Stream::Graph);
+            let (order, heads) = regular_heads(n, s, &mut rng);
+            let pairs: Vec<(u32, u32)> = heads
+                .iter()
+                .enumerate()
+                .map(|(e, &h)| (order[e / s], order[h as usize]))
+                .collect();
+            assert_eq!(
+                Digraph::from_regular(&order, &heads, s),
+                Digraph::from_pairs(n, &pairs),
                 "n={n} s={s}"
             );
         }
