@@ -289,3 +289,40 @@ def test_scale(benchmark, full_size: bool, n: int, kind: str, k: int) -> None:
             "pairing of aggregation": f"{pairing_s / seconds:.1%}",
         }
     )
+
+
+PANEL_CEILING = getattr(_core, "panel_ceiling", None)
+
+
+@pytest.mark.parametrize("n", [n for n in SCALE_NODES if n >= 1_000])
+def test_panel_ceiling(benchmark, full_size: bool, n: int) -> None:
+    """The packed path's panel averaging alone (no packing, no write-back; every thread on its own
+    panels): the fastest a kernel that reads nine rows per output from L2 could be at this n, as
+    milliseconds per n*d = 4e8 outputs and as the most of the copy it could reach."""
+    if COPY_INTO is None or PANEL_CEILING is None:
+        pytest.skip(NO_PROBE)
+    d = SCALE_VALUES // n if full_size else max(2_000, 200_000 // n)
+    benchmark.group = f"panel ceiling n={n}"
+    graphs = mf.sample_graphs(n, 1, DEGREE, seed=0, round=0)
+    threads = mf.num_threads()
+    # Each thread averages passes * n * 16 outputs: about n*d of them over all threads.
+    passes = max(4, n * d // (16 * n * threads))
+    benchmark(PANEL_CEILING, graphs, passes)
+    seconds = min_seconds(benchmark)
+    if seconds is None or not full_size:
+        return
+    x = mf.empty_params(n, d).numpy()
+    x[:] = 1.0
+    out = mf.empty_params(n, d).numpy()
+    copy_s = _best_seconds(lambda: COPY_INTO(x, out), 5)
+    ceiling_s = seconds * 4e8 / (passes * threads * 16 * n)
+    benchmark.extra_info.update(ceiling_ms=ceiling_s * 1e3, copy_ms=copy_s * 1e3)
+    SUMMARY.append(
+        {
+            "bench": "panel-ceiling",
+            "n": n,
+            "ms per 4e8 outputs": round(ceiling_s * 1e3, 1),
+            "copy ms": round(copy_s * 1e3, 1),
+            "most of copy": f"{copy_s / ceiling_s:.0%}",
+        }
+    )

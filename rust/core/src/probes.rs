@@ -2,9 +2,11 @@
 
 use rayon::prelude::*;
 
-use crate::aggregate::{simd, STREAM_MIN_BYTES};
+use crate::aggregate::{simd, PANEL_WIDTH, STREAM_MIN_BYTES};
 use crate::bail;
 use crate::error::Result;
+use crate::graphs::Digraph;
+use crate::memory::HugeBuffer;
 use crate::pool::pool;
 
 /// Parallel copy of `src` into `dst` on the kernel's pool: the memory-bandwidth probe for benchmarks.
@@ -69,6 +71,66 @@ unsafe fn copy_streaming_avx2(src: *const f32, dst: *mut f32, len: usize) {
     }
 }
 
+/// Panels each thread of [`panel_ceiling`] averages in turn, as the packed path does with a tile's.
+const CEILING_PANELS: usize = 4;
+
+/// The packed path's panel averaging alone, on every thread of the kernel's pool at once: each
+/// thread averages its own `CEILING_PANELS` panels of `graph.n_nodes()` rows (`PANEL_WIDTH` floats a
+/// row, in L2 as far as they fit) with `graph`'s in-neighbours, `passes` times, with no packing and
+/// no write-back. Returns the outputs averaged per second over all threads: what the kernel could
+/// reach at this node count if the rest of its work cost nothing.
+pub fn panel_ceiling(graph: &Digraph, passes: usize) -> Result<f64> {
+    let n = graph.n_nodes();
+    let panel_len = n * PANEL_WIDTH;
+    let pool = pool()?;
+    let isa = simd::best_isa();
+    let start = std::time::Instant::now();
+    let outputs: usize = pool
+        .broadcast(|_| {
+            let (mut panels, mut results) = (HugeBuffer::new(), HugeBuffer::new());
+            panels.reserve_zeroed(CEILING_PANELS * panel_len);
+            results.reserve_zeroed(CEILING_PANELS * panel_len);
+            let (pp, rp) = (panels.as_mut_ptr(), results.as_mut_ptr());
+            for pass in 0..passes {
+                let p = pass % CEILING_PANELS;
+                for i in 0..n {
+                    // SAFETY: both buffers hold CEILING_PANELS panels of `n` rows; in-neighbour ids
+                    // are below `n`; the ISA is this CPU's.
+                    unsafe {
+                        let (panel, dst) = (
+                            pp.add(p * panel_len),
+                            rp.add(p * panel_len + i * PANEL_WIDTH),
+                        );
+                        match isa {
+                            simd::AVX512 => simd::average_panel_row::<{ simd::AVX512 }>(
+                                panel,
+                                i,
+                                graph.in_neighbors(i),
+                                dst,
+                            ),
+                            simd::AVX2 => simd::average_panel_row::<{ simd::AVX2 }>(
+                                panel,
+                                i,
+                                graph.in_neighbors(i),
+                                dst,
+                            ),
+                            _ => simd::average_panel_row::<{ simd::PORTABLE }>(
+                                panel,
+                                i,
+                                graph.in_neighbors(i),
+                                dst,
+                            ),
+                        }
+                    }
+                }
+            }
+            passes * panel_len
+        })
+        .into_iter()
+        .sum();
+    Ok(outputs as f64 / start.elapsed().as_secs_f64())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +143,13 @@ mod tests {
         copy_into(&src, &mut buf[1..]).unwrap();
         assert_eq!(&buf[1..], &src[..]);
         assert!(copy_into(&src, &mut buf[2..]).is_err());
+    }
+
+    #[test]
+    fn the_panel_ceiling_counts_every_thread_s_outputs() {
+        let g = crate::graphs::sample_graphs(100, 1, 8, 0, 0, crate::graphs::GraphMode::ElOracle)
+            .unwrap();
+        let rate = panel_ceiling(&g.fragments()[0], 10).unwrap();
+        assert!(rate.is_finite() && rate > 0.0, "{rate}");
     }
 }

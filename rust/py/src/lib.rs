@@ -780,6 +780,17 @@ fn copy_into<'py>(
     detached(py, move || core::probes::copy_into(ss, ds))
 }
 
+/// Outputs per second of the packed path's panel averaging alone, on every thread of the pool at
+/// once, with the in-neighbours of fragment 0 of `graphs` (benchmark ceiling; feature `bench-probes`).
+#[cfg(feature = "bench-probes")]
+#[pyfunction]
+#[pyo3(signature = (graphs, passes))]
+fn panel_ceiling(py: Python<'_>, graphs: &PyGraphs, passes: i64) -> PyResult<f64> {
+    let passes = non_negative(py, "passes", passes)?.max(1) as usize;
+    let graph = graphs.fragment(py, 0)?.clone();
+    detached(py, move || core::probes::panel_ceiling(&graph, passes))
+}
+
 /// Touch every page of a fresh float32 numpy array on the kernel's pool (one zero per 4 KiB), so that
 /// the first aggregate into it does not pay its page faults (used by `empty_params`).
 #[pyfunction]
@@ -1292,6 +1303,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(aggregate, m)?)?;
     #[cfg(feature = "bench-probes")]
     m.add_function(wrap_pyfunction!(copy_into, m)?)?;
+    #[cfg(feature = "bench-probes")]
+    m.add_function(wrap_pyfunction!(panel_ceiling, m)?)?;
     m.add_function(wrap_pyfunction!(num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(prefault, m)?)?;
     m.add_function(wrap_pyfunction!(check_memory, m)?)?;
