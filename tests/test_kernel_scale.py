@@ -1,4 +1,4 @@
-"""The kernel at thousands of nodes: the packed path (from 8,000 nodes on) and the staged path (from
+"""The kernel at thousands of nodes: the packed path (from 3,000 nodes on) and the staged path (from
 1,000 nodes on, for maps whose tiles would be gathered) are bit-identical to the reference and to
 themselves on any thread count; buffers and graphs too large for the machine are one
 line each, before anything is allocated; fresh parameter buffers come faulted in."""
@@ -15,7 +15,7 @@ from mosaic_fast.reference import aggregate_reference
 
 # Packed from this many nodes on (PACKED_MIN_NODES in rust/core/src/aggregate.rs), and staged from
 # STAGED_NODES on for maps whose tiles would be gathered (STAGED_MIN_NODES).
-PACKED_NODES = 8000
+PACKED_NODES = 3000
 STAGED_NODES = 1000
 
 
@@ -62,7 +62,7 @@ def test_gathered_maps_are_staged_bit_for_bit(k: int, d: int) -> None:
 
 _THREAD_SCRIPT = """
 import hashlib, json, numpy as np, mosaic_fast as mf
-n, d = 8000, 150
+n, d = 3000, 150
 x = np.random.default_rng(0).standard_normal((n, d), dtype=np.float32)
 h = hashlib.sha256()
 for k in (1, 3):

@@ -51,9 +51,10 @@ pub(crate) const STREAM_MIN_BYTES: usize = 16 << 20;
 const MIN_TILE_WIDTH: usize = 512;
 
 /// From this many nodes on, column-run tiles take the packed path. Measured on the 2-core EPYC
-/// (process CPU time, machine shared): at n=10,000 packed panels cost 0.70-0.85x of the strip walk,
-/// at n=4,000 about the same, at n=1,000 1.3x more.
-pub const PACKED_MIN_NODES: usize = 8000;
+/// (d=4e8/n, contiguous K=1, 2 threads, best of 5; strip walk vs packed with its pipelined
+/// write-back): n=2,000 107 vs 127 ms, 2,500 98 vs 120, 3,000 135 vs 138, 3,500 180 vs 138,
+/// 4,000 157 vs 127, 6,000 167 vs 142.
+pub const PACKED_MIN_NODES: usize = 3000;
 
 /// Columns of a packed panel: one cache line of every row.
 pub const PANEL_WIDTH: usize = 16;
@@ -140,6 +141,10 @@ fn packed_plan(map: &FragmentMap) -> Arc<TilePlan> {
         runs
     }
 }
+
+/// Tasks per thread on the packed path: each pipelines a run of tiles (fewer, longer runs pay the
+/// first packing and the last write-back alone less often; more balance the threads' ends).
+const PACKED_TASKS_PER_THREAD: usize = 4;
 
 /// Rows ahead of the packing row whose part of the tile is prefetched (n=10,000: 8 rows ahead
 /// cost 0.85x of none).
@@ -266,37 +271,52 @@ unsafe fn aggregate_unchecked(
     let stream = stream && isa >= simd::AVX2;
     let out_ptr = SendPtr(out.as_mut_ptr());
     let pool = pool()?;
+    // Packed tiles go in runs (each task pipelines its tiles' packing and write-back); the strip
+    // walk takes one tile a task.
+    let per_task = if packed {
+        plan.tiles
+            .len()
+            .div_ceil(PACKED_TASKS_PER_THREAD * pool.current_num_threads())
+    } else {
+        1
+    };
     pool.install(|| {
-        plan.tiles.par_iter().enumerate().for_each(|(t, tile)| {
-            // The next tile in column order is usually this thread's next task.
-            let next = plan.tiles.get(t + 1).map(|nt| (nt.col_start, nt.col_end));
-            let ptr = out_ptr;
-            let kernel = Kernel {
-                x,
-                out: ptr.0,
-                n: n_nodes,
-                d: n_params,
-                // Gathered tiles hold up to `width` columns plus every fragment group's padding,
-                // in rows of whole cache lines.
-                slots: (width + map.n_fragments().min(width) * PAD as usize)
-                    .next_multiple_of(LINE_FLOATS),
-                graphs: graphs.fragments(),
-                isa,
-                packed,
-            };
-            // SAFETY: tiles cover disjoint column ranges of `0..n_params`, so no two tasks write the
-            // same element; rows are `0..n_nodes` and every in-neighbour id is below `n_nodes`
-            // (`Digraph` is built only in this crate, from ids checked against the node count), so
-            // with the caller's guarantee on the lengths every access stays inside `x` and `out`.
-            SCRATCH.with_borrow_mut(|(gathered, averaged)| unsafe {
-                if stream {
-                    kernel.tile::<true>(tile, next, gathered, averaged);
-                    simd::store_fence();
-                } else {
-                    kernel.tile::<false>(tile, next, gathered, averaged);
-                }
+        plan.tiles
+            .par_chunks(per_task)
+            .enumerate()
+            .for_each(|(c, tiles)| {
+                // The tile after this task's is usually this thread's next.
+                let next = plan
+                    .tiles
+                    .get((c + 1) * per_task)
+                    .map(|nt| (nt.col_start, nt.col_end));
+                let ptr = out_ptr;
+                let kernel = Kernel {
+                    x,
+                    out: ptr.0,
+                    n: n_nodes,
+                    d: n_params,
+                    // Gathered tiles hold up to `width` columns plus every fragment group's padding,
+                    // in rows of whole cache lines.
+                    slots: (width + map.n_fragments().min(width) * PAD as usize)
+                        .next_multiple_of(LINE_FLOATS),
+                    graphs: graphs.fragments(),
+                    isa,
+                    packed,
+                };
+                // SAFETY: tiles cover disjoint column ranges of `0..n_params`, so no two tasks write the
+                // same element; rows are `0..n_nodes` and every in-neighbour id is below `n_nodes`
+                // (`Digraph` is built only in this crate, from ids checked against the node count), so
+                // with the caller's guarantee on the lengths every access stays inside `x` and `out`.
+                SCRATCH.with_borrow_mut(|(gathered, averaged)| unsafe {
+                    if stream {
+                        kernel.tiles::<true>(tiles, next, gathered, averaged);
+                        simd::store_fence();
+                    } else {
+                        kernel.tiles::<false>(tiles, next, gathered, averaged);
+                    }
+                });
             });
-        });
     });
     Ok(())
 }
@@ -541,48 +561,66 @@ impl Kernel<'_> {
     /// `tile` is from the plan of the kernel's map (its columns lie in `0..d`), `x` and `out` hold
     /// `n * d` floats, no other task writes the tile's columns, and `isa` is at most what the CPU
     /// has. The other unsafe methods here are its parts and need the same.
-    unsafe fn tile<const STREAM: bool>(
+    unsafe fn tiles<const STREAM: bool>(
         &self,
-        tile: &Tile,
+        tiles: &[Tile],
         next: Option<(usize, usize)>,
         gathered: &mut HugeBuffer,
         averaged: &mut HugeBuffer,
     ) {
         #[cfg(target_arch = "x86_64")]
         match self.isa {
-            simd::AVX512 => return self.tile_avx512::<STREAM>(tile, next, gathered, averaged),
-            simd::AVX2 => return self.tile_avx2::<STREAM>(tile, next, gathered, averaged),
+            simd::AVX512 => return self.tiles_avx512::<STREAM>(tiles, next, gathered, averaged),
+            simd::AVX2 => return self.tiles_avx2::<STREAM>(tiles, next, gathered, averaged),
             _ => {}
         }
-        self.tile_with::<STREAM, { simd::PORTABLE }>(tile, next, gathered, averaged)
+        self.tiles_with::<STREAM, { simd::PORTABLE }>(tiles, next, gathered, averaged)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn tile_avx512<const STREAM: bool>(
+    unsafe fn tiles_avx512<const STREAM: bool>(
         &self,
-        tile: &Tile,
+        tiles: &[Tile],
         next: Option<(usize, usize)>,
         gathered: &mut HugeBuffer,
         averaged: &mut HugeBuffer,
     ) {
-        self.tile_with::<STREAM, { simd::AVX512 }>(tile, next, gathered, averaged)
+        self.tiles_with::<STREAM, { simd::AVX512 }>(tiles, next, gathered, averaged)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn tile_avx2<const STREAM: bool>(
+    unsafe fn tiles_avx2<const STREAM: bool>(
         &self,
-        tile: &Tile,
+        tiles: &[Tile],
         next: Option<(usize, usize)>,
         gathered: &mut HugeBuffer,
         averaged: &mut HugeBuffer,
     ) {
-        self.tile_with::<STREAM, { simd::AVX2 }>(tile, next, gathered, averaged)
+        self.tiles_with::<STREAM, { simd::AVX2 }>(tiles, next, gathered, averaged)
     }
 
     #[inline(always)]
-    unsafe fn tile_with<const STREAM: bool, const ISA: u8>(
+    unsafe fn tiles_with<const STREAM: bool, const ISA: u8>(
+        &self,
+        tiles: &[Tile],
+        next: Option<(usize, usize)>,
+        gathered: &mut HugeBuffer,
+        averaged: &mut HugeBuffer,
+    ) {
+        if self.packed {
+            return self.tiles_packed::<STREAM, ISA>(tiles, gathered, averaged);
+        }
+        for (t, tile) in tiles.iter().enumerate() {
+            let after = tiles.get(t + 1).map(|nt| (nt.col_start, nt.col_end));
+            self.tile_strips::<STREAM, ISA>(tile, after.or(next), gathered, averaged);
+        }
+    }
+
+    /// One tile on the strip walk (fewer nodes than `PACKED_MIN_NODES`).
+    #[inline(always)]
+    unsafe fn tile_strips<const STREAM: bool, const ISA: u8>(
         &self,
         tile: &Tile,
         next: Option<(usize, usize)>,
@@ -592,7 +630,6 @@ impl Kernel<'_> {
         let (n, d, c0) = (self.n, self.d, tile.col_start);
         let xp = self.x.as_ptr();
         match &tile.perm {
-            _ if self.packed => self.tile_packed::<STREAM, ISA>(tile, gathered, averaged),
             None => {
                 // Strips of columns: every receiver reads its in-neighbours' rows of the strip from
                 // L1 instead of L2. Streaming stores want whole 64-byte lines, so each row's inner
@@ -680,70 +717,105 @@ impl Kernel<'_> {
         }
     }
 
-    /// A tile of many rows: pack every row's part of the tile into panels of `PANEL_WIDTH` slots
-    /// (row `j` of panel `p` at `p * n * PANEL_WIDTH + j * PANEL_WIDTH`), average each panel into a
-    /// panel of results while it sits in L2, then write every row's results back in column order.
+    /// Tiles of many rows, one after another: pack every row's part of a tile into panels of
+    /// `PANEL_WIDTH` slots (row `j` of panel `p` at `p * n * PANEL_WIDTH + j * PANEL_WIDTH`), average
+    /// each panel into a panel of results while it sits in L2, then write every row's results back
+    /// in column order. The write-back of one tile and the packing of the next go row by row
+    /// together, so that the streaming stores of the one drain while the other waits for its reads.
     /// A gathered tile is packed in its fragment order (slots, as in the strip walk) and read back
     /// through its inverse. Same additions in the same order as the strip walk.
     #[inline(always)]
-    unsafe fn tile_packed<const STREAM: bool, const ISA: u8>(
+    unsafe fn tiles_packed<const STREAM: bool, const ISA: u8>(
         &self,
-        tile: &Tile,
+        tiles: &[Tile],
         packed: &mut HugeBuffer,
         averaged: &mut HugeBuffer,
     ) {
-        const PW: usize = PANEL_WIDTH;
-        let (n, d, c0) = (self.n, self.d, tile.col_start);
-        let cols = tile.col_end - c0;
-        // Slots: the tile's columns, or its gathered order with each group's padding.
-        let len = match &tile.perm {
-            None => cols,
-            Some(g) => g.perm.len(),
-        };
-        // The plan bounds it (columns plus at most PAD padding slots per column); the row buffer
-        // below relies on it.
-        assert!(len <= MAX_PACKED_SLOTS, "a packed tile of {len} slots");
-        let n_panels = len.div_ceil(PW);
-        let whole_panels = len / PW;
-        let panel_len = n * PW;
-        // Zeroed when grown, so that the unused lanes of a partial last panel are initialised.
-        packed.reserve_zeroed(n_panels * panel_len);
-        averaged.reserve_zeroed(n_panels * panel_len);
+        let panel_len = self.n * PANEL_WIDTH;
+        let most = tiles
+            .iter()
+            .map(|t| self.packed_slots(t))
+            .max()
+            .unwrap_or(0);
+        // Zeroed when grown (here, before any tile), so that the unused lanes of a partial last
+        // panel are initialised.
+        packed.reserve_zeroed(most.div_ceil(PANEL_WIDTH) * panel_len);
+        averaged.reserve_zeroed(most.div_ceil(PANEL_WIDTH) * panel_len);
         let (bp, qp) = (packed.as_mut_ptr(), averaged.as_mut_ptr());
-        let xp = self.x.as_ptr();
-        for j in 0..n {
-            if j + PACK_PREFETCH_ROWS < n {
-                simd::prefetch(xp.add((j + PACK_PREFETCH_ROWS) * d + c0), cols);
-            }
-            let row = xp.add(j * d + c0);
-            let slot = |p: usize| bp.add(p * panel_len + j * PW);
-            match &tile.perm {
-                None => {
-                    for p in 0..whole_panels {
-                        copy_panel_row(row.add(p * PW), slot(p));
-                    }
-                    if whole_panels < n_panels {
-                        let from = whole_panels * PW;
-                        std::ptr::copy_nonoverlapping(
-                            row.add(from),
-                            slot(whole_panels),
-                            len - from,
-                        );
-                    }
-                }
-                Some(g) => {
-                    for p in 0..n_panels {
-                        let lanes = &g.perm[p * PW..(p * PW + PW).min(len)];
-                        simd::gather::<false, ISA>(row, lanes, slot(p));
-                    }
+        let mut row = [0f32; MAX_PACKED_SLOTS];
+        for j in 0..self.n {
+            self.pack_row::<ISA>(&tiles[0], j, bp);
+        }
+        for (t, tile) in tiles.iter().enumerate() {
+            self.average_panels::<ISA>(tile, bp, qp);
+            let next = tiles.get(t + 1);
+            for j in 0..self.n {
+                self.write_back_row::<STREAM, ISA>(tile, j, qp, row.as_mut_ptr());
+                if let Some(next) = next {
+                    self.pack_row::<ISA>(next, j, bp);
                 }
             }
         }
+    }
+
+    /// Slots of a packed tile: its columns, or its gathered order with each group's padding.
+    fn packed_slots(&self, tile: &Tile) -> usize {
+        let len = match &tile.perm {
+            None => tile.col_end - tile.col_start,
+            Some(g) => g.perm.len(),
+        };
+        // The plan bounds it (columns plus at most PAD padding slots per column); the row buffer
+        // of the write-back relies on it.
+        assert!(len <= MAX_PACKED_SLOTS, "a packed tile of {len} slots");
+        len
+    }
+
+    /// Copy row `j`'s part of `tile` into its slots of the panels at `bp` (prefetching the row
+    /// `PACK_PREFETCH_ROWS` ahead).
+    #[inline(always)]
+    unsafe fn pack_row<const ISA: u8>(&self, tile: &Tile, j: usize, bp: *mut f32) {
+        const PW: usize = PANEL_WIDTH;
+        let (n, d, c0) = (self.n, self.d, tile.col_start);
+        let cols = tile.col_end - c0;
+        let len = self.packed_slots(tile);
+        let (n_panels, whole_panels, panel_len) = (len.div_ceil(PW), len / PW, n * PW);
+        let xp = self.x.as_ptr();
+        if j + PACK_PREFETCH_ROWS < n {
+            simd::prefetch(xp.add((j + PACK_PREFETCH_ROWS) * d + c0), cols);
+        }
+        let row = xp.add(j * d + c0);
+        let slot = |p: usize| bp.add(p * panel_len + j * PW);
+        match &tile.perm {
+            None => {
+                for p in 0..whole_panels {
+                    copy_panel_row(row.add(p * PW), slot(p));
+                }
+                if whole_panels < n_panels {
+                    let from = whole_panels * PW;
+                    std::ptr::copy_nonoverlapping(row.add(from), slot(whole_panels), len - from);
+                }
+            }
+            Some(g) => {
+                for p in 0..n_panels {
+                    let lanes = &g.perm[p * PW..(p * PW + PW).min(len)];
+                    simd::gather::<false, ISA>(row, lanes, slot(p));
+                }
+            }
+        }
+    }
+
+    /// Every receiver's averages of `tile`'s packed panels at `bp`, into the panels at `qp`.
+    #[inline(always)]
+    unsafe fn average_panels<const ISA: u8>(&self, tile: &Tile, bp: *const f32, qp: *mut f32) {
+        const PW: usize = PANEL_WIDTH;
+        let n = self.n;
+        let len = self.packed_slots(tile);
+        let panel_len = n * PW;
         // Segments end at their last real slot: padding lanes are averaged with a neighbouring
         // group or not at all, and never read back.
         let mut first_seg = 0;
         let mut lanes = [0f32; PW];
-        for p in 0..n_panels {
+        for p in 0..len.div_ceil(PW) {
             let (lo, hi) = (p * PW, (p * PW + PW).min(len));
             while tile.segments[first_seg].end as usize <= lo {
                 first_seg += 1;
@@ -774,21 +846,33 @@ impl Kernel<'_> {
                 }
             }
         }
-        let mut row = [0f32; MAX_PACKED_SLOTS];
-        for i in 0..n {
-            for p in 0..whole_panels {
-                copy_panel_row(qp.add(p * panel_len + i * PW), row.as_mut_ptr().add(p * PW));
-            }
-            if whole_panels < n_panels {
-                let from = whole_panels * PW;
-                let src = qp.add(whole_panels * panel_len + i * PW);
-                std::ptr::copy_nonoverlapping(src, row.as_mut_ptr().add(from), len - from);
-            }
-            let dst = self.out.add(i * d + c0);
-            match &tile.perm {
-                None => simd::copy_out::<STREAM, ISA>(row.as_ptr(), dst, len),
-                Some(g) => simd::gather::<STREAM, ISA>(row.as_ptr(), &g.inverse, dst),
-            }
+    }
+
+    /// Write row `i`'s results of `tile` (panels at `qp`) to `out` in column order, through `row`
+    /// (`MAX_PACKED_SLOTS` floats).
+    #[inline(always)]
+    unsafe fn write_back_row<const STREAM: bool, const ISA: u8>(
+        &self,
+        tile: &Tile,
+        i: usize,
+        qp: *const f32,
+        row: *mut f32,
+    ) {
+        const PW: usize = PANEL_WIDTH;
+        let len = self.packed_slots(tile);
+        let (n_panels, whole_panels, panel_len) = (len.div_ceil(PW), len / PW, self.n * PW);
+        for p in 0..whole_panels {
+            copy_panel_row(qp.add(p * panel_len + i * PW), row.add(p * PW));
+        }
+        if whole_panels < n_panels {
+            let from = whole_panels * PW;
+            let src = qp.add(whole_panels * panel_len + i * PW);
+            std::ptr::copy_nonoverlapping(src, row.add(from), len - from);
+        }
+        let dst = self.out.add(i * self.d + tile.col_start);
+        match &tile.perm {
+            None => simd::copy_out::<STREAM, ISA>(row, dst, len),
+            Some(g) => simd::gather::<STREAM, ISA>(row, &g.inverse, dst),
         }
     }
 }
