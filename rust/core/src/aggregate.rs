@@ -176,12 +176,12 @@ thread_local! {
         const { std::cell::RefCell::new((HugeBuffer::new(), HugeBuffer::new())) };
 }
 
-/// The output pointer, shared by the tile tasks.
+/// An output pointer, shared by the tasks of a parallel section.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
-// SAFETY: the pointer is only dereferenced inside `aggregate_unchecked`'s tile tasks, while the
-// `&mut [f32]` it came from is borrowed for the whole parallel section, and the tasks write disjoint
-// column ranges: sending it to another thread or sharing it creates no data race.
+// SAFETY: the pointer is only dereferenced inside the kernel's parallel sections (tile tasks, staging
+// copies), while the buffer it came from is borrowed for the whole section, and the tasks write
+// disjoint column ranges or rows: sending it to another thread or sharing it creates no data race.
 unsafe impl Send for SendPtr {}
 // SAFETY: as for `Send`; the tasks only copy the pointer out of the shared reference.
 unsafe impl Sync for SendPtr {}
@@ -328,14 +328,10 @@ static STAGE: Mutex<(HugeBuffer, HugeBuffer)> = Mutex::new((HugeBuffer::new(), H
 /// Rows each task of a staging copy handles (each row is one short gather).
 const STAGE_ROWS_PER_TASK: usize = 64;
 
-// Each row's window part is first copied into a buffer of its own (one sequential read, which the
-// hardware prefetchers follow), then gathered from L1: gathering straight from the strided rows
-// reads each line in fragment order, first touch from memory (n=10,000, K=16: 580 -> 390 ms).
-
 /// The kernel on staged windows: for each window, copy every row's columns into fragment order
-/// (`order`), average that copy on the packed path with the window's own map (one run per
-/// fragment), and copy the averages back into column order (`inverse`). Every output is the same
-/// sum in the same order as on the other paths, so the bits are the same.
+/// (`order`), average that copy with the window's own map (one run per fragment), and copy the
+/// averages back into column order (`inverse`). Every output is the same sum in the same order as
+/// on the other paths, so the bits are the same.
 ///
 /// # Safety
 ///
@@ -359,63 +355,41 @@ unsafe fn aggregate_staged(
     let widest = staged.width.min(d);
     staged_buf.reserve_zeroed(n_nodes * widest);
     averaged_buf.reserve_zeroed(n_nodes * widest);
-    let pool = pool()?;
+    let (staged_ptr, averaged_ptr) = (staged_buf.as_mut_ptr(), averaged_buf.as_mut_ptr());
     let out_ptr = SendPtr(out.as_mut_ptr());
     for w in &staged.windows {
         let (c0, cw) = (w.col_start, w.col_end - w.col_start);
-        // SAFETY: both buffers hold at least `n_nodes * widest >= n_nodes * cw` floats and are
-        // borrowed from the locked stage for this call only.
-        let (staged_win, averaged_win) = unsafe {
-            (
-                std::slice::from_raw_parts_mut(staged_buf.as_mut_ptr(), n_nodes * cw),
-                std::slice::from_raw_parts_mut(averaged_buf.as_mut_ptr(), n_nodes * cw),
-            )
-        };
-        pool.install(|| {
-            staged_win
-                .par_chunks_mut(cw * STAGE_ROWS_PER_TASK)
-                .enumerate()
-                .for_each(|(t, rows)| {
-                    let first = t * STAGE_ROWS_PER_TASK;
-                    let mut line = vec![0f32; cw];
-                    for (r, row) in rows.chunks_exact_mut(cw).enumerate() {
-                        let j = first + r;
-                        // SAFETY: row `j < n_nodes` of `x` holds columns `c0..c0 + cw` (`w` is
-                        // from `map`, whose `d` columns every row has); `order` indexes `0..cw`.
-                        unsafe {
-                            line.copy_from_slice(&x[j * d + c0..j * d + c0 + cw]);
-                            let src = line.as_ptr();
-                            if stream {
-                                simd::gather::<true, { simd::AVX2 }>(
-                                    src,
-                                    &w.order,
-                                    row.as_mut_ptr(),
-                                );
-                            } else if isa >= simd::AVX2 {
-                                simd::gather::<false, { simd::AVX2 }>(
-                                    src,
-                                    &w.order,
-                                    row.as_mut_ptr(),
-                                );
-                            } else {
-                                simd::gather::<false, { simd::PORTABLE }>(
-                                    src,
-                                    &w.order,
-                                    row.as_mut_ptr(),
-                                );
-                            }
-                        }
-                    }
-                    simd::store_fence();
-                });
-        });
+        // SAFETY: (both copies) the stage buffers hold `n_nodes * widest >= n_nodes * cw` floats,
+        // borrowed from the locked stage for this call only and overlapping neither `x` nor
+        // `out`; every row of `x` and `out` holds columns `c0..c0 + cw` (`w` is from `map`); the
+        // permutations index `0..cw`.
+        unsafe {
+            permute_rows(
+                x,
+                d,
+                c0,
+                SendPtr(staged_ptr),
+                cw,
+                0,
+                n_nodes,
+                &w.order,
+                stream,
+                isa,
+            )?;
+        }
         let (plan, packed) = match kernel_walk(&w.map, n_nodes) {
             Walk::Tiles { plan, packed } => (plan, packed),
             // A window too narrow for its fragments to make runs: its packed tiles are gathered.
             Walk::Staged(_) => (packed_plan(&w.map), true),
         };
-        // SAFETY: the staged copy and its averages hold `n_nodes * cw` floats, `w.map` has `cw`
-        // columns and `K` fragments like the graphs, and `plan` is its own.
+        // SAFETY: as above, so both views hold `n_nodes * cw` floats and do not overlap.
+        let (staged_win, averaged_win) = unsafe {
+            (
+                std::slice::from_raw_parts(staged_ptr, n_nodes * cw),
+                std::slice::from_raw_parts_mut(averaged_ptr, n_nodes * cw),
+            )
+        };
+        // SAFETY: `w.map` has `cw` columns and `K` fragments like the graphs, and `plan` is its own.
         unsafe {
             aggregate_unchecked(
                 staged_win,
@@ -428,48 +402,73 @@ unsafe fn aggregate_staged(
                 isa,
                 packed,
             )?;
+            permute_rows(
+                averaged_win,
+                cw,
+                0,
+                out_ptr,
+                d,
+                c0,
+                n_nodes,
+                &w.inverse,
+                stream,
+                isa,
+            )?;
         }
-        let averaged_win: &[f32] = averaged_win;
-        pool.install(|| {
-            averaged_win
-                .par_chunks(cw * STAGE_ROWS_PER_TASK)
-                .enumerate()
-                .for_each(|(t, rows)| {
-                    let ptr = out_ptr;
-                    let first = t * STAGE_ROWS_PER_TASK;
-                    let mut line = vec![0f32; cw];
-                    for (r, row) in rows.chunks_exact(cw).enumerate() {
-                        let i = first + r;
-                        line.copy_from_slice(row);
-                        // SAFETY: tasks write disjoint rows of `out`, each at columns
-                        // `c0..c0 + cw` inside its `d`; `inverse` indexes `0..cw`.
-                        unsafe {
-                            let dst = ptr.0.add(i * d + c0);
-                            if stream {
-                                simd::gather::<true, { simd::AVX2 }>(
-                                    line.as_ptr(),
-                                    &w.inverse,
-                                    dst,
-                                );
-                            } else if isa >= simd::AVX2 {
-                                simd::gather::<false, { simd::AVX2 }>(
-                                    line.as_ptr(),
-                                    &w.inverse,
-                                    dst,
-                                );
-                            } else {
-                                simd::gather::<false, { simd::PORTABLE }>(
-                                    line.as_ptr(),
-                                    &w.inverse,
-                                    dst,
-                                );
-                            }
+    }
+    Ok(())
+}
+
+/// Row `r` of the destination, `idx.len()` floats at `dst + r * dst_stride + dst_off`, gets
+/// `src[r * src_stride + src_off + idx[p]]` at position `p`, for every row `r < n_rows`, on the
+/// kernel's pool. Each row is first copied into a buffer of its own (one sequential read, which the
+/// hardware prefetchers follow), then gathered from L1: gathering straight from strided rows reads
+/// each line in permuted order, first touch from memory (n=10,000, K=16: 580 -> 390 ms).
+///
+/// # Safety
+///
+/// `src` holds every row's `src_off + idx.len()` floats, the destination rows are valid for writes
+/// and overlap `src` and each other nowhere, every index is below `idx.len()`, and `stream` or
+/// `isa >= AVX2` only where the CPU has AVX2.
+#[allow(clippy::too_many_arguments)]
+unsafe fn permute_rows(
+    src: &[f32],
+    src_stride: usize,
+    src_off: usize,
+    dst: SendPtr,
+    dst_stride: usize,
+    dst_off: usize,
+    n_rows: usize,
+    idx: &[i32],
+    stream: bool,
+    isa: u8,
+) -> Result<()> {
+    let width = idx.len();
+    pool()?.install(|| {
+        (0..n_rows.div_ceil(STAGE_ROWS_PER_TASK))
+            .into_par_iter()
+            .for_each(|task| {
+                let rows = dst;
+                let mut line = vec![0f32; width];
+                let first = task * STAGE_ROWS_PER_TASK;
+                for r in first..(first + STAGE_ROWS_PER_TASK).min(n_rows) {
+                    let from = r * src_stride + src_off;
+                    line.copy_from_slice(&src[from..from + width]);
+                    // SAFETY: the caller's guarantees; each task writes its own rows.
+                    unsafe {
+                        let row = rows.0.add(r * dst_stride + dst_off);
+                        if stream {
+                            simd::gather::<true, { simd::AVX2 }>(line.as_ptr(), idx, row);
+                        } else if isa >= simd::AVX2 {
+                            simd::gather::<false, { simd::AVX2 }>(line.as_ptr(), idx, row);
+                        } else {
+                            simd::gather::<false, { simd::PORTABLE }>(line.as_ptr(), idx, row);
                         }
                     }
-                    simd::store_fence();
-                });
-        });
-    }
+                }
+                simd::store_fence();
+            });
+    });
     Ok(())
 }
 
@@ -743,18 +742,21 @@ impl Kernel<'_> {
         averaged.reserve_zeroed(most.div_ceil(PANEL_WIDTH) * panel_len);
         let (bp, qp) = (packed.as_mut_ptr(), averaged.as_mut_ptr());
         let mut row = [0f32; MAX_PACKED_SLOTS];
+        let first = (&tiles[0], self.packed_slots(&tiles[0]));
         for j in 0..self.n {
-            self.pack_row::<ISA>(&tiles[0], j, bp);
+            self.pack_row::<ISA>(first, j, bp);
         }
-        for (t, tile) in tiles.iter().enumerate() {
-            self.average_panels::<ISA>(tile, bp, qp);
-            let next = tiles.get(t + 1);
+        let mut current = first;
+        for t in 0..tiles.len() {
+            self.average_panels::<ISA>(current, bp, qp);
+            let next = tiles.get(t + 1).map(|tile| (tile, self.packed_slots(tile)));
             for j in 0..self.n {
-                self.write_back_row::<STREAM, ISA>(tile, j, qp, row.as_mut_ptr());
+                self.write_back_row::<STREAM, ISA>(current, j, qp, row.as_mut_ptr());
                 if let Some(next) = next {
                     self.pack_row::<ISA>(next, j, bp);
                 }
             }
+            current = next.unwrap_or(current);
         }
     }
 
@@ -770,14 +772,13 @@ impl Kernel<'_> {
         len
     }
 
-    /// Copy row `j`'s part of `tile` into its slots of the panels at `bp` (prefetching the row
-    /// `PACK_PREFETCH_ROWS` ahead).
+    /// Copy row `j`'s part of `tile` (of `len` slots, [`Self::packed_slots`]) into its slots of
+    /// the panels at `bp` (prefetching the row `PACK_PREFETCH_ROWS` ahead).
     #[inline(always)]
-    unsafe fn pack_row<const ISA: u8>(&self, tile: &Tile, j: usize, bp: *mut f32) {
+    unsafe fn pack_row<const ISA: u8>(&self, (tile, len): (&Tile, usize), j: usize, bp: *mut f32) {
         const PW: usize = PANEL_WIDTH;
         let (n, d, c0) = (self.n, self.d, tile.col_start);
         let cols = tile.col_end - c0;
-        let len = self.packed_slots(tile);
         let (n_panels, whole_panels, panel_len) = (len.div_ceil(PW), len / PW, n * PW);
         let xp = self.x.as_ptr();
         if j + PACK_PREFETCH_ROWS < n {
@@ -804,12 +805,17 @@ impl Kernel<'_> {
         }
     }
 
-    /// Every receiver's averages of `tile`'s packed panels at `bp`, into the panels at `qp`.
+    /// Every receiver's averages of `tile`'s packed panels (`len` slots) at `bp`, into the panels
+    /// at `qp`.
     #[inline(always)]
-    unsafe fn average_panels<const ISA: u8>(&self, tile: &Tile, bp: *const f32, qp: *mut f32) {
+    unsafe fn average_panels<const ISA: u8>(
+        &self,
+        (tile, len): (&Tile, usize),
+        bp: *const f32,
+        qp: *mut f32,
+    ) {
         const PW: usize = PANEL_WIDTH;
         let n = self.n;
-        let len = self.packed_slots(tile);
         let panel_len = n * PW;
         // Segments end at their last real slot: padding lanes are averaged with a neighbouring
         // group or not at all, and never read back.
@@ -848,18 +854,17 @@ impl Kernel<'_> {
         }
     }
 
-    /// Write row `i`'s results of `tile` (panels at `qp`) to `out` in column order, through `row`
-    /// (`MAX_PACKED_SLOTS` floats).
+    /// Write row `i`'s results of `tile` (`len` slots, panels at `qp`) to `out` in column order,
+    /// through `row` (`MAX_PACKED_SLOTS` floats).
     #[inline(always)]
     unsafe fn write_back_row<const STREAM: bool, const ISA: u8>(
         &self,
-        tile: &Tile,
+        (tile, len): (&Tile, usize),
         i: usize,
         qp: *const f32,
         row: *mut f32,
     ) {
         const PW: usize = PANEL_WIDTH;
-        let len = self.packed_slots(tile);
         let (n_panels, whole_panels, panel_len) = (len.div_ceil(PW), len / PW, self.n * PW);
         for p in 0..whole_panels {
             copy_panel_row(qp.add(p * panel_len + i * PW), row.add(p * PW));
@@ -897,8 +902,8 @@ fn padded_end(seg: &Segment) -> usize {
 ///
 /// Safety, for every unsafe function here: each pointer is valid for every offset the function's doc
 /// names (reads from sources, writes to `dst`, which overlaps no source), the AVX2 variants
-/// (`ISA >= AVX2`, `STREAM = true`, `*_avx2`) run only where [`best_isa`] is at least `AVX2`, and the AVX-512
-/// ones (`ISA == AVX512`, `*_avx512`) only where [`best_isa`] is `AVX512`.
+/// (`ISA >= AVX2`, `STREAM = true`, `*_avx2`) run only where [`best_isa`] is at least `AVX2`, and
+/// the AVX-512 ones (`ISA == AVX512`, `*_avx512`) only where it is `AVX512`.
 pub(crate) mod simd {
     /// Instruction sets of the loops, narrowest first.
     pub const PORTABLE: u8 = 0;
