@@ -615,12 +615,7 @@ fn switch_heads(heads: &mut [u32], s: usize, rng: &mut Rng) {
         let (a, c) = (e1 / s, e2 / s);
         let (b, d) = (heads[e1], heads[e2]);
         let (list_a, list_c) = (&heads[a * s..a * s + s], &heads[c * s..c * s + s]);
-        let simple = if s == 8 {
-            switch_stays_simple_8(list_a, list_c, (a as u32, b), (c as u32, d))
-        } else {
-            switch_stays_simple(list_a, list_c, (a as u32, b), (c as u32, d))
-        };
-        if simple {
+        if switch_stays_simple(list_a, list_c, (a as u32, b), (c as u32, d)) {
             heads[e1] = d;
             heads[e2] = b;
         }
@@ -723,44 +718,36 @@ fn switch_stays_simple(
     (a, b): (u32, u32),
     (c, d): (u32, u32),
 ) -> bool {
-    let holds = |list: &[u32], v: u32| list.iter().fold(false, |seen, &t| seen | (t == v));
-    !((a == c) | (b == d) | (a == d) | (c == b) | holds(targets_a, d) | holds(targets_c, b))
+    !((a == c) | (b == d) | (a == d) | (c == b) | holds_either(targets_a, d, targets_c, b))
 }
 
-/// [`switch_stays_simple`] for out-lists of 8 (the paper's degree): each list is two SSE2
-/// compares against the head it must not hold, where the generic loop's vectorisation shuffles
-/// the four id tests into vectors first.
+/// Whether `list_a` holds `d` or `list_c` holds `b`. Lists of 8 (the paper's degree) take two
+/// SSE2 compares each, where the generic loop's vectorisation shuffled the ids into vectors
+/// first (one `el-oracle` chain at n=10,000: 3.67 -> 3.45 ms).
 #[inline(always)]
-fn switch_stays_simple_8(
-    targets_a: &[u32],
-    targets_c: &[u32],
-    (a, b): (u32, u32),
-    (c, d): (u32, u32),
-) -> bool {
+fn holds_either(list_a: &[u32], d: u32, list_c: &[u32], b: u32) -> bool {
     #[cfg(target_arch = "x86_64")]
-    {
+    if let (Ok(la), Ok(lc)) = (<&[u32; 8]>::try_from(list_a), <&[u32; 8]>::try_from(list_c)) {
         use std::arch::x86_64::{
             _mm_cmpeq_epi32, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi32,
         };
-        let (ta, tc) = (&targets_a[..8], &targets_c[..8]);
-        // SAFETY: SSE2 is part of x86_64; each load reads 4 of the 8 ids of a checked slice.
-        let held = unsafe {
+        // SAFETY: SSE2 is part of x86_64; each load reads 4 of the 8 ids of an array.
+        return unsafe {
             let (vd, vb) = (_mm_set1_epi32(d as i32), _mm_set1_epi32(b as i32));
-            let load = |list: &[u32], at: usize| _mm_loadu_si128(list.as_ptr().add(at).cast());
+            let load = |list: &[u32; 8], at: usize| _mm_loadu_si128(list.as_ptr().add(at).cast());
             let in_a = _mm_or_si128(
-                _mm_cmpeq_epi32(load(ta, 0), vd),
-                _mm_cmpeq_epi32(load(ta, 4), vd),
+                _mm_cmpeq_epi32(load(la, 0), vd),
+                _mm_cmpeq_epi32(load(la, 4), vd),
             );
             let in_c = _mm_or_si128(
-                _mm_cmpeq_epi32(load(tc, 0), vb),
-                _mm_cmpeq_epi32(load(tc, 4), vb),
+                _mm_cmpeq_epi32(load(lc, 0), vb),
+                _mm_cmpeq_epi32(load(lc, 4), vb),
             );
             _mm_movemask_epi8(_mm_or_si128(in_a, in_c)) != 0
         };
-        !((a == c) | (b == d) | (a == d) | (c == b) | held)
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    switch_stays_simple(targets_a, targets_c, (a, b), (c, d))
+    let holds = |list: &[u32], v: u32| list.iter().fold(false, |seen, &t| seen | (t == v));
+    holds(list_a, d) | holds(list_c, b)
 }
 
 /// Switches whose edge pairs are drawn (and their edges prefetched) before their turn.
