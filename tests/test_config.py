@@ -103,6 +103,7 @@ def test_resolved_fills_the_per_dataset_defaults(dataset):
 
 # Values with a unit, and the other settings a value needs (el-oracle is already the default).
 _EXAMPLES = {"bandwidth": "60Mbit", "uplink": "10Mbit", "downlink": "1Gbit", "latency": "1ms"}
+_EXAMPLES["eval_at"] = "5,10:20:5"
 _NEEDS = {"algorithm": {"K": 1}, "stragglers": {"bandwidth": "60Mbit"}}
 
 

@@ -6,6 +6,7 @@ summary.json), and ``mosaic_fast.sweep.run_experiment`` is replaced by a fake th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -352,13 +353,28 @@ def test_extending_a_grid_runs_only_new_cells(engine, tmp_path):
     assert engine.calls == [("K=4_seed=0", False)]
 
 
+def test_a_changed_default_of_a_grid_axis_does_not_stop_a_sweep(engine, tmp_path):
+    """The base's value of an axis never reaches a cell: a sweep over fragmenters written when
+    the default was contiguous continues under today's default; elsewhere the change is named."""
+    out = tmp_path / "sweep"
+    old_default = dataclasses.replace(BASE, fragmenter="contiguous")
+    sw.run_sweep(sw.SweepGrid(fragmenter=("random",)), out, base=old_default, quiet=True)
+    engine.calls.clear()
+    with pytest.raises(MosaicValueError, match="fragmenter='contiguous'; now fragmenter='random'"):
+        sw.run_sweep(sw.SweepGrid(K=(1,)), out, base=BASE, quiet=True)
+    assert engine.calls == []
+    grid = sw.SweepGrid(fragmenter=("random", "contiguous"))
+    sw.run_sweep(grid, out, base=dataclasses.replace(BASE, fragmenter="random"), quiet=True)
+    assert engine.calls == [("fragmenter=contiguous_seed=0", False)]
+
+
 def test_a_different_base_config_in_the_same_folder_is_refused(engine, tmp_path):
     out = tmp_path / "sweep"
     sw.run_sweep(sw.SweepGrid(K=(1,)), out, base=BASE, quiet=True)
     other = ExperimentConfig(**{**BASE.to_dict(), "rounds": 8})
     with pytest.raises(MosaicValueError, match="ran with rounds=4; this sweep asks for rounds=8"):
         sw.run_sweep(sw.SweepGrid(K=(1,)), out, base=other, quiet=True)
-    with pytest.raises(MosaicValueError, match="differs in: rounds"):
+    with pytest.raises(MosaicValueError, match=r"different base config \(rounds=4; now rounds=8\)"):
         sw.run_sweep(sw.SweepGrid(K=(2,)), out, base=other, quiet=True)
     # where the data lives does not change results: the same sweep continues from another machine
     moved = ExperimentConfig(**{**BASE.to_dict(), "data_dir": "/elsewhere"})

@@ -35,6 +35,7 @@ MODELS = ("gn-lenet", "lstm", "mf")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 PARTITIONS = ("iid", "dirichlet", "shards", "natural")
 FRAGMENTERS = ("contiguous", "random", "blocks")
+INITS = ("shared", "per-node")
 # Every kernel graph mode except a user edge list, which has no config field.
 TOPOLOGIES = tuple(mode for mode in GRAPH_MODES if mode != "edges")
 DEVICES = ("cpu", "cuda", "auto")
@@ -353,8 +354,10 @@ class ExperimentConfig:
         2, help="Label-sorted shards per node for --partition shards.", at_least=1, axis=True
     )
     fragmenter: str = setting(
-        "contiguous",
-        help="How coordinates are split into fragments, or assignment:FILE (.npy or text: one fragment id per coordinate).",
+        "random",
+        help="How coordinates are split into fragments: random (balanced within each layer, seeded; "
+        "as SHATTER's and DivShare's code), contiguous, blocks, or assignment:FILE (.npy or text: "
+        "one fragment id per coordinate).",
         choices=FRAGMENTERS,
         also=("assignment-file", "object"),
         axis=True,
@@ -375,10 +378,23 @@ class ExperimentConfig:
         at_least=0,
         axis=True,
     )
+    init: str = setting(
+        "shared",
+        help="Initial models: shared (every node starts from one seeded model, as EL's code) or "
+        "per-node (node i from its own seeded draw, the paper's random x_0^(i)).",
+        choices=INITS,
+        axis=True,
+    )
     eval_every: int = setting(
         10,
         help="Evaluate every this many rounds (and at round 0 and the last round).",
         at_least=1,
+    )
+    eval_at: str | None = setting(
+        None,
+        help="Rounds to evaluate at instead of --eval-every, increasing: 5,10,20 or ranges "
+        "FIRST:LAST:STEP, e.g. 5:100:5,125:300:25 (dense early, sparse later); round 0 and the "
+        "last round always.",
     )
     test_samples: int | None = setting(
         2000,
@@ -523,6 +539,8 @@ class ExperimentConfig:
             raise MosaicValueError(
                 f"degree={self.degree} must satisfy 1 <= degree < nodes={self.nodes}"
             )
+        if self.eval_at is not None:
+            evaluation_rounds(self.eval_at, self.rounds)
         self._validate_time_and_network()
 
     def _validate_time_and_network(self) -> None:
@@ -592,6 +610,35 @@ class ExperimentConfig:
                 )
             values.setdefault("trainer", extra["trainer"])
         return cls(**coerce_settings(values))
+
+
+def evaluation_rounds(eval_at: str, rounds: int) -> tuple[int, ...]:
+    """The rounds ``eval_at`` names (``5,10,20`` or ``FIRST:LAST:STEP`` ranges, comma-joined),
+    strictly increasing, each in 1..``rounds``; MosaicValueError names a bad entry."""
+    out: list[int] = []
+    for item in eval_at.split(","):
+        parts = item.strip().split(":")
+        try:
+            numbers = [int(p) for p in parts]
+        except ValueError:
+            numbers = []
+        if len(numbers) not in (1, 3) or min(numbers) < 1:
+            raise MosaicValueError(
+                f"eval_at={eval_at!r}: {item.strip()!r} is not a round (a positive integer) "
+                "or a range FIRST:LAST:STEP"
+            )
+        if len(numbers) == 3 and numbers[1] < numbers[0]:
+            raise MosaicValueError(f"eval_at={eval_at!r}: range {item.strip()!r} ends before it starts")
+        first, last, step = numbers if len(numbers) == 3 else (numbers[0], numbers[0], 1)
+        for r in range(first, last + 1, step):
+            if out and r <= out[-1]:
+                raise MosaicValueError(
+                    f"eval_at={eval_at!r} must increase: round {r} follows round {out[-1]}"
+                )
+            if r > rounds:
+                raise MosaicValueError(f"eval_at={eval_at!r} names round {r}, beyond rounds={rounds}")
+            out.append(r)
+    return tuple(out)
 
 
 def _declared_settings() -> dict[str, Setting]:

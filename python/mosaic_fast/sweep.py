@@ -190,10 +190,14 @@ def _write_sweep_file(out: Path, grid: SweepGrid, base: ExperimentConfig) -> Non
         # Same cell names must mean the same experiment: refuse to mix two base configs.
         # (Read through ExperimentConfig: files of older versions gain the settings added since.)
         previous = _stored_base(json.loads(path.read_text()).get("base", {}))
-        changed = _changed_results(previous, record["base"])
+        # An axis's base value never reaches a cell, so it may differ (a changed default, say).
+        changed = [k for k in _changed_results(previous, record["base"]) if k not in grid.axes]
         if changed:
+            was = ", ".join(f"{k}={previous.get(k)!r}" for k in changed)
+            now = ", ".join(f"{k}={record['base'][k]!r}" for k in changed)
             raise MosaicValueError(
-                f"{out} holds a sweep with a different base config (differs in: {', '.join(changed)}); use a new --out folder"
+                f"{out} holds a sweep with a different base config ({was}; now {now}): pass "
+                "the earlier values to continue it, or use a new --out folder"
             )
     path.write_text(json.dumps(record, indent=2) + "\n")
 

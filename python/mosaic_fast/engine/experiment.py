@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from .. import __version__
-from ..config import RESUMABLE_SETTINGS, ExperimentConfig
+from ..config import RESUMABLE_SETTINGS, ExperimentConfig, evaluation_rounds
 from ..errors import CallbackError, MosaicError, MosaicValueError, RunDiverged, RunInterrupted
 from ..launch import launch_problem
 from ..references import describe, first_line
@@ -463,11 +463,21 @@ def _extra_metrics(fn: Callable, extra: Any, rec: dict[str, Any]) -> dict[str, f
 
 
 def _evaluates(cfg: ExperimentConfig, done: int) -> bool:
-    """Whether the state after ``done`` rounds is evaluated: round 0, the last, and every
-    ``eval_every`` rounds unless ``eval_every_s`` sets a schedule in simulated time instead."""
+    """Whether the state after ``done`` rounds is evaluated: round 0, the last, and the rounds of
+    ``eval_at`` (else every ``eval_every`` rounds) unless ``eval_every_s`` sets a schedule in
+    simulated time instead."""
     if done in (0, cfg.rounds):
         return True
-    return cfg.eval_every_s is None and done % cfg.eval_every == 0
+    if cfg.eval_every_s is not None:
+        return False
+    if cfg.eval_at is not None:
+        return done in _scheduled_rounds(cfg.eval_at, cfg.rounds)
+    return done % cfg.eval_every == 0
+
+
+@functools.lru_cache(maxsize=8)
+def _scheduled_rounds(eval_at: str, rounds: int) -> frozenset[int]:
+    return frozenset(evaluation_rounds(eval_at, rounds))
 
 
 def _crossed(cfg: ExperimentConfig, before: float, after: float) -> bool:

@@ -116,6 +116,12 @@ def _builtin_images(data: Any, name: str) -> ClassificationData:
     )
 
 
+def per_node_seed(seed: int, node: int) -> int:
+    """The seed of node ``node``'s initial model under ``init='per-node'``: distinct from the
+    shared draw's ``seed`` and from every other run's nodes."""
+    return (seed + 1) * 1_000_003 + node
+
+
 class Simulation:
     """State of a run. ``X`` (float32 (n, d), contiguous) holds the live models; ``rounds_done`` counts rounds.
 
@@ -180,6 +186,8 @@ class Simulation:
         # Both gossip buffers from empty_params: huge pages on CPU make the kernel ~15% faster.
         self.X = empty_params(cfg.nodes, d, device=device)
         self.X.copy_(initial.to(device).expand(cfg.nodes, d))
+        if cfg.init == "per-node":
+            self._draw_per_node_init()
         self._spare = empty_params(cfg.nodes, d, device=device)
         self.measured_step_time_s: float | None = None
         if cfg.step_time is None and cfg.network is None:
@@ -264,6 +272,19 @@ class Simulation:
         self.metric_name = scoring.name
         self.lower_is_better = scoring.lower_is_better
         return model.layout, model.init_params()
+
+    def _draw_per_node_init(self) -> None:
+        """Node i's row from its own seeded draw of the model (``init='per-node'``)."""
+        seeded_row = (
+            self.spec.init_params if self.module_model is None else self.module_model.init_params
+        )
+        for i in range(self.cfg.nodes):
+            self.X[i].copy_(seeded_row(per_node_seed(self.cfg.seed, i)))
+        if torch.equal(self.X[0], self.X[1]):
+            raise MosaicValueError(
+                "init='per-node': nodes 0 and 1 drew the same initial model, so the model factory "
+                "ignores torch's seed (does it seed itself?); use init='shared' or draw from torch's RNG"
+            )
 
     @property
     def n_params(self) -> int:

@@ -99,9 +99,14 @@ class ModuleModel:
     def n_params(self) -> int:
         return self.layout.n_params
 
-    def init_params(self) -> torch.Tensor:
-        """The row every node starts from: float32 (n_params,), CPU."""
-        return self._initial_row.clone()
+    def init_params(self, seed: int | None = None) -> torch.Tensor:
+        """The row every node starts from: float32 (n_params,), CPU; with ``seed``, the row of a
+        fresh ``factory()`` seeded by it (a node's own draw under ``init='per-node'``)."""
+        if seed is None:
+            return self._initial_row.clone()
+        module = build_module(self.factory, seed)
+        tensors = dict(module.named_parameters()) | dict(module.named_buffers())
+        return torch.cat([tensors[n].detach().reshape(-1).float() for n in self.layout.names])
 
     def node_tensors(self, X: torch.Tensor, i: int) -> dict[str, torch.Tensor]:
         """Node ``i``'s tensors for ``functional_call``: views of its row and buffers, frozen ones."""
