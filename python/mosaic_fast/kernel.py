@@ -136,6 +136,19 @@ def _torch_module() -> Any:
     return sys.modules.get("torch")
 
 
+def device_aggregate(
+    params: Any, graphs: Graphs, fragments: FragmentMap, *, out: Any = None
+) -> Any:
+    """The aggregation of a tensor on a device the Rust core does not serve: the fused Triton kernel
+    on CUDA where Triton imports (:mod:`.kernel_triton`), else the torch index path
+    (:mod:`.kernel_torch`); both are bit-identical to the Rust kernel."""
+    from . import kernel_triton
+
+    if params.device.type == "cuda" and kernel_triton.available():
+        return kernel_triton.aggregate_triton(params, graphs, fragments, out=out)
+    return aggregate_torch(params, graphs, fragments, out=out)
+
+
 def aggregate(
     params: ArrayT, graphs: Graphs, fragments: FragmentMap, *, out: ArrayT | None = None
 ) -> ArrayT:
@@ -148,13 +161,14 @@ def aggregate(
     out: optional buffer of the same type, dtype, shape and device, not overlapping ``params``; written
         in place without allocating. Returns ``out`` (or a new array/tensor).
 
-    CPU inputs run on the Rust core with the GIL released; CUDA tensors use the index-tensor torch path.
+    CPU inputs run on the Rust core with the GIL released; CUDA tensors use the fused Triton kernel
+    (or, without Triton, the index-tensor torch path): see :func:`device_aggregate`.
     """
     torch = _torch_module()
     if torch is None or not isinstance(params, torch.Tensor):
         return _core.aggregate(params, graphs, fragments, out)
     if params.device.type != "cpu":
-        return aggregate_torch(params, graphs, fragments, out=out)
+        return device_aggregate(params, graphs, fragments, out=out)
     result = _core.aggregate(params, graphs, fragments, out)
     # A new output is a numpy array (numpy's allocator: huge pages); hand it back as a tensor.
     return result if out is not None else torch.from_numpy(result)

@@ -61,10 +61,24 @@ _SELECTIONS: weakref.WeakKeyDictionary[Any, dict[str, list[Any]]] = weakref.Weak
 _PLANS: weakref.WeakKeyDictionary[Any, dict[str, list[_FragmentPlan]]] = weakref.WeakKeyDictionary()
 
 
+def host_to_device(array: np.ndarray, device: Any) -> Any:
+    """``array`` as a tensor on ``device`` without blocking the host: on CUDA it is copied into
+    pinned memory and from there asynchronously (torch's pinned-memory cache keeps the block until
+    the copy has run); on CPU it is the array itself (shared memory, no copy)."""
+    import torch
+
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    device = torch.device(device)
+    if device.type == "cpu":
+        return tensor
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
 def fragment_columns(fragments: _core.FragmentMap, device: Any) -> list[Any]:
     """Every fragment's columns: a slice where they are consecutive (a view, no gather), else an
     int64 index tensor on ``device``; cached per fragment map and device (do not modify)."""
-    import torch
 
     per_device = _SELECTIONS.setdefault(fragments, {})
     key = str(device)
@@ -76,7 +90,7 @@ def fragment_columns(fragments: _core.FragmentMap, device: Any) -> list[Any]:
             if cols[-1] - cols[0] + 1 == len(cols):
                 selections.append(slice(int(cols[0]), int(cols[-1]) + 1))
             else:
-                selections.append(torch.from_numpy(cols).to(device))
+                selections.append(host_to_device(cols, device))
         per_device[key] = selections
     return per_device[key]
 
@@ -108,7 +122,8 @@ def _fragment_arrays(
 
 
 def _plans(torch: Any, graphs: _core.Graphs, device: Any) -> list[_FragmentPlan]:
-    """Every fragment's plan on ``device``: two host-to-device copies in all (indices, scales)."""
+    """Every fragment's plan on ``device``: two host-to-device copies in all (indices, scales),
+    neither blocking the host."""
     per_device = _PLANS.setdefault(graphs, {})
     key = str(device)
     if key in per_device:
@@ -119,8 +134,8 @@ def _plans(torch: Any, graphs: _core.Graphs, device: Any) -> list[_FragmentPlan]
         if order is not None:
             index_parts.append(order)
         index_parts.append(slots.reshape(-1))
-    indices = torch.from_numpy(np.concatenate(index_parts)).to(device)
-    scales = torch.from_numpy(np.concatenate([h[3].reshape(-1) for h in host])).to(device)
+    indices = host_to_device(np.concatenate(index_parts), device)
+    scales = host_to_device(np.concatenate([h[3].reshape(-1) for h in host]), device)
     plans: list[_FragmentPlan] = []
     at = scale_at = 0
     for order, slots, counts, scale in host:

@@ -1,0 +1,93 @@
+"""The fused Triton aggregation against the Rust kernel, bit for bit, under Triton's interpreter
+(``TRITON_INTERPRET=1`` runs the kernel on CPU tensors): K = 1, 4, 16; contiguous, random and block
+maps; sampled and uneven graphs; several column blocks per fragment. Sizes are tiny: the interpreter
+runs every program instance in numpy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("triton")
+
+# The interpreter must be chosen before triton is imported: the checks run in a child process.
+SCRIPT = r"""
+import sys
+import numpy as np
+import torch
+import mosaic_fast as mf
+from mosaic_fast.kernel_triton import aggregate_triton
+sys.path.insert(0, "tests")
+from test_kernel_torch import make_graphs, make_map
+
+failures = []
+cases = 0
+for k in (1, 4, 16):
+    rng = np.random.default_rng(k)
+    for kind in ("contiguous", "random", "blocks"):
+        for mode in ("el-oracle", "uneven-per-fragment"):
+            for n in (3, 9):
+                d = 13 * k + 5  # not divisible by K (K > 1)
+                x = rng.standard_normal((n, d)).astype(np.float32)
+                x[0, :3] = -0.0  # a lone receiver keeps the sign of zero
+                fragments = make_map(kind, d, k)
+                graphs = make_graphs(mode, n, k, rng)
+                want = mf.aggregate(x, graphs, fragments)
+                out = torch.full((n, d), float("nan"))
+                got = aggregate_triton(torch.from_numpy(x), graphs, fragments, out=out, block=8)
+                cases += 1
+                if got is not out or not np.array_equal(got.numpy().view(np.int32), want.view(np.int32)):
+                    failures.append(f"K={k} {kind} {mode} n={n}")
+print(cases, "cases;", "failures:", failures)
+sys.exit(1 if failures else 0)
+"""
+
+
+def _interpreted(script: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_equals_the_rust_kernel_bit_for_bit_under_the_interpreter() -> None:
+    res = _interpreted(SCRIPT)
+    assert res.returncode == 0, res.stdout + res.stderr[-3000:]
+    assert "36 cases; failures: []" in res.stdout
+
+
+def test_a_new_output_and_the_argument_checks() -> None:
+    res = _interpreted(
+        r"""
+import numpy as np
+import torch
+import mosaic_fast as mf
+from mosaic_fast.errors import MosaicError
+from mosaic_fast.kernel_triton import aggregate_triton
+x = torch.from_numpy(np.random.default_rng(0).standard_normal((5, 40)).astype(np.float32))
+fragments = mf.FragmentMap.contiguous(40, 2)
+graphs = mf.sample_graphs(5, 2, 2, seed=0, round=0)
+got = aggregate_triton(x, graphs, fragments)  # the default block: one program per row
+assert torch.equal(got, torch.from_numpy(mf.aggregate(x.numpy(), graphs, fragments)))
+try:
+    aggregate_triton(x[:, :30], graphs, fragments)
+except MosaicError as exc:
+    print("checked:", exc)
+"""
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "checked:" in res.stdout
+
+
+def test_not_offered_when_turned_off() -> None:
+    res = subprocess.run(
+        [sys.executable, "-c", "from mosaic_fast import kernel_triton as k; print(k.available())"],
+        env={**os.environ, "MOSAIC_DEVICE_KERNEL": "torch"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert res.stdout.strip() == "False"
