@@ -83,8 +83,16 @@ def test_k_list_runs_one_experiment_per_k(fake_data, tmp_path):
     for k in (1, 4):
         meta = json.loads((tmp_path / f"K={k}" / "config.json").read_text())
         assert meta["config"]["K"] == k
-    table = result.output.splitlines()[-2:]
+    table = result.output.splitlines()[-3:-1]
     assert table[0].split()[0] == "1" and table[1].split()[0] == "4"
+    # the gain over K=1, same seed, at every evaluated round, and its peak
+    rounds = [json.loads(line)["round"] for line in (tmp_path / "K=1" / "metrics.jsonl").open()]
+    gain = result.output.splitlines()[-1]
+    assert gain.startswith("K=4 gain over K=1 in node-mean accuracy (same seed; by round) ")
+    assert [
+        int(p.split(":")[0]) for p in gain.split(") ")[1].split("; peak")[0].split(", ")
+    ] == rounds[1:]
+    assert "; peak " in gain and " at round " in gain
 
 
 def test_config_file_values_are_overridden_by_options(tmp_path):
@@ -118,7 +126,7 @@ def test_no_options_is_the_fashion_mnist_k1_vs_k8_demo():
         for c in configs
     )
     assert all(
-        c.degree == 8 and c.topology == "el-oracle" and c.fragmenter == "contiguous"
+        c.degree == 8 and c.topology == "el-oracle" and c.fragmenter == "random" and c.init == "shared"
         for c in configs
     )
 

@@ -113,6 +113,9 @@ def test_every_figure_kind_is_written_as_png_and_pdf(tmp_path):
     stems += [f"degree_{kind}__alpha=iid" for kind in kinds]
     stems += [f"alpha_{kind}__degree=2" for kind in kinds]
     stems += ["gain_vs_degree__alpha=iid"]  # alpha 0.1 has one degree: no trend to draw
+    stems += [
+        f"gain_by_round__degree={d}_alpha={a}" for d, a in ((2, "iid"), (4, "iid"), (2, "0.1"))
+    ]
     assert_figures(paths, stems)
 
 

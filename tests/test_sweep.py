@@ -483,6 +483,51 @@ def test_summary_pairs_each_k_with_k1_on_the_same_seed(engine, tmp_path):
     assert "Δ final node-average vs K=1 (paired)" in (tmp_path / "summary.md").read_text()
 
 
+def test_summary_reports_the_paired_gain_by_round_and_its_peak(engine, tmp_path):
+    """The gain peaks early and shrinks: the peak, its round and its CI come from the curve,
+    not from the last round."""
+    sw.run_sweep(sw.SweepGrid(K=(1, 4), seeds=(0, 1, 2)), tmp_path, base=BASE, quiet=True)
+    for seed in (0, 1, 2):
+        base_run = read_run(next(tmp_path.glob(f"K=1_seed={seed}")))
+        k4 = next(tmp_path.glob(f"K=4_seed={seed}"))
+        lift = {0: 0.0, 2: 0.1 + 0.01 * seed, 4: 0.02}
+        lines = [{**r, "node_mean": r["node_mean"] + lift[r["round"]]} for r in base_run.records]
+        (k4 / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    table = sw.summarize_sweep(tmp_path).set_index("K")
+    half = t_quantile(0.975, 2) * 0.01 / math.sqrt(3)
+    assert table.loc[4, "peak_gain_mean"] == pytest.approx(0.11)
+    assert table.loc[4, "peak_gain_ci95"] == pytest.approx(half)
+    assert table.loc[4, "peak_gain_round"] == 2
+    assert np.isnan(table.loc[1, "peak_gain_mean"])
+    curve = pd.read_csv(tmp_path / "gain_by_round.csv")
+    assert list(curve["round"]) == [0, 2, 4]
+    assert list(curve["gain_mean"]) == pytest.approx([0.0, 0.11, 0.02])
+    assert list(curve["n_paired"]) == [3, 3, 3]
+    assert "0.11 ± 0.025 (round 2)" in (tmp_path / "summary.md").read_text()
+
+
+def test_a_lower_is_better_gain_is_an_improvement(tmp_path):
+    from mosaic_fast.summary import paired_gain_by_round
+
+    def run(K, values):
+        cfg = dataclasses.replace(BASE, K=K, eval_every=2)
+        folder = tmp_path / f"K{K}"
+        write_run(folder, cfg)
+        head = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(
+            json.dumps({**head, "metric": "rmse", "lower_is_better": True})
+        )
+        lines = [{"round": t, "node_mean": v} for t, v in zip((0, 2, 4), values, strict=True)]
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+        return read_run(folder)
+
+    rounds, mean, _, count = paired_gain_by_round(
+        [run(8, [1.0, 0.9, 0.95])], [run(1, [1.0, 1.0, 1.0])]
+    )
+    assert list(rounds) == [0, 2, 4] and list(count) == [1, 1, 1]
+    assert list(mean) == pytest.approx([0.0, 0.1, 0.05])  # K=8's RMSE is lower: a positive gain
+
+
 def test_summary_leaves_a_setting_without_k1_twin_unpaired(engine, tmp_path):
     sw.run_sweep(sw.SweepGrid(K=(4, 8), seeds=(0, 1)), tmp_path, base=BASE, quiet=True)
     table = sw.summarize_sweep(tmp_path)

@@ -11,6 +11,9 @@ Figure kinds (file name stem, then ``__<fixed settings>`` when other settings va
 
 - ``rounds_performance`` (Fig. 4): node-average and average-model metric vs round, one line per K;
 - ``rounds_consensus`` (Fig. 5): consensus distance and std of node metric vs round, per K;
+- ``gain_by_round`` (when K = 1 and other K ran on the same seeds): the paired gain of the
+  node-average over K = 1 (same seed, same round; positive is better) vs round, one line per K,
+  with its 95% band and its peak;
 - ``degree_performance`` (Fig. 6, when degrees vary): best node-average / average-model vs degree;
 - ``degree_consensus`` (Fig. 7, when degrees vary): final consensus distance / node std vs degree;
 - ``gain_vs_degree`` (when K = 1 and other K, and degrees or network sizes, vary): the paired
@@ -46,7 +49,7 @@ from .runfolder import (
     varying_settings,
 )
 from .stats import mean_ci
-from .summary import baseline_key, paired_difference
+from .summary import baseline_key, paired_difference, paired_gain_by_round, peak_gain
 
 FORMATS = ("png", "pdf", "svg")
 # Settings named in titles, in this order, when they are the same for a whole figure.
@@ -232,6 +235,44 @@ def _rounds_figures(
         axes[0][0].legend(fontsize="small")
         fig.suptitle(_context(first.config, ()))
         writer.save(fig, _file_stem(kind, first.config, split))
+
+
+def _gain_round_figures(
+    writer: _Writer, figure_settings: Sequence[Setting], split: Sequence[str]
+) -> None:
+    """The paired gain over K = 1 (same seed, same round) against the round, one line per K,
+    with its 95% band: the gain peaks early and shrinks, which one final value hides."""
+    by_key = {group_key(s.config): s for s in figure_settings}
+    compared = [
+        s for s in figure_settings if s.config["K"] != 1 and baseline_key(s.config) in by_key
+    ]
+    curves = [
+        (s, paired_gain_by_round(s.runs, by_key[baseline_key(s.config)].runs)) for s in compared
+    ]
+    curves = [(s, c) for s, c in curves if len(c[0])]
+    if not curves:
+        return
+    first = curves[0][0]
+    metric, lower = first.runs[0].metric, first.runs[0].lower_is_better
+    colors = _k_colors(figure_settings)
+    fig, axes = _new_figure(1, 1)
+    ax = axes[0][0]
+    for s, (rounds, mean, half, count) in sorted(curves, key=lambda sc: sc[0].config["K"]):
+        color = colors[_curve_key(s, BY_K)]
+        peak, _, at = peak_gain(rounds, mean, half)
+        seeds = int(count.max())
+        label = f"K={s.config['K']} ({seeds} seed{'s' if seeds > 1 else ''}; peak {peak:+.3g} at round {at:.0f})"
+        ax.plot(rounds, mean, color=color, lw=1.6, marker=".", label=label)
+        ax.fill_between(rounds, mean - half, mean + half, color=color, alpha=0.2, lw=0)
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_xlabel("Round")
+    word = "lower" if lower else "higher"
+    ax.set_ylabel(f"Node-average {metric} gain over K=1 ({word} {metric} is better)")
+    ax.set_title("Paired gain over K=1 (same seed, same round), 95% CI")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.suptitle(_context(first.config, ()))
+    writer.save(fig, _file_stem("gain_by_round", first.config, split))
 
 
 def _has_clock(settings: Sequence[Setting]) -> bool:
@@ -504,6 +545,7 @@ def plot_runs(
     split = [v for v in varying if v != "K"]
     for part in _split(settings, split):
         _rounds_figures(writer, part, split)
+        _gain_round_figures(writer, part, split)
         if _has_clock(part):
             _time_figures(writer, part, split)
     if "algorithm" in varying:  # the algorithms side by side in time, per other setting

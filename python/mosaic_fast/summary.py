@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .errors import MosaicValueError
 from .runfolder import (
     COMPLETE,
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 SWEEP_FILE = "sweep.json"
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
+GAIN_CSV = "gain_by_round.csv"
 
 SUMMARY_METRICS = (
     ("final_node_mean", "final node-average"),
@@ -40,6 +43,7 @@ SUMMARY_METRICS = (
     ("final_avg_model", "final average model"),
     ("final_consensus_distance", "final consensus distance"),
     ("best_node_mean", "best node-average"),
+    ("best_node_mean_round", "round of best node-average"),
     ("best_avg_model", "best average model"),
     ("final_sim_time_s", "simulated time (s)"),
     ("time_to_target_s", "time to target (s)"),
@@ -50,6 +54,7 @@ SUMMARY_METRICS = (
 # remove the seed-to-seed spread of the partition, which dwarfs the effect of K.
 PAIRED_METRICS = (
     ("final_node_mean", "Δ final node-average vs K=1"),
+    ("best_node_mean", "Δ best node-average vs K=1"),
     ("final_avg_model", "Δ final average model vs K=1"),
     ("final_consensus_distance", "Δ final consensus distance vs K=1"),
 )
@@ -80,6 +85,50 @@ def paired_difference(
     return float(mean), float(half), int(count)
 
 
+def paired_gain_by_round(
+    runs: Sequence[RunRecord], baseline: Sequence[RunRecord]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The paired gain of ``runs`` over ``baseline`` (their K = 1 twins) at every evaluated round:
+    the node-average metric minus the same seed's K = 1 value at the same round, sign-flipped
+    where lower is better (so a positive gain is always an improvement). Complete runs only.
+
+    Returns ``(rounds, mean, ci95, count)``, each of shape (n_rounds,): the rounds evaluated in
+    some pair (int64), and over the seeds evaluated at that round in both runs the mean gain, the
+    95% Student-t half-width (NaN with one seed) and the seed count (int64).
+    """
+    from .stats import mean_ci
+
+    base = {r.config["seed"]: r for r in baseline if r.status == COMPLETE}
+    pairs = [
+        (r, base[r.config["seed"]])
+        for r in runs
+        if r.status == COMPLETE and r.config["seed"] in base
+    ]
+    gains: list[dict[int, float]] = []
+    for run, twin in pairs:
+        sign = -1.0 if run.lower_is_better else 1.0
+        own = {rec["round"]: number_or_nan(rec.get("node_mean")) for rec in run.records}
+        other = {rec["round"]: number_or_nan(rec.get("node_mean")) for rec in twin.records}
+        gains.append({t: sign * (own[t] - other[t]) for t in own.keys() & other.keys()})
+    rounds = np.array(sorted({t for g in gains for t in g}), dtype=np.int64)
+    values = np.array([[g.get(int(t), math.nan) for t in rounds] for g in gains], dtype=np.float64)
+    if not len(rounds):
+        empty = np.zeros(0)
+        return rounds, empty, empty, np.zeros(0, dtype=np.int64)
+    mean, half, count = mean_ci(values.reshape(len(gains), len(rounds)), axis=0)
+    return rounds, mean, half, count
+
+
+def peak_gain(rounds: np.ndarray, mean: np.ndarray, half: np.ndarray) -> tuple[float, float, float]:
+    """The largest mean paired gain over rounds (round 0, where every K starts from the same
+    models, excluded), its 95% half-width and its round; NaNs when there is none."""
+    later = (rounds > 0) & np.isfinite(mean)
+    if not later.any():
+        return math.nan, math.nan, math.nan
+    i = int(np.flatnonzero(later)[np.argmax(mean[later])])
+    return float(mean[i]), float(half[i]), float(rounds[i])
+
+
 def _run_values(run: RunRecord) -> dict[str, float]:
     summary = run.summary
     final = summary["final"]
@@ -89,6 +138,7 @@ def _run_values(run: RunRecord) -> dict[str, float]:
         "final_avg_model": final["avg_model"],
         "final_consensus_distance": final["consensus_distance"],
         "best_node_mean": summary["best_node_mean"],
+        "best_node_mean_round": number_or_nan(summary.get("best_node_mean_round")),
         "best_avg_model": summary["best_avg_model"],
         "wall_time_s": summary["wall_time_s"],
         "eval_time_s": number_or_nan(final.get("eval_time_s")),  # NaN: written before timing
@@ -136,7 +186,8 @@ def summarize_sweep(out_dir: str | Path) -> pd.DataFrame:
     columns = _setting_columns(out, runs)
     groups = group_runs(runs)
     by_key = {group_key(members[0].config): members for members in groups}
-    rows = []
+    rows: list[dict[str, Any]] = []
+    gain_rows: list[dict[str, Any]] = []
     for members in groups:
         complete = [r for r in members if r.status == COMPLETE]
         diverged = [r for r in members if r.status == DIVERGED]
@@ -170,8 +221,21 @@ def summarize_sweep(out_dir: str | Path) -> pd.DataFrame:
             mean, half, count = paired_difference(members, baseline or (), key)
             row[f"delta_{key}_mean"], row[f"delta_{key}_ci95"] = mean, half
             row["n_paired"] = count
+        curve = paired_gain_by_round(members, baseline or ())
+        row["peak_gain_mean"], row["peak_gain_ci95"], row["peak_gain_round"] = peak_gain(*curve[:3])
         rows.append(row)
+        gain_rows += [
+            {
+                **{c: row[c] for c in columns},
+                "round": int(t),
+                "gain_mean": float(m),
+                "gain_ci95": float(h),
+                "n_paired": int(n),
+            }
+            for t, m, h, n in zip(*curve, strict=True)
+        ]
     table = pd.DataFrame(rows)
+    _write_gain_table(out, gain_rows, columns)
     table = (
         table.sort_values(columns, key=_sort_key, kind="stable").reset_index(drop=True)
         if columns
@@ -180,6 +244,19 @@ def summarize_sweep(out_dir: str | Path) -> pd.DataFrame:
     table.to_csv(out / SUMMARY_CSV, index=False)
     (out / SUMMARY_MD).write_text(_markdown(table, columns))
     return table
+
+
+def _write_gain_table(out: Path, gain_rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    """``gain_by_round.csv``: one row per (setting with a K = 1 twin, evaluated round)."""
+    import pandas as pd
+
+    path = out / GAIN_CSV
+    if not gain_rows:
+        path.unlink(missing_ok=True)  # no K = 1 twin any more: no stale table
+        return
+    table = pd.DataFrame(gain_rows)
+    order = [*columns, "round"]
+    table.sort_values(order, key=_sort_key, kind="stable").to_csv(path, index=False)
 
 
 def _sort_key(col):
@@ -191,6 +268,14 @@ def _fmt(mean: float, half: float) -> str:
         return "—"
     digits = 4
     return f"{mean:.{digits}g}" if not math.isfinite(half) else f"{mean:.{digits}g} ± {half:.2g}"
+
+
+def _peak_cell(row) -> str:
+    if not math.isfinite(row["peak_gain_mean"]):
+        return "—"
+    return (
+        f"{_fmt(row['peak_gain_mean'], row['peak_gain_ci95'])} (round {row['peak_gain_round']:.0f})"
+    )
 
 
 def _seeds_cell(row) -> str:
@@ -208,6 +293,7 @@ def _markdown(table, columns: Sequence[str]) -> str:
         *columns,
         *(label for _, label in SUMMARY_METRICS),
         *(f"{label} (paired)" for _, label in deltas),
+        *(["peak paired gain vs K=1 (round)"] if paired else []),
         "seeds",
         "wall time (s)",
         "evaluation time (s)",
@@ -223,7 +309,9 @@ def _markdown(table, columns: Sequence[str]) -> str:
     if paired:
         lines.append(
             "Paired columns: K minus K=1 on the same seed (same partition and initial model), "
-            "over the seeds both completed."
+            "over the seeds both completed. The peak paired gain is the largest mean over rounds "
+            "of the node-average's improvement on K=1 at the same round (gain_by_round.csv has "
+            "the whole curve)."
         )
     if table["n_diverged"].any():
         lines.append(
@@ -238,13 +326,15 @@ def _markdown(table, columns: Sequence[str]) -> str:
     for _, row in table.iterrows():
         cells = [format_value(row[c]) for c in columns]
         if row["n_seeds"] == 0:
-            cells += ["diverged" for _ in (*SUMMARY_METRICS, *deltas)]
+            cells += ["diverged" for _ in (*SUMMARY_METRICS, *deltas, *(("",) if paired else ()))]
             cells += [_seeds_cell(row), "—", "—"]
         else:
             cells += [_fmt(row[f"{k}_mean"], row[f"{k}_ci95"]) for k, _ in SUMMARY_METRICS]
             if 0 < row["n_reached_target"] < row["n_seeds"]:
                 cells[-1] += f" ({row['n_reached_target']}/{row['n_seeds']} seeds reached it)"
             cells += [_fmt(row[f"delta_{k}_mean"], row[f"delta_{k}_ci95"]) for k, _ in deltas]
+            if paired:
+                cells.append(_peak_cell(row))
             cells += [_seeds_cell(row), f"{row['wall_time_s_mean']:.1f}"]
             cells.append(_fmt(row["eval_time_s_mean"], math.nan))
         lines.append("| " + " | ".join(cells) + " |")

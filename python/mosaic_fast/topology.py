@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -426,6 +427,26 @@ def assignment_map(
     return FragmentMap.from_assignment(ids, n_fragments)
 
 
+class SmallLayerWarning(UserWarning):
+    """A layer has fewer coordinates than there are fragments (``fragmenter='random'``)."""
+
+
+def _warn_small_layers(layer_sizes: Sequence[int], n_fragments: int) -> None:
+    """Say once what happens to layers smaller than K: each of their coordinates still goes to
+    one fragment, so they travel in fewer than K fragments (the fragments stay balanced overall,
+    as the smaller layers' leftovers rotate over the fragments)."""
+    small = [(j, size) for j, size in enumerate(layer_sizes) if size < n_fragments]
+    if small:
+        j, size = min(small, key=lambda js: js[1])
+        warnings.warn(
+            f"fragmenter='random': {len(small)} layer(s) have fewer coordinates than K={n_fragments} "
+            f"(the smallest, layer {j}, has {size}); each of their coordinates goes to one "
+            f"fragment, so such a layer travels in only {size} of the {n_fragments} fragments",
+            SmallLayerWarning,
+            stacklevel=3,
+        )
+
+
 def fragments_for(
     fragmenter: str,
     n_fragments: int,
@@ -458,6 +479,7 @@ def fragments_for(
     if fragmenter == "contiguous":
         return FragmentMap.contiguous(n_params, n_fragments)
     if fragmenter == "random":
+        _warn_small_layers(layer_sizes, n_fragments)
         return FragmentMap.random(n_params, n_fragments, seed=seed, layer_sizes=list(layer_sizes))
     if fragmenter == "blocks":
         return FragmentMap.blocks(n_params, n_fragments, block_size=block_size, seed=seed)

@@ -4,7 +4,9 @@ first use, so ``mosaic-fast --help`` stays fast (torch is not imported until a c
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
+import warnings
 
 import click
 
@@ -46,11 +48,48 @@ class _LazyGroup(click.Group):
 @click.version_option(package_name="mosaic-fast")
 def main() -> None:
     """mosaic-fast: decentralized learning with model fragmentation (Mosaic Learning)."""
+    _log_to_stderr()
+
+
+class _Stderr(logging.StreamHandler):
+    """Plain lines on whatever ``sys.stderr`` is now (click's test runner swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return f"{record.levelname.lower()}: {text}" if record.levelno >= logging.WARNING else text
+
+
+def _log_to_stderr() -> None:
+    """mosaic-fast's log records (``logging.getLogger("mosaic_fast")``: tracker notes, warnings)
+    as plain lines on standard error, unless a logging configuration already handles them."""
+    package = logging.getLogger("mosaic_fast")
+    if logging.getLogger().handlers or any(isinstance(h, _Stderr) for h in package.handlers):
+        return
+    package.addHandler(_Stderr())
+    package.setLevel(logging.INFO)
+    package.propagate = False
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
 
 
 def console() -> None:
     """The ``mosaic-fast`` executable (and ``python -m mosaic_fast``): ``main``, then an exit that
     a torch.distributed run needs (``engine.distributed.exit_process``)."""
+    warnings.formatwarning = _one_line_warning  # a command line shows warnings as one line
     try:
         main(prog_name="mosaic-fast")
         code: int | str | None = 0

@@ -94,6 +94,7 @@ def comparison_table(rows: list[tuple[int, dict[str, Any]]]) -> str:
         f"node-mean {metric}",
         "node std",
         f"avg-model {metric}",
+        "best node-mean (round)",
         "consensus dist",
         "sent params/node",
     ]
@@ -103,11 +104,12 @@ def comparison_table(rows: list[tuple[int, dict[str, Any]]]) -> str:
             f"{s['final']['node_mean']:.4f}",
             f"{s['final']['node_std']:.4f}",
             f"{s['final']['avg_model']:.4f}",
+            f"{s['best_node_mean']:.4f} ({s['best_node_mean_round']})",
             f"{s['final']['consensus_distance']:.4g}",
             f"{s['final']['sent_params_per_node']:.0f}",
         ]
         if "final" in s
-        else [str(k), f"diverged at round {s['round']}", "", "", "", ""]
+        else [str(k), f"diverged at round {s['round']}", "", "", "", "", ""]
         for k, s in rows
     ]
     widths = [max(len(r[j]) for r in [head, *body]) for j in range(len(head))]
@@ -122,6 +124,29 @@ def _resume_targets(folder: Path) -> list[Path]:
     if not subs:
         raise MosaicValueError(f"--resume {str(folder)!r} holds no run (no config.json)")
     return subs
+
+
+def gain_lines(folders: dict[int, Path]) -> list[str]:
+    """For every K with a K = 1 run beside it (same seed): the node-average's gain over K = 1 at
+    each evaluated round (positive is better) and its peak."""
+    from ..runfolder import COMPLETE, read_run
+    from ..summary import paired_gain_by_round, peak_gain
+
+    runs = {k: read_run(f) for k, f in folders.items()}
+    if 1 not in runs or runs[1].status != COMPLETE:
+        return []
+    lines = []
+    for k, run in sorted(runs.items()):
+        rounds, mean, half, _ = paired_gain_by_round([run], [runs[1]]) if k != 1 else ((),) * 4
+        if not len(rounds):
+            continue
+        peak, _, at = peak_gain(rounds, mean, half)
+        points = ", ".join(f"{t}: {g:+.4f}" for t, g in zip(rounds, mean, strict=True) if t > 0)
+        lines.append(
+            f"K={k} gain over K=1 in node-mean {run.metric} (same seed; by round) {points}; "
+            f"peak {peak:+.4f} at round {at:.0f}"
+        )
+    return lines
 
 
 def _run_each(jobs) -> tuple[list[tuple[int, dict[str, Any]]], list[RunDiverged]]:
@@ -168,7 +193,8 @@ def run(out: str | None, quiet: bool, resume: str | None, **options: Any) -> Non
 
     Without --dataset (and no dataset in --config) this is the quick demo: Fashion-MNIST, Dirichlet(0.1)
     label skew, 16 nodes, K=1 vs K=8, 20 rounds (~1-2 min on 2 cores). With --dataset, the paper-like
-    defaults of that dataset apply (100 rounds, degree 8, el-oracle, contiguous fragments).
+    defaults of that dataset apply (100 rounds, degree 8, el-oracle, random fragments within each
+    layer). With K=1 among the Ks, the node-average's gain over it is printed by round.
     """
     with one_line_errors():
         if resume is not None:
@@ -183,7 +209,9 @@ def run(out: str | None, quiet: bool, resume: str | None, **options: Any) -> Non
                 (
                     cfg.K,
                     root / f"K={cfg.K}" if len(configs) > 1 else root,
-                    lambda t, cfg=cfg: Experiment.from_config(cfg).run(t, quiet=quiet).summary,
+                    lambda t, cfg=cfg: Experiment.from_config(cfg)
+                    .run(t, quiet=quiet, group=root if len(configs) > 1 else None)
+                    .summary,
                 )
                 for cfg in configs
             ]
@@ -195,5 +223,7 @@ def run(out: str | None, quiet: bool, resume: str | None, **options: Any) -> Non
         if resume is None:
             click.echo(f"results in {root}")
         click.echo(comparison_table(rows))
+        for line in gain_lines({k: target for k, target, _ in jobs} if len(jobs) > 1 else {}):
+            click.echo(line)
         if diverged:
             raise diverged[0]
