@@ -29,9 +29,13 @@ from mosaic_fast.network_sim import (
 )
 
 
-def times(up, down, latency, src, dst, nbytes, ready=None, fifo=False):
-    """The batch schedule as a (start, last_byte, delivered) tuple of lists."""
-    out = schedule(up, down, latency, src, dst, nbytes, ready, fifo_per_sender=fifo)
+def times(up, down, latency, src, dst, nbytes, ready=None, fifo=False, sharing="min-share"):
+    """The batch schedule as a (start, last_byte, delivered) tuple of lists (min-share unless
+    ``sharing`` says otherwise: most hand-computed cases below were written for it, and those
+    without a share left unused give the same times under max-min)."""
+    out = schedule(
+        up, down, latency, src, dst, nbytes, ready, fifo_per_sender=fifo, bandwidth_sharing=sharing
+    )
     return out.start.tolist(), out.last_byte.tolist(), out.delivered.tolist()
 
 
@@ -53,6 +57,58 @@ def test_two_transfers_sharing_an_uplink_take_twice_as_long() -> None:
 def test_two_senders_share_a_downlink() -> None:
     _, last, _ = times([1000] * 3, [100] * 3, 0.0, [0, 1], [2, 2], [100, 100])
     assert last == [2.0, 2.0]
+
+
+def test_max_min_hands_an_unused_share_on() -> None:
+    # The case above under max-min: the slow receiver holds its transfer at 20, so the fast one
+    # gets the other 80 of node 0's uplink: 100 / 80 = 1.25; the slow one still ends at 5.
+    _, last, _ = times(
+        [100] * 3, [1000, 20, 1000], 0.0, [0, 0], [1, 2], [100, 100], sharing="max-min"
+    )
+    assert last == [5.0, 1.25]
+
+
+def test_max_min_a_message_into_a_shared_downlink() -> None:
+    # Node 3's downlink (100 B/s) is shared by three senders (100 B/s uplinks); sender 0 also sends
+    # 100 B to node 4. Min-share gives that message min(100 / 2, inf) = 50 B/s: 2.0 s. Max-min gives
+    # each transfer into node 3 100 / 3 and the message the rest of sender 0's uplink, 200 / 3 B/s,
+    # until its end at 1.5 s.
+    args = ([100.0, 100.0, 100.0, 1e9, 1e9], [1e9, 1e9, 1e9, 100.0, 1e9], 0.0)
+    flows = ([0, 0, 1, 2], [4, 3, 3, 3], [100.0, 1e4, 1e4, 1e4])
+    assert times(*args, *flows)[1][0] == 2.0
+    assert times(*args, *flows, sharing="max-min")[1][0] == pytest.approx(1.5, rel=1e-12)
+
+
+def test_fifo_per_pair_sends_to_different_peers_at_once() -> None:
+    out = schedule(
+        [100.0, 1e9, 1e9],
+        [1e9] * 3,
+        0.0,
+        [0, 0, 0],
+        [1, 1, 2],
+        [100.0, 100.0, 100.0],
+        fifo_per_pair=True,
+    )
+    # 0 -> 1 and 0 -> 2 share the uplink (50 each) until 2; the second 0 -> 1 waits, then goes
+    # alone at 100: ends at 3.
+    assert out.last_byte.tolist() == [2.0, 3.0, 2.0]
+    with pytest.raises(MosaicValueError, match="exclusive"):
+        schedule(
+            [1.0] * 2, [1.0] * 2, 0.0, [0], [1], [1.0], fifo_per_sender=True, fifo_per_pair=True
+        )
+    with pytest.raises(MosaicValueError, match="bandwidth_sharing='fair'"):
+        schedule([1.0] * 2, [1.0] * 2, 0.0, [0], [1], [1.0], bandwidth_sharing="fair")
+
+
+def test_cancel_unsent_drops_the_transfer_in_progress() -> None:
+    net = NetworkScheduler([100.0, 100.0], [1e9, 1e9], 0.5, fifo_per_pair=True)
+    net.submit_many([0, 0, 1], [1, 1, 0], [300.0, 100.0, 50.0])
+    delivered = net.next_delivery(until=1.0)  # 1 -> 0 (50 B) left at 0.5, delivered at 1.0
+    assert delivered is not None and delivered.id == 2
+    assert net.next_delivery(until=1.0) is None
+    ids, sent = net.cancel_unsent(0)
+    assert ids.tolist() == [0, 1] and sent.tolist() == [100.0, 0.0]
+    assert (net.n_queued, net.n_active, net.n_in_flight) == (0, 0, 0)
 
 
 def test_a_slow_receiver_limits_a_fast_sender() -> None:
@@ -330,14 +386,15 @@ def test_unlimited_links_match_the_reference_and_a_huge_finite_rate() -> None:
         case = random_case(rng)
         for rates in (case["up"], case["down"]):
             rates[rng.random(len(rates)) < 0.4] = np.inf
-        fifo = bool(case_index % 2)
+        fifo = (False, True, "pair")[case_index % 3]
+        sharing = ("min-share", "max-min")[(case_index // 3) % 2]
         columns = ("src", "dst", "nbytes", "ready")
         got = schedule(
             case["up"],
             case["down"],
             case["latency"],
             *(case[c] for c in columns),
-            fifo_per_sender=fifo,
+            **queue_options(fifo, sharing),
         )
         expected = reference_schedule(
             case["up"],
@@ -345,13 +402,14 @@ def test_unlimited_links_match_the_reference_and_a_huge_finite_rate() -> None:
             latency_of(case["latency"]),
             *(case[c].tolist() for c in columns),
             fifo,
+            sharing,
         )
         huge = schedule(
             np.minimum(case["up"], 1e300),
             np.minimum(case["down"], 1e300),
             case["latency"],
             *(case[c] for c in columns),
-            fifo_per_sender=fifo,
+            **queue_options(fifo, sharing),
         )
         scale = max(expected[2])
         for name, a, b, c in zip(
@@ -376,9 +434,36 @@ def test_unlimited_links_round_trip_through_a_checkpoint() -> None:
 # --- the pure-Python reference, one event at a time ----------------------------------------------
 
 
-def reference_schedule(up, down, latency, src, dst, nbytes, ready, fifo):
+def max_min_rates(up, down, src, dst, active):
+    """Max-min fair rates of the ``active`` transfers by progressive filling, from scratch: raise
+    every unfrozen rate together until a link is full, freeze its transfers, repeat."""
+    rate: dict[int, float] = {}
+    cap = {("up", s): float(up[s]) for s in set(src)} | {
+        ("down", d): float(down[d]) for d in set(dst)
+    }
+    while len(rate) < len(active):
+        free = [i for i in active if i not in rate]
+        users: dict = {}
+        for i in free:
+            users.setdefault(("up", src[i]), []).append(i)
+            users.setdefault(("down", dst[i]), []).append(i)
+        level = min(cap[link] / len(ids) for link, ids in users.items())
+        full = [link for link, ids in users.items() if cap[link] / len(ids) == level]
+        for link in full:
+            for i in users[link]:
+                if i in rate:
+                    continue
+                rate[i] = level
+                for end in (("up", src[i]), ("down", dst[i])):
+                    if level < math.inf:
+                        cap[end] = max(cap[end] - level, 0.0)
+    return rate
+
+
+def reference_schedule(up, down, latency, src, dst, nbytes, ready, fifo, sharing="min-share"):
     """Start, last-byte and delivery times by the semantics of mosaic_fast.network_sim, advancing
-    from one event to the next and recomputing every rate from scratch each time."""
+    from one event to the next and recomputing every rate from scratch each time. ``fifo``: False,
+    True (per sender) or ``"pair"``."""
     m = len(src)
     start, last = [math.nan] * m, [math.nan] * m
     remaining = [float(b) for b in nbytes]
@@ -392,7 +477,12 @@ def reference_schedule(up, down, latency, src, dst, nbytes, ready, fifo):
             for i in list(queued):
                 if ready[i] > t:
                     continue
-                if fifo:
+                if fifo == "pair":
+                    same = [j for j in queued if (src[j], dst[j]) == (src[i], dst[i])]
+                    busy = any((src[j], dst[j]) == (src[i], dst[i]) for j in active)
+                    if min(same) != i or busy:
+                        continue
+                elif fifo:
                     head = min(j for j in queued if src[j] == src[i])
                     if head != i or any(src[j] == src[i] for j in active):
                         continue
@@ -407,9 +497,13 @@ def reference_schedule(up, down, latency, src, dst, nbytes, ready, fifo):
             break
         out_count = {s: sum(src[j] == s for j in active) for s in set(src)}
         in_count = {d: sum(dst[j] == d for j in active) for d in set(dst)}
-        rate = {
-            i: min(up[src[i]] / out_count[src[i]], down[dst[i]] / in_count[dst[i]]) for i in active
-        }
+        if sharing == "max-min":
+            rate = max_min_rates(up, down, src, dst, active)
+        else:
+            rate = {
+                i: min(up[src[i]] / out_count[src[i]], down[dst[i]] / in_count[dst[i]])
+                for i in active
+            }
         to_finish = {i: remaining[i] / rate[i] for i in active}
         next_ready = min((ready[i] - t for i in queued if ready[i] > t), default=math.inf)
         step = min(min(to_finish.values(), default=math.inf), next_ready)
@@ -456,9 +550,19 @@ def latency_of(latency):
     return lambda s, d: float(latency[s, d])
 
 
-@pytest.mark.parametrize("fifo", [False, True])
-def test_matches_the_one_event_at_a_time_reference(fifo: bool) -> None:
-    rng = np.random.default_rng(2024 + fifo)
+def queue_options(fifo, sharing):
+    """``schedule``'s keyword arguments for the reference's ``fifo`` and ``sharing``."""
+    return {
+        "fifo_per_sender": fifo is True,
+        "fifo_per_pair": fifo == "pair",
+        "bandwidth_sharing": sharing,
+    }
+
+
+@pytest.mark.parametrize("sharing", ["min-share", "max-min"])
+@pytest.mark.parametrize("fifo", [False, True, "pair"])
+def test_matches_the_one_event_at_a_time_reference(fifo, sharing: str) -> None:
+    rng = np.random.default_rng(2024 + (fifo is True) + 2 * (fifo == "pair"))
     for case_index in range(150):
         case = random_case(rng)
         got = schedule(
@@ -469,7 +573,7 @@ def test_matches_the_one_event_at_a_time_reference(fifo: bool) -> None:
             case["dst"],
             case["nbytes"],
             case["ready"],
-            fifo_per_sender=fifo,
+            **queue_options(fifo, sharing),
         )
         expected = reference_schedule(
             case["up"],
@@ -480,6 +584,7 @@ def test_matches_the_one_event_at_a_time_reference(fifo: bool) -> None:
             case["nbytes"].tolist(),
             case["ready"].tolist(),
             fifo,
+            sharing,
         )
         scale = max(expected[2])
         for name, a, b in zip(("start", "last_byte", "delivered"), got, expected, strict=True):
@@ -488,7 +593,8 @@ def test_matches_the_one_event_at_a_time_reference(fifo: bool) -> None:
             )
 
 
-def test_a_crowded_node_matches_the_reference() -> None:
+@pytest.mark.parametrize("sharing", ["min-share", "max-min"])
+def test_a_crowded_node_matches_the_reference(sharing: str) -> None:
     # 150 transfers from node 0 overlapping in time: each start and end changes every rate at the
     # node, leaving thousands of superseded completion times behind.
     rng = np.random.default_rng(11)
@@ -496,8 +602,10 @@ def test_a_crowded_node_matches_the_reference() -> None:
     src, dst = [0] * m, rng.integers(1, 4, m).tolist()
     nbytes, ready = rng.uniform(1, 100, m).tolist(), np.sort(rng.uniform(0, 5, m)).tolist()
     up, down = [100.0, 50.0, 50.0, 50.0], [100.0, 30.0, 2000.0, 45.0]
-    got = schedule(up, down, 0.1, src, dst, nbytes, ready)
-    expected = reference_schedule(up, down, latency_of(0.1), src, dst, nbytes, ready, False)
+    got = schedule(up, down, 0.1, src, dst, nbytes, ready, bandwidth_sharing=sharing)
+    expected = reference_schedule(
+        up, down, latency_of(0.1), src, dst, nbytes, ready, False, sharing
+    )
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * max(expected[2]))
 
@@ -655,7 +763,7 @@ MALFORMED = [
     (_set("active_id", torch.tensor([0, 4, 2])), r"'active_id\[2\]' is 2, expected ids in incr"),
     (_set("next_id", 3), r"'active_id\[2\]' is 4, .* below next_id=3"),
     (_set("in_flight_id", torch.tensor([2])), r"'in_flight_id\[0\]' is 2, an id 'active_id' lists"),
-    (_scale("active_rate", 1, 2.0), r"'active_rate\[1\]' is 80, expected its fair share 40"),
+    (_scale("active_rate", 1, 2.0), r"'active_rate\[1\]' is 80, expected 40, the max-min rate"),
     (_scale("active_updated", 1, 100.0), r"'active_updated\[1\]' is 50, expected a time from"),
     (_scale("active_bytes", 2, 0.0), r"'active_bytes\[2\]' is 0: a transfer of zero bytes never"),
     (_scale("in_flight_delivered", 0, 2.0), r"'in_flight_delivered\[0\]' is 3, expected last_byte"),

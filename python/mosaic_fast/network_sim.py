@@ -3,12 +3,20 @@ and latency, in Rust (``mosaic_fast._core``).
 
 Semantics
 ---------
-Node ``i`` has an uplink of ``uplink[i]`` and a downlink of ``downlink[i]`` bytes per second. A
-transfer that is sending gets the smaller of its two fair shares,
-``uplink[src] / (transfers sending from src)`` and ``downlink[dst] / (transfers sending to dst)``,
-recomputed whenever a transfer starts or sends its last byte. A share one end leaves unused is not
-handed to the other transfers (this is not max-min fairness). A rate of ``inf`` is an unlimited link:
-the other end's share rules, and a transfer unlimited at both ends sends its last byte as it starts.
+Node ``i`` has an uplink of ``uplink[i]`` and a downlink of ``downlink[i]`` bytes per second. Rates
+are recomputed whenever a transfer starts, sends its last byte or is cancelled, by
+``bandwidth_sharing``:
+
+- ``"max-min"`` (the default): max-min fairness by progressive filling, the fluid model of TCP
+  that Kollaps (DivShare's emulator) approximates: every sending transfer's rate rises together
+  until a link is full; the transfers on it keep that rate and the others go on rising. A transfer
+  held back by a slow receiver leaves the rest of its sender's uplink to the others.
+- ``"min-share"`` (the rule of runs before max-min): a transfer gets the smaller of its two equal
+  shares, ``uplink[src] / (transfers sending from src)`` and ``downlink[dst] / (transfers sending
+  to dst)``; a share one end leaves unused is not handed to the other transfers.
+
+A rate of ``inf`` is an unlimited link: the other end rules, and a transfer unlimited at both ends
+sends its last byte as it starts.
 
 Latency is added after transmission: a message is *delivered* ``latency(src, dst)`` seconds after its
 last byte left, and holds no bandwidth meanwhile (a sender's next message may already be sending).
@@ -16,11 +24,13 @@ last byte left, and holds no bandwidth meanwhile (a sender's next message may al
 delay; a message pays ``latency[src] + latency[dst]``) or ``(n_nodes, n_nodes)`` (per ordered pair,
 row = sender).
 
-A transfer starts at its ready time. With ``fifo_per_sender=True`` a sender's transfers instead go out
-one at a time in submission order (DivShare drains its send queue this way): the next one starts when
-the previous one's last byte left, or at its own ready time if later; a head that is not ready yet
-holds back the ones behind it. Transfers of zero bytes take no bandwidth: their last byte leaves when
-they start.
+A transfer starts at its ready time. With a FIFO, a queue's transfers instead go out one at a time in
+submission order: the next one starts when the previous one's last byte left, or at its own ready
+time if later; a head that is not ready yet holds back the ones behind it. ``fifo_per_sender=True``:
+one queue per sender. ``fifo_per_pair=True``: one queue per (sender, receiver), as DivShare's one
+socket per peer: messages to one peer go in order, messages to different peers at the same time
+(sharing the uplink). Transfers of zero bytes take no bandwidth: their last byte leaves when they
+start.
 
 Determinism: transfer ids count submissions from 0 (a batch's ids are its rows); events at equal
 times are handled together (every last byte, then every start, then one rate update); deliveries at
@@ -29,7 +39,9 @@ times.
 
 Clock: ``NetworkScheduler.now`` is the time up to which every event has been handled. Submissions
 must be ready at or after it; ``next_delivery`` and ``run_until`` move it forward, ``cancel_queued``
-acts at it (a transfer starting exactly at ``now`` has started and is not cancelled).
+and ``cancel_unsent`` act at it (a transfer starting exactly at ``now`` has started and is not
+cancelled by ``cancel_queued``; one whose last byte left exactly at ``now`` is in flight and is
+not cancelled by ``cancel_unsent``).
 
 Checkpoints: ``NetworkScheduler.state_dict()`` holds everything that determines the scheduler's
 future (links, clock, next id and every queued, sending and in-flight transfer with its rate
@@ -51,6 +63,9 @@ import numpy.typing as npt
 
 from . import _core
 from .errors import MosaicTypeError, MosaicValueError
+
+BANDWIDTH_SHARING = ("max-min", "min-share")
+"""The link-sharing rules (module docstring); the first is the default."""
 
 DEFAULT_HEADER_BYTES = 64
 """Bytes of a message's header (ids, round, fragment index), added to its payload."""
@@ -180,9 +195,11 @@ def _state_array_dtypes() -> dict[str, str]:
 
 
 _STATE_ARRAYS = _state_array_dtypes()
-_STATE_SCALARS = ("fifo_per_sender", "now", "next_id")
+_STATE_SCALARS = ("fifo_per_sender", "fifo_per_pair", "bandwidth_sharing", "now", "next_id")
 STATE_KEYS = (*_STATE_SCALARS, *_STATE_ARRAYS)
 """The entries of ``NetworkScheduler.state_dict()``."""
+# Entries added since the first checkpoints, with the behaviour those ran with.
+_LEGACY_STATE = {"fifo_per_pair": False, "bandwidth_sharing": "min-share"}
 
 
 def _bad_state(key: str, problem: str) -> MosaicValueError:
@@ -204,6 +221,7 @@ def _state_arrays(state: Any) -> dict[str, Any]:
 
     if not isinstance(state, dict):
         raise MosaicValueError(f"network state must be a dict, got {_describe(state)}")
+    state = _LEGACY_STATE | state
     missing = [k for k in STATE_KEYS if k not in state]
     if missing:
         raise MosaicValueError(f"network state lacks {', '.join(map(repr, missing))}")
@@ -231,13 +249,25 @@ def _state_arrays(state: Any) -> dict[str, Any]:
             f"({n_nodes}, {n_nodes}) for the {n_nodes} nodes of 'uplink'",
         )
     fifo, now, next_id = state["fifo_per_sender"], state["now"], state["next_id"]
-    if not isinstance(fifo, bool):
-        raise _bad_state("fifo_per_sender", f"must be a bool, got {_describe(fifo)}")
+    for key in ("fifo_per_sender", "fifo_per_pair"):
+        if not isinstance(state[key], bool):
+            raise _bad_state(key, f"must be a bool, got {_describe(state[key])}")
+    sharing = state["bandwidth_sharing"]
+    if sharing not in BANDWIDTH_SHARING:
+        raise _bad_state(
+            "bandwidth_sharing", f"must be one of {BANDWIDTH_SHARING}, got {_describe(sharing)}"
+        )
     if isinstance(now, bool) or not isinstance(now, (int, float)):
         raise _bad_state("now", f"must be a number, got {_describe(now)}")
     if isinstance(next_id, bool) or not isinstance(next_id, int) or not 0 <= next_id < 2**63:
         raise _bad_state("next_id", f"must be an integer in [0, 2^63), got {_describe(next_id)}")
-    return out | {"fifo_per_sender": fifo, "now": float(now), "next_id": next_id}
+    return out | {
+        "fifo_per_sender": fifo,
+        "fifo_per_pair": state["fifo_per_pair"],
+        "bandwidth_sharing": sharing,
+        "now": float(now),
+        "next_id": next_id,
+    }
 
 
 def _transfers(
@@ -259,6 +289,8 @@ class NetworkScheduler:
 
     ``uplink``, ``downlink``: bytes/s per node, positive (``inf``: unlimited), shape ``(n_nodes,)``.
     ``latency``: seconds, a number or an array of shape ``(n_nodes,)`` or ``(n_nodes, n_nodes)``.
+    ``fifo_per_sender`` / ``fifo_per_pair`` (at most one): one queue per sender / per (sender,
+    receiver). ``bandwidth_sharing``: ``"max-min"`` or ``"min-share"``.
 
     Typical loop: ``submit`` what nodes send at the current time, then ``next_delivery(until=t)``
     hands out deliveries one by one in time order up to your next own event at ``t`` (so that what a
@@ -267,13 +299,20 @@ class NetworkScheduler:
     """
 
     def __init__(
-        self, uplink: Any, downlink: Any, latency: Any = 0.0, *, fifo_per_sender: bool = False
+        self,
+        uplink: Any,
+        downlink: Any,
+        latency: Any = 0.0,
+        *,
+        fifo_per_sender: bool = False,
+        fifo_per_pair: bool = False,
+        bandwidth_sharing: str = BANDWIDTH_SHARING[0],
     ) -> None:
         self._inner = _core.NetworkScheduler(
             _float_array("uplink", uplink),
             _float_array("downlink", downlink),
             _latency(latency),
-            fifo_per_sender=bool(fifo_per_sender),
+            **_options(fifo_per_sender, fifo_per_pair, bandwidth_sharing),
         )
 
     def submit(self, src: int, dst: int, bytes: float, ready_time: float | None = None) -> int:
@@ -314,9 +353,17 @@ class NetworkScheduler:
         _require_int("src", src)
         return self._inner.cancel_queued(int(src))
 
+    def cancel_unsent(self, src: int) -> tuple[IntArray, FloatArray]:
+        """Cancel every transfer of ``src`` whose last byte has not left, queued or sending (DivShare
+        closing its sockets: drop_unsent); transfers in flight go on and the freed links are shared
+        anew. Returns the cancelled ids, ascending, and the bytes each had sent (0 if queued)."""
+        _require_int("src", src)
+        return self._inner.cancel_unsent(int(src))
+
     def state_dict(self) -> dict[str, Any]:
         """Everything that determines this scheduler's future, for a checkpoint: the keys of
-        ``STATE_KEYS``, as plain values (``fifo_per_sender``, ``now``, ``next_id``) and int64/float64
+        ``STATE_KEYS``, as plain values (``fifo_per_sender``, ``fifo_per_pair``,
+        ``bandwidth_sharing``, ``now``, ``next_id``) and int64/float64
         tensors that ``torch.load(path, weights_only=True)`` reads back.
 
         The links (``uplink``, ``downlink``; ``latency`` in the shape it was given: ``()``,
@@ -346,7 +393,9 @@ class NetworkScheduler:
     def from_state_dict(cls, state: dict[str, Any]) -> NetworkScheduler:
         """The scheduler a :meth:`state_dict` was taken from, as it was then: its future deliveries
         are bit-identical to the original's. Every entry is checked first (against the others and
-        the invariants the scheduler keeps): a malformed one is a MosaicValueError naming it."""
+        the invariants the scheduler keeps): a malformed one is a MosaicValueError naming it. A
+        state without ``fifo_per_pair`` or ``bandwidth_sharing`` (written before them) is read as
+        the behaviour it ran with: no queue per pair, ``"min-share"``."""
         scheduler = cls.__new__(cls)
         scheduler._inner = _core.NetworkScheduler.from_state(_state_arrays(state))
         return scheduler
@@ -375,6 +424,16 @@ class NetworkScheduler:
     def fifo_per_sender(self) -> bool:
         """Whether a sender's transfers go out one at a time in submission order."""
         return self._inner.fifo_per_sender
+
+    @property
+    def fifo_per_pair(self) -> bool:
+        """Whether each (sender, receiver) pair's transfers go out one at a time in order."""
+        return self._inner.fifo_per_pair
+
+    @property
+    def bandwidth_sharing(self) -> str:
+        """``"max-min"`` or ``"min-share"``."""
+        return self._inner.bandwidth_sharing
 
     @property
     def n_queued(self) -> int:
@@ -410,10 +469,12 @@ def schedule(
     ready_time: Any = None,
     *,
     fifo_per_sender: bool = False,
+    fifo_per_pair: bool = False,
+    bandwidth_sharing: str = BANDWIDTH_SHARING[0],
 ) -> Schedule:
     """Schedule a whole batch at once (GIL released): transfer ``i`` goes from ``src[i]`` to
     ``dst[i]`` with ``bytes[i]`` bytes, startable at ``ready_time[i]`` (default 0, never negative);
-    with FIFO a sender's transfers go out in row order. Returns start, last-byte and delivery times
+    with a FIFO a queue's transfers go out in row order. Returns start, last-byte and delivery times
     by row. Inputs that are already contiguous int64/float64 arrays are read without a copy."""
     arrays = _transfers(src, dst, bytes, ready_time, 0.0)
     start, last_byte, delivered = _core.schedule_transfers(
@@ -421,12 +482,30 @@ def schedule(
         _float_array("downlink", downlink),
         _latency(latency),
         *arrays,
-        fifo_per_sender=bool(fifo_per_sender),
+        **_options(fifo_per_sender, fifo_per_pair, bandwidth_sharing),
     )
     return Schedule(start, last_byte, delivered)
 
 
+def _options(fifo_per_sender: Any, fifo_per_pair: Any, bandwidth_sharing: Any) -> dict[str, Any]:
+    """The core's keyword arguments, checked: one queue kind at most, a known sharing rule."""
+    if bandwidth_sharing not in BANDWIDTH_SHARING:
+        raise MosaicValueError(
+            f"bandwidth_sharing={bandwidth_sharing!r} must be one of {', '.join(BANDWIDTH_SHARING)}"
+        )
+    if fifo_per_sender and fifo_per_pair:
+        raise MosaicValueError(
+            "fifo_per_sender and fifo_per_pair are exclusive: one queue per sender or per pair"
+        )
+    return {
+        "fifo_per_sender": bool(fifo_per_sender),
+        "fifo_per_pair": bool(fifo_per_pair),
+        "bandwidth_sharing": bandwidth_sharing,
+    }
+
+
 __all__ = [
+    "BANDWIDTH_SHARING",
     "DEFAULT_HEADER_BYTES",
     "Deliveries",
     "Delivery",

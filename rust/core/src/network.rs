@@ -1,17 +1,29 @@
 //! The network model: an event-driven scheduler of message transfers over per-node links.
 //!
-//! Node `i` has an uplink of `uplink[i]` and a downlink of `downlink[i]` bytes per second. A
-//! transfer that is sending gets the smaller of its two fair shares,
-//! `uplink[src] / (transfers sending from src)` and `downlink[dst] / (transfers sending to dst)`,
-//! recomputed whenever a transfer starts or sends its last byte (a share left unused at one end is
-//! not handed to the others). A rate of `inf` is an unlimited link: the other end's share rules,
-//! and a transfer unlimited at both ends sends its last byte when it starts. Bytes flow at that rate; the message is *delivered* `latency(src, dst)`
-//! seconds after its last byte left: latency is added once transmission is complete and holds no
-//! bandwidth, so a sender's next message may start while the previous one is still in flight.
+//! Node `i` has an uplink of `uplink[i]` and a downlink of `downlink[i]` bytes per second. Rates
+//! are recomputed whenever a transfer starts, sends its last byte or is cancelled, by one of two
+//! rules ([`Sharing`]):
+//! - `MaxMin` (progressive filling, the fluid model of TCP): every transfer's rate rises together
+//!   until a link is full; the transfers on it keep that rate, the others go on rising. A transfer
+//!   held back by a slow receiver leaves the rest of its sender's uplink to the others. Only the
+//!   transfers linked (through shared links) to a link whose count changed are recomputed: the
+//!   others' rates cannot change.
+//! - `MinShare`: a transfer gets the smaller of its two equal shares,
+//!   `uplink[src] / (transfers sending from src)` and `downlink[dst] / (transfers sending to dst)`;
+//!   a share left unused at one end is not handed to the others.
 //!
-//! A transfer starts at its ready time; with `fifo_per_sender` a sender's transfers instead go out
-//! one at a time in submission order (the next one starts when the previous one's last byte left,
-//! or at its own ready time if later; a head not yet ready holds back the ones behind it).
+//! A rate of `inf` is an unlimited link: the other end rules, and a transfer unlimited at both ends
+//! sends its last byte when it starts. Bytes flow at that rate; the message is *delivered*
+//! `latency(src, dst)` seconds after its last byte left: latency is added once transmission is
+//! complete and holds no bandwidth, so a sender's next message may start while the previous one is
+//! still in flight.
+//!
+//! A transfer starts at its ready time ([`Queueing::Concurrent`]); with a FIFO a queue's transfers
+//! go out one at a time in submission order (the next one starts when the previous one's last byte
+//! left, or at its own ready time if later; a head not yet ready holds back the ones behind it).
+//! The queue is the sender's ([`Queueing::PerSender`]) or the (sender, receiver) pair's
+//! ([`Queueing::PerPair`]: one socket per peer, as DivShare; different peers' queues send at the
+//! same time and share the uplink).
 //!
 //! Times are `f64` seconds. Everything is deterministic: transfer ids are submission indices,
 //! events at equal times are handled together (every last byte first, then every start, then one
@@ -79,6 +91,39 @@ impl Latency {
     }
 }
 
+/// When transfers start: at their ready time, or one at a time per sender or per (sender, peer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queueing {
+    Concurrent,
+    PerSender,
+    PerPair,
+}
+
+/// How concurrent transfers share their links (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    MaxMin,
+    MinShare,
+}
+
+impl Sharing {
+    /// `"max-min"` or `"min-share"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MaxMin => "max-min",
+            Self::MinShare => "min-share",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "max-min" => Ok(Self::MaxMin),
+            "min-share" => Ok(Self::MinShare),
+            _ => bail!("bandwidth_sharing={name:?} must be 'max-min' or 'min-share'"),
+        }
+    }
+}
+
 /// One delivered transfer: its id (submission index) and times in seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Delivery {
@@ -142,6 +187,9 @@ pub struct SchedulerState {
     pub downlink: Vec<f64>,
     pub latency: Latency,
     pub fifo_per_sender: bool,
+    /// One FIFO per (sender, receiver) (exclusive with `fifo_per_sender`).
+    pub fifo_per_pair: bool,
+    pub sharing: Sharing,
     pub now: f64,
     pub next_id: u64,
     pub queued: TransferRows,
@@ -191,6 +239,18 @@ struct Transfer {
     remaining: f64,
     rate: f64,
     updated: f64,
+    /// Max-min scratch: the recomputation that last reached it, and the rate it assigned.
+    mark: u64,
+    fill: f64,
+}
+
+/// With a FIFO per pair: a sender's queue to one receiver. `busy`: its head has its start entry,
+/// or one of its transfers is sending.
+#[derive(Debug, Clone)]
+struct PairQueue {
+    dst: u32,
+    queue: VecDeque<u64>,
+    busy: bool,
 }
 
 /// A time as a key that orders like the time: the bits of a non-negative `f64` (+0.0, never -0.0).
@@ -210,7 +270,8 @@ pub struct Scheduler {
     uplink: Vec<f64>,
     downlink: Vec<f64>,
     latency: Latency,
-    fifo_per_sender: bool,
+    queueing: Queueing,
+    sharing: Sharing,
     /// The caller's clock: every event up to it has been handled; submissions start no earlier.
     now: f64,
     /// Transfers by id; ids below `first_id` are retired and their slots reclaimed.
@@ -221,8 +282,19 @@ pub struct Scheduler {
     /// Not-started transfers per sender: submission order with FIFO (the head may already have its
     /// start entry), any order without.
     waiting: Vec<VecDeque<u64>>,
-    /// With FIFO: whether the head of `waiting[s]` has its entry in `starts`.
+    /// With FIFO per sender: whether the head of `waiting[s]` has its entry in `starts`.
     head_scheduled: Vec<bool>,
+    /// With FIFO per pair: each sender's non-empty or busy queues (few: linear search).
+    pairs: Vec<Vec<PairQueue>>,
+    /// Max-min scratch, per link (uplink `s` is `s`, downlink `d` is `n + d`).
+    link_mark: Vec<u64>,
+    link_frozen: Vec<u64>,
+    link_cap: Vec<f64>,
+    link_count: Vec<u32>,
+    mark: u64,
+    component_links: Vec<u32>,
+    component_ids: Vec<u64>,
+    fill_heap: BinaryHeap<Reverse<(Key, u32)>>,
     /// (start time, id) of transfers due to start.
     starts: BinaryHeap<Reverse<(Key, u64)>>,
     /// (last-byte time, id, version) of active transfers at their current rate.
@@ -256,12 +328,29 @@ fn check_rates(name: &str, values: &[f64]) -> Result<()> {
 }
 
 impl Scheduler {
-    /// A scheduler over `uplink.len()` nodes with its clock at 0.
+    /// A scheduler over `uplink.len()` nodes with its clock at 0, sharing links by
+    /// [`Sharing::MinShare`]; with `fifo_per_sender`, one FIFO per sender.
     pub fn new(
         uplink: Vec<f64>,
         downlink: Vec<f64>,
         latency: Latency,
         fifo_per_sender: bool,
+    ) -> Result<Self> {
+        let queueing = if fifo_per_sender {
+            Queueing::PerSender
+        } else {
+            Queueing::Concurrent
+        };
+        Self::with_options(uplink, downlink, latency, queueing, Sharing::MinShare)
+    }
+
+    /// A scheduler over `uplink.len()` nodes with its clock at 0.
+    pub fn with_options(
+        uplink: Vec<f64>,
+        downlink: Vec<f64>,
+        latency: Latency,
+        queueing: Queueing,
+        sharing: Sharing,
     ) -> Result<Self> {
         let n = uplink.len();
         if n == 0 {
@@ -283,14 +372,31 @@ impl Scheduler {
             uplink,
             downlink,
             latency,
-            fifo_per_sender,
+            queueing,
+            sharing,
             now: 0.0,
             transfers: VecDeque::new(),
             first_id: 0,
             out_active: vec![Vec::new(); n],
             in_active: vec![Vec::new(); n],
             waiting: vec![VecDeque::new(); n],
-            head_scheduled: vec![false; if fifo_per_sender { n } else { 0 }],
+            head_scheduled: vec![
+                false;
+                if queueing == Queueing::PerSender {
+                    n
+                } else {
+                    0
+                }
+            ],
+            pairs: vec![Vec::new(); if queueing == Queueing::PerPair { n } else { 0 }],
+            link_mark: vec![0; if sharing == Sharing::MaxMin { 2 * n } else { 0 }],
+            link_frozen: vec![0; if sharing == Sharing::MaxMin { 2 * n } else { 0 }],
+            link_cap: vec![0.0; if sharing == Sharing::MaxMin { 2 * n } else { 0 }],
+            link_count: vec![0; if sharing == Sharing::MaxMin { 2 * n } else { 0 }],
+            mark: 0,
+            component_links: Vec::new(),
+            component_ids: Vec::new(),
+            fill_heap: BinaryHeap::new(),
             starts: BinaryHeap::new(),
             completions: BinaryHeap::new(),
             deliveries: BinaryHeap::new(),
@@ -307,7 +413,15 @@ impl Scheduler {
     }
 
     pub fn fifo_per_sender(&self) -> bool {
-        self.fifo_per_sender
+        self.queueing == Queueing::PerSender
+    }
+
+    pub fn queueing(&self) -> Queueing {
+        self.queueing
+    }
+
+    pub fn sharing(&self) -> Sharing {
+        self.sharing
     }
 
     /// The clock: every event at or before it has been handled.
@@ -438,15 +552,54 @@ impl Scheduler {
             remaining: bytes,
             rate: 0.0,
             updated: ready,
+            mark: 0,
+            fill: 0.0,
         });
         self.waiting[src].push_back(id);
         self.counts.queued += 1;
-        if self.fifo_per_sender {
-            self.schedule_head(src, self.now);
-        } else {
-            self.starts.push(Reverse((key(ready), id)));
+        match self.queueing {
+            Queueing::PerSender => self.schedule_head(src, self.now),
+            Queueing::Concurrent => self.starts.push(Reverse((key(ready), id))),
+            Queueing::PerPair => {
+                let at = self.now;
+                let pair = self.pair_index(src, dst as u32);
+                self.pairs[src][pair].queue.push_back(id);
+                self.schedule_pair_head(src, pair, at);
+            }
         }
         id
+    }
+
+    /// With FIFO per pair: the position of `src`'s queue to `dst`, created if absent.
+    fn pair_index(&mut self, src: usize, dst: u32) -> usize {
+        if let Some(i) = self.pairs[src].iter().position(|p| p.dst == dst) {
+            return i;
+        }
+        self.pairs[src].push(PairQueue {
+            dst,
+            queue: VecDeque::new(),
+            busy: false,
+        });
+        self.pairs[src].len() - 1
+    }
+
+    /// With FIFO per pair: give the head of a pair's queue its start entry if the pair is idle
+    /// since `idle_at`; an idle pair with an empty queue is dropped.
+    fn schedule_pair_head(&mut self, src: usize, pair: usize, idle_at: f64) {
+        let p = &self.pairs[src][pair];
+        if p.busy {
+            return;
+        }
+        match p.queue.front() {
+            Some(&head) => {
+                let at = self.transfer(head).ready.max(idle_at);
+                self.starts.push(Reverse((key(at), head)));
+                self.pairs[src][pair].busy = true;
+            }
+            None => {
+                self.pairs[src].swap_remove(pair);
+            }
+        }
     }
 
     /// Cancel every not-started transfer of `src` (those sending or in flight go on). Returns
@@ -459,12 +612,59 @@ impl Scheduler {
             self.transfer_mut(id).state = State::Retired;
         }
         self.counts.queued -= ids.len();
-        if self.fifo_per_sender {
+        match self.queueing {
             // Its start entry, if any, is now stale: the transfer is retired.
-            self.head_scheduled[src] = false;
+            Queueing::PerSender => self.head_scheduled[src] = false,
+            Queueing::Concurrent => {}
+            Queueing::PerPair => {
+                // Only the pairs with a transfer sending stay busy.
+                self.pairs[src].clear();
+                for j in 0..self.out_active[src].len() {
+                    let dst = self.transfer(self.out_active[src][j]).dst;
+                    self.pairs[src].push(PairQueue {
+                        dst,
+                        queue: VecDeque::new(),
+                        busy: true,
+                    });
+                }
+            }
         }
         self.reclaim();
         Ok(ids)
+    }
+
+    /// Cancel every transfer of `src` whose last byte has not left: those not started and those
+    /// sending (DivShare closing its sockets); transfers in flight go on. Acts at the clock: call
+    /// it after the events up to now were handled. Returns their ids, ascending, and the bytes
+    /// each had sent (0 for those not started).
+    pub fn cancel_unsent(&mut self, src: usize) -> Result<(Vec<u64>, Vec<f64>)> {
+        self.check_node("src", src)?;
+        let t = self.now;
+        let sending: Vec<u64> = self.out_active[src].clone();
+        let mut cancelled: Vec<(u64, f64)> = Vec::with_capacity(sending.len());
+        for &id in &sending {
+            let x = self.transfer(id);
+            let mut left = x.remaining;
+            if x.rate > 0.0 && t > x.updated {
+                left = (left - x.rate * (t - x.updated)).max(0.0);
+            }
+            let sent = (x.bytes - left).max(0.0);
+            self.stop_sending(id);
+            self.transfer_mut(id).state = State::Retired;
+            self.counts.active -= 1;
+            cancelled.push((id, sent));
+        }
+        let queued = self.cancel_queued(src)?;
+        if self.queueing == Queueing::PerPair {
+            self.pairs[src].clear();
+        }
+        cancelled.extend(queued.into_iter().map(|id| (id, 0.0)));
+        cancelled.sort_unstable_by_key(|&(id, _)| id);
+        if !sending.is_empty() {
+            self.update_touched(t);
+        }
+        self.reclaim();
+        Ok(cancelled.into_iter().unzip())
     }
 
     fn index(&self, id: u64) -> usize {
@@ -585,18 +785,45 @@ impl Scheduler {
                 _ => break,
             }
         }
-        for i in 0..self.touched_up.len() {
-            let s = self.touched_up[i] as usize;
-            for j in 0..self.out_active[s].len() {
-                let id = self.out_active[s][j];
-                self.update_rate(id, t);
+        self.update_touched(t);
+    }
+
+    /// Bring the rates of the transfers whose links changed (`touched_*`) up to date at `t`.
+    fn update_touched(&mut self, t: f64) {
+        match self.sharing {
+            Sharing::MinShare => {
+                for i in 0..self.touched_up.len() {
+                    let s = self.touched_up[i] as usize;
+                    for j in 0..self.out_active[s].len() {
+                        let id = self.out_active[s][j];
+                        let (src, dst) = (s, self.transfer(id).dst as usize);
+                        let rate = self.fair_share(src, dst);
+                        self.set_rate(id, rate, t);
+                    }
+                }
+                for i in 0..self.touched_down.len() {
+                    let d = self.touched_down[i] as usize;
+                    for j in 0..self.in_active[d].len() {
+                        let id = self.in_active[d][j];
+                        let (src, dst) = (self.transfer(id).src as usize, d);
+                        let rate = self.fair_share(src, dst);
+                        self.set_rate(id, rate, t);
+                    }
+                }
             }
-        }
-        for i in 0..self.touched_down.len() {
-            let d = self.touched_down[i] as usize;
-            for j in 0..self.in_active[d].len() {
-                let id = self.in_active[d][j];
-                self.update_rate(id, t);
+            Sharing::MaxMin => {
+                let n = self.n_nodes();
+                let mut seeds: Vec<u32> = std::mem::take(&mut self.component_links);
+                seeds.clear();
+                seeds.extend(self.touched_up.iter().copied());
+                seeds.extend(self.touched_down.iter().map(|&d| d + n as u32));
+                self.max_min_fill(&seeds);
+                self.component_links = seeds;
+                for k in 0..self.component_ids.len() {
+                    let id = self.component_ids[k];
+                    let rate = self.transfer(id).fill;
+                    self.set_rate(id, rate, t);
+                }
             }
         }
         // Rate changes leave stale completion entries behind; keep them a bounded share.
@@ -619,7 +846,7 @@ impl Scheduler {
             let x = &self.transfers[i];
             (x.src as usize, x.dst as usize, x.bytes)
         };
-        if self.fifo_per_sender {
+        if self.queueing == Queueing::PerSender {
             self.waiting[src].pop_front();
             self.head_scheduled[src] = false;
         } else {
@@ -627,6 +854,11 @@ impl Scheduler {
             self.waiting[src].swap_remove_back(position);
             if let Some(&moved) = self.waiting[src].get(position) {
                 self.transfer_mut(moved).out_pos = position as u32;
+            }
+            if self.queueing == Queueing::PerPair {
+                // It heads its pair's queue; the pair stays busy while it sends.
+                let pair = self.pair_index(src, dst as u32);
+                self.pairs[src][pair].queue.pop_front();
             }
         }
         self.counts.queued -= 1;
@@ -695,20 +927,21 @@ impl Scheduler {
             self.counts.in_flight += 1;
             self.deliveries.push(Reverse((key(delivered), id)));
         }
-        if self.fifo_per_sender {
-            self.schedule_head(src, t);
+        match self.queueing {
+            Queueing::PerSender => self.schedule_head(src, t),
+            Queueing::Concurrent => {}
+            Queueing::PerPair => {
+                let pair = self.pair_index(src, dst as u32);
+                self.pairs[src][pair].busy = false;
+                self.schedule_pair_head(src, pair, t);
+            }
         }
     }
 
-    /// Give an active transfer its current fair rate; when it changed, account the bytes sent at
-    /// the old rate and queue its new last-byte time.
-    fn update_rate(&mut self, id: u64, t: f64) {
+    /// Give an active transfer `rate` from `t`; when it changed, account the bytes sent at the old
+    /// rate and queue its new last-byte time.
+    fn set_rate(&mut self, id: u64, rate: f64, t: f64) {
         let i = self.index(id);
-        let (src, dst) = {
-            let x = &self.transfers[i];
-            (x.src as usize, x.dst as usize)
-        };
-        let rate = self.fair_share(src, dst);
         let x = &mut self.transfers[i];
         if rate == x.rate {
             return;
@@ -722,6 +955,123 @@ impl Scheduler {
         x.version += 1;
         let done = t + x.remaining / rate;
         self.completions.push(Reverse((key(done), id, x.version)));
+    }
+
+    /// Max-min rates by progressive filling of every transfer linked (through shared links) to the
+    /// links `seeds` (uplink `s` is `s`, downlink `d` is `n + d`): written to each transfer's `fill`;
+    /// `component_ids` lists them. Links are filled in increasing order of their equal share of
+    /// what is left (ties by link index), so the result is deterministic.
+    fn max_min_fill(&mut self, seeds: &[u32]) {
+        let n = self.n_nodes();
+        // Marks only grow (u64: never wrap): a mark of an earlier recomputation is never current.
+        self.mark += 1;
+        let mark = self.mark;
+        self.component_ids.clear();
+        let mut stack: Vec<u32> = Vec::new();
+        let mut links: Vec<u32> = Vec::new();
+        for &l in seeds {
+            if self.link_mark[l as usize] != mark {
+                self.link_mark[l as usize] = mark;
+                stack.push(l);
+            }
+        }
+        while let Some(l) = stack.pop() {
+            links.push(l);
+            let l = l as usize;
+            let count = if l < n {
+                self.out_active[l].len()
+            } else {
+                self.in_active[l - n].len()
+            };
+            for j in 0..count {
+                let id = if l < n {
+                    self.out_active[l][j]
+                } else {
+                    self.in_active[l - n][j]
+                };
+                let i = self.index(id);
+                let x = &mut self.transfers[i];
+                if x.mark == mark {
+                    continue;
+                }
+                x.mark = mark;
+                let other = if l < n {
+                    n + x.dst as usize
+                } else {
+                    x.src as usize
+                };
+                self.component_ids.push(id);
+                if self.link_mark[other] != mark {
+                    self.link_mark[other] = mark;
+                    stack.push(other as u32);
+                }
+            }
+        }
+        self.fill_heap.clear();
+        for &l in &links {
+            let l = l as usize;
+            let (cap, count) = if l < n {
+                (self.uplink[l], self.out_active[l].len())
+            } else {
+                (self.downlink[l - n], self.in_active[l - n].len())
+            };
+            self.link_cap[l] = cap;
+            self.link_count[l] = count as u32;
+            if count > 0 {
+                self.fill_heap
+                    .push(Reverse((key(cap / count as f64), l as u32)));
+            }
+        }
+        // A transfer is assigned when its `mark` is bumped past the component's.
+        let assigned = mark + 1;
+        while let Some(Reverse((k, l))) = self.fill_heap.pop() {
+            let l = l as usize;
+            if self.link_frozen[l] == mark || self.link_count[l] == 0 {
+                continue;
+            }
+            let share = self.link_cap[l] / f64::from(self.link_count[l]);
+            if key(share) != k {
+                continue; // stale: the link's share rose since
+            }
+            self.link_frozen[l] = mark;
+            let count = if l < n {
+                self.out_active[l].len()
+            } else {
+                self.in_active[l - n].len()
+            };
+            for j in 0..count {
+                let id = if l < n {
+                    self.out_active[l][j]
+                } else {
+                    self.in_active[l - n][j]
+                };
+                let i = self.index(id);
+                let x = &mut self.transfers[i];
+                if x.mark != mark {
+                    continue; // assigned already
+                }
+                x.mark = assigned;
+                x.fill = share;
+                let other = if l < n {
+                    n + x.dst as usize
+                } else {
+                    x.src as usize
+                };
+                if self.link_frozen[other] == mark {
+                    continue;
+                }
+                self.link_count[other] -= 1;
+                if share.is_finite() {
+                    self.link_cap[other] = (self.link_cap[other] - share).max(0.0);
+                }
+                if self.link_count[other] > 0 {
+                    let next = self.link_cap[other] / f64::from(self.link_count[other]);
+                    self.fill_heap.push(Reverse((key(next), other as u32)));
+                }
+            }
+        }
+        // The next recomputation uses mark + 2 so that `assigned` never equals a fresh mark.
+        self.mark = assigned;
     }
 
     /// The rate of a transfer sending from `src` to `dst`: the smaller of its two fair shares.
@@ -850,7 +1200,9 @@ impl Scheduler {
             uplink: self.uplink.clone(),
             downlink: self.downlink.clone(),
             latency: self.latency.clone(),
-            fifo_per_sender: self.fifo_per_sender,
+            fifo_per_sender: self.queueing == Queueing::PerSender,
+            fifo_per_pair: self.queueing == Queueing::PerPair,
+            sharing: self.sharing,
             now: self.now,
             next_id: self.next_id(),
             queued: TransferRows::default(),
@@ -893,6 +1245,8 @@ impl Scheduler {
             downlink,
             latency,
             fifo_per_sender,
+            fifo_per_pair,
+            sharing,
             now,
             next_id,
             queued,
@@ -904,9 +1258,20 @@ impl Scheduler {
             in_flight_last_byte,
             in_flight_delivered,
         } = state;
-        let mut s = Self::new(uplink, downlink, latency, fifo_per_sender).map_err(|e| {
-            crate::error::MosaicError::value(format!("network state: {}", e.message))
-        })?;
+        let queueing =
+            match (fifo_per_sender, fifo_per_pair) {
+                (false, false) => Queueing::Concurrent,
+                (true, false) => Queueing::PerSender,
+                (false, true) => Queueing::PerPair,
+                (true, true) => return Err(bad_state(
+                    "fifo_per_pair",
+                    "is true, and so is 'fifo_per_sender': choose one queue per sender or per pair",
+                )),
+            };
+        let mut s =
+            Self::with_options(uplink, downlink, latency, queueing, sharing).map_err(|e| {
+                crate::error::MosaicError::value(format!("network state: {}", e.message))
+            })?;
         if !(now.is_finite() && now >= 0.0) {
             return Err(bad_state(
                 "now",
@@ -968,6 +1333,8 @@ impl Scheduler {
             remaining: 0.0,
             rate: 0.0,
             updated: 0.0,
+            mark: 0,
+            fill: 0.0,
         };
         match span {
             Some(span) if s.transfers.try_reserve_exact(span).is_ok() => {
@@ -1000,9 +1367,15 @@ impl Scheduler {
                 remaining: queued.bytes[i],
                 rate: 0.0,
                 updated: ready,
+                mark: 0,
+                fill: 0.0,
             };
             s.place("queued", i, id as u64, x)?;
             s.waiting[src].push_back(id as u64);
+            if queueing == Queueing::PerPair {
+                let pair = s.pair_index(src, queued.dst[i] as u32);
+                s.pairs[src][pair].queue.push_back(id as u64);
+            }
         }
         for (i, &id) in active.id.iter().enumerate() {
             let (src, dst) = (active.src[i] as usize, active.dst[i] as usize);
@@ -1041,6 +1414,18 @@ impl Scheduler {
                     ));
                 }
             }
+            if fifo_per_pair {
+                let pair = s.pair_index(src, dst as u32);
+                if s.pairs[src][pair].busy {
+                    return Err(bad_state(
+                        &at("dst"),
+                        format!(
+                            "is {dst}: the FIFO from {src} to {dst} already has a transfer sending"
+                        ),
+                    ));
+                }
+                s.pairs[src][pair].busy = true;
+            }
             let x = Transfer {
                 src: src as u32,
                 dst: dst as u32,
@@ -1055,6 +1440,8 @@ impl Scheduler {
                 remaining,
                 rate: active_rate[i],
                 updated: updated + 0.0,
+                mark: 0,
+                fill: 0.0,
             };
             s.place("active", i, id as u64, x)?;
             s.out_active[src].push(id as u64);
@@ -1100,23 +1487,35 @@ impl Scheduler {
                 remaining: 0.0,
                 rate: 0.0,
                 updated: last_byte + 0.0,
+                mark: 0,
+                fill: 0.0,
             };
             s.place("in_flight", i, id as u64, x)?;
             s.deliveries.push(Reverse((key(delivered), id as u64)));
         }
 
         // Pending events: each sending transfer's last byte at its current rate, which must be the
-        // fair share the links give it now (every rate is brought up to date within an event).
+        // rate the links give it now (every rate is brought up to date within an event).
+        if sharing == Sharing::MaxMin {
+            let seeds: Vec<u32> = (0..n as u32)
+                .filter(|&l| !s.out_active[l as usize].is_empty())
+                .collect();
+            s.max_min_fill(&seeds);
+        }
         for (i, &id) in active.id.iter().enumerate() {
             let (src, dst) = (active.src[i] as usize, active.dst[i] as usize);
-            let share = s.fair_share(src, dst);
+            let share = match sharing {
+                Sharing::MinShare => s.fair_share(src, dst),
+                Sharing::MaxMin => s.transfer(id as u64).fill,
+            };
             let x = s.transfer(id as u64);
             if x.rate != share {
                 return Err(bad_state(
                     &format!("active_rate[{i}]"),
                     format!(
-                        "is {}, expected its fair share {share} = min(uplink[{src}] / {}, downlink[{dst}] / {})",
+                        "is {}, expected {share}, the {} rate of its links (uplink[{src}] shared by {}, downlink[{dst}] by {})",
                         x.rate,
+                        sharing.name(),
                         s.out_active[src].len(),
                         s.in_active[dst].len()
                     ),
@@ -1139,7 +1538,31 @@ impl Scheduler {
         for (i, &id) in queued.id.iter().enumerate() {
             let (src, ready, due) = (queued.src[i] as usize, queued.ready[i], queued.start[i]);
             let entry = format!("queued_start[{i}]");
-            let scheduled = if !fifo_per_sender {
+            let scheduled = if fifo_per_pair {
+                let dst = queued.dst[i] as u32;
+                let pair = s.pair_index(src, dst);
+                let p = &s.pairs[src][pair];
+                if p.queue.front() != Some(&(id as u64)) || p.busy {
+                    if !due.is_nan() {
+                        return Err(bad_state(
+                            &entry,
+                            format!("is {due}, expected NaN: it waits behind an earlier transfer from {src} to {dst}"),
+                        ));
+                    }
+                    false
+                } else {
+                    if !(due.is_finite() && due >= ready) {
+                        return Err(bad_state(
+                            &entry,
+                            format!(
+                                "is {due}, expected a time at or after its ready time {ready} (it heads the idle FIFO from {src} to {dst})"
+                            ),
+                        ));
+                    }
+                    s.pairs[src][pair].busy = true;
+                    true
+                }
+            } else if !fifo_per_sender {
                 if due != ready {
                     return Err(bad_state(
                         &entry,
@@ -1500,6 +1923,182 @@ mod tests {
             .map(|d| (d.id, d.last_byte))
             .collect();
         assert_eq!(last, vec![(2, 0.5), (0, 2.0), (1, 4.0)]);
+    }
+
+    fn max_min(up: Vec<f64>, down: Vec<f64>, queueing: Queueing) -> Scheduler {
+        Scheduler::with_options(up, down, Latency::Global(0.0), queueing, Sharing::MaxMin).unwrap()
+    }
+
+    fn last_bytes(s: &mut Scheduler) -> Vec<(u64, f64)> {
+        let mut out: Vec<(u64, f64)> = s
+            .run()
+            .unwrap()
+            .iter()
+            .map(|d| (d.id, d.last_byte))
+            .collect();
+        out.sort_by_key(|&(id, _)| id);
+        out
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn max_min_shared_downlink_hands_the_slow_receivers_spare_uplink_on() {
+        // Node 0 (uplink 100) sends 100 B to node 1 and 1000 B to node 2; node 3 (uplink 100)
+        // sends 1000 B to node 2 too, whose downlink is 100: every transfer gets 50.
+        let inf = f64::INFINITY;
+        let mut s = max_min(
+            vec![100.0, inf, inf, 100.0],
+            vec![inf, inf, 100.0, inf],
+            Queueing::Concurrent,
+        );
+        s.submit(0, 1, 100.0, 0.0).unwrap();
+        s.submit(0, 2, 1000.0, 0.0).unwrap();
+        s.submit(3, 2, 1000.0, 0.0).unwrap();
+        // Until 2: rates 50, 50, 50. Then 0 -> 2 and 3 -> 2 keep 50 each (downlink 100) until
+        // both end at 20.
+        assert_eq!(last_bytes(&mut s), vec![(0, 2.0), (1, 20.0), (2, 20.0)]);
+
+        // Three senders into a 100 B/s downlink; sender 0 also sends to a free receiver.
+        // Max-min: the downlink gives 100/3 each; sender 0's other transfer gets the rest of its
+        // uplink, 100 - 100/3 = 66.67, so its 100 B leave at 1.5 (min-share: 50, at 2.0).
+        let mut s = max_min(
+            vec![100.0, 100.0, 100.0, inf, inf],
+            vec![inf, inf, inf, 100.0, inf],
+            Queueing::Concurrent,
+        );
+        s.submit(0, 4, 100.0, 0.0).unwrap();
+        for src in 0..3 {
+            s.submit(src, 3, 1e6, 0.0).unwrap();
+        }
+        let d = s.next_delivery(None).unwrap().unwrap();
+        assert_eq!(d.id, 0);
+        assert!(close(d.last_byte, 1.5), "{}", d.last_byte);
+    }
+
+    #[test]
+    fn max_min_shared_uplink() {
+        // Node 0 (uplink 90) sends to 1 (downlink 10), 2 and 3 (unlimited): 0 -> 1 is held at
+        // 10 by its receiver; the other two share the remaining 80 (40 each), not 30 each.
+        let inf = f64::INFINITY;
+        let mut s = max_min(
+            vec![90.0, inf, inf, inf],
+            vec![inf, 10.0, inf, inf],
+            Queueing::Concurrent,
+        );
+        s.submit(0, 1, 100.0, 0.0).unwrap();
+        s.submit(0, 2, 80.0, 0.0).unwrap();
+        s.submit(0, 3, 160.0, 0.0).unwrap();
+        // 0 -> 2 ends at 2 (80 B at 40); then 0 -> 3 has 80 B left at 80 B/s: ends at 3;
+        // 0 -> 1 stays at 10 and ends at 10.
+        let got = last_bytes(&mut s);
+        assert!(
+            close(got[0].1, 10.0) && close(got[1].1, 2.0) && close(got[2].1, 3.0),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn max_min_chain_frees_capacity_twice() {
+        // A chain of three transfers: t0 = a -> b, t1 = c -> b, t2 = c -> d, with a's uplink 10,
+        // b's downlink 40, c's uplink 100, d's downlink 80 (other ends unlimited). Progressive
+        // filling: a's uplink is the tightest (t0 = 10); b's downlink has 30 left for t1 alone
+        // (first freeing: b's share rises from 20 to 30); c's uplink then has 70 left for t2
+        // (second freeing: from 50 to 70; d allows 80). Min-share: 10, min(50, 20) = 20 and
+        // min(50, 80) = 50.
+        let inf = f64::INFINITY;
+        let (a, b, c, d) = (0, 1, 2, 3);
+        let (up, down) = (vec![10.0, inf, 100.0, inf], vec![inf, 40.0, inf, 80.0]);
+        let submit = |s: &mut Scheduler| {
+            s.submit(a, b, 10.0, 0.0).unwrap(); // t0: ends at 1 either way
+            s.submit(c, b, 300.0, 0.0).unwrap(); // t1
+            s.submit(c, d, 700.0, 0.0).unwrap(); // t2
+        };
+        let mut s = max_min(up.clone(), down.clone(), Queueing::Concurrent);
+        submit(&mut s);
+        // Max-min from 1: b gives t1 40 (< c's 50), c has 60 left for t2. t1: 270 B left at
+        // 40, ends at 7.75; t2: 630 left at 1, 630 - 6.75 * 60 = 225 at 7.75, then 80.
+        let got = last_bytes(&mut s);
+        assert!(close(got[0].1, 1.0), "{got:?}");
+        assert!(close(got[1].1, 7.75), "{got:?}");
+        assert!(close(got[2].1, 7.75 + 225.0 / 80.0), "{got:?}");
+        let mut s = Scheduler::with_options(
+            up,
+            down,
+            Latency::Global(0.0),
+            Queueing::Concurrent,
+            Sharing::MinShare,
+        )
+        .unwrap();
+        submit(&mut s);
+        // Min-share from 1: t1 = min(50, 40) = 40 with 280 B left (ends at 8); t2 = 50 with
+        // 650 left, 650 - 7 * 50 = 300 at 8, then 80.
+        let got = last_bytes(&mut s);
+        assert!(close(got[0].1, 1.0), "{got:?}");
+        assert!(close(got[1].1, 8.0), "{got:?}");
+        assert!(close(got[2].1, 8.0 + 300.0 / 80.0), "{got:?}");
+    }
+
+    #[test]
+    fn fifo_per_pair_sends_to_peers_at_once_and_in_order_per_peer() {
+        let inf = f64::INFINITY;
+        let mut s = max_min(vec![100.0, inf, inf], vec![inf; 3], Queueing::PerPair);
+        s.submit(0, 1, 100.0, 0.0).unwrap(); // 0 -> 1 first
+        s.submit(0, 1, 100.0, 0.0).unwrap(); // waits behind it
+        s.submit(0, 2, 100.0, 0.0).unwrap(); // goes at once
+                                             // 0..2: ids 0 and 2 share 100 (50 each): both end at 2; then id 1 alone: ends at 3.
+        let got = last_bytes(&mut s);
+        assert_eq!(got, vec![(0, 2.0), (1, 3.0), (2, 2.0)]);
+    }
+
+    #[test]
+    fn cancel_unsent_drops_a_transfer_in_progress_and_frees_its_links() {
+        let inf = f64::INFINITY;
+        let mut s = max_min(vec![100.0, 100.0, inf], vec![inf; 3], Queueing::PerPair);
+        s.submit(0, 1, 300.0, 0.0).unwrap();
+        s.submit(0, 1, 100.0, 0.0).unwrap();
+        s.submit(1, 2, 500.0, 0.0).unwrap();
+        assert!(s.next_delivery(Some(1.0)).unwrap().is_none());
+        let (ids, sent) = s.cancel_unsent(0).unwrap();
+        assert_eq!(ids, vec![0, 1]);
+        assert_eq!(sent, vec![100.0, 0.0]);
+        assert_eq!((s.n_queued(), s.n_active()), (0, 1));
+        let d = s.run().unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].id, 2);
+        // A restored scheduler of each mode continues bit-identically.
+        for queueing in [Queueing::Concurrent, Queueing::PerSender, Queueing::PerPair] {
+            for sharing in [Sharing::MaxMin, Sharing::MinShare] {
+                let up = vec![100.0, 40.0, 60.0, 75.0, 20.0];
+                let down = vec![80.0, 30.0, 90.0, 55.0, 20.0];
+                let mut a =
+                    Scheduler::with_options(up, down, Latency::Global(0.1), queueing, sharing)
+                        .unwrap();
+                for i in 0..40_u32 {
+                    let (src, dst) = ((i % 4) as usize, ((i * 7 + 1) % 5) as usize);
+                    a.submit(
+                        src,
+                        dst,
+                        10.0 + f64::from(i * 13 % 50),
+                        f64::from(i / 3) * 0.25,
+                    )
+                    .unwrap();
+                }
+                for _ in 0..8 {
+                    a.next_delivery(Some(2.0)).unwrap();
+                }
+                let state = a.export_state();
+                let mut b = Scheduler::from_state(state.clone()).unwrap();
+                assert_eq!(format!("{:?}", b.export_state()), format!("{state:?}"));
+                for x in [&mut a, &mut b] {
+                    x.cancel_unsent(3).unwrap();
+                    x.submit(1, 2, 33.0, 2.5).unwrap();
+                }
+                assert_eq!(a.run().unwrap(), b.run().unwrap());
+            }
+        }
     }
 
     #[test]

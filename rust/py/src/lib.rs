@@ -964,6 +964,8 @@ fn state_to_dict<'py>(
         .map_err(|e| internal_err(py, format!("latency of the wrong size: {e}")))?;
     out.set_item("latency", latency.into_pyarray(py))?;
     out.set_item("fifo_per_sender", state.fifo_per_sender)?;
+    out.set_item("fifo_per_pair", state.fifo_per_pair)?;
+    out.set_item("bandwidth_sharing", state.sharing.name())?;
     out.set_item("now", state.now)?;
     out.set_item("next_id", state.next_id)?;
     for (kind, rows) in [
@@ -1053,6 +1055,27 @@ fn state_from_dict(py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<networ
         )
     };
     let fifo = state_entry(py, state, "fifo_per_sender")?;
+    // Checkpoints written before these entries: no FIFO per pair, min-share links.
+    let per_pair = match state.get_item("fifo_per_pair")? {
+        Some(entry) => entry
+            .extract::<bool>()
+            .map_err(|_| wrong("fifo_per_pair", "a bool", &entry))?,
+        None => false,
+    };
+    let sharing = match state.get_item("bandwidth_sharing")? {
+        Some(entry) => {
+            let name = entry
+                .extract::<String>()
+                .map_err(|_| wrong("bandwidth_sharing", "a str", &entry))?;
+            network::Sharing::from_name(&name).map_err(|e| {
+                value_err(
+                    py,
+                    format!("network state 'bandwidth_sharing': {}", e.message),
+                )
+            })?
+        }
+        None => network::Sharing::MinShare,
+    };
     let now = state_entry(py, state, "now")?;
     let next_id = state_entry(py, state, "next_id")?;
     Ok(network::SchedulerState {
@@ -1062,6 +1085,8 @@ fn state_from_dict(py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<networ
         fifo_per_sender: fifo
             .extract::<bool>()
             .map_err(|_| wrong("fifo_per_sender", "a bool", &fifo))?,
+        fifo_per_pair: per_pair,
+        sharing,
         now: now
             .extract::<f64>()
             .map_err(|_| wrong("now", "a float", &now))?,
@@ -1081,6 +1106,9 @@ fn state_from_dict(py: Python<'_>, state: &Bound<'_, PyDict>) -> PyResult<networ
 
 /// The network model's transfer scheduler: fair up/downlink sharing plus latency (see
 /// `mosaic_fast.network_sim`).
+/// Cancelled transfers: their ids and the bytes each had sent.
+type Cancelled<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f64>>);
+
 #[pyclass(name = "NetworkScheduler", module = "mosaic_fast._core")]
 struct PyNetworkScheduler {
     inner: network::Scheduler,
@@ -1089,18 +1117,22 @@ struct PyNetworkScheduler {
 #[pymethods]
 impl PyNetworkScheduler {
     #[new]
-    #[pyo3(signature = (uplink, downlink, latency, *, fifo_per_sender=false))]
+    #[pyo3(signature = (uplink, downlink, latency, *, fifo_per_sender=false, fifo_per_pair=false, bandwidth_sharing="max-min"))]
     fn new(
         py: Python<'_>,
         uplink: numpy::PyReadonlyArray1<'_, f64>,
         downlink: numpy::PyReadonlyArray1<'_, f64>,
         latency: &Bound<'_, PyAny>,
         fifo_per_sender: bool,
+        fifo_per_pair: bool,
+        bandwidth_sharing: &str,
     ) -> PyResult<Self> {
         let up = uplink.as_array().to_vec();
         let down = downlink.as_array().to_vec();
         let latency = latency_arg(py, latency, up.len())?;
-        let inner = network::Scheduler::new(up, down, latency, fifo_per_sender)
+        let (queueing, sharing) =
+            scheduler_options(py, fifo_per_sender, fifo_per_pair, bandwidth_sharing)?;
+        let inner = network::Scheduler::with_options(up, down, latency, queueing, sharing)
             .map_err(|e| to_pyerr(py, e))?;
         Ok(Self { inner })
     }
@@ -1190,6 +1222,19 @@ impl PyNetworkScheduler {
             .into_pyarray(py))
     }
 
+    /// Cancel every transfer of `src` whose last byte has not left: (ids ascending, bytes sent).
+    fn cancel_unsent<'py>(&mut self, py: Python<'py>, src: i64) -> PyResult<Cancelled<'py>> {
+        let s = node_arg(py, "src", src, self.inner.n_nodes())?;
+        let (ids, sent) = self.inner.cancel_unsent(s).map_err(|e| to_pyerr(py, e))?;
+        Ok((
+            ids.into_iter()
+                .map(|id| id as i64)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+            sent.into_pyarray(py),
+        ))
+    }
+
     /// Everything that determines this scheduler's future, as numpy arrays and Python scalars.
     fn export_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         state_to_dict(py, self.inner.export_state())
@@ -1224,6 +1269,16 @@ impl PyNetworkScheduler {
     }
 
     #[getter]
+    fn fifo_per_pair(&self) -> bool {
+        self.inner.queueing() == network::Queueing::PerPair
+    }
+
+    #[getter]
+    fn bandwidth_sharing(&self) -> &'static str {
+        self.inner.sharing().name()
+    }
+
+    #[getter]
     fn n_queued(&self) -> usize {
         self.inner.n_queued()
     }
@@ -1245,9 +1300,10 @@ impl PyNetworkScheduler {
 
     fn __repr__(&self) -> String {
         format!(
-            "NetworkScheduler(n_nodes={}, fifo_per_sender={}, now={}, queued={}, active={}, in_flight={})",
+            "NetworkScheduler(n_nodes={}, queueing={:?}, bandwidth_sharing={:?}, now={}, queued={}, active={}, in_flight={})",
             self.inner.n_nodes(),
-            if self.inner.fifo_per_sender() { "True" } else { "False" },
+            self.inner.queueing(),
+            self.inner.sharing().name(),
             self.inner.now(),
             self.inner.n_queued(),
             self.inner.n_active(),
@@ -1258,7 +1314,7 @@ impl PyNetworkScheduler {
 
 /// A whole batch of transfers scheduled at once, GIL released: (start, last_byte, delivered), by row.
 #[pyfunction]
-#[pyo3(signature = (uplink, downlink, latency, src, dst, bytes, ready_time, *, fifo_per_sender=false))]
+#[pyo3(signature = (uplink, downlink, latency, src, dst, bytes, ready_time, *, fifo_per_sender=false, fifo_per_pair=false, bandwidth_sharing="max-min"))]
 #[allow(clippy::too_many_arguments)]
 fn schedule_transfers<'py>(
     py: Python<'py>,
@@ -1270,6 +1326,8 @@ fn schedule_transfers<'py>(
     bytes: numpy::PyReadonlyArray1<'py, f64>,
     ready_time: numpy::PyReadonlyArray1<'py, f64>,
     fifo_per_sender: bool,
+    fifo_per_pair: bool,
+    bandwidth_sharing: &str,
 ) -> PyResult<ScheduleArrays<'py>> {
     let up = uplink.as_array().to_vec();
     let down = downlink.as_array().to_vec();
@@ -1279,14 +1337,38 @@ fn schedule_transfers<'py>(
         slice_of(py, "bytes", &bytes)?,
         slice_of(py, "ready_time", &ready_time)?,
     );
-    let scheduler =
-        network::Scheduler::new(up, down, latency, fifo_per_sender).map_err(|e| to_pyerr(py, e))?;
+    let (queueing, sharing) =
+        scheduler_options(py, fifo_per_sender, fifo_per_pair, bandwidth_sharing)?;
+    let scheduler = network::Scheduler::with_options(up, down, latency, queueing, sharing)
+        .map_err(|e| to_pyerr(py, e))?;
     let out = detached(py, move || scheduler.schedule_batch(s, d, b, r))?;
     Ok((
         out.start.into_pyarray(py),
         out.last_byte.into_pyarray(py),
         out.delivered.into_pyarray(py),
     ))
+}
+
+/// The scheduler's queueing and sharing from the keyword arguments.
+fn scheduler_options(
+    py: Python<'_>,
+    fifo_per_sender: bool,
+    fifo_per_pair: bool,
+    bandwidth_sharing: &str,
+) -> PyResult<(network::Queueing, network::Sharing)> {
+    let queueing =
+        match (fifo_per_sender, fifo_per_pair) {
+            (false, false) => network::Queueing::Concurrent,
+            (true, false) => network::Queueing::PerSender,
+            (false, true) => network::Queueing::PerPair,
+            (true, true) => return Err(value_err(
+                py,
+                "fifo_per_sender and fifo_per_pair are exclusive: one queue per sender or per pair"
+                    .to_string(),
+            )),
+        };
+    let sharing = network::Sharing::from_name(bandwidth_sharing).map_err(|e| to_pyerr(py, e))?;
+    Ok((queueing, sharing))
 }
 
 fn add_network(m: &Bound<'_, PyModule>) -> PyResult<()> {
