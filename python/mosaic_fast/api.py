@@ -65,6 +65,9 @@ class Experiment:
         on_round_end: ``f(state)`` or a list of them, called after every round.
         on_evaluate: ``f(state, metrics)`` or a list, called after every evaluation; a dict it
             returns adds extra metrics (name -> number) to ``metrics.jsonl`` and the summary.
+        trackers: experiment trackers to send the run to: ``"tensorboard"``, ``"mlflow"``,
+            ``"wandb"`` (the ``tracker`` setting; each an optional extra) and/or your own
+            :class:`mosaic_fast.tracking.Tracker` objects.
         **settings: every other setting by name (``nodes=64, K=8, rounds=100, lr=0.05, ...``).
 
     Raises:
@@ -85,6 +88,7 @@ class Experiment:
         partition: Any = None,
         on_round_end: Callable | Sequence[Callable] | None = None,
         on_evaluate: Callable | Sequence[Callable] | None = None,
+        trackers: str | Sequence[Any] | None = None,
         **settings: Any,
     ) -> None:
         # What was passed, so that replace() can rebuild the experiment with some of it changed.
@@ -100,9 +104,17 @@ class Experiment:
             partition=partition,
             on_round_end=on_round_end,
             on_evaluate=on_evaluate,
+            trackers=trackers,
             **settings,
         )
         values = coerce_settings(settings) if settings else {}
+        tracker_list = [trackers] if isinstance(trackers, str) else list(trackers or ())
+        names = [t for t in tracker_list if isinstance(t, str)]
+        if names:
+            if "tracker" in values:
+                raise MosaicValueError("the trackers are given twice (trackers= and tracker=)")
+            values["tracker"] = ",".join(names)
+        self._trackers = [t for t in tracker_list if not isinstance(t, str)]
         objects: dict[str, Any] = {}
         for name, value in (
             ("model", _model_factory(model)),
@@ -173,19 +185,30 @@ class Experiment:
         *,
         resume: bool = False,
         quiet: bool = False,
+        group: str | os.PathLike[str] | None = None,
     ) -> Result:
         """Run the experiment; write the run folder ``out`` (None: keep everything in memory).
 
         ``resume`` continues the run in ``out`` from its checkpoint (or returns the finished run).
-        Shows a progress bar unless ``quiet``.
+        Shows a progress bar unless ``quiet`` (on a terminal; elsewhere one line per evaluation).
+        ``group``: the folder above this run's folder when it is one of several tracked together
+        (a sweep passes its folder): trackers file the runs together (MLflow parent run, W&B
+        group).
 
         Raises:
             RunDiverged: the loss or the parameters became non-finite (the folder records it).
             RunInterrupted: SIGINT/SIGTERM; the round finished and a checkpoint was written.
             CallbackError: a callback raised; everything written so far stays.
         """
+        callbacks = self.callbacks
+        if self.config.tracker is not None or self._trackers:
+            from .tracking import Tracking, TrackingGroup, build_trackers
+
+            trackers = build_trackers(self.config.tracker, self._trackers, config=self.config)
+            tracking = Tracking(trackers, TrackingGroup.of(group) if group is not None else None)
+            callbacks = dataclasses.replace(callbacks, observers=[*callbacks.observers, tracking])
         outcome = execute(
-            self.config, out, quiet=quiet, resume=resume, user=self.user, callbacks=self.callbacks
+            self.config, out, quiet=quiet, resume=resume, user=self.user, callbacks=callbacks
         )
         return Result(outcome, self.config, Path(out) if out is not None else None)
 

@@ -39,6 +39,8 @@ INITS = ("shared", "per-node")
 # Every kernel graph mode except a user edge list, which has no config field.
 TOPOLOGIES = tuple(mode for mode in GRAPH_MODES if mode != "edges")
 DEVICES = ("cpu", "cuda", "auto")
+# Experiment trackers (mosaic_fast.tracking), each behind an optional extra of the same name.
+TRACKERS = ("tensorboard", "mlflow", "wandb")
 # ``auto`` lets the task pick its fastest strategy (engine.trainer.STRATEGIES holds the others).
 TRAINERS = ("auto", "loop", "vmap", "batched", "sparse")
 # mosaic runs in rounds; the others are asynchronous, in simulated time (mosaic_fast.network).
@@ -432,6 +434,20 @@ class ExperimentConfig:
         changes_results=False,
         resumable=True,
     )
+    tracker: str | None = setting(
+        None,
+        help="Experiment trackers to send the run to, a comma list of tensorboard, mlflow, wandb "
+        '(each an optional extra: pip install "mosaic-fast[tensorboard]"); offline by default.',
+        changes_results=False,
+        resumable=True,
+    )
+    mlflow_uri: str | None = setting(
+        None,
+        help="MLflow tracking URI (sqlite:///FILE.db, http://HOST:PORT) or a folder for a local "
+        "store (default: mlflow.db in the sweep folder or in OUT/tracking/).",
+        changes_results=False,
+        resumable=True,
+    )
     embedding_dim: int = setting(
         20, help="Matrix factorisation embedding size.", at_least=1, axis=True
     )
@@ -541,6 +557,7 @@ class ExperimentConfig:
             )
         if self.eval_at is not None:
             evaluation_rounds(self.eval_at, self.rounds)
+        tracker_names(self.tracker)
         self._validate_time_and_network()
 
     def _validate_time_and_network(self) -> None:
@@ -628,7 +645,9 @@ def evaluation_rounds(eval_at: str, rounds: int) -> tuple[int, ...]:
                 "or a range FIRST:LAST:STEP"
             )
         if len(numbers) == 3 and numbers[1] < numbers[0]:
-            raise MosaicValueError(f"eval_at={eval_at!r}: range {item.strip()!r} ends before it starts")
+            raise MosaicValueError(
+                f"eval_at={eval_at!r}: range {item.strip()!r} ends before it starts"
+            )
         first, last, step = numbers if len(numbers) == 3 else (numbers[0], numbers[0], 1)
         for r in range(first, last + 1, step):
             if out and r <= out[-1]:
@@ -636,9 +655,30 @@ def evaluation_rounds(eval_at: str, rounds: int) -> tuple[int, ...]:
                     f"eval_at={eval_at!r} must increase: round {r} follows round {out[-1]}"
                 )
             if r > rounds:
-                raise MosaicValueError(f"eval_at={eval_at!r} names round {r}, beyond rounds={rounds}")
+                raise MosaicValueError(
+                    f"eval_at={eval_at!r} names round {r}, beyond rounds={rounds}"
+                )
             out.append(r)
     return tuple(out)
+
+
+def tracker_names(tracker: str | None) -> tuple[str, ...]:
+    """The trackers of the ``tracker`` setting's comma list (``"tensorboard,mlflow"``), each
+    once; MosaicValueError names an unknown one (and the nearest known name)."""
+    if tracker is None:
+        return ()
+    names: list[str] = []
+    for item in tracker.split(","):
+        name = item.strip().lower()
+        if name not in TRACKERS:
+            near = difflib.get_close_matches(name, TRACKERS, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise MosaicValueError(
+                f"tracker {item.strip()!r} is not one of {', '.join(TRACKERS)}{hint}"
+            )
+        if name not in names:
+            names.append(name)
+    return tuple(names)
 
 
 def _declared_settings() -> dict[str, Setting]:

@@ -39,6 +39,9 @@ CONFIG, METRICS, SUMMARY, CHECKPOINT, LOCK = (
     ".lock",
 )
 RUN_FILES = frozenset({CONFIG, METRICS, SUMMARY, CHECKPOINT, LOCK})
+# The experiment trackers' folder (mosaic_fast.tracking): event files, the tracked runs' ids.
+TRACKING = "tracking"
+RUN_FILES = RUN_FILES | {TRACKING}
 # Record fields measured by the machine's clock: the only ones two runs of one seed may differ in.
 CLOCK_FIELDS = frozenset({"wall_time_s", "eval_time_s"})
 

@@ -172,10 +172,12 @@ def _in_name(value: Any) -> str:
 
 
 def run_experiment(config: ExperimentConfig, out_dir: Path, *, quiet: bool, resume: bool) -> dict:
-    """Run one cell through :class:`mosaic_fast.Experiment` (imported here: it pulls in torch)."""
+    """Run one cell through :class:`mosaic_fast.Experiment` (imported here: it pulls in torch);
+    trackers file the cells under the sweep folder (one group per sweep)."""
     from .api import Experiment
 
-    return Experiment.from_config(config).run(out_dir, quiet=quiet, resume=resume).summary
+    cell = Experiment.from_config(config)
+    return cell.run(out_dir, quiet=quiet, resume=resume, group=Path(out_dir).parent).summary
 
 
 def cell_state(cell_dir: Path) -> str:

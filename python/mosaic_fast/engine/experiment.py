@@ -12,13 +12,15 @@ import functools
 import math
 import platform
 import signal
+import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -53,14 +55,34 @@ class RunState:
         return self.simulation.node_model(i)
 
 
+class RunObserver(Protocol):
+    """Something that watches a run without taking part in it (experiment trackers,
+    :class:`mosaic_fast.tracking.Tracking`). Its methods must not raise: what fails inside an
+    observer is its own business, never the run's. Only the process writing the run folder (rank
+    0) calls them."""
+
+    def run_started(self, state: RunState, folder: Path | None) -> None:
+        """Before the first round of this process: ``state.history`` holds the records a resumed
+        run had written before."""
+
+    def evaluated(self, state: RunState, record: dict[str, Any]) -> None:
+        """After every evaluation, once ``record`` is in ``metrics.jsonl``."""
+
+    def run_ended(self, status: str) -> None:
+        """Once, when the run stops: ``complete``, ``diverged``, ``interrupted`` or ``failed``
+        (the folder's ``summary.json`` is written by then)."""
+
+
 @dataclass
 class Callbacks:
     """Functions called during a run. ``on_round_end(state)`` after every round (it returns None);
     ``on_evaluate(state, metrics)`` after every evaluation; a dict it returns (name -> number) adds
-    extra metrics to the record, so they land in ``metrics.jsonl`` and the summary."""
+    extra metrics to the record, so they land in ``metrics.jsonl`` and the summary. ``observers``
+    (:class:`RunObserver`) watch the run start, every evaluation and the end."""
 
     on_round_end: Sequence[Callable[[RunState], None]] = field(default_factory=list)
     on_evaluate: Sequence[Callable[[RunState, dict[str, Any]], Any]] = field(default_factory=list)
+    observers: Sequence[RunObserver] = field(default_factory=list)
 
 
 @dataclass
@@ -123,12 +145,67 @@ def _comparable(cfg_dict: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cfg_dict.items() if k not in RESUMABLE_SETTINGS}
 
 
-def _postfix(rec: dict[str, Any]) -> dict[str, str]:
-    return {
-        rec["metric"]: f"{rec['node_mean']:.4f}",
-        "avg": f"{rec['avg_model']:.4f}",
-        "cons": f"{rec['consensus_distance']:.3g}",
-    }
+def _postfix(rec: dict[str, Any]) -> str:
+    """The bar's text for the last evaluation, with its round: the bar moves on every round, the
+    metrics only at evaluations."""
+    return (
+        f"{rec['metric']}={rec['node_mean']:.4f} avg={rec['avg_model']:.4f} "
+        f"cons={rec['consensus_distance']:.3g} (round {rec['round']})"
+    )
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class _Progress:
+    """What the run shows on standard error: the tqdm bar on a terminal; elsewhere (a file, a CI
+    log) one plain line per evaluation (round, metrics, elapsed, ETA), since the bar's refreshes
+    would run together into one endless line; nothing when ``quiet``."""
+
+    def __init__(self, cfg: ExperimentConfig, done: int, quiet: bool) -> None:
+        self.desc, self.total, self.first = f"{cfg.dataset} K={cfg.K}", cfg.rounds, done
+        self.start = time.perf_counter()
+        self.lines = not quiet and not _is_terminal(sys.stderr)
+        self.bar = tqdm(
+            total=cfg.rounds,
+            initial=done,
+            disable=quiet or self.lines,
+            desc=self.desc,
+            unit="round",
+            dynamic_ncols=True,
+        )
+
+    def evaluated(self, rec: dict[str, Any], done: int) -> None:
+        if self.lines:
+            elapsed = time.perf_counter() - self.start
+            ran = done - self.first
+            eta = _clock(elapsed / ran * (self.total - done)) if ran > 0 else "?"
+            sim = rec.get("sim_time_s")
+            sim_text = f" sim {sim:.4g}s" if isinstance(sim, (int, float)) else ""
+            print(
+                f"{self.desc} round {rec['round']}/{self.total}: {rec['metric']} "
+                f"{rec['node_mean']:.4f} (avg model {rec['avg_model']:.4f}, consensus "
+                f"{rec['consensus_distance']:.3g}){sim_text} elapsed {_clock(elapsed)} eta {eta}",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            self.bar.set_postfix_str(_postfix(rec), refresh=False)
+
+    def update(self) -> None:
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced by an object without it, or closed
+        return False
 
 
 class _StopSignals:
@@ -207,7 +284,7 @@ def execute(
         raise MosaicValueError(problem)
     ranks = Ranks.start(cfg.nodes, device.type, cfg.dist_timeout) if cfg.distributed else None
     run = functools.partial(
-        _run_in,
+        _observed,
         cfg,
         device if ranks is None else ranks.device(device),
         quiet=quiet,
@@ -294,6 +371,7 @@ def _run_in(
             ranks.share(("ok", done, checkpoint, sim_facts))
         if done is not None:
             return done
+        observers = callbacks.observers
     else:  # the other ranks: what rank 0 found, and the strategy and clock it settled
         kind, *shared = ranks.share(None)
         if kind == "failed":
@@ -306,6 +384,7 @@ def _run_in(
             cfg, device, user=user, strategy=strategy, step_time_s=step_time_s, ranks=ranks
         )
         quiet = True  # one progress bar: rank 0's
+        observers = ()  # rank 0 reports the run
     history: list[dict[str, Any]] = []
     if checkpoint is not None:
         sim.load_state_dict(checkpoint["simulation"])
@@ -337,12 +416,17 @@ def _run_in(
     def state() -> RunState:
         return RunState(sim.rounds_done, sim.params(), history, cfg, sim)
 
+    for observer in observers:
+        observer.run_started(state(), folder.path if folder is not None else None)
+
     def log(rec: dict[str, Any]) -> None:
         for fn in callbacks.on_evaluate:
             rec.update(_extra_metrics(fn, _called(fn, "on_evaluate", sim, state(), rec), rec))
         history.append(rec)
         if folder is not None:
             folder.append_metrics(rec)
+        for observer in observers:
+            observer.evaluated(state(), rec)
 
     def round_end() -> None:
         for fn in callbacks.on_round_end:
@@ -395,6 +479,24 @@ def _run_in(
     if folder is not None:
         folder.finish(summary)
     return Outcome(summary, history, sim)
+
+
+def _observed(cfg: ExperimentConfig, *args: Any, callbacks: Callbacks, **kwargs: Any) -> Outcome:
+    """``_run_in``, then every observer hears how the run ended."""
+    status = "failed"
+    try:
+        outcome = _run_in(cfg, *args, callbacks=callbacks, **kwargs)
+        status = COMPLETE
+        return outcome
+    except RunDiverged:
+        status = DIVERGED
+        raise
+    except RunInterrupted:
+        status = "interrupted"
+        raise
+    finally:
+        for observer in callbacks.observers:
+            observer.run_ended(status)
 
 
 def _prologue(
@@ -490,16 +592,9 @@ def _crossed(cfg: ExperimentConfig, before: float, after: float) -> bool:
 
 
 def _train(cfg, sim, history, log, round_end, save_checkpoint, stop, quiet) -> None:
-    bar = tqdm(
-        total=cfg.rounds,
-        initial=sim.rounds_done,
-        disable=quiet,
-        desc=f"{cfg.dataset} K={cfg.K}",
-        unit="round",
-        dynamic_ncols=True,
-    )
-    bar.set_postfix(_postfix(history[-1]))
-    with bar:
+    progress = _Progress(cfg, sim.rounds_done, quiet)
+    progress.evaluated(history[-1], sim.rounds_done)
+    try:
         for t in range(sim.rounds_done, cfg.rounds):
             before = sim.sim_time_s
             inside, at_end = sim.evaluation_times(t)
@@ -507,6 +602,7 @@ def _train(cfg, sim, history, log, round_end, save_checkpoint, stop, quiet) -> N
                 sim.advance_to(at)
                 _check_finite(sim, cfg, params=True)
                 log(sim.metrics())
+                progress.evaluated(history[-1], sim.rounds_done)
             sim.train_round(t)
             done = t + 1
             out_of_time = cfg.time_budget is not None and sim.sim_time_s >= cfg.time_budget
@@ -516,8 +612,8 @@ def _train(cfg, sim, history, log, round_end, save_checkpoint, stop, quiet) -> N
             round_end()
             if evaluate:
                 log(sim.metrics())
-                bar.set_postfix(_postfix(history[-1]))
-            bar.update(1)
+                progress.evaluated(history[-1], done)
+            progress.update()
             periodic = cfg.checkpoint_every and done % cfg.checkpoint_every == 0
             stopping = sim.any_rank(stop.received is not None)  # ranks stop together
             if save_checkpoint is not None and (periodic or stopping):
@@ -526,3 +622,5 @@ def _train(cfg, sim, history, log, round_end, save_checkpoint, stop, quiet) -> N
                 raise RunInterrupted(stop.received or signal.SIGTERM, None)
             if out_of_time:  # the summary's final record says where the budget ran out
                 return
+    finally:
+        progress.close()
