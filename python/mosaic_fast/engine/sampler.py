@@ -40,6 +40,14 @@ class NodeSampler:
             self._draw(i, out[row])
         return out
 
+    def next_steps(self, steps: int, batch: int) -> np.ndarray:
+        """The next ``steps`` minibatches of every node at once: int64 (steps, n_nodes, batch),
+        exactly what ``steps`` calls of :meth:`next` would return one after another (each node's
+        stream is read in the same order), drawn with one pass over the nodes, so that a round
+        moves its indices to the device in one copy."""
+        flat = self.next(steps * batch)  # (n, steps * batch): node i's next samples in order
+        return np.ascontiguousarray(flat.reshape(len(self.parts), steps, batch).transpose(1, 0, 2))
+
     def _draw(self, i: int, out: np.ndarray) -> None:
         """Node ``i``'s next ``len(out)`` sample indices into ``out``, across epochs if needed."""
         batch, perm = len(out), self.perms[i]

@@ -24,6 +24,7 @@ from ..tasks.supervised import LossMetric, SupervisedNodeData, split, supervised
 from ..topology import GraphSource, fragments_for
 from . import state as checked
 from .clock import RoundClock
+from .memory import require_memory, sample_bytes
 from .optim import optimizer_from_config
 from .sampler import NodeSampler
 from .trainer import best_time, make_trainer, synchronize
@@ -196,7 +197,7 @@ class Simulation:
         self.clock = RoundClock(network, cfg.local_steps)
         self.sim_time_s = 0.0
         self.rounds_done = 0
-        self.last_loss: float | None = None
+        self.last_loss = None
         self.last_sent = 0.0
         self.train_seconds = 0.0
         self.eval_seconds = 0.0
@@ -222,6 +223,7 @@ class Simulation:
                 f"model={cfg.model!r} does not fit {cfg.dataset} (its model is {self.spec.name!r}); "
                 "pass a torch.nn.Module factory to train another model on it"
             )
+        require_memory(cfg, self.spec.layout.n_params, device, sample_bytes(data))
         parts = self.task.partition(cfg)
         self.strategy = self.task.trainer_strategy(requested, device)
         self.trainer = make_trainer(
@@ -247,6 +249,7 @@ class Simulation:
             data = (data, None)
         sup = supervised_data(data[0], data[1], cfg.dataset)
         model = ModuleModel(factory, cfg.seed, cfg.nodes, device, gossip_buffers=cfg.gossip_buffers)
+        require_memory(cfg, model.layout.n_params, device, sample_bytes(sup))
         scoring = LossMetric(sup, user.loss, user.metric)
         parts = split(
             sup,
@@ -329,17 +332,16 @@ class Simulation:
         """Round ``t`` (0-based): H local steps on every node, then fragment-wise gossip."""
         from .. import aggregate
 
-        cfg = self.cfg
         start = time.perf_counter()
         graphs = self.graph_source.graphs(t)
         total = self._local_steps(t, graphs)
         aggregate(self.X, graphs, self.fragments, out=self._spare)
         self.sim_time_s += self.clock.round_seconds(graphs, self.fragments)
         self.X, self._spare = self._spare, self.X
-        self.last_loss = float(total.double().mean() / cfg.local_steps)
+        self._loss_total = total  # on the device until someone reads last_loss
         self.last_sent = float(np.mean(graphs.sent_params(self.fragments)))
         self.rounds_done = t + 1
-        synchronize(self.device)
+        synchronize(self.device)  # the round's one wait for the device: its wall time is measured
         self.train_seconds += time.perf_counter() - start
 
     def _local_steps(self, t: int, graphs: Any) -> torch.Tensor:
@@ -347,11 +349,27 @@ class Simulation:
         node's summed losses (n,)."""
         cfg = self.cfg
         total = torch.zeros(cfg.nodes, device=self.device)
+        # The round's sample indices in one copy that does not block the host; each step's are
+        # a view of them, so the steps queue on the device without a sync.
+        idx = self.node_data.indices(self.sampler.next_steps(cfg.local_steps, cfg.batch_size))
         with self._seeded_randomness(t):
-            for _ in range(cfg.local_steps):
-                batch = self.node_data.batch(self.sampler.next(cfg.batch_size))
+            for step in range(cfg.local_steps):
+                batch = self.node_data.batch(idx[step])
                 total += self.trainer.step(self.X, batch)
         return total
+
+    @property
+    def last_loss(self) -> float | None:
+        """Mean training loss of the last round over its steps and nodes (None before one). The
+        round leaves the per-node sums on the device; reading this copies them to the host."""
+        if self._loss_total is not None:
+            total, self._loss_total = self._loss_total, None
+            self._last_loss = float(total.double().mean() / self.cfg.local_steps)
+        return self._last_loss
+
+    @last_loss.setter
+    def last_loss(self, value: float | None) -> None:
+        self._last_loss, self._loss_total = value, None
 
     def _first_batch(self) -> tuple[torch.Tensor, ...]:
         """Every node's first minibatch, from a fresh sampler: trials run on it, the run's own

@@ -16,6 +16,7 @@ import torch
 
 from ..config import ExperimentConfig
 from ..errors import MosaicValueError
+from ..kernel_torch import host_to_device
 from ..models import ModelSpec
 
 
@@ -32,9 +33,20 @@ class NodeScores:
 class NodeData(ABC):
     """A task's data placed on the device: per-node minibatches and evaluation of node models."""
 
+    device: torch.device
+
     @abstractmethod
-    def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, ...]:
-        """Every node's minibatch from global train indices int64 (n, B); tensors lead with (n, B)."""
+    def batch(self, idx: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every node's minibatch from global train indices int64 (n, B), a host array or a tensor
+        on the data's device (see :meth:`indices`); tensors lead with (n, B)."""
+
+    def indices(self, idx: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Sample indices as an int64 tensor on the data's device. A host array is copied without
+        blocking the host (from pinned memory on CUDA), so that a round queues its steps on the
+        device without waiting for them; a tensor is returned as it is."""
+        if isinstance(idx, torch.Tensor):
+            return idx
+        return host_to_device(np.asarray(idx, dtype=np.int64), self.device)
 
     @abstractmethod
     def evaluate(self, X: torch.Tensor) -> NodeScores:

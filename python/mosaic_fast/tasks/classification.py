@@ -55,9 +55,9 @@ class ClassificationNodeData(NodeData):
         self.x_test = data.x_test[index].to(device)
         self.y_test = data.y_test[index].to(device)
 
-    def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, idx: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-node minibatch from global indices int64 (n, B): x (n, B, ...), y (n, B[, T])."""
-        i = torch.from_numpy(idx).to(self.device)
+        i = self.indices(idx)
         return self.x_train[i], self.y_train[i]
 
     @torch.no_grad()

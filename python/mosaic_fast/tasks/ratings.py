@@ -40,9 +40,11 @@ class RatingsNodeData(NodeData):
             torch.bincount(self.test_owner[self._owned], minlength=self.n_nodes).cpu().numpy()
         )
 
-    def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch(
+        self, idx: np.ndarray | torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """users, items int64 (n, B) and ratings float32 (n, B) of every node's minibatch."""
-        i = torch.from_numpy(idx).to(self.device)
+        i = self.indices(idx)
         return self.users[i], self.items[i], self.ratings[i]
 
     @torch.no_grad()

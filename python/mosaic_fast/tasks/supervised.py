@@ -237,8 +237,8 @@ class SupervisedNodeData(NodeData):
         self.y_test = data.y_test[index].to(device)
         self.check_shapes()
 
-    def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        i = torch.from_numpy(idx).to(self.device)
+    def batch(self, idx: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        i = self.indices(idx)
         return self.x_train[i], self.y_train[i]
 
     @torch.no_grad()
