@@ -15,6 +15,7 @@ trained columns of X (gossiped buffers, after them, are never touched by the opt
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ from torch.func import functional_call, grad_and_value, vmap
 from ..errors import MosaicValueError
 from ..models.module_model import ModuleModel
 from ..references import describe, first_line
-from .trainer import Trainer, best_time
+from .trainer import Trainer, best_time, vmap_backends
 
 MODULE_STRATEGIES = ("loop", "vmap", "batched")
 _TRIAL_STEPS = 2  # timed steps per strategy after one warm-up step
@@ -104,6 +105,7 @@ class VmapModuleTrainer(ModuleTrainer):
             return loss(functional_call(template, {**trained, **others, **frozen}, (x,)), y)
 
         self._fn = vmap(grad_and_value(node_loss), randomness="different")
+        self._backends = functools.partial(vmap_backends, template, device)
 
     def gradients(self, X, batch, G):
         model = self.model
@@ -114,7 +116,8 @@ class VmapModuleTrainer(ModuleTrainer):
         # gossiped buffers, column views of X, go in as copies and are written back.
         gossiped = {name: views[name] for name in model.gossiped_buffers}
         views.update({name: view.contiguous() for name, view in gossiped.items()})
-        grads, losses = self._fn(trained, views, *batch)
+        with self._backends():
+            grads, losses = self._fn(trained, views, *batch)
         for name, view in gossiped.items():
             view.copy_(views[name])
         self._write(G, [grads[name] for name in names], slice(None))

@@ -36,6 +36,18 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def vmap_backends(
+    template: torch.nn.Module, device: torch.device
+) -> contextlib.AbstractContextManager:
+    """Held around a vmapped call of ``template``: on CUDA, cuDNN is off for a model with recurrent
+    layers, because cuDNN's RNN kernel (``_cudnn_rnn``, what ``nn.LSTM`` runs on CUDA) has no vmap
+    batching rule; torch's own implementation (what CPU runs) has one. Convolutions elsewhere keep
+    cuDNN."""
+    if device.type == "cuda" and any(isinstance(m, torch.nn.RNNBase) for m in template.modules()):
+        return torch.backends.cudnn.flags(enabled=False)
+    return contextlib.nullcontext()
+
+
 def best_time(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
     """Seconds of the fastest of ``repeats`` calls of ``fn``, after one untimed warm-up call
     (the first call allocates and picks kernels)."""
@@ -230,10 +242,12 @@ class VmapTrainer(Trainer):
             return spec.loss(functional_call(template, params, (x,)), y)
 
         self._fn = vmap(grad_and_value(node_loss))
+        self._backends = functools.partial(vmap_backends, template, device)
 
     def gradients(self, X, batch, G):
         layout = self.spec.layout
-        grads, losses = self._fn(layout.node_views(X), *batch)
+        with self._backends():
+            grads, losses = self._fn(layout.node_views(X), *batch)
         for name, o, s in zip(layout.names, layout.offsets, layout.sizes, strict=True):
             G[:, o : o + s].copy_(grads[name].reshape(X.shape[0], s))
         return losses
