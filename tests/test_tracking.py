@@ -99,7 +99,9 @@ def wandb_history(run_dir: Path) -> dict[int, dict]:
     rows = {}
     for r in wandb_records(run_dir):
         if r.WhichOneof("record_type") == "history":
-            row = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+            row = {
+                i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item
+            }
             rows[row["_step"]] = row
     return rows
 
@@ -308,9 +310,7 @@ def test_a_tracker_that_raises_mid_run_is_dropped_once_and_the_run_finishes(tmp_
     assert sorted(board["node_mean"]) == [0, 1, 2, 3, 4]
 
 
-def test_a_tracker_that_raises_under_the_cli_is_one_line_and_exit_0(
-    tmp_path, monkeypatch, caplog
-):
+def test_a_tracker_that_raises_under_the_cli_is_one_line_and_exit_0(tmp_path, monkeypatch, caplog):
     pytest.importorskip("tensorboard")
     from mosaic_fast.tracking import tensorboard as tb
 
