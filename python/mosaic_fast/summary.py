@@ -18,6 +18,8 @@ from .errors import MosaicValueError
 from .runfolder import (
     COMPLETE,
     DIVERGED,
+    FRESH,
+    RESUME,
     RunRecord,
     find_runs,
     format_value,
@@ -86,11 +88,12 @@ def paired_difference(
 
 
 def paired_gain_by_round(
-    runs: Sequence[RunRecord], baseline: Sequence[RunRecord]
+    runs: Sequence[RunRecord], baseline: Sequence[RunRecord], *, running: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The paired gain of ``runs`` over ``baseline`` (their K = 1 twins) at every evaluated round:
     the node-average metric minus the same seed's K = 1 value at the same round, sign-flipped
-    where lower is better (so a positive gain is always an improvement). Complete runs only.
+    where lower is better (so a positive gain is always an improvement). Complete runs only,
+    unless ``running`` (runs still going add the rounds they have reached).
 
     Returns ``(rounds, mean, ci95, count)``, each of shape (n_rounds,): the rounds evaluated in
     some pair (int64), and over the seeds evaluated at that round in both runs the mean gain, the
@@ -98,11 +101,10 @@ def paired_gain_by_round(
     """
     from .stats import mean_ci
 
-    base = {r.config["seed"]: r for r in baseline if r.status == COMPLETE}
+    usable = (COMPLETE, RESUME, FRESH) if running else (COMPLETE,)
+    base = {r.config["seed"]: r for r in baseline if r.status in usable}
     pairs = [
-        (r, base[r.config["seed"]])
-        for r in runs
-        if r.status == COMPLETE and r.config["seed"] in base
+        (r, base[r.config["seed"]]) for r in runs if r.status in usable and r.config["seed"] in base
     ]
     gains: list[dict[int, float]] = []
     for run, twin in pairs:
