@@ -64,6 +64,7 @@ def test_from_dict_checks_keys_and_types():
 
 def test_the_two_setting_lists():
     how_not_what = {"data_dir", "device", "checkpoint_every", "distributed", "dist_timeout"}
+    how_not_what |= {"deterministic"}
     assert set(NON_RESULT_SETTINGS) == how_not_what
     assert set(RESUMABLE_SETTINGS) == {"rounds", *how_not_what}
 

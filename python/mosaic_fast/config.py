@@ -72,6 +72,11 @@ FORMS: dict[str, tuple[Any, str, str]] = {
         "a Python object given to Experiment",
         "<OBJECT>",
     ),
+    "cuda-index": (
+        lambda v: bool(re.fullmatch(r"cuda:\d+", v)),
+        "cuda:N (a GPU's index)",
+        "cuda:N",
+    ),
     "assignment-file": (
         lambda v: v.startswith("assignment:") and len(v) > 11,
         "assignment:FILE",
@@ -411,7 +416,19 @@ class ExperimentConfig:
         resumable=True,
     )
     device: str = setting(
-        "cpu", help="Torch device.", choices=DEVICES, changes_results=False, resumable=True
+        "cpu",
+        help="Torch device (cuda:N picks a GPU).",
+        choices=DEVICES,
+        also=("cuda-index",),
+        changes_results=False,
+        resumable=True,
+    )
+    deterministic: bool = setting(
+        True,
+        help="Deterministic device results: torch's deterministic algorithms, no TF32, no atomic "
+        "scatter-adds (off: possibly faster on CUDA, rounding may vary from run to run).",
+        changes_results=False,
+        resumable=True,
     )
     distributed: bool = setting(
         False,

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from .device import host_to_device
 
 # Bytes of one (rows x column-chunk) float32 temporary on a device; a chunk holds at most three of
 # them (the gathered fragment columns, the running sums and one gathered in-neighbour slot).
@@ -59,21 +60,6 @@ class _FragmentPlan:
 _SELECTIONS: weakref.WeakKeyDictionary[Any, dict[str, list[Any]]] = weakref.WeakKeyDictionary()
 # Index tensors per graphs object and device, dropped with the graphs (repeated calls reuse them).
 _PLANS: weakref.WeakKeyDictionary[Any, dict[str, list[_FragmentPlan]]] = weakref.WeakKeyDictionary()
-
-
-def host_to_device(array: np.ndarray, device: Any) -> Any:
-    """``array`` as a tensor on ``device`` without blocking the host: on CUDA it is copied into
-    pinned memory and from there asynchronously (torch's pinned-memory cache keeps the block until
-    the copy has run); on CPU it is the array itself (shared memory, no copy)."""
-    import torch
-
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
-    device = torch.device(device)
-    if device.type == "cpu":
-        return tensor
-    if device.type == "cuda":
-        tensor = tensor.pin_memory()
-    return tensor.to(device, non_blocking=True)
 
 
 def fragment_columns(fragments: _core.FragmentMap, device: Any) -> list[Any]:

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .kernel_torch import fragment_columns, host_to_device
+from .device import host_to_device
+from .kernel_torch import fragment_columns
 
 # Columns per program: 1,024 float32 (4 KiB per row read), four warps.
 BLOCK = 1024

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -31,14 +33,44 @@ from .trainer import best_time, make_trainer, synchronize
 
 
 def resolve_device(name: str) -> torch.device:
-    """``cpu``, ``cuda`` (MosaicValueError when CUDA is not available) or ``auto``."""
+    """``cpu``, ``cuda``, ``cuda:N`` or ``auto``; MosaicValueError (one line) when CUDA is not
+    available to torch or has no GPU ``N``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise MosaicValueError("device='cuda' but CUDA is not available to torch on this machine")
-    if name not in ("cpu", "cuda"):
-        raise MosaicValueError(f"unknown device {name!r}; choose cpu, cuda or auto")
-    return torch.device(name)
+    if name == "cpu":
+        return torch.device(name)
+    if name != "cuda" and not re.fullmatch(r"cuda:\d+", name):
+        raise MosaicValueError(f"unknown device {name!r}; choose cpu, cuda, cuda:N or auto")
+    if not torch.cuda.is_available():
+        raise MosaicValueError(
+            f"device={name!r} but CUDA is not available to torch on this machine"
+        )
+    device = torch.device(name)
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        gpus = "GPU 0 only" if count == 1 else f"GPUs 0-{count - 1}"
+        raise MosaicValueError(f"device={name!r} but this machine has {gpus}")
+    return device
+
+
+def configure_determinism(deterministic: bool, device: torch.device) -> None:
+    """Apply the ``deterministic`` setting for a run on ``device`` (process-wide, as torch's flags
+    are). On CUDA, on: torch's deterministic algorithms (an operation without a deterministic
+    CUDA implementation then fails in one line, see :func:`.trainer.nondeterministic_error`),
+    cuDNN's deterministic convolutions without autotuning, no TF32 in matrix products and
+    convolutions, and scatter-adds in a fixed order (:func:`mosaic_fast.device.add_rows_`); off: torch's
+    defaults. On CPU nothing changes: every CPU result is already independent of scheduling."""
+    if device.type != "cuda":
+        return
+    if deterministic:
+        # cuBLAS needs a fixed workspace to be deterministic; read when its handle is created.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = False
+    # TF32 off for matrix products (torch's default) and for convolutions (not the default).
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = not deterministic
 
 
 @dataclass(frozen=True)
@@ -145,6 +177,7 @@ class Simulation:
         objects; ``strategy``: the trainer strategy a resumed run chose (else ``cfg.trainer``);
         ``step_time_s``: the step time a resumed run measured (else measured here when needed)."""
         self.cfg, self.device = cfg, device
+        configure_determinism(cfg.deterministic, device)
         if cfg.algorithm not in self.ALGORITHMS:
             raise MosaicValueError(
                 f"algorithm={cfg.algorithm!r} is not simulated by {type(self).__name__}; "

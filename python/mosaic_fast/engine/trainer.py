@@ -25,6 +25,7 @@ from collections.abc import Callable
 import torch
 from torch.func import functional_call, grad_and_value, vmap
 
+from ..device import add_rows_
 from ..errors import MosaicTypeError, MosaicValueError
 from ..models import ClassifierSpec, MatrixFactorizationSpec, ModelSpec
 from .optim import OptimizerSpec, SGDConfig, node_optimizer, row_span
@@ -34,6 +35,19 @@ def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work (CUDA runs asynchronously): timings then measure it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def nondeterministic_error(exc: RuntimeError) -> MosaicValueError | None:
+    """A one-line MosaicValueError for torch's refusal of an operation that has no deterministic
+    implementation (``deterministic`` setting on), else None."""
+    text = str(exc)
+    if "does not have a deterministic implementation" not in text:
+        return None
+    op = text.split(" does not have", 1)[0].strip().splitlines()[-1]
+    return MosaicValueError(
+        f"deterministic=True, but {op} has no deterministic implementation on this device; "
+        "run with --no-deterministic (results may then vary in rounding from run to run)"
+    )
 
 
 def vmap_backends(
@@ -141,8 +155,14 @@ class Trainer(ABC):
     ) -> torch.Tensor:
         """Gradients of the nodes in ``X`` (all, or gathered rows) into ``G``, then ``update(X, G)``
         (the optimizer on all rows or on the gathered ones); returns the losses."""
-        losses = self.gradients(X, batch, G)
-        update(X, G)
+        try:
+            losses = self.gradients(X, batch, G)
+            update(X, G)
+        except RuntimeError as exc:
+            error = nondeterministic_error(exc)
+            if error is None:
+                raise
+            raise error from None
         return losses.detach()
 
     def _rows_context(self, rows: torch.Tensor) -> contextlib.AbstractContextManager:
@@ -343,10 +363,10 @@ class SparseMFTrainer(Trainer):
         start = spec.layout.slice(name).start
         if self._piece_width(name, width) == width:
             index = (nodes * (spec.n_params // width) + (start // width) + rows).reshape(-1)
-            flat.view(-1, width).index_add_(0, index, val.reshape(-1, width))
+            add_rows_(flat.view(-1, width), index, val.reshape(-1, width))
         else:
             width, index = 1, spec.flat_index(name, nodes, rows, width).reshape(-1)
-            flat.index_add_(0, index, val.reshape(-1))
+            add_rows_(flat, index, val.reshape(-1))
         if self.write_log is not None and not self._dense:  # dense: ``flat`` is the gradient
             self.write_log.setdefault(width, []).append(index)
 

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from ..config import ExperimentConfig
+from ..device import host_to_device
 from ..errors import MosaicValueError
-from ..kernel_torch import host_to_device
 from ..models import ModelSpec
 
 

@@ -7,6 +7,7 @@ import torch
 
 from ..config import ExperimentConfig
 from ..data import RatingsData, deal_groups
+from ..device import add_rows_
 from ..models import MatrixFactorizationSpec
 from .base import NodeData, NodeScores, Task
 
@@ -54,9 +55,7 @@ class RatingsNodeData(NodeData):
             X, owner, self.test_users[self._owned], self.test_items[self._owned]
         )
         sq = (pred - self.test_ratings[self._owned]).double() ** 2
-        sums = torch.zeros(self.n_nodes, dtype=torch.float64, device=X.device).index_add_(
-            0, owner, sq
-        )
+        sums = add_rows_(torch.zeros(self.n_nodes, dtype=torch.float64, device=X.device), owner, sq)
         counts = self.test_counts
         # Nodes without held-out ratings have no RMSE; they are left out of the node statistics.
         per_node = np.sqrt(sums.cpu().numpy()[counts > 0] / counts[counts > 0])
