@@ -217,6 +217,10 @@ def test_divshare_with_a_static_topology_is_refused():
         config(topology="static")
 
 
+@pytest.mark.skipif(
+    not (SHARED_DATA / "ml-latest-small" / "ratings.csv").is_file(),
+    reason="real MovieLens not found beside the checkout",
+)
 def test_run_records_exact_evaluation_times_and_steps(tmp_path):
     cfg = config(
         step_time=0.1,

@@ -1,12 +1,19 @@
-"""Every run folder under docs/results reproduces from its own config.json, bit for bit.
+"""Every run folder under docs/results reproduces from its own config.json: bit for bit on a
+machine like the one that wrote it, within stated tolerances on any other.
 
 A folder's records are re-run from ``config.json``'s ``"config"`` (only ``data_dir`` is replaced by
-the local copy of the dataset) and compared field by field, exactly, except ``wall_time_s``.
-torch's CPU kernels round differently per instruction set, so the re-run happens in a subprocess
-pinned, before torch is imported, to the instruction set that produced the folder (its
-``versions.torch_cpu_capability``; folders written before that field existed were made on AVX2)
-and to its torch thread count (``versions.torch_num_threads``; one where not recorded: the
-reproduction script pinned one thread).
+the local copy of the dataset) in a subprocess pinned, before torch is imported, to the folder's
+torch thread count (``versions.torch_num_threads``; one where not recorded: the reproduction
+script pinned one thread) and, where the CPU can run it, to its instruction set
+(``versions.torch_cpu_capability``; folders written before that field existed were made on AVX2).
+
+torch's CPU kernels round differently per instruction set and thread count, and pinning
+ATEN_CPU_CAPABILITY does not pin everything (the BLAS and oneDNN choose their own kernels: on an
+AVX-512 Xeon pinned to AVX2 a Fashion-MNIST cell gave 0.47 for 0.47025). So the records are
+compared exactly (every field but the clock's) only where the machine's own instruction set is
+the recorded one and it has the recorded thread count's cores; elsewhere the learning curves are
+compared within :data:`TOLERANCES` (counts and settings still exactly), and the test says so in
+pytest's warnings summary.
 
 The default suite re-runs one MovieLens cell in full and a prefix of one Fashion-MNIST cell
 (records do not depend on ``rounds``, so a shorter run reproduces the earlier records); ``-m slow``
@@ -16,13 +23,16 @@ re-runs every folder in full.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
+import torch
 from data_helpers import SHARED_DATA
 
 from mosaic_fast.data import locate_dataset
@@ -41,8 +51,28 @@ ISA_PINS = {
     "AVX512": ("avx512", "AVX512_CORE", {"avx512f", "avx512bw", "avx512dq", "avx512vl"}),
 }
 ISA_BEFORE_RECORDING = "AVX2"
-# Matrix factorisation re-runs bit for bit whatever the CPU kernels (checked on AVX2 and AVX512).
+# Matrix factorisation re-runs bit for bit whatever the x86 CPU kernels (checked on AVX2 and
+# AVX512): exact there, within the tolerances elsewhere.
 ISA_INDEPENDENT_DATASETS = frozenset({"movielens"})
+# Where the CPU kernels differ, rounding differences grow over the rounds of training: a record's
+# learning-curve fields may then differ from the published ones by (absolute, relative) at most,
+# whichever is larger. Measured at the prefix of 10 rounds that the default suite re-runs, where
+# torch's unvectorised kernels (ATEN_CPU_CAPABILITY=default) moved accuracy by 0.0 to 0.01.
+# Counts, rounds and settings (sent_params_per_node, metric, ...) stay exact.
+TOLERANCES: dict[str, tuple[float, float]] = {
+    "node_mean": (0.03, 0.03),
+    "avg_model": (0.03, 0.03),
+    "node_std": (0.03, 0.25),
+    "node_mean_se": (0.01, 0.1),
+    "consensus_distance": (0.0, 0.1),
+    "train_loss": (0.0, 0.1),
+}
+
+
+class InexactReproduction(UserWarning):
+    """A published folder was compared within TOLERANCES: this machine's CPU kernels are not the
+    ones that wrote it."""
+
 
 RERUN_SCRIPT = """
 import json, sys
@@ -67,25 +97,50 @@ def cpu_flags() -> set[str]:
     return set()
 
 
-def pinned_env(published: dict, dataset: str) -> dict[str, str]:
-    """Environment of the re-run: the torch threads and CPU kernels that wrote the folder."""
+def recorded(published: dict) -> tuple[str, int]:
+    """The instruction set and torch thread count that wrote a folder."""
     versions = published.get("versions", {})
-    threads = str(versions.get("torch_num_threads", 1))
+    return (
+        versions.get("torch_cpu_capability", ISA_BEFORE_RECORDING),
+        int(versions.get("torch_num_threads", 1)),
+    )
+
+
+def native_capability() -> str:
+    """The instruction set torch's CPU kernels use on this machine (as config.json records it)."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def inexact_because(published: dict, dataset: str) -> str | None:
+    """Why this machine cannot reproduce a folder bit for bit (None: it can)."""
+    isa, threads = recorded(published)
+    cores = os.cpu_count() or 1
+    if threads > cores:
+        return f"it was written with {threads} torch threads and this machine has {cores} cores"
+    here = native_capability()
+    if here == isa:
+        return None
+    if dataset in ISA_INDEPENDENT_DATASETS and here in ISA_PINS and isa in ISA_PINS:
+        return None
+    return (
+        f"it was written by torch's {isa} CPU kernels and this {platform.machine()} machine's "
+        f"are {here}"
+    )
+
+
+def pinned_env(published: dict) -> dict[str, str]:
+    """Environment of the re-run: the torch threads and, where this CPU can run them, the CPU
+    kernels that wrote the folder."""
+    isa, threads = recorded(published)
     env = {
         **os.environ,
-        "OMP_NUM_THREADS": threads,
-        "MKL_NUM_THREADS": threads,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
         "MOSAIC_NUM_THREADS": "1",  # the kernel is thread-count invariant
     }
-    isa = versions.get("torch_cpu_capability", ISA_BEFORE_RECORDING)
     if isa in ISA_PINS and ISA_PINS[isa][2] <= cpu_flags():
         aten, onednn, _ = ISA_PINS[isa]
         env.update(ATEN_CPU_CAPABILITY=aten, ONEDNN_MAX_CPU_ISA=onednn)
-    elif dataset not in ISA_INDEPENDENT_DATASETS:
-        pytest.skip(
-            f"{dataset} results were made with torch's {isa} CPU kernels, which this "
-            f"{platform.machine()} CPU cannot run; other kernels round differently"
-        )
     return env
 
 
@@ -103,7 +158,7 @@ def rerun(folder: Path, tmp_path: Path, rounds: int | None = None) -> list[dict]
     config["data_dir"] = str(local)
     if rounds is not None:
         config["rounds"] = rounds
-    env = pinned_env(published, config["dataset"])
+    env = pinned_env(published)
     config_path, out = tmp_path / "config.json", tmp_path / "run"
     config_path.write_text(json.dumps(config))
     proc = subprocess.run(
@@ -117,8 +172,20 @@ def rerun(folder: Path, tmp_path: Path, rounds: int | None = None) -> list[dict]
     return read_records(out / "metrics.jsonl")
 
 
-def assert_reproduced(folder: Path, records: list[dict]) -> None:
-    """Every published record up to the re-run's last round is in ``records``, equal but for timing."""
+def close(key: str, published, rerun) -> bool:
+    """Whether a re-run value is within :data:`TOLERANCES` of the published one."""
+    absolute, relative = TOLERANCES[key]
+    numbers = all(isinstance(v, (int, float)) for v in (published, rerun))
+    if not numbers:
+        return published == rerun  # both null (say node_mean_se of a ratings task)
+    if math.isnan(published) or math.isnan(rerun):
+        return math.isnan(published) and math.isnan(rerun)
+    return abs(published - rerun) <= max(absolute, relative * abs(published))
+
+
+def assert_reproduced(folder: Path, records: list[dict], inexact: str | None = None) -> None:
+    """Every published record up to the re-run's last round is in ``records``, equal but for
+    timing; with ``inexact`` (the reason), the learning-curve fields within TOLERANCES."""
     last = records[-1]["round"]
     published = [r for r in read_records(folder / "metrics.jsonl") if r["round"] <= last]
     assert published, f"{folder} has no records up to round {last}"
@@ -130,21 +197,65 @@ def assert_reproduced(folder: Path, records: list[dict]) -> None:
         differ = {
             k: (v, got.get(k, "<missing>"))
             for k, v in want.items()
-            if k not in TIMING_FIELDS and json.dumps(got.get(k, "<missing>")) != json.dumps(v)
+            if k not in TIMING_FIELDS
+            and json.dumps(got.get(k, "<missing>")) != json.dumps(v)
+            and not (inexact and k in TOLERANCES and close(k, v, got.get(k)))
         }
-        assert not differ, f"{folder} round {want['round']}: (published, re-run) {differ}"
+        how = f"within tolerance ({inexact})" if inexact else "exactly"
+        assert not differ, f"{folder} round {want['round']}, {how}: (published, re-run) {differ}"
+    if inexact:
+        warnings.warn(
+            f"{folder.relative_to(RESULTS)} compared within tolerance, not bit for bit: {inexact}",
+            InexactReproduction,
+            stacklevel=2,
+        )
+
+
+def check(folder: Path, tmp_path: Path, rounds: int | None = None) -> list[dict]:
+    """Re-run ``folder`` and compare its records, exactly where this machine can."""
+    published = json.loads((folder / "config.json").read_text())
+    records = rerun(folder, tmp_path, rounds)
+    assert_reproduced(folder, records, inexact_because(published, published["config"]["dataset"]))
+    return records
 
 
 def test_movielens_cell_reproduces(tmp_path):
-    folder = RESULTS / "movielens" / "K=8_seed=0"
-    assert_reproduced(folder, rerun(folder, tmp_path))
+    check(RESULTS / "movielens" / "K=8_seed=0", tmp_path)
 
 
 def test_fashion_mnist_cell_prefix_reproduces(tmp_path):
-    folder = RESULTS / "fmnist-alpha0.1" / "K=16_alpha=0.1_seed=0"
-    records = rerun(folder, tmp_path, rounds=10)
+    records = check(RESULTS / "fmnist-alpha0.1" / "K=16_alpha=0.1_seed=0", tmp_path, rounds=10)
     assert [r["round"] for r in records] == [0, 10]
-    assert_reproduced(folder, records)
+
+
+def test_exactness_follows_the_recorded_kernels_and_threads(monkeypatch):
+    avx2_1 = {"versions": {"torch_cpu_capability": "AVX2", "torch_num_threads": 1}}
+    monkeypatch.setattr(sys.modules[__name__], "native_capability", lambda: "AVX2")
+    assert inexact_because(avx2_1, "fashion-mnist") is None
+    assert inexact_because({"versions": {}}, "fashion-mnist") is None  # before recording: AVX2
+    monkeypatch.setattr(sys.modules[__name__], "native_capability", lambda: "AVX512")
+    assert "AVX2 CPU kernels" in inexact_because(avx2_1, "fashion-mnist")
+    assert inexact_because(avx2_1, "movielens") is None
+    monkeypatch.setattr(sys.modules[__name__], "native_capability", lambda: "DEFAULT")
+    assert inexact_because(avx2_1, "movielens") is not None  # e.g. aarch64: not checked there
+    many = {"versions": {"torch_cpu_capability": "DEFAULT", "torch_num_threads": 10**6}}
+    assert "torch threads" in inexact_because(many, "movielens")
+
+
+def test_tolerant_comparison_still_catches_a_different_run(tmp_path):
+    folder = RESULTS / "fmnist-alpha0.1" / "K=16_alpha=0.1_seed=0"
+    published = read_records(folder / "metrics.jsonl")[:2]
+    near = [{**r, "node_mean": r["node_mean"] + 0.01} for r in published]
+    with pytest.warns(InexactReproduction, match="within tolerance"):
+        assert_reproduced(folder, near, inexact="a test")
+    with pytest.raises(AssertionError, match="exactly"):
+        assert_reproduced(folder, near)
+    far = [{**r, "node_mean": r["node_mean"] + 0.2} for r in published]
+    with pytest.raises(AssertionError, match="within tolerance"):
+        assert_reproduced(folder, far, inexact="a test")
+    counted = [{**r, "sent_params_per_node": r["sent_params_per_node"] + 1} for r in published]
+    with pytest.raises(AssertionError):
+        assert_reproduced(folder, counted, inexact="a test")
 
 
 def test_published_folders_are_found():
@@ -160,7 +271,6 @@ def test_published_folders_are_found():
     "folder", ALL_FOLDERS, ids=[str(f.relative_to(RESULTS)) for f in ALL_FOLDERS]
 )
 def test_published_folder_reproduces(folder, tmp_path):
-    records = rerun(folder, tmp_path)
+    records = check(folder, tmp_path)
     published_rounds = [r["round"] for r in read_records(folder / "metrics.jsonl")]
     assert [r["round"] for r in records] == published_rounds
-    assert_reproduced(folder, records)

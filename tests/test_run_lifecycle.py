@@ -24,11 +24,13 @@ from mosaic_fast.errors import RunDiverged, RunInterrupted
 from mosaic_fast.runfolder import (
     CHECKPOINT,
     CLOCK_FIELDS,
+    DIGEST,
     DIVERGED,
     METRICS,
     SUMMARY,
     RunFolder,
     run_status,
+    sha256_of,
 )
 
 MOVIELENS = SHARED_DATA / "ml-latest-small"
@@ -227,9 +229,16 @@ def test_a_tampered_checkpoint_is_refused_in_one_line_and_never_executed(tmp_pat
     result = CliRunner().invoke(main, ["run", "--resume", str(out), "--quiet"])
     assert result.exit_code == 2, result.output
     line = result.output.strip()
+    assert "\n" not in line and "does not match its digest" in line
+    # With a digest that matches (someone rewrote both), the unpickler still refuses it.
+    (out / DIGEST).write_text(f"{sha256_of(out / CHECKPOINT)}  {CHECKPOINT}\n")
+    result = CliRunner().invoke(main, ["run", "--resume", str(out), "--quiet"])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
     assert "\n" not in line and "is not a valid mosaic-fast checkpoint" in line
     assert not marker.exists()
     (out / CHECKPOINT).write_bytes(b"garbage")
+    (out / DIGEST).write_text(f"{sha256_of(out / CHECKPOINT)}  {CHECKPOINT}\n")
     result = CliRunner().invoke(main, ["run", "--resume", str(out), "--quiet"])
     assert result.exit_code == 2 and "is not a valid mosaic-fast checkpoint" in result.output
 

@@ -62,7 +62,7 @@ _REFERENCE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-
 # Forms a setting may accept besides its choices: form -> (test, words for messages, metavar).
 FORMS: dict[str, tuple[Any, str, str]] = {
     "reference": (
-        lambda v: bool(_REFERENCE.fullmatch(v)),
+        lambda v: is_reference(v),
         "a module:attribute reference",
         "MODULE:ATTR",
     ),
@@ -85,9 +85,19 @@ FORMS: dict[str, tuple[Any, str, str]] = {
 }
 
 
+# Prefixes of the file forms: ``edges:ring.txt`` names a file, not attribute ``ring.txt`` of a
+# module ``edges``.
+_FILE_PREFIXES = ("edges:", "assignment:")
+
+
 def is_reference(value: Any) -> bool:
-    """True for ``package.module:attribute`` text (user code to import)."""
-    return isinstance(value, str) and bool(_REFERENCE.fullmatch(value))
+    """True for ``package.module:attribute`` text (user code to import); never for a file form
+    (``edges:FILE``, ``assignment:FILE``)."""
+    return (
+        isinstance(value, str)
+        and not value.startswith(_FILE_PREFIXES)
+        and bool(_REFERENCE.fullmatch(value))
+    )
 
 
 @dataclass(frozen=True)
@@ -179,7 +189,10 @@ class Setting:
         if self.kind is float and not math.isfinite(value):
             return "must be a finite number"
         if self.kind in (int, float) and not self._in_bounds(value):
-            return f"must be {self.bounds}"
+            # A number standing for None (test_samples 0 = the whole test set) is allowed too.
+            alias = self.none_alias
+            also = f", or {alias}" if isinstance(alias, (int, float)) and self.nullable else ""
+            return f"must be {self.bounds}{also}"
         return None
 
     def _has_type(self, value: Any) -> bool:
@@ -439,8 +452,10 @@ class ExperimentConfig:
     )
     dist_timeout: float = setting(
         600.0,
-        help="Seconds a distributed collective may wait before the run fails (a rank died or hangs).",
-        above=0,
+        help="Seconds a distributed collective may wait before the run fails (a rank died or hangs); "
+        "it also bounds how long a stalled rank holds the others, and every wait for rank 0's "
+        "evaluations and checkpoints.",
+        at_least=1,
         changes_results=False,
         resumable=True,
     )

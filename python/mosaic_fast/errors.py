@@ -32,6 +32,27 @@ class RunFolderInUse(MosaicError):
         self.folder, self.pid = folder, pid
 
 
+class DiskFull(MosaicError):
+    """The disk holding a run folder filled up while a file was written. Nothing written before is
+    lost (files are replaced atomically; the last checkpoint stays valid): free some space and
+    continue the run with ``--resume``."""
+
+    exit_code = 4
+
+    def __init__(self, folder: str, file: str, free_bytes: int | None) -> None:
+        free = "" if free_bytes is None else f", {free_bytes / 1e6:.1f} MB free"
+        super().__init__(
+            f"no space left on the disk of run folder {folder!r} while writing {file}{free}; "
+            "nothing written before is lost: free some space, then continue with --resume"
+        )
+        self.folder, self.file, self.free_bytes = folder, file, free_bytes
+
+
+class CheckpointCostWarning(UserWarning):
+    """Writing checkpoints takes a large share of a run's time (``checkpoint_every`` is small for
+    the model's size); told once per run, with the size of a checkpoint."""
+
+
 class CallbackError(MosaicError):
     """A user callback raised or returned something invalid; the run stopped after its round."""
 

@@ -203,11 +203,30 @@ def _draw_curves(
             lw=1.6,
             label=_curve_name(_curve_key(s, by), by) + (f" ({n} seeds)" if n > 1 else ""),
         )
-        ax.fill_between(x, mean - half, mean + half, color=color, alpha=0.2, lw=0)
+        low, high = _band(mean, half, key, s.runs[0].metric)
+        ax.fill_between(x, low, high, color=color, alpha=0.2, lw=0)
     if x_key is None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("Round")
     ax.grid(alpha=0.3)
+
+
+# Fields that cannot be negative; accuracy also cannot pass 1.
+_NON_NEGATIVE = frozenset({"consensus_distance", "node_std", "sent_params_per_node", "train_loss"})
+
+
+def _band(mean: np.ndarray, half: np.ndarray, key: str, metric: str) -> tuple[np.ndarray, ...]:
+    """The 95% band ``mean -+ half`` clipped to the values ``key`` can take: with two or three
+    seeds the t-interval is wide and would reach below 0 (a std, a distance, an accuracy) or
+    above 1 (an accuracy)."""
+    low, high = mean - half, mean + half
+    floor = 0.0 if key in _NON_NEGATIVE or metric in ("accuracy", "rmse") else None
+    ceiling = 1.0 if metric == "accuracy" and key in ("node_mean", "avg_model") else None
+    if floor is not None:
+        low, high = np.maximum(low, floor), np.maximum(high, floor)
+    if ceiling is not None:
+        low, high = np.minimum(low, ceiling), np.minimum(high, ceiling)
+    return low, high
 
 
 def _rounds_figures(

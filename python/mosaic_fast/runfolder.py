@@ -7,6 +7,11 @@ A run folder holds:
 - ``metrics.jsonl``: one JSON object per evaluation, appended and fsynced line by line;
 - ``checkpoint.pt``: the state to continue from (tensors and plain types only, loaded with
   ``torch.load(weights_only=True)``, so opening one never runs code);
+- ``checkpoint.pt.sha256``: the checkpoint's SHA-256 digest (``sha256sum`` format, so
+  ``sha256sum -c checkpoint.pt.sha256`` checks it in the folder). Resuming verifies it first: a
+  checkpoint that does not match, or whose digest file is gone, is refused in one line (exit 2);
+  it is never loaded unverified. While a new checkpoint replaces the old one the file lists both
+  digests, so a kill between the two renames leaves a checkpoint that one of them matches;
 - ``summary.json``: written once, when the run ends: ``"status"`` is ``"complete"`` or
   ``"diverged"`` (with the round and the reason);
 - ``.lock``: the PID of the process writing the folder, which holds an ``flock`` on it while it
@@ -17,19 +22,22 @@ torch is imported only to read and write checkpoints, so sweeps and plots read f
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
 import json
 import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .config import NON_RESULT_SETTINGS, ExperimentConfig
-from .errors import MosaicError, MosaicValueError, RunFolderInUse
+from .errors import DiskFull, MosaicError, MosaicValueError, RunFolderInUse
 
 CONFIG, METRICS, SUMMARY, CHECKPOINT, LOCK = (
     "config.json",
@@ -38,7 +46,8 @@ CONFIG, METRICS, SUMMARY, CHECKPOINT, LOCK = (
     "checkpoint.pt",
     ".lock",
 )
-RUN_FILES = frozenset({CONFIG, METRICS, SUMMARY, CHECKPOINT, LOCK})
+DIGEST = CHECKPOINT + ".sha256"
+RUN_FILES = frozenset({CONFIG, METRICS, SUMMARY, CHECKPOINT, DIGEST, LOCK})
 # The experiment trackers' folder (mosaic_fast.tracking): event files, the tracked runs' ids.
 TRACKING = "tracking"
 RUN_FILES = RUN_FILES | {TRACKING}
@@ -49,22 +58,94 @@ CLOCK_FIELDS = frozenset({"wall_time_s", "eval_time_s"})
 COMPLETE, DIVERGED, RESUME, FRESH = "complete", "diverged", "resume", "fresh"
 
 
-def _atomic(path: Path, write) -> None:
-    # Write a sibling temp file, fsync it, then rename: readers see the old or the new file, never half.
+def _written_temp(path: Path, write) -> Path:
+    """A sibling temp file of ``path`` holding what ``write(fh)`` wrote, fsynced (removed again if
+    writing fails)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
+
+
+def _atomic(path: Path, write) -> None:
+    # Write a sibling temp file, fsync it, then rename: readers see the old or the new file, never half.
+    tmp = _written_temp(path, write)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, +-Infinity) replaced by None, in dicts, lists and
+    tuples at any depth: JSON has no NaN, so every JSON file mosaic-fast writes holds null there
+    (readers such as :func:`number_or_nan` turn it back into NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def to_json(obj: Any, **kwargs: Any) -> str:
+    """Strict JSON text of ``obj`` (``json.dumps`` with ``allow_nan=False``): non-finite floats
+    become null (:func:`finite`), never the bare ``NaN`` that other JSON readers refuse."""
+    return json.dumps(finite(obj), allow_nan=False, **kwargs)
 
 
 def write_json(path: Path, obj: Any) -> None:
-    _atomic(path, lambda fh: fh.write((json.dumps(obj, indent=2) + "\n").encode()))
+    text = to_json(obj, indent=2) + "\n"
+    _atomic(path, lambda fh: fh.write(text.encode()))
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 digest of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _listed_digests(path: Path) -> list[str]:
+    """The digests a ``sha256sum``-format file lists ([] if it lists none it could hold)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    words = (line.split()[0].lower() for line in text.splitlines() if line.split())
+    return [w for w in words if len(w) == 64 and all(c in "0123456789abcdef" for c in w)]
+
+
+def _digest_text(digests: Sequence[str]) -> bytes:
+    return "".join(f"{d}  {CHECKPOINT}\n" for d in dict.fromkeys(digests)).encode()
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError that caused ``exc`` (itself, or one in its context chain: torch.save reports a
+    failed write as a RuntimeError raised while the OSError was handled)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def read_json(path: Path) -> Any:
@@ -128,6 +209,8 @@ def run_status(folder: str | Path) -> str:
 def config_of(folder: str | Path) -> ExperimentConfig:
     """The settings a run folder was started with (its ``config.json``)."""
     path = Path(folder) / CONFIG
+    if not Path(folder).exists():
+        raise MosaicValueError(f"run folder {str(folder)!r} does not exist")
     if not path.is_file():
         raise MosaicValueError(f"{str(folder)!r} holds no run (no {CONFIG})")
     head = read_json(path)
@@ -217,6 +300,22 @@ class RunFolder:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
 
+    @contextmanager
+    def _writing(self, name: str) -> Iterator[None]:
+        """Turn a failed write of ``name`` into one line: :class:`DiskFull` (naming the folder and
+        the free space) when the disk or quota is full, else a MosaicValueError."""
+        try:
+            yield
+        except (OSError, RuntimeError) as exc:
+            cause = _os_error_in(exc)
+            if cause is None:
+                raise
+            if cause.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull(str(self.path), name, _free_bytes(self.path)) from None
+            raise MosaicValueError(
+                f"cannot write {name} in run folder {str(self.path)!r}: {cause.strerror or cause}"
+            ) from None
+
     # -- state -----------------------------------------------------------------------------
 
     def status(self) -> str:
@@ -229,7 +328,8 @@ class RunFolder:
         return (self.path / METRICS).is_file()
 
     def write_config(self, meta: dict[str, Any]) -> None:
-        write_json(self.path / CONFIG, meta)
+        with self._writing(CONFIG):
+            write_json(self.path / CONFIG, meta)
 
     def has_config(self) -> bool:
         return (self.path / CONFIG).is_file()
@@ -251,6 +351,7 @@ class RunFolder:
         path = self.path / CHECKPOINT
         if not path.is_file():
             return None
+        self._verify_checkpoint(path)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # unpickling fails in many ways; every one means "not ours"
@@ -267,26 +368,75 @@ class RunFolder:
             )
         return state
 
+    def _verify_checkpoint(self, path: Path) -> None:
+        """MosaicValueError (one line, naming the file) unless ``path`` matches a digest that
+        ``checkpoint.pt.sha256`` lists. A missing digest file is refused too: a checkpoint that
+        cannot be checked is not loaded."""
+        where = str(path)
+        digest_path = self.path / DIGEST
+        if not digest_path.is_file():
+            raise MosaicValueError(
+                f"{where!r} has no digest ({DIGEST} is missing), so it cannot be checked; "
+                f"delete {CHECKPOINT} to start the run over, or, if you trust it, run "
+                f"'sha256sum {CHECKPOINT} > {DIGEST}' in the folder and resume again"
+            )
+        listed = _listed_digests(digest_path)
+        if not listed:
+            raise MosaicValueError(
+                f"{str(digest_path)!r} holds no SHA-256 digest, so {where!r} cannot be checked; "
+                f"delete {CHECKPOINT} and {DIGEST} to start the run over"
+            )
+        if sha256_of(path) not in listed:
+            raise MosaicValueError(
+                f"{where!r} does not match its digest in {DIGEST}: it changed after it was "
+                f"written; delete {CHECKPOINT} and {DIGEST} to start the run over"
+            )
+
+    def checkpoint_bytes(self) -> int:
+        """The size of ``checkpoint.pt`` (0 without one)."""
+        try:
+            return (self.path / CHECKPOINT).stat().st_size
+        except OSError:
+            return 0
+
     def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Write ``checkpoint.pt`` and its digest, each atomically. The digest file lists the new
+        digest beside the old ones before the new checkpoint replaces the old, and the new one
+        alone after: whenever the process dies, the checkpoint on disk matches a listed digest."""
         import torch
 
-        _atomic(self.path / CHECKPOINT, lambda fh: torch.save(state, fh))
+        path, digest_path = self.path / CHECKPOINT, self.path / DIGEST
+        with self._writing(CHECKPOINT):
+            tmp = _written_temp(path, lambda fh: torch.save(state, fh))
+            try:
+                new = sha256_of(tmp)
+                old = _listed_digests(digest_path) if path.is_file() else []
+                _atomic(digest_path, lambda fh: fh.write(_digest_text([new, *old])))
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            _atomic(digest_path, lambda fh: fh.write(_digest_text([new])))
 
     def restart_metrics(self, history: list[dict[str, Any]]) -> None:
         """Make ``metrics.jsonl`` hold exactly ``history`` (drops lines written after the
         checkpoint being resumed)."""
-        body = "".join(json.dumps(r) + "\n" for r in history).encode()
-        _atomic(self.path / METRICS, lambda fh: fh.write(body))
+        body = "".join(to_json(r) + "\n" for r in history).encode()
+        with self._writing(METRICS):
+            _atomic(self.path / METRICS, lambda fh: fh.write(body))
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        """Append one complete JSON line and make it durable before returning."""
-        with (self.path / METRICS).open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        """Append one complete JSON line and make it durable before returning. (A line cut short
+        by a full disk is dropped by :func:`read_metrics` and rewritten on resume.)"""
+        line = to_json(record) + "\n"
+        with self._writing(METRICS), (self.path / METRICS).open("a", encoding="utf-8") as fh:
+            fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
 
     def finish(self, summary: dict[str, Any]) -> None:
-        write_json(self.path / SUMMARY, summary)
+        with self._writing(SUMMARY):
+            write_json(self.path / SUMMARY, summary)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
 import warnings
 
@@ -86,19 +87,43 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
 
 
+class _Interrupted(SystemExit):
+    """Ctrl-C outside a run's own handler (while the command starts, loads data, ...)."""
+
+
+def _interrupt_once(signum, frame) -> None:
+    """SIGINT outside a run's own handler: the command ends with ``Error: interrupted`` (exit
+    130), wherever it was (a SystemExit, which click passes on, unlike a KeyboardInterrupt that
+    it prints as "Aborted!"). The process is then on its way out: a second Ctrl-C must not
+    break the unwinding (or torch's exit handlers) with a traceback."""
+    _ignore_interrupts()
+    raise _Interrupted(130)
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def console() -> None:
     """The ``mosaic-fast`` executable (and ``python -m mosaic_fast``): ``main``, then an exit that
     a torch.distributed run needs (``engine.distributed.exit_process``)."""
     warnings.formatwarning = _one_line_warning  # a command line shows warnings as one line
+    signal.signal(signal.SIGINT, _interrupt_once)
     try:
         main(prog_name="mosaic-fast")
         code: int | str | None = 0
+    except _Interrupted:
+        click.echo("Error: interrupted", err=True)
+        code = 130
     except SystemExit as exc:
         code = exc.code
+    _ignore_interrupts()  # ending: a late Ctrl-C must not interrupt the exit handlers
     if "torch.distributed" not in sys.modules:  # no process group without it (--help stays fast)
         sys.exit(code)
-    from ..engine.distributed import exit_process
-
+    try:
+        from ..engine.distributed import exit_process
+    except ImportError:  # a Ctrl-C cut torch's import short: no process group can exist
+        sys.exit(code)
     exit_process(code)
 
 

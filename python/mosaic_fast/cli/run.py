@@ -118,6 +118,9 @@ def comparison_table(rows: list[tuple[int, dict[str, Any]]]) -> str:
 
 
 def _resume_targets(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise MosaicValueError(f"--resume {str(folder)!r} {what}")
     if (folder / "config.json").exists():
         return [folder]
     subs = sorted(p for p in folder.glob("K=*") if (p / "config.json").exists())

@@ -1,7 +1,8 @@
 """``run_experiment``: a Simulation driven round by round, writing its run folder.
 
-The run stops loudly: a non-finite training loss, or non-finite parameters at an evaluation,
-ends it with :class:`RunDiverged` (``summary.json`` says ``"status": "diverged"``; the valid
+The run stops loudly: a non-finite training loss, non-finite parameters at an evaluation, or an
+evaluation whose metrics are not finite (the only sign of a last round gone wrong: no later round
+computes its loss) ends it with :class:`RunDiverged` (``summary.json`` says ``"status": "diverged"``; the valid
 metrics lines stay). SIGINT and SIGTERM let the current round finish, write a checkpoint, and
 end it with :class:`RunInterrupted`.
 """
@@ -20,7 +21,9 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from time import perf_counter
 from typing import Any, Protocol
+from warnings import warn
 
 import numpy as np
 import torch
@@ -28,7 +31,14 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..config import RESUMABLE_SETTINGS, ExperimentConfig, evaluation_rounds
-from ..errors import CallbackError, MosaicError, MosaicValueError, RunDiverged, RunInterrupted
+from ..errors import (
+    CallbackError,
+    CheckpointCostWarning,
+    MosaicError,
+    MosaicValueError,
+    RunDiverged,
+    RunInterrupted,
+)
 from ..launch import launch_problem
 from ..references import describe, first_line
 from ..runfolder import COMPLETE, DIVERGED, RunFolder, config_of
@@ -216,6 +226,8 @@ class _StopSignals:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.received is not None:  # asked twice: stop now (the last checkpoint stays valid)
+            for s in (signal.SIGINT, signal.SIGTERM):  # a third one must not break the unwinding
+                signal.signal(s, signal.SIG_IGN)
             raise RunInterrupted(self.received, None)
         self.received = signum
 
@@ -232,6 +244,30 @@ class _StopSignals:
                 signal.signal(s, handler)
 
 
+def _round_seconds(sim: Simulation) -> float | None:
+    """Mean training seconds of a round so far (None before one)."""
+    return sim.train_seconds / sim.rounds_done if sim.rounds_done else None
+
+
+def _checkpoint_cost(
+    cfg: ExperimentConfig, seconds: float, size: int, round_seconds: float | None
+) -> str | None:
+    """A note when writing a checkpoint (``size`` bytes in ``seconds``) takes more than half
+    the training time of the ``checkpoint_every`` rounds between two checkpoints (and at least
+    0.1 s: a tiny run's fsync is not worth a word), else None."""
+    every = cfg.checkpoint_every
+    if not every or round_seconds is None:
+        return None
+    between = every * round_seconds
+    if seconds <= 0.5 * between or seconds < 0.1:
+        return None
+    return (
+        f"checkpoint_every={every}: each checkpoint writes {size / 1e6:.1f} MB and took "
+        f"{seconds:.2f} s, {seconds / max(between, 1e-9):.1f}x the training of the {every} "
+        f"round(s) between two ({between:.3f} s); a larger --checkpoint-every makes the run faster"
+    )
+
+
 def _check_finite(sim: Simulation, cfg: ExperimentConfig, *, params: bool) -> None:
     """RunDiverged when the last training loss (or, at evaluations, any parameter) is not finite."""
     loss = sim.last_loss
@@ -239,6 +275,19 @@ def _check_finite(sim: Simulation, cfg: ExperimentConfig, *, params: bool) -> No
         raise RunDiverged(sim.rounds_done, f"training loss {loss}", cfg.lr)
     if params and not bool(torch.isfinite(sim.params()).all()):
         raise RunDiverged(sim.rounds_done, "non-finite parameters", cfg.lr)
+
+
+# Evaluation fields that are finite for any model that has not diverged.
+_FINITE_METRICS = ("node_mean", "node_std", "avg_model", "consensus_distance")
+
+
+def _check_record(rec: dict[str, Any], cfg: ExperimentConfig) -> None:
+    """RunDiverged when an evaluation's metrics are not finite (parameters can stay finite while
+    the model's outputs overflow, and after the last round no training loss is computed)."""
+    for name in _FINITE_METRICS:
+        value = rec.get(name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RunDiverged(rec["round"], f"{name} {value} at its evaluation", cfg.lr)
 
 
 def run_experiment(
@@ -319,8 +368,8 @@ def execute(
         if not _lost_contact(exc):
             raise
         raise MosaicValueError(
-            f"lost contact with the other ranks (one failed, was killed or timed out after "
-            f"dist_timeout={cfg.dist_timeout:g} s): {first_line(exc)}"
+            f"lost contact with the other ranks (one failed, was killed, or stalled past "
+            f"dist_timeout={cfg.dist_timeout:g} s, which --dist-timeout sets): {first_line(exc)}"
         ) from None
 
 
@@ -420,6 +469,7 @@ def _run_in(
         observer.run_started(state(), folder.path if folder is not None else None)
 
     def log(rec: dict[str, Any]) -> None:
+        _check_record(rec, cfg)
         for fn in callbacks.on_evaluate:
             rec.update(_extra_metrics(fn, _called(fn, "on_evaluate", sim, state(), rec), rec))
         history.append(rec)
@@ -436,11 +486,20 @@ def _run_in(
                     "(extra metrics come from on_evaluate)"
                 )
 
+    cost_told = []  # the checkpoints' cost is told once
+
     def save_checkpoint() -> None:
         # Distributed: a collective on every rank (the state of every block); rank 0 writes it.
+        start = perf_counter()
         state = {"config": cfg.to_dict(), "simulation": sim.state_dict(), "history": history}
         if folder is not None:
             folder.save_checkpoint(state)
+            note = _checkpoint_cost(
+                cfg, perf_counter() - start, folder.checkpoint_bytes(), _round_seconds(sim)
+            )
+            if note is not None and not cost_told:
+                cost_told.append(note)
+                warn(note, CheckpointCostWarning, stacklevel=2)
 
     checkpoints = folder is not None or ranks is not None
 
@@ -523,7 +582,8 @@ def _prologue(
             )
     elif folder.has_metrics():
         raise MosaicValueError(
-            f"{str(folder.path)!r} already holds a run; pass resume or choose another folder"
+            f"{str(folder.path)!r} already holds a run; continue it with --resume (resume=True "
+            "in Python) or choose another folder"
         )
     if checkpoint is not None and folder.has_config():
         # The strategy auto chose: another could round differently after the restart.

@@ -104,20 +104,37 @@ pub struct FragmentMap {
     staged: Mutex<HashMap<usize, Arc<StagedPlan>>>,
 }
 
-fn check_counts(n_params: usize, n_fragments: usize) -> Result<()> {
+/// The most coordinates a map holds: fragment ids are u32 and the kernel's column arithmetic
+/// stays far from overflow.
+pub const MAX_PARAMS: usize = u32::MAX as usize * 64;
+
+/// `n_params` and `K` in range, and the map's memory available before any of it is allocated:
+/// the assignment (4 bytes per coordinate), fragment sizes (8 bytes per fragment) and
+/// `scratch_ids` u32 ids a constructor draws before copying them into the assignment.
+fn check_counts(n_params: usize, n_fragments: usize, scratch_ids: usize) -> Result<()> {
     if n_params == 0 {
         bail!("n_params=0: the model must have at least one parameter");
     }
     if n_fragments == 0 {
         bail!("K=0: the number of fragments must be at least 1");
     }
+    if n_params > MAX_PARAMS {
+        bail!("n_params={n_params} is too large: a fragment map holds at most {MAX_PARAMS} coordinates");
+    }
     if n_fragments > n_params {
         bail!("K={n_fragments} exceeds n_params={n_params}: every fragment needs a coordinate");
     }
-    if n_fragments > u32::MAX as usize || n_params > u32::MAX as usize * 64 {
-        bail!("K={n_fragments}, n_params={n_params} is too large");
+    if n_fragments > u32::MAX as usize {
+        bail!(
+            "K={n_fragments} is too large: at most {} fragments",
+            u32::MAX
+        );
     }
-    Ok(())
+    let bytes = 4 * n_params as u64 + 8 * n_fragments as u64 + 4 * scratch_ids as u64;
+    crate::memory::check_fits(
+        bytes,
+        &format!("a fragment map of n_params={n_params}, K={n_fragments}"),
+    )
 }
 
 /// Fragment ids for `len` slots, balanced: each fragment appears floor or ceil of len/K times, the
@@ -137,11 +154,12 @@ fn balanced_ids(len: usize, n_fragments: usize, offset: usize) -> Vec<u32> {
 impl FragmentMap {
     /// Fragment `k` = the `k`-th of `K` nearly equal consecutive ranges.
     pub fn contiguous(n_params: usize, n_fragments: usize) -> Result<Self> {
-        check_counts(n_params, n_fragments)?;
+        check_counts(n_params, n_fragments, 0)?;
         let mut assignment = Vec::with_capacity(n_params);
         for k in 0..n_fragments {
-            let lo = k * n_params / n_fragments;
-            let hi = (k + 1) * n_params / n_fragments;
+            // u128: k * n_params can pass 2**64 for the largest maps.
+            let bound = |k: usize| (k as u128 * n_params as u128 / n_fragments as u128) as usize;
+            let (lo, hi) = (bound(k), bound(k + 1));
             assignment.extend(std::iter::repeat_n(k as u32, hi - lo));
         }
         Ok(Self::from_assignment(
@@ -159,10 +177,15 @@ impl FragmentMap {
         seed: u64,
         layer_sizes: Option<&[usize]>,
     ) -> Result<Self> {
-        check_counts(n_params, n_fragments)?;
         let whole = [n_params];
         let layers = layer_sizes.unwrap_or(&whole);
-        let total: usize = layers.iter().sum();
+        // Checked before the sum, which could overflow; each layer's ids are drawn on their own.
+        let largest = layers.iter().copied().max().unwrap_or(0);
+        check_counts(n_params, n_fragments, largest.min(n_params))?;
+        let total = layers
+            .iter()
+            .try_fold(0usize, |sum, &size| sum.checked_add(size))
+            .unwrap_or(usize::MAX);
         if total != n_params {
             bail!("layer_sizes sum to {total}, but n_params={n_params}");
         }
@@ -192,7 +215,7 @@ impl FragmentMap {
         block_size: usize,
         seed: u64,
     ) -> Result<Self> {
-        check_counts(n_params, n_fragments)?;
+        check_counts(n_params, n_fragments, n_params.div_ceil(block_size.max(1)))?;
         if block_size == 0 {
             bail!("block_size=0 must be at least 1");
         }
@@ -219,7 +242,7 @@ impl FragmentMap {
 
     /// A user-given assignment (fragment id per coordinate); every fragment must be non-empty.
     pub fn from_ids(ids: &[i64], n_fragments: usize) -> Result<Self> {
-        check_counts(ids.len(), n_fragments)?;
+        check_counts(ids.len(), n_fragments, 0)?;
         let mut assignment = Vec::with_capacity(ids.len());
         for (c, &k) in ids.iter().enumerate() {
             if k < 0 || k as usize >= n_fragments {
@@ -509,6 +532,33 @@ mod tests {
                     || o[0] < o[1]));
         }
         assert!(Arc::ptr_eq(&plan, &map.staged_plan(300)));
+    }
+
+    #[test]
+    fn huge_maps_are_refused_before_allocating() {
+        let msg = |r: Result<FragmentMap>| r.unwrap_err().message;
+        assert!(msg(FragmentMap::contiguous(1 << 63, 2))
+            .starts_with("n_params=9223372036854775808 is too large"));
+        assert!(msg(FragmentMap::contiguous(usize::MAX, 2)).contains("too large"));
+        // Within range but more than any machine has (4 bytes per coordinate: 4 PiB).
+        let beyond = MAX_PARAMS;
+        if crate::memory::available_bytes().is_some() {
+            for r in [
+                FragmentMap::contiguous(beyond, 2),
+                FragmentMap::random(beyond, 2, u64::MAX, None),
+                FragmentMap::blocks(beyond, 2, 1, 0),
+            ] {
+                assert!(
+                    msg(r).contains("needs"),
+                    "a map of {beyond} coordinates was allocated"
+                );
+            }
+        }
+        let layers = [usize::MAX, 2];
+        assert!(FragmentMap::random(10, 2, 0, Some(&layers)).is_err());
+        // The largest K * n_params products stay exact (u128).
+        let map = FragmentMap::contiguous(1000, 7).unwrap();
+        assert_eq!(map.sizes().iter().sum::<usize>(), 1000);
     }
 
     #[test]

@@ -76,6 +76,31 @@ fn internal_err(py: Python<'_>, message: String) -> PyErr {
     )
 }
 
+/// A non-negative integer argument of any size Python can write: a negative one or one beyond
+/// 64 bits is one line naming the argument (pyo3's own conversion raises a bare OverflowError).
+fn uint_arg(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    if let Ok(v) = value.extract::<u64>() {
+        return Ok(v);
+    }
+    if value.extract::<i64>().is_ok() || value.lt(0).unwrap_or(false) {
+        let text = value.str().map(|s| s.to_string()).unwrap_or_default();
+        return Err(value_err(py, format!("{name}={text} must be non-negative")));
+    }
+    if value.is_instance_of::<pyo3::types::PyInt>() {
+        let text = value.str().map(|s| s.to_string()).unwrap_or_default();
+        return Err(value_err(
+            py,
+            format!("{name}={text} is too large: at most 2**64-1"),
+        ));
+    }
+    let kind = value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    Err(type_err(py, format!("{name} must be an int, got {kind}")))
+}
+
 fn non_negative(py: Python<'_>, name: &str, value: i64) -> PyResult<u64> {
     if value < 0 {
         return Err(value_err(
@@ -95,10 +120,14 @@ struct PyFragmentMap {
 #[pymethods]
 impl PyFragmentMap {
     #[staticmethod]
-    fn contiguous(py: Python<'_>, n_params: i64, n_fragments: i64) -> PyResult<Self> {
+    fn contiguous(
+        py: Python<'_>,
+        n_params: &Bound<'_, PyAny>,
+        n_fragments: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
         let (d, k) = (
-            non_negative(py, "n_params", n_params)?,
-            non_negative(py, "K", n_fragments)?,
+            uint_arg(py, "n_params", n_params)?,
+            uint_arg(py, "K", n_fragments)?,
         );
         let inner = detached(py, || FragmentMap::contiguous(d as usize, k as usize))?;
         Ok(Self {
@@ -110,24 +139,22 @@ impl PyFragmentMap {
     #[pyo3(signature = (n_params, n_fragments, *, seed, layer_sizes=None))]
     fn random(
         py: Python<'_>,
-        n_params: i64,
-        n_fragments: i64,
-        seed: i64,
-        layer_sizes: Option<Vec<i64>>,
+        n_params: &Bound<'_, PyAny>,
+        n_fragments: &Bound<'_, PyAny>,
+        seed: &Bound<'_, PyAny>,
+        layer_sizes: Option<Vec<Bound<'_, PyAny>>>,
     ) -> PyResult<Self> {
         let (d, k) = (
-            non_negative(py, "n_params", n_params)?,
-            non_negative(py, "K", n_fragments)?,
+            uint_arg(py, "n_params", n_params)?,
+            uint_arg(py, "K", n_fragments)?,
         );
-        let seed = non_negative(py, "seed", seed)?;
+        let seed = uint_arg(py, "seed", seed)?;
         let layers = match layer_sizes {
             Some(sizes) => Some(
                 sizes
                     .iter()
                     .enumerate()
-                    .map(|(i, &s)| {
-                        non_negative(py, &format!("layer_sizes[{i}]"), s).map(|v| v as usize)
-                    })
+                    .map(|(i, s)| uint_arg(py, &format!("layer_sizes[{i}]"), s).map(|v| v as usize))
                     .collect::<PyResult<Vec<usize>>>()?,
             ),
             None => None,
@@ -144,17 +171,17 @@ impl PyFragmentMap {
     #[pyo3(signature = (n_params, n_fragments, *, block_size, seed))]
     fn blocks(
         py: Python<'_>,
-        n_params: i64,
-        n_fragments: i64,
-        block_size: i64,
-        seed: i64,
+        n_params: &Bound<'_, PyAny>,
+        n_fragments: &Bound<'_, PyAny>,
+        block_size: &Bound<'_, PyAny>,
+        seed: &Bound<'_, PyAny>,
     ) -> PyResult<Self> {
         let (d, k) = (
-            non_negative(py, "n_params", n_params)?,
-            non_negative(py, "K", n_fragments)?,
+            uint_arg(py, "n_params", n_params)?,
+            uint_arg(py, "K", n_fragments)?,
         );
-        let b = non_negative(py, "block_size", block_size)?;
-        let seed = non_negative(py, "seed", seed)?;
+        let b = uint_arg(py, "block_size", block_size)?;
+        let seed = uint_arg(py, "seed", seed)?;
         let inner = detached(py, || {
             FragmentMap::blocks(d as usize, k as usize, b as usize, seed)
         })?;
@@ -167,9 +194,9 @@ impl PyFragmentMap {
     fn from_assignment(
         py: Python<'_>,
         assignment: &Bound<'_, PyAny>,
-        n_fragments: i64,
+        n_fragments: &Bound<'_, PyAny>,
     ) -> PyResult<Self> {
-        let k = non_negative(py, "K", n_fragments)?;
+        let k = uint_arg(py, "K", n_fragments)?;
         let ids = assignment_ids(py, assignment)?;
         let ids = ids.readonly();
         let ids = ids
@@ -403,23 +430,26 @@ impl PyGraphs {
 }
 
 #[pyfunction]
-#[pyo3(signature = (n_nodes, n_fragments, degree, *, seed=0, round=0, mode="el-oracle", edges=None))]
+#[pyo3(
+    signature = (n_nodes, n_fragments, degree, *, seed=None, round=None, mode="el-oracle", edges=None),
+    text_signature = "(n_nodes, n_fragments, degree, *, seed=0, round=0, mode='el-oracle', edges=None)"
+)]
 #[allow(clippy::too_many_arguments)]
 fn sample_graphs(
     py: Python<'_>,
-    n_nodes: i64,
-    n_fragments: i64,
-    degree: i64,
-    seed: i64,
-    round: i64,
+    n_nodes: &Bound<'_, PyAny>,
+    n_fragments: &Bound<'_, PyAny>,
+    degree: &Bound<'_, PyAny>,
+    seed: Option<&Bound<'_, PyAny>>,
+    round: Option<&Bound<'_, PyAny>>,
     mode: &str,
     edges: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyGraphs> {
-    let n = non_negative(py, "n_nodes", n_nodes)? as usize;
-    let k = non_negative(py, "K", n_fragments)? as usize;
-    let s = non_negative(py, "degree", degree)? as usize;
-    let seed = non_negative(py, "seed", seed)?;
-    let round = non_negative(py, "round", round)?;
+    let n = uint_arg(py, "n_nodes", n_nodes)? as usize;
+    let k = uint_arg(py, "K", n_fragments)? as usize;
+    let s = uint_arg(py, "degree", degree)? as usize;
+    let seed = seed.map_or(Ok(0), |v| uint_arg(py, "seed", v))?;
+    let round = round.map_or(Ok(0), |v| uint_arg(py, "round", v))?;
     let edge_list = edges.map(|e| edge_list(py, e, "")).transpose()?;
     let mode = GraphMode::parse(mode, edge_list).map_err(|e| to_pyerr(py, e))?;
     let inner = detached(py, || core::sample_graphs(n, k, s, seed, round, mode))?;
