@@ -66,6 +66,10 @@ def frozen(sim: AsyncSimulation, rows: list[float]) -> AsyncSimulation:
     return sim
 
 
+# The rules of runs before DivShare's code was followed (async_semantics v1, min-share links).
+V1 = dict(async_semantics="v1", bandwidth_sharing="min-share")
+
+
 def link_for(seconds: float, n_params: int) -> str:
     """A bandwidth at which one message of ``n_params`` parameters takes ``seconds``."""
     return f"{8 * float(message_bytes(n_params)) / seconds!r}bit"
@@ -98,8 +102,8 @@ def test_message_arriving_after_the_step_end_waits_for_the_next_one():
     assert sim.X[:, 0].tolist() == [2.0, 2.0]
 
 
-def test_divshare_drops_queued_messages_of_the_previous_step():
-    # Step 0.5 s, a message 0.6 s on the uplink (downlinks unlimited), K=2 fragments, J=1: each
+def test_v1_divshare_drops_queued_messages_of_the_previous_step():
+    # v1: one FIFO per sender, only messages not started are dropped. Step 0.5 s, a message 0.6 s on the uplink (downlinks unlimited), K=2 fragments, J=1: each
     # step end queues 2 messages. Dropping: t=0.5 m1 sends to 1.1 (m2 dropped at 1.0), m3 sends
     # 1.1-1.7 (m4 dropped at 1.5), m5 sends from 1.7 (m6 dropped at 2.0), m7 and m8 queued.
     # Keeping: m1 0.5-1.1, m2 1.1-1.7, m3 sending from 1.7, m4..m8 queued. By t=2.0 both have
@@ -107,7 +111,7 @@ def test_divshare_drops_queued_messages_of_the_previous_step():
     probe = sim_of(config())
     sizes = np.asarray(probe.fragments.fragment_sizes())
     assert sizes[0] == sizes[1]
-    kw = dict(step_time=0.5, uplink=link_for(0.6, int(sizes[0])), rounds=8)
+    kw = dict(step_time=0.5, uplink=link_for(0.6, int(sizes[0])), rounds=8, **V1)
     dropping = frozen(sim_of(config(**kw)), [0.0] * 4)
     keeping = frozen(sim_of(config(drop_unsent=False, **kw)), [0.0] * 4)
     for sim in (dropping, keeping):
@@ -118,13 +122,13 @@ def test_divshare_drops_queued_messages_of_the_previous_step():
     assert keeping.network.n_queued == 4 * 5
 
 
-def test_adpsgd_receivers_answer_with_their_latest_model():
+def test_v1_adpsgd_receivers_answer_with_their_latest_model():
     # Node 0 holds 0, node 1 holds 8. At 1 each sends its model (0.25 s); at 1.25 each answers
     # the other's request with its own model (delivered at 1.5). At 2 both average own + the
     # latest copy of the other's: 4. Traffic: a request and a reply per node per step.
     probe = sim_of(config(algorithm="adpsgd", K=1, nodes=2))
     d = probe.n_params
-    cfg = config(algorithm="adpsgd", K=1, nodes=2, bandwidth=link_for(0.25, d))
+    cfg = config(algorithm="adpsgd", K=1, nodes=2, bandwidth=link_for(0.25, d), **V1)
     sim = frozen(sim_of(cfg), [0.0, 8.0])
     sim.advance_to(1.25)
     assert sim.sent_params == 2 * d  # the two requests arrived; the replies are on their way
@@ -133,9 +137,10 @@ def test_adpsgd_receivers_answer_with_their_latest_model():
     assert sim.X.unique().tolist() == [4.0]
 
 
+@pytest.mark.parametrize("semantics", ["divshare-code", "v1"])
 @pytest.mark.parametrize("algorithm", ["divshare", "swift", "adpsgd"])
 @pytest.mark.parametrize("dataset", ["movielens", "fashion-mnist"])
-def test_batched_steps_equal_one_step_at_a_time(algorithm, dataset):
+def test_batched_steps_equal_one_step_at_a_time(algorithm, dataset, semantics):
     # Mixed speeds with ties (nodes 0-2 share a step time, node 3 is a compute straggler 1.5x),
     # zero latency and unlimited links (messages arrive the moment they are sent), momentum on.
     K = 2 if algorithm == "divshare" else 1
@@ -151,6 +156,7 @@ def test_batched_steps_equal_one_step_at_a_time(algorithm, dataset):
         stragglers=0.2,
         straggler_slowdown=1.5,
         straggler_kind="compute",
+        async_semantics=semantics,
     )
     if dataset == "fashion-mnist":
         kw.update(trainer="loop", partition="iid")
@@ -166,8 +172,9 @@ def test_batched_steps_equal_one_step_at_a_time(algorithm, dataset):
     assert ours == theirs
 
 
+@pytest.mark.parametrize("semantics", ["divshare-code", "v1"])
 @pytest.mark.parametrize("algorithm", ["divshare", "adpsgd"])
-def test_checkpoint_mid_run_resumes_exactly(algorithm, tmp_path):
+def test_checkpoint_mid_run_resumes_exactly(algorithm, semantics, tmp_path):
     K = 2 if algorithm == "divshare" else 1
     kw = dict(
         algorithm=algorithm,
@@ -180,6 +187,8 @@ def test_checkpoint_mid_run_resumes_exactly(algorithm, tmp_path):
         stragglers=0.4,
         straggler_kind="both",
         momentum=0.5,
+        async_semantics=semantics,
+        local_steps=2,
     )
     straight, first = sim_of(config(**kw)), sim_of(config(**kw))
     for t in range(6):
@@ -319,17 +328,89 @@ def test_send_queues_outgrowing_their_links_stop_the_run_in_one_line(monkeypatch
     with pytest.raises(MosaicValueError, match=r"send queues hold \d+ messages .*drop_unsent"):
         for t in range(50):
             sim.train_round(t)
-    # 4 nodes, one model snapshot per node and step, nothing gets through: 24 > 20 after 6 steps
-    assert sim.steps_done.tolist() == [6, 6, 6, 6]
+    # 4 nodes, one model snapshot per node and iteration, nothing gets through: checked as
+    # messages are queued, the 21st snapshot (node 0's sixth iteration) stops the run at once.
+    assert sim.steps_done.tolist() == [6, 5, 5, 5]
 
 
-def test_zero_delay_messages_reach_later_nodes_of_the_same_instant():
+def test_v1_zero_delay_messages_reach_later_nodes_of_the_same_instant():
     # Unlimited links, no latency: node 0's message sent at its step end at t=1 arrives at t=1,
     # before node 1's step end of that instant (node ids break the tie): node 1 -> (1 + 0) / 2.
     # Node 1's answer reaches node 0 only at its next step end: t=2, 0 -> (0 + 0.5) / 2 = 0.25,
     # then node 1 -> (0.5 + 0.25) / 2.
-    sim = frozen(sim_of(config(algorithm="swift", K=1, nodes=2)), [0.0, 1.0])
+    sim = frozen(sim_of(config(algorithm="swift", K=1, nodes=2, **V1)), [0.0, 1.0])
     sim.advance_to(1.0)
     assert sim.X[:, 0].tolist() == [0.0, 0.5]
     sim.advance_to(2.0)
     assert sim.X[:, 0].tolist() == [0.25, 0.375]
+
+
+def test_messages_carry_the_model_before_averaging():
+    # As above, under DivShare's code: a node queues its messages after training and before
+    # averaging. t=1: node 0 sends 0, node 1 gets it and sends 1 (not 0.5), then averages: 0.5.
+    # t=2: node 0 sends 0 and averages node 1's 1: 0.5; node 1 averages node 0's 0: 0.25.
+    sim = frozen(sim_of(config(algorithm="swift", K=1, nodes=2)), [0.0, 1.0])
+    sim.advance_to(1.0)
+    assert sim.X[:, 0].tolist() == [0.0, 0.5]
+    sim.advance_to(2.0)
+    assert sim.X[:, 0].tolist() == [0.5, 0.25]
+
+
+def test_an_iteration_is_local_steps_steps():
+    # H = 3 steps of 0.1 s per iteration: iterations end at 0.3, 0.6; messages go at those ends.
+    sim = sim_of(config(algorithm="swift", K=1, nodes=2, local_steps=3, step_time=0.1, rounds=2))
+    calls = []
+    trainer = sim.trainer
+    sim.trainer = type(
+        "Counting",
+        (),
+        {
+            "step": lambda self, X, b: calls.append(len(X)) or trainer.step(X, b),
+            "step_rows": lambda self, X, r, b: calls.append(len(r)) or trainer.step_rows(X, r, b),
+        },
+    )()
+    sim.advance_to(0.29)
+    assert sim.steps_done.tolist() == [0, 0] and sim.network.next_id == 0
+    sim.advance_to(sim.round_end(0))  # 3 x 0.1 = 0.30000000000000004
+    assert sim.steps_done.tolist() == [1, 1] and sim.network.next_id == 2
+    assert calls == [2, 2, 2]  # the iteration's 3 steps, both nodes batched (the next: lazily)
+    sim.train_round(1)
+    assert sim.metrics()["local_steps_per_node"] == 6.0
+
+
+def test_divshare_drops_the_message_in_transfer_too():
+    # Iterations of 0.5 s, a fragment message 0.6 s alone on the uplink (downlinks unlimited),
+    # K=2, J=1: two messages per iteration end, to one peer each. At 0.5 node i queues m1, m2.
+    # Same peer: FIFO, m1 alone (0.6 s, until 1.1). At 1.0 drop_unsent drops m1 (5/6 sent) and
+    # m2, and queues two more: nothing ever arrives while every transfer is cut short. Kept, m1
+    # arrives at 1.1.
+    probe = sim_of(config())
+    sizes = np.asarray(probe.fragments.fragment_sizes())
+    kw = dict(step_time=0.5, uplink=link_for(0.6, int(sizes[0])), rounds=8, nodes=2)
+    dropping = frozen(sim_of(config(**kw)), [0.0] * 2)
+    keeping = frozen(sim_of(config(drop_unsent=False, **kw)), [0.0] * 2)
+    for sim in (dropping, keeping):
+        sim.advance_to(2.0)
+    assert dropping.sent_params == 0 and dropping.delivered_bytes == 0
+    # Per node: at 1.0, 1.5 and 2.0 a transfer in progress was cut; what had left counts.
+    assert dropping.transmitted_bytes > 0
+    record = dropping.metrics()
+    assert record["delivered_message_bytes_per_node"] == 0.0
+    assert record["transmitted_message_bytes_per_node"] > 0.0
+    assert keeping.sent_params > 0
+
+
+def test_adpsgd_answers_with_the_model_before_averaging():
+    # Node 0 holds 0, node 1 holds 8, one ping each (degree 2 -> 1 ping, with replacement: the
+    # only other node). At 1 each pings with its model (0.25 s, delivered 1.25) and answers with
+    # its latest post-training, pre-averaging model (delivered 1.5). At 2 each averages its own
+    # and the other's latest copy: 4 on both.
+    probe = sim_of(config(algorithm="adpsgd", K=1, nodes=2))
+    d = probe.n_params
+    cfg = config(algorithm="adpsgd", K=1, nodes=2, degree=1, bandwidth=link_for(0.25, d))
+    sim = frozen(sim_of(cfg), [0.0, 8.0])
+    sim.advance_to(2.0)
+    assert sim.X.unique().tolist() == [4.0]
+    # At 2 each sent 4 (its averaged model's pre-averaging copy is what it trained: 0 and 8
+    # still, frozen): the replies at 3 carry 0 and 8 (pre-averaging), not 4.
+    assert [t.unique().tolist() for t in sim.latest] == [[0.0], [8.0]]

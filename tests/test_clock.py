@@ -131,3 +131,62 @@ def test_eval_every_s_replaces_the_round_schedule():
     result = run(step_time=0.5, rounds=5, eval_every=1, eval_every_s=2.0)
     assert list(result.metrics["round"]) == [0, 2, 4, 5]
     assert list(result.metrics["sim_time_s"]) == [0.0, 2.0, 4.0, 5.0]
+
+
+class _Regular:
+    """Graph k: node i sends to i+1..i+s (mod n): every in- and out-degree is s."""
+
+    def __init__(self, n: int, s: int) -> None:
+        self.n, self.s, self.n_fragments = n, s, 1
+
+    def in_csr(self, k):
+        import numpy as np
+
+        senders = [(i - j) % self.n for i in range(self.n) for j in range(1, self.s + 1)]
+        return np.arange(0, self.n * self.s + 1, self.s), np.asarray(senders)
+
+
+class _OneFragment:
+    def __init__(self, m: int) -> None:
+        self.m = m
+
+    def fragment_sizes(self):
+        return [self.m]
+
+
+@pytest.mark.parametrize("sharing", ["max-min", "min-share"])
+def test_a_compute_straggler_round_equals_the_decentralized_learning_simulator(sharing):
+    # 16 nodes, 4 peers, 1 MB/s links, 346,223-byte messages, a compute straggler taking 30 s:
+    # every transfer starts at the barrier and gets 1e6 / 4 B/s at both ends under either rule;
+    # the peer simulator reports 31.3849 s (30 + 346,223 / 250,000).
+    import numpy as np
+
+    from mosaic_fast.engine.clock import RoundClock
+    from mosaic_fast.network import NetworkSpec
+
+    n = 16
+    step = np.full(n, 1.0)
+    step[5] = 30.0
+    spec = NetworkSpec(
+        step_time_s=step,
+        uplink_Bps=np.full(n, 1e6),
+        downlink_Bps=np.full(n, 1e6),
+        latency_s=np.zeros(n),
+    )
+    clock = RoundClock(spec, 1, header_bytes=3, bandwidth_sharing=sharing)
+    seconds = clock.round_seconds(_Regular(n, 4), _OneFragment((346_223 - 3) // 4))
+    assert round(seconds, 4) == 31.3849
+    assert seconds == pytest.approx(30 + 346_223 / 250_000, rel=1e-12)
+
+
+def test_two_runs_of_one_command_get_the_same_simulated_time(tmp_path):
+    # The default step time comes from the model's FLOPs and the cpu profile, not a timing.
+    a = run(tmp_path / "a", rounds=2, bandwidth="1Mbit")
+    b = run(tmp_path / "b", rounds=2, bandwidth="1Mbit")
+    assert list(a.metrics["sim_time_s"]) == list(b.metrics["sim_time_s"])
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["config"]["device_profile"] == "cpu"
+    assert (
+        config["measured_step_time_s"]
+        == json.loads((tmp_path / "b" / "config.json").read_text())["measured_step_time_s"]
+    )

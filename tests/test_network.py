@@ -529,3 +529,67 @@ def test_csv_that_is_not_text_is_one_line(tmp_path):
     path.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(MosaicValueError, match="is not UTF-8 text"):
         read_network_csv(path, 2)
+
+
+# ----------------------------------------------------------------------------- issue 26 guards
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bandwidth-sharing", "fair"], "'fair' is not one of 'max-min', 'min-share'"),
+        (["--algorithm", "divshare", "--local-steps", "0"], "local_steps=0 must be at least 1"),
+        (
+            ["--algorithm", "divshare", "--step-time", "0.1", "--eval-every-s", "1e-9"],
+            "evaluations would outnumber steps",
+        ),
+        (["--eval-every-s", "nan"], "eval_every_s=nan must be a finite number"),
+        (["--step-time", "1e308"], "step_time=1e+308 must be in (0, 1e+09)"),
+        (
+            ["--algorithm", "swift", "--K", "1", "--drop-unsent"],
+            "algorithm='swift' never drops its messages",
+        ),
+    ],
+)
+def test_bad_asynchronous_settings_are_one_line_exit_2(tmp_path, args, message):
+    out = tmp_path / "o"
+    result = CliRunner().invoke(main, ["run", "--dataset", "movielens", *args, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.output
+    assert not out.exists() or not any(out.iterdir())  # nothing written
+
+
+def test_a_network_csv_with_a_zero_uplink_is_one_line_exit_2(tmp_path):
+    path = tmp_path / "net.csv"
+    rows = [f"{i},0.1,{0 if i == 2 else 1e6},1e6,0.001" for i in range(4)]
+    path.write_text("node,step_time_s,uplink_bps,downlink_bps,latency_s\n" + "\n".join(rows))
+    out = tmp_path / "o"
+    args = ["run", "--dataset", "movielens", "--nodes", "4", "--degree", "2"]
+    args += ["--algorithm", "divshare", "--network", str(path), "--out", str(out)]
+    result = CliRunner(env={"MOSAIC_DATA": os.environ.get("MOSAIC_DATA", "")}).invoke(main, args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "uplink" in lines[0], result.output
+
+
+def test_stored_configs_without_the_new_settings_read_back_as_they_ran():
+    stored = ExperimentConfig(algorithm="swift", K=1).resolved().to_dict()
+    for key in ("bandwidth_sharing", "async_semantics", "device_profile"):
+        del stored[key]
+    stored["drop_unsent"] = True  # the old default, stored for every algorithm
+    old = ExperimentConfig.from_dict(stored).resolved()
+    assert (old.bandwidth_sharing, old.async_semantics, old.device_profile) == (
+        "min-share",
+        "v1",
+        "measured",
+    )
+    assert old.drop_unsent is False
+    # Settings given by hand (a few keys) take today's defaults.
+    new = ExperimentConfig.from_dict({"algorithm": "divshare", "K": 4}).resolved()
+    assert (new.bandwidth_sharing, new.async_semantics, new.device_profile) == (
+        "max-min",
+        "divshare-code",
+        "cpu",
+    )
+    assert new.drop_unsent is True

@@ -23,7 +23,14 @@ from typing import Any
 
 from .errors import MosaicValueError
 from .kernel import GRAPH_MODES
-from .network import STRAGGLER_KINDS, parse_bandwidth, parse_duration, straggler_count
+from .network import (
+    DEVICE_PROFILES,
+    STRAGGLER_KINDS,
+    parse_bandwidth,
+    parse_duration,
+    straggler_count,
+)
+from .network_sim import BANDWIDTH_SHARING
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -49,6 +56,8 @@ ALGORITHMS = ("mosaic", "divshare", "swift", "adpsgd")
 _PEER_SAMPLING_ALGORITHMS = ("divshare", "swift", "adpsgd")
 # They send whole models (K = 1).
 _WHOLE_MODEL_ALGORITHMS = ("swift", "adpsgd")
+# The asynchronous engine's rules: DivShare's code, or those of runs before (engine.async_sim).
+ASYNC_SEMANTICS = ("divshare-code", "v1")
 
 _IMAGE_DATASETS = ("fashion-mnist", "cifar10", "cifar100")
 # per_dataset key of the value for a user's own data (a module:loader dataset or Python objects).
@@ -293,7 +302,8 @@ class ExperimentConfig:
     rounds: int = setting(100, help="Communication rounds.", at_least=1, resumable=True)
     local_steps: int | None = setting(
         None,
-        help="Local SGD steps H per round.",
+        help="Local SGD steps H per round (asynchronous algorithms: per iteration, between two "
+        "communications, as DivShare's 'rounds').",
         per_dataset={
             **dict.fromkeys((*_IMAGE_DATASETS, OTHER_DATA), 5),
             "shakespeare": 5,
@@ -505,8 +515,18 @@ class ExperimentConfig:
     )
     step_time: float | None = setting(
         None,
-        help="Simulated seconds per local SGD step (default: measured from the model's batch cost).",
+        help="Simulated seconds per local SGD step (default: from the model's FLOPs per step and "
+        "--device-profile).",
         above=0,
+        below=1e9,
+        axis=True,
+    )
+    device_profile: str = setting(
+        "cpu",
+        help="Device whose speed sets the default step time: cpu (1e11 FLOP/s, 0.1 ms a step), "
+        "gpu (1e13 FLOP/s, 0.2 ms a step), or measured (one step timed on this machine; differs "
+        "between runs). Recorded step time: config.json's measured_step_time_s.",
+        choices=tuple(DEVICE_PROFILES),
         axis=True,
     )
     bandwidth: str | None = setting(
@@ -554,9 +574,27 @@ class ExperimentConfig:
         help="Stop when the simulated time reaches this many seconds (--rounds still applies).",
         above=0,
     )
-    drop_unsent: bool = setting(
-        True,
-        help="DivShare: drop messages still queued when a node enqueues its next step's (Swift and AD-PSGD never drop).",
+    drop_unsent: bool | None = setting(
+        None,
+        help="DivShare: drop every message of the previous iteration whose last byte has not left "
+        "(queued or in transfer) when a node queues its next iteration's (default: on; Swift and "
+        "AD-PSGD never drop: refused for them).",
+    )
+    bandwidth_sharing: str = setting(
+        "max-min",
+        help="How transfers share links: max-min (progressive filling, as TCP under Kollaps) or "
+        "min-share (the smaller of a transfer's two equal shares, never handed on; runs before).",
+        choices=BANDWIDTH_SHARING,
+        axis=True,
+    )
+    async_semantics: str = setting(
+        "divshare-code",
+        help="Asynchronous rules: divshare-code (H local steps per iteration, a queue per peer, "
+        "messages sent before averaging, drops in transfer, AD-PSGD J//2 peers with replacement) "
+        "or v1 (runs before: one step per communication, one queue per sender, sent after "
+        "averaging).",
+        choices=ASYNC_SEMANTICS,
+        axis=True,
     )
     target: float | None = setting(
         None,
@@ -574,6 +612,8 @@ class ExperimentConfig:
             if when is None or values[when[0]] == when[1]:
                 fallback = s.per_dataset.get(OTHER_DATA)
                 values[s.name] = s.per_dataset.get(self.dataset, fallback)
+        if values["drop_unsent"] is None:
+            values["drop_unsent"] = values["algorithm"] not in _WHOLE_MODEL_ALGORITHMS
         cfg = dataclasses.replace(self, **values)
         cfg.validate()
         return cfg
@@ -608,6 +648,19 @@ class ExperimentConfig:
                 f"distributed=True shards synchronous rounds; algorithm={self.algorithm!r} runs "
                 "nodes on their own clocks in one process: drop --distributed"
             )
+        if self.algorithm in _WHOLE_MODEL_ALGORITHMS and self.drop_unsent:
+            raise MosaicValueError(
+                f"drop_unsent=True: algorithm={self.algorithm!r} never drops its messages (as "
+                "DivShare's Swift and AD-PSGD code); drop --drop-unsent"
+            )
+        fastest = self.step_time  # stragglers only slow nodes down
+        if self.algorithm != "mosaic" and None not in (self.eval_every_s, fastest):
+            if self.eval_every_s < fastest:
+                raise MosaicValueError(
+                    f"eval_every_s={self.eval_every_s:g} is shorter than a step "
+                    f"(step_time={fastest:g}): evaluations would outnumber steps; choose "
+                    f"eval_every_s >= {fastest:g}"
+                )
         if self.algorithm in _WHOLE_MODEL_ALGORITHMS and self.K != 1:
             raise MosaicValueError(
                 f"algorithm={self.algorithm!r} sends whole models: it needs K=1, not K={self.K}"
@@ -649,6 +702,12 @@ class ExperimentConfig:
         table: ``{}`` or ``{"trainer": ...}`` is read as the ``trainer`` setting.
         """
         values = dict(values)
+        if _STORED_KEYS <= values.keys():
+            # A stored config (a run folder's, a sweep's base) from before these settings: it
+            # ran with their earlier behaviour, not today's default.
+            values = {**_LEGACY_DEFAULTS, **values}
+            if values.get("algorithm") in _WHOLE_MODEL_ALGORITHMS:
+                values["drop_unsent"] = False  # stored as True before; it never applied to them
         extra = values.pop("extra", {})
         if not isinstance(extra, Mapping) or not set(extra) <= {"trainer"}:
             raise MosaicValueError(f"unknown configuration key extra={extra!r}")
@@ -659,6 +718,22 @@ class ExperimentConfig:
                 )
             values.setdefault("trainer", extra["trainer"])
         return cls(**coerce_settings(values))
+
+
+# Every stored config (to_dict()) holds these keys; settings given by hand hardly all of them.
+_STORED_KEYS = frozenset(
+    (
+        "K alpha batch_size block_size checkpoint_every data_dir dataset degree device "
+        "embedding_dim eval_every fragmenter local_steps lr mf_biases momentum nodes partition "
+        "rounds seed shards_per_node test_samples topology weight_decay"
+    ).split()
+)
+# Settings added after runs were stored, with the behaviour a stored config without them ran with.
+_LEGACY_DEFAULTS = {
+    "bandwidth_sharing": "min-share",
+    "async_semantics": "v1",
+    "device_profile": "measured",
+}
 
 
 def evaluation_rounds(eval_at: str, rounds: int) -> tuple[int, ...]:

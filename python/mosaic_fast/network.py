@@ -59,6 +59,15 @@ if TYPE_CHECKING:
     from .config import ExperimentConfig
 
 STRAGGLER_KINDS = ("comm", "compute", "both")
+# Seconds per local step when no step_time is given: (FLOP/s, seconds of overhead per step) of a
+# named device; a step costs overhead + (the model's FLOPs per step, counted by torch) / FLOP/s.
+# ``measured`` times one step on this machine instead (the rule of runs before the profiles: it
+# varies from run to run).
+DEVICE_PROFILES: dict[str, tuple[float, float] | None] = {
+    "cpu": (1e11, 1e-4),
+    "gpu": (1e13, 2e-4),
+    "measured": None,
+}
 CSV_COLUMNS = ("node", "step_time_s", "uplink_bps", "downlink_bps", "latency_s")
 
 # Separate the straggler draw and the trace assignment from every other use of the seed.

@@ -7,25 +7,41 @@ and downlink fairly (:mod:`mosaic_fast.network_sim`) and each pays its latency. 
 fragment of ``m`` parameters has ``4 m`` bytes plus a header.
 
 Node speeds come from :func:`mosaic_fast.network.network_from_config`: the ``step_time`` setting, a
-``network`` file, or, when neither gives one, the step time measured on this machine (recorded in
-``config.json`` as ``measured_step_time_s`` so that a resumed run keeps the same clock).
+``network`` file, or, when neither gives one, the ``device_profile``: :func:`profile_step_time`, from
+the model's FLOPs per step (counted by torch, the same in every run) and the profile's FLOP/s and
+per-step overhead; ``measured`` times one step on this machine (the rule before profiles; it
+varies between runs). Either is recorded in ``config.json`` as ``measured_step_time_s`` and a
+resumed run keeps it.
+
+Links are shared by the config's ``bandwidth_sharing`` (max-min by default). A round's messages
+all leave at its barrier, so when a compute straggler sets the pace every node's transfers start
+together on equal links, and max-min and min-share give the same round time.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
-from ..network import NetworkSpec
-from ..network_sim import DEFAULT_HEADER_BYTES, schedule
+from ..network import DEVICE_PROFILES, NetworkSpec
+from ..network_sim import BANDWIDTH_SHARING, DEFAULT_HEADER_BYTES, schedule
 
 
 class RoundClock:
     """``round_seconds(graphs, fragments)``: the simulated length of one synchronous round."""
 
     def __init__(
-        self, spec: NetworkSpec, local_steps: int, header_bytes: int = DEFAULT_HEADER_BYTES
+        self,
+        spec: NetworkSpec,
+        local_steps: int,
+        header_bytes: int = DEFAULT_HEADER_BYTES,
+        bandwidth_sharing: str = BANDWIDTH_SHARING[0],
     ) -> None:
         self.spec, self.local_steps, self.header_bytes = spec, local_steps, header_bytes
+        self.bandwidth_sharing = bandwidth_sharing
         self.compute_s = float(local_steps * np.max(spec.step_time_s))
         self._uplink, self._downlink, self._latency = scheduler_links(spec)
 
@@ -48,8 +64,23 @@ class RoundClock:
             np.concatenate(src),
             np.concatenate(dst),
             np.concatenate(n_bytes),
+            bandwidth_sharing=self.bandwidth_sharing,
         )
         return self.compute_s + float(np.max(times.delivered))
+
+
+def profile_step_time(step: Callable[[], Any], profile: str, n_nodes: int) -> float:
+    """Seconds one node's local step takes on ``profile`` (:data:`mosaic_fast.network.
+    DEVICE_PROFILES`): its overhead plus the FLOPs torch counts in ``step()`` (one step of all
+    ``n_nodes`` nodes) over ``n_nodes``, at the profile's FLOP/s. FLOPs depend on shapes only, so
+    two runs of one command get the same step time. Operations torch does not count (gathers,
+    element-wise updates: the sparse MF step counts none) cost only the overhead."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    rate, overhead = DEVICE_PROFILES[profile] or (math.inf, 0.0)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return overhead + counter.get_total_flops() / n_nodes / rate
 
 
 def scheduler_links(spec: NetworkSpec) -> tuple[np.ndarray, np.ndarray, float | np.ndarray]:

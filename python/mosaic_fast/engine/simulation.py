@@ -25,7 +25,7 @@ from ..tasks import ImageClassificationTask, task_for
 from ..tasks.supervised import LossMetric, SupervisedNodeData, split, supervised_data
 from ..topology import GraphSource, fragments_for
 from . import state as checked
-from .clock import RoundClock
+from .clock import RoundClock, profile_step_time
 from .memory import require_memory, sample_bytes
 from .optim import optimizer_from_config
 from .sampler import NodeSampler
@@ -227,7 +227,9 @@ class Simulation:
         if cfg.step_time is None and cfg.network is None:
             self.measured_step_time_s = step_time_s or self._measure_step_time()
         network = network_from_config(cfg, measured_step_time_s=self.measured_step_time_s)
-        self.clock = RoundClock(network, cfg.local_steps)
+        self.clock = RoundClock(
+            network, cfg.local_steps, bandwidth_sharing=cfg.bandwidth_sharing
+        )
         self.sim_time_s = 0.0
         self.rounds_done = 0
         self.last_loss = None
@@ -411,13 +413,19 @@ class Simulation:
         return self.node_data.batch(NodeSampler(self.sampler.parts, cfg.seed).next(cfg.batch_size))
 
     def _measure_step_time(self) -> float:
-        """Seconds one node's local step takes here: a network step on copies, over n (the
-        nodes' steps run one after another on this machine's cores)."""
+        """Seconds one node's local step takes: with ``device_profile`` ``measured``, a network
+        step on copies timed here, over n (the nodes' steps run one after another on this
+        machine's cores); else from the step's FLOPs and the profile (:func:`.clock.
+        profile_step_time`: the same in every run)."""
         trainer, X, batch = self.trainer, self.X.clone(), self._first_batch()
         saved = self.module_model.state_dict() if self.module_model is not None else None
         optimizer_state = trainer.state_dict()  # the trial steps must leave no trace
         try:
             with self._seeded_randomness(0):
+                if self.cfg.device_profile != "measured":
+                    return profile_step_time(
+                        lambda: trainer.step(X, batch), self.cfg.device_profile, self.cfg.nodes
+                    )
                 elapsed = best_time(lambda: trainer.step(X, batch), self.device, repeats=1)
         finally:
             trainer.load_state_dict(optimizer_state)
