@@ -601,6 +601,11 @@ class ExperimentConfig:
         help="Node-mean metric value for time-to-target: the first simulated time reaching it.",
     )
 
+    @property
+    def v1_rules(self) -> bool:
+        """Whether an asynchronous run follows the rules of runs before DivShare's code."""
+        return self.async_semantics == "v1"
+
     def resolved(self) -> ExperimentConfig:
         """Fill dataset-specific defaults for options left as None and validate everything."""
         SETTINGS["dataset"].check(self.dataset)
@@ -648,7 +653,8 @@ class ExperimentConfig:
                 f"distributed=True shards synchronous rounds; algorithm={self.algorithm!r} runs "
                 "nodes on their own clocks in one process: drop --distributed"
             )
-        if self.algorithm in _WHOLE_MODEL_ALGORITHMS and self.drop_unsent:
+        # (v1 configs stored True for every algorithm, where it never applied.)
+        if self.algorithm in _WHOLE_MODEL_ALGORITHMS and self.drop_unsent and not self.v1_rules:
             raise MosaicValueError(
                 f"drop_unsent=True: algorithm={self.algorithm!r} never drops its messages (as "
                 "DivShare's Swift and AD-PSGD code); drop --drop-unsent"
@@ -706,8 +712,6 @@ class ExperimentConfig:
             # A stored config (a run folder's, a sweep's base) from before these settings: it
             # ran with their earlier behaviour, not today's default.
             values = {**_LEGACY_DEFAULTS, **values}
-            if values.get("algorithm") in _WHOLE_MODEL_ALGORITHMS:
-                values["drop_unsent"] = False  # stored as True before; it never applied to them
         extra = values.pop("extra", {})
         if not isinstance(extra, Mapping) or not set(extra) <= {"trainer"}:
             raise MosaicValueError(f"unknown configuration key extra={extra!r}")
