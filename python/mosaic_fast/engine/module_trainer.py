@@ -59,7 +59,7 @@ class ModuleTrainer(Trainer):
 
     def _local_step(self, X, batch, G, update):
         self.model.train(True)
-        losses = self.gradients(X, batch, G)
+        losses = self._gradients(X, batch, G)
         p = self.model.n_trained
         update(X if p == X.shape[1] else X[:, :p], G)
         return losses.detach()

@@ -82,10 +82,17 @@ class Trainer(ABC):
 
     ``spec_type`` is the kind of model spec the strategy can train. Strategies size everything
     by ``X.shape[0]``, so that they also run on gathered rows.
+
+    Node chunking: strategies that hold every node's activations at once (``chunkable``) compute
+    the gradients ``nodes_per_pass`` nodes at a time when that is set; it starts unset (all nodes
+    in one pass) and is halved, for the rest of the run, whenever a pass runs out of device memory.
+    A single node that does not fit is a one-line MosaicValueError.
     """
 
     strategy: str
     spec_type: type[ModelSpec]
+    chunkable = False
+    nodes_per_pass: int | None = None
 
     def __init__(
         self, spec: ModelSpec, n_nodes: int, optimizer: OptimizerSpec, device: torch.device
@@ -155,15 +162,43 @@ class Trainer(ABC):
     ) -> torch.Tensor:
         """Gradients of the nodes in ``X`` (all, or gathered rows) into ``G``, then ``update(X, G)``
         (the optimizer on all rows or on the gathered ones); returns the losses."""
-        try:
-            losses = self.gradients(X, batch, G)
-            update(X, G)
-        except RuntimeError as exc:
-            error = nondeterministic_error(exc)
-            if error is None:
-                raise
-            raise error from None
+        losses = self._gradients(X, batch, G)
+        update(X, G)
         return losses.detach()
+
+    def _gradients(
+        self, X: torch.Tensor, batch: tuple[torch.Tensor, ...], G: torch.Tensor
+    ) -> torch.Tensor:
+        """:meth:`gradients`, ``nodes_per_pass`` nodes at a time where set (see the class
+        docstring); torch's refusals become one-line MosaicValueErrors."""
+        n = X.shape[0]
+        while True:
+            per = min(n, self.nodes_per_pass or n)
+            try:
+                if per == n:
+                    return self.gradients(X, batch, G)
+                return torch.cat(
+                    [
+                        self.gradients(
+                            X[a : a + per], tuple(t[a : a + per] for t in batch), G[a : a + per]
+                        )
+                        for a in range(0, n, per)
+                    ]
+                )
+            except torch.OutOfMemoryError:
+                if not self.chunkable or per == 1:
+                    raise MosaicValueError(
+                        f"one local step of {per} node(s) at batch size {batch[0].shape[1]} does "
+                        f"not fit in {X.device}'s memory; use fewer nodes, a smaller batch or model"
+                    ) from None
+                self.nodes_per_pass = (per + 1) // 2
+                if X.device.type == "cuda":
+                    torch.cuda.empty_cache()
+            except RuntimeError as exc:
+                error = nondeterministic_error(exc)
+                if error is None:
+                    raise
+                raise error from None
 
     def _rows_context(self, rows: torch.Tensor) -> contextlib.AbstractContextManager:
         """Held while nodes ``rows`` step on their own: per-node state besides X and the
@@ -253,6 +288,7 @@ class VmapTrainer(Trainer):
 
     strategy = "vmap"
     spec_type = ClassifierSpec
+    chunkable = True
 
     def __init__(self, spec, n_nodes, optimizer, device) -> None:
         super().__init__(spec, n_nodes, optimizer, device)
@@ -278,6 +314,7 @@ class BatchedTrainer(Trainer):
 
     strategy = "batched"
     spec_type = ClassifierSpec
+    chunkable = True
 
     def gradients(self, X, batch, G):
         spec: ClassifierSpec = self.spec
