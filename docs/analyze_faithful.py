@@ -32,7 +32,7 @@ FIXED_ROUNDS = (15, 50, 100, 300)
 
 
 def label(c: dict) -> str:
-    alpha = "IID" if c["partition"] == "iid" else f"α={c['alpha']:g}"
+    alpha = {"iid": "IID", "dirichlet": f"α={c['alpha']}"}.get(c["partition"], c["partition"])
     parts = [c["dataset"], f"n={c['nodes']}", f"degree {c['degree']}", alpha]
     if c.get("init", "shared") != "shared":
         parts.append(f"init {c['init']}")
@@ -48,12 +48,13 @@ def iid_key(c: dict) -> tuple:
     return group_key({**c, "partition": "iid", "alpha": None})
 
 
-def fmt(mean: float, half: float, digits: int = 2) -> str:
-    """Accuracy points (x100)."""
+def fmt(mean: float, half: float, digits: int = 2, scale: float = 100) -> str:
+    """Accuracy in points (``scale`` 100); RMSE as it is (``scale`` 1, 4 digits)."""
     if not math.isfinite(mean):
         return "—"
-    text = f"{100 * mean:+.{digits}f}"
-    return text if not math.isfinite(half) else f"{text} ± {100 * half:.{digits}f}"
+    digits = digits if scale == 100 else 4
+    text = f"{scale * mean:+.{digits}f}"
+    return text if not math.isfinite(half) else f"{text} ± {scale * half:.{digits}f}"
 
 
 def reached(runs: Sequence[RunRecord]) -> str:
@@ -69,13 +70,25 @@ def curve_at(rounds: np.ndarray, values: np.ndarray, t: int) -> float:
     return float(values[hit[0]]) if len(hit) else math.nan
 
 
-def best_by_k(runs: Sequence[RunRecord]) -> str:
-    """Mean ± CI over seeds of each seed's best node-average so far, and the mean round of it."""
-    best = [max(r.records[1:] or r.records, key=lambda rec: rec["node_mean"]) for r in runs]
+def best_by_k(runs: Sequence[RunRecord], until: int) -> str:
+    """Mean ± CI over seeds of each seed's best node-average up to round ``until`` (the rounds
+    every run of the comparison has reached), and the mean round of it; RMSE: the lowest."""
+    pick = min if runs[0].lower_is_better else max
+    scale = 1 if runs[0].lower_is_better else 100
+    best = [
+        pick((rec for rec in r.records if 0 < rec["round"] <= until), key=lambda x: x["node_mean"])
+        for r in runs
+    ]
     mean, half, _ = mean_ci(np.array([b["node_mean"] for b in best]))
     at = np.mean([b["round"] for b in best])
-    core = f"{100 * float(mean):.1f}" + (f" ± {100 * float(half):.1f}" if np.isfinite(half) else "")
+    digits = 4 if scale == 1 else 1
+    core = f"{scale * float(mean):.{digits}f}"
+    core += f" ± {scale * float(half):.{digits}f}" if np.isfinite(half) else ""
     return f"{core} (round {at:.0f})"
+
+
+def _value(runs: Sequence[RunRecord], v: float) -> str:
+    return f"{v:.4f}" if runs[0].lower_is_better else f"{100 * v:.1f}"
 
 
 def main(paths: list[str]) -> None:
@@ -92,7 +105,7 @@ def main(paths: list[str]) -> None:
             continue
         curves[key] = (rounds, mean, half, count, members, base)
         rows.append(key)
-    print("| setting | K | fragmenter | runs (K / K=1) | peak gain (round) |", end="")
+    print("| setting | K | fragmenter | runs (K / K=1) | peak gain (round; seeds) |", end="")
     print(" ".join(f" gain @{t} |" for t in FIXED_ROUNDS), end="")
     print(" best node-avg K=1 | best node-avg K | last common round: K=1 → K |")
     print("|---" * (8 + len(FIXED_ROUNDS)) + "|")
@@ -100,17 +113,21 @@ def main(paths: list[str]) -> None:
         rounds, mean, half, count, members, base = curves[key]
         c = members[0].config
         peak, peak_half, at = peak_gain(rounds, mean, half)
-        fixed = [fmt(curve_at(rounds, mean, t), curve_at(rounds, half, t)) for t in FIXED_ROUNDS]
-        last = int(rounds[-1])
+        sc = 1 if members[0].lower_is_better else 100
+        fixed = [
+            fmt(curve_at(rounds, mean, t), curve_at(rounds, half, t), scale=sc)
+            for t in FIXED_ROUNDS
+        ]
+        last = min(r.records[-1]["round"] for r in (*members, *base))
         k1 = np.mean([rec["node_mean"] for r in base for rec in r.records if rec["round"] == last])
         kk = np.mean(
             [rec["node_mean"] for r in members for rec in r.records if rec["round"] == last]
         )
         print(
             f"| {label(c)} | {c['K']} | {c['fragmenter']} | {reached(members)} / {reached(base)} | "
-            f"**{fmt(peak, peak_half)}** ({at:.0f}) | "
+            f"**{fmt(peak, peak_half, scale=sc)}** ({at:.0f}; {curve_at(rounds, count, at):.0f} seeds) | "
             + " | ".join(fixed)
-            + f" | {best_by_k(base)} | {best_by_k(members)} | {last}: {100 * k1:.1f} → {100 * kk:.1f} |"
+            + f" | {best_by_k(base, last)} | {best_by_k(members, last)} | {last}: {_value(base, k1)} → {_value(base, kk)} |"
         )
     print()
     print("Gain beyond IID (α = 0.1 gain minus IID gain, same seed, size, degree and K; points):")
@@ -142,12 +159,37 @@ def main(paths: list[str]) -> None:
             + " |"
         )
     print()
-    print("Paired gain by round (points, mean ± 95% CI over seeds):")
+    print("Consensus distance (mean over seeds) at the last round every run reached:")
+    print()
+    print("| setting | K | fragmenter | round | K=1 | K | K / K=1 |")
+    print("|---|---|---|---|---|---|---|")
+    for key in rows:
+        members, base = curves[key][4:]
+        c = members[0].config
+        last = min(r.records[-1]["round"] for r in (*members, *base))
+        k1, kk = (
+            np.mean(
+                [
+                    rec["consensus_distance"]
+                    for r in runs
+                    for rec in r.records
+                    if rec["round"] == last
+                ]
+            )
+            for runs in (base, members)
+        )
+        print(
+            f"| {label(c)} | {c['K']} | {c['fragmenter']} | {last} | {k1:.4g} | {kk:.4g} | "
+            f"{kk / k1:.2f} |"
+        )
+    print()
+    print("Paired gain by round (accuracy points or RMSE, mean ± 95% CI over seeds):")
     for key in rows:
         rounds, mean, half, count, members, _ = curves[key]
         c = members[0].config
+        sc = 1 if members[0].lower_is_better else 100
         points = ", ".join(
-            f"{t}: {fmt(m, h, 1)}" for t, m, h in zip(rounds, mean, half, strict=True) if t > 0
+            f"{t}: {fmt(m, h, 1, sc)}" for t, m, h in zip(rounds, mean, half, strict=True) if t > 0
         )
         print(f"\n- {label(c)}, K={c['K']} {c['fragmenter']}: {points}")
 
