@@ -65,6 +65,7 @@ def test_from_dict_checks_keys_and_types():
 def test_the_two_setting_lists():
     how_not_what = {"data_dir", "device", "checkpoint_every", "distributed", "dist_timeout"}
     how_not_what |= {"deterministic"}
+    how_not_what |= {"tracker", "mlflow_uri"}
     assert set(NON_RESULT_SETTINGS) == how_not_what
     assert set(RESUMABLE_SETTINGS) == {"rounds", *how_not_what}
 
@@ -105,6 +106,7 @@ def test_resolved_fills_the_per_dataset_defaults(dataset):
 # Values with a unit, and the other settings a value needs (el-oracle is already the default).
 _EXAMPLES = {"bandwidth": "60Mbit", "uplink": "10Mbit", "downlink": "1Gbit", "latency": "1ms"}
 _EXAMPLES["eval_at"] = "5,10:20:5"
+_EXAMPLES["tracker"] = "tensorboard,wandb"  # a comma list of trackers
 _NEEDS = {"algorithm": {"K": 1}, "stragglers": {"bandwidth": "60Mbit"}}
 
 

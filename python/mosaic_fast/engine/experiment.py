@@ -202,7 +202,7 @@ class _Progress:
                 flush=True,
             )
         else:
-            self.bar.set_postfix_str(_postfix(rec), refresh=False)
+            self.bar.set_postfix_str(_postfix(rec))
 
     def update(self) -> None:
         self.bar.update(1)
