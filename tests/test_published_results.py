@@ -51,13 +51,15 @@ ISA_PINS = {
     "AVX512": ("avx512", "AVX512_CORE", {"avx512f", "avx512bw", "avx512dq", "avx512vl"}),
 }
 ISA_BEFORE_RECORDING = "AVX2"
-# Matrix factorisation re-runs bit for bit whatever the x86 CPU kernels (checked on AVX2 and
-# AVX512): exact there, within the tolerances elsewhere.
+X86 = ("x86_64", "AMD64")
+# Matrix factorisation re-runs bit for bit whatever the x86 CPU kernels (checked with AVX2,
+# AVX512 and ATEN_CPU_CAPABILITY=default): exact on any x86-64, within the tolerances elsewhere.
 ISA_INDEPENDENT_DATASETS = frozenset({"movielens"})
 # Where the CPU kernels differ, rounding differences grow over the rounds of training: a record's
 # learning-curve fields may then differ from the published ones by (absolute, relative) at most,
-# whichever is larger. Measured at the prefix of 10 rounds that the default suite re-runs, where
-# torch's unvectorised kernels (ATEN_CPU_CAPABILITY=default) moved accuracy by 0.0 to 0.01.
+# whichever is larger. Measured at the prefix of 10 rounds that the default suite re-runs: torch's
+# unvectorised kernels (ATEN_CPU_CAPABILITY=default) moved node_mean by 0.004, avg_model by
+# 0.002, node_std by 0.2%, consensus_distance by 1% and train_loss by 1.7% of their values.
 # Counts, rounds and settings (sent_params_per_node, metric, ...) stay exact.
 TOLERANCES: dict[str, tuple[float, float]] = {
     "node_mean": (0.03, 0.03),
@@ -120,7 +122,7 @@ def inexact_because(published: dict, dataset: str) -> str | None:
     here = native_capability()
     if here == isa:
         return None
-    if dataset in ISA_INDEPENDENT_DATASETS and here in ISA_PINS and isa in ISA_PINS:
+    if dataset in ISA_INDEPENDENT_DATASETS and platform.machine() in X86:
         return None
     return (
         f"it was written by torch's {isa} CPU kernels and this {platform.machine()} machine's "
@@ -235,9 +237,11 @@ def test_exactness_follows_the_recorded_kernels_and_threads(monkeypatch):
     assert inexact_because({"versions": {}}, "fashion-mnist") is None  # before recording: AVX2
     monkeypatch.setattr(sys.modules[__name__], "native_capability", lambda: "AVX512")
     assert "AVX2 CPU kernels" in inexact_because(avx2_1, "fashion-mnist")
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
     assert inexact_because(avx2_1, "movielens") is None
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
     monkeypatch.setattr(sys.modules[__name__], "native_capability", lambda: "DEFAULT")
-    assert inexact_because(avx2_1, "movielens") is not None  # e.g. aarch64: not checked there
+    assert "aarch64" in inexact_because(avx2_1, "movielens")  # not checked there
     many = {"versions": {"torch_cpu_capability": "DEFAULT", "torch_num_threads": 10**6}}
     assert "torch threads" in inexact_because(many, "movielens")
 

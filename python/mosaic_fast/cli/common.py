@@ -1,7 +1,8 @@
 """What every command shares: one-line errors with the exit codes the README documents.
 
 Exit codes: 0 done; 2 bad usage or bad input (including a run folder in use); 3 the run diverged;
-128 + signal number (130 SIGINT, 143 SIGTERM) when a signal stopped the run after a checkpoint.
+4 the disk filled up (``DiskFull``: the folder stays resumable); 128 + signal number (130 SIGINT,
+143 SIGTERM) when a signal stopped the run after a checkpoint.
 """
 
 from __future__ import annotations
