@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..runfolder import to_json
 from .config import TheoryConfig
 from .correlation import correlation_matrix, default_eta, gradient_operator
 from .exact import GossipMoments, exact_consensus_sq_norm, expected_operator_rho, gossip_moments
@@ -149,7 +149,7 @@ def write_outputs(result: TheoryResult, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "theory.json"
-    path.write_text(json.dumps(result_to_json(result), indent=1))
+    path.write_text(to_json(result_to_json(result), indent=1))  # strict: inf/NaN as null
     return [
         path,
         plot_spectrum(result, out),
