@@ -256,7 +256,10 @@ class Tracking:
             job = self._jobs.get()
             if job is None:
                 return
-            job()
+            try:
+                job()
+            except Exception as exc:  # runs.json or the figures' folder could not be written
+                log.warning("the trackers' bookkeeping failed: %s", first_line(exc))
 
     def _each(self, what: str, call: Callable[[Tracker], Any], step: int) -> None:
         for tracker in list(self._live):
@@ -264,9 +267,10 @@ class Tracking:
                 call(tracker)
             except Exception as exc:  # a tracker's failure is never the run's
                 self._live.remove(tracker)
+                then = "the run goes on without it" if what != "finish" else "the run has ended"
                 message = (
                     f"tracker {tracker.name} failed ({what}, round {step}): "
-                    f"{first_line(exc)}; the run goes on without it (its own files are complete)"
+                    f"{first_line(exc)}; {then} (its own files are complete)"
                 )
                 self.failures.append(message)
                 log.warning(message)
