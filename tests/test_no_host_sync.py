@@ -171,3 +171,26 @@ def test_a_rounds_indices_drawn_at_once_equal_step_by_step_draws(batch: int) -> 
         want = np.stack([step_by_step.next(batch) for _ in range(3)])
         np.testing.assert_array_equal(at_once.next_steps(3, batch), want)
     np.testing.assert_array_equal(at_once.cursors, step_by_step.cursors)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(("dataset", "strategy"), BUILTIN)
+def test_cuda_rounds_without_host_syncs(dataset: str, strategy: str, monkeypatch) -> None:
+    """On a GPU: torch's sync debug mode turns every implicit sync inside rounds 2-3 into an error
+    (the round's timed wait at its end is left out)."""
+    from mosaic_fast.engine import simulation as simulation_module
+
+    small = dict(nodes=3, local_steps=2, batch_size=2) if dataset == "shakespeare" else {}
+    partition = "natural" if dataset == "movielens" else "iid"
+    cfg = config(dataset, trainer=strategy, partition=partition, device="cuda", **small)
+    sim = Simulation(cfg, torch.device("cuda"), data=DATA[dataset]())
+    monkeypatch.setattr(mf, "aggregate", mf.kernel.device_aggregate)
+    sim.train_round(0)
+    monkeypatch.setattr(simulation_module, "synchronize", lambda device: None)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        sim.train_round(1)
+        sim.train_round(2)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert np.isfinite(sim.last_loss)
