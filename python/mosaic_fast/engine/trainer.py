@@ -11,7 +11,7 @@ in ``benches/bench_training.py``; the ``trainer`` setting ``auto`` picks that on
 ``loop``     one autograd pass per node on leaf views of its row;
 ``vmap``     ``torch.func.vmap(grad(functional_call))`` over nodes;
 ``batched``  one forward/backward over all nodes (grouped conv for GN-LeNet, bmm cells for the LSTM);
-``sparse``   matrix factorisation: hand-written gradient, gathered rows and ``index_add_`` back.
+``sparse``   matrix factorisation: hand-written gradient, gathered rows, scatter-added back in a fixed order.
 """
 
 from __future__ import annotations
@@ -393,7 +393,9 @@ class SparseMFTrainer(Trainer):
 
         When every table row is a whole row of ``flat.view(-1, width)``, rows are added as rows
         (twice as fast as one index per float, measured); each float still receives its additions
-        in the same order, so the result is bit-identical either way.
+        in the same order, so the result is bit-identical either way. The order is the batch's on
+        CPU, and on CUDA while the ``deterministic`` setting is on (:func:`add_rows_`); with it
+        off, CUDA adds with atomics in any order.
         """
         spec: MatrixFactorizationSpec = self.spec
         width = val.shape[-1]
