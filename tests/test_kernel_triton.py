@@ -118,3 +118,36 @@ def test_cuda_fused_kernel_equals_the_rust_kernel() -> None:
         # and mf.aggregate routes CUDA tensors to it
         routed = mf.aggregate(torch.from_numpy(x).cuda(), graphs, fragments).cpu().numpy()
         assert np.array_equal(routed.view(np.int32), want.view(np.int32)), (k, kind)
+
+
+def test_a_failing_fused_kernel_falls_back_to_the_torch_path(monkeypatch) -> None:
+    """If the fused kernel does not build or run on the GPU at hand, CUDA tensors take the torch
+    index path from then on, with one warning; the arguments' own errors are not swallowed."""
+    from types import SimpleNamespace
+
+    from mosaic_fast import kernel, kernel_triton
+    from mosaic_fast.errors import MosaicValueError
+
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append("triton")
+        raise RuntimeError("PTX compilation failed\nmore")
+
+    monkeypatch.setattr(kernel_triton, "available", lambda: True)
+    monkeypatch.setattr(kernel_triton, "aggregate_triton", broken)
+    monkeypatch.setattr(kernel, "aggregate_torch", lambda *a, **k: calls.append("torch") or "ok")
+    monkeypatch.setattr(kernel, "_TRITON_FAILED", [])
+    cuda = SimpleNamespace(device=SimpleNamespace(type="cuda"))
+    with pytest.warns(RuntimeWarning, match=r"fused Triton aggregation failed \(RuntimeError: PTX"):
+        assert kernel.device_aggregate(cuda, None, None) == "ok"
+    assert kernel.device_aggregate(cuda, None, None) == "ok"
+    assert calls == ["triton", "torch", "torch"]
+
+    def refused(*args, **kwargs):
+        raise MosaicValueError("params has 3 columns")
+
+    monkeypatch.setattr(kernel, "_TRITON_FAILED", [])
+    monkeypatch.setattr(kernel_triton, "aggregate_triton", refused)
+    with pytest.raises(MosaicValueError, match="params has 3 columns"):
+        kernel.device_aggregate(cuda, None, None)

@@ -8,12 +8,13 @@ this module only routes."""
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any, TypeVar
 
 import numpy as np
 
 from . import _core
-from .errors import MosaicTypeError, MosaicValueError
+from .errors import MosaicError, MosaicTypeError, MosaicValueError
 from .kernel_torch import aggregate_torch
 
 FragmentMap = _core.FragmentMap
@@ -162,9 +163,25 @@ def device_aggregate(
     (:mod:`.kernel_torch`); both are bit-identical to the Rust kernel."""
     from . import kernel_triton
 
-    if params.device.type == "cuda" and kernel_triton.available():
-        return kernel_triton.aggregate_triton(params, graphs, fragments, out=out)
+    if params.device.type == "cuda" and kernel_triton.available() and not _TRITON_FAILED:
+        try:
+            return kernel_triton.aggregate_triton(params, graphs, fragments, out=out)
+        except MosaicError:
+            raise  # the arguments' checks: the torch path would refuse them too
+        except Exception as exc:  # the kernel does not build or run on this device
+            _TRITON_FAILED.append(exc)
+            warnings.warn(
+                f"the fused Triton aggregation failed ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); using the torch index path "
+                "for the rest of this process (MOSAIC_DEVICE_KERNEL=torch chooses it)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     return aggregate_torch(params, graphs, fragments, out=out)
+
+
+# The fused kernel's failure, once it has failed in this process (then the torch path serves).
+_TRITON_FAILED: list[Exception] = []
 
 
 def aggregate(
