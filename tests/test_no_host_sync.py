@@ -194,3 +194,47 @@ def test_cuda_rounds_without_host_syncs(dataset: str, strategy: str, monkeypatch
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert np.isfinite(sim.last_loss)
+
+
+def _reference_draws(parts, seed, batches):
+    """The sampler's draws as one node at a time, written out plainly (the definition)."""
+    rngs = [np.random.default_rng([seed, 0x5A3B, i]) for i in range(len(parts))]
+    perms = [rng.permutation(p) for rng, p in zip(rngs, parts, strict=True)]
+    cursors = [0] * len(parts)
+    out = []
+    for batch in batches:
+        rows = []
+        for i in range(len(parts)):
+            row = []
+            while len(row) < batch:
+                if cursors[i] == len(perms[i]):
+                    perms[i], cursors[i] = rngs[i].permutation(parts[i]), 0
+                take = min(batch - len(row), len(perms[i]) - cursors[i])
+                row += list(perms[i][cursors[i] : cursors[i] + take])
+                cursors[i] += take
+            rows.append(row)
+        out.append(np.array(rows))
+    return out
+
+
+def test_every_nodes_draws_at_once_equal_the_definition() -> None:
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(1, 40, size=30)
+    parts = np.split(rng.permutation(int(sizes.sum())), np.cumsum(sizes)[:-1])
+    batches = [int(b) for b in rng.integers(1, 25, size=40)]
+    sampler = NodeSampler(parts, seed=11)
+    want = _reference_draws(parts, 11, batches)
+    for k, batch in enumerate(batches):
+        if k == 20:  # a checkpoint and restore in the middle
+            state = sampler.state_dict()
+            sampler = NodeSampler(parts, seed=11)
+            sampler.load_state_dict(state)
+        if k % 7 == 3:  # some nodes alone, as the asynchronous engine draws
+            nodes = np.array([5, 2, 17])
+            rest = np.setdiff1d(np.arange(len(parts)), nodes)
+            got = np.empty_like(want[k])
+            got[nodes] = sampler.next(batch, nodes)
+            got[rest] = sampler.next(batch, rest)
+        else:
+            got = sampler.next(batch)
+        np.testing.assert_array_equal(got, want[k])
