@@ -151,3 +151,42 @@ def test_a_failing_fused_kernel_falls_back_to_the_torch_path(monkeypatch) -> Non
     monkeypatch.setattr(kernel_triton, "aggregate_triton", refused)
     with pytest.raises(MosaicValueError, match="params has 3 columns"):
         kernel.device_aggregate(cuda, None, None)
+
+
+@pytest.mark.parametrize("capability", [80, 90])
+def test_the_kernel_compiles_for_gpus_without_fused_multiply_adds(capability: int) -> None:
+    """Compiled here, without a GPU, with the launch's options, for A100 (sm_80) and H100/H200
+    (sm_90): the PTX adds and multiplies in IEEE round-to-nearest and holds no fma."""
+    import re
+
+    triton = pytest.importorskip("triton")
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from mosaic_fast.kernel_triton import LAUNCH_OPTIONS, _kernel
+
+    signature = {
+        "x_ptr": "*fp32",
+        "out_ptr": "*fp32",
+        "cols_ptr": "*i64",
+        "col_start": "i64",
+        "n_cols": "i32",
+        "n_nodes": "i32",
+        "indptr_ptr": "*i64",
+        "senders_ptr": "*i64",
+        "scale_ptr": "*fp32",
+        "stride": "i32",
+        "GATHER": "constexpr",
+        "BLOCK": "constexpr",
+    }
+    for gather in (False, True):
+        source = ASTSource(_kernel(), signature, constexprs={"GATHER": gather, "BLOCK": 1024})
+        try:
+            compiled = triton.compile(
+                source, target=GPUTarget("cuda", capability, 32), options=dict(LAUNCH_OPTIONS)
+            )
+        except (RuntimeError, FileNotFoundError) as exc:  # no ptxas with this triton
+            pytest.skip(f"cannot compile for sm_{capability} here: {exc}")
+        ptx = compiled.asm["ptx"]
+        floats = set(re.findall(r"\b(fma\.[\w.]*|(?:add|mul|sub|div)\.[\w.]*f32)\b", ptx))
+        assert floats == {"add.rn.f32", "mul.rn.f32"}, floats

@@ -7,7 +7,9 @@ the host, as the Rust kernel computes it) and stores the block: every input valu
 receiving neighbour (and once as the receiver's own), every output value written once, and no
 temporary of ``x``'s size exists. The order of additions and the final multiply are the Rust
 kernel's (``rust/core/src/aggregate.rs``), so results match it bit for bit on the same inputs; no
-reduction, atomics or fused multiply-add is involved.
+reduction, atomics or fused multiply-add is involved (the kernel is compiled without FP fusion:
+its PTX for sm_80 and sm_90, compiled here without a GPU, holds ``add.rn.f32`` and ``mul.rn.f32``
+only).
 
 Programs are numbered column block by column block (all receivers of block 0, then block 1, ...),
 so that the receivers reading the same columns run together and find their neighbours' values in
@@ -35,7 +37,9 @@ from .kernel_torch import fragment_columns
 
 # Columns per program: 1,024 float32 (4 KiB per row read), four warps.
 BLOCK = 1024
-NUM_WARPS = 4
+# Compiler options of every launch: four warps; no FP fusion, so additions and the multiply stay
+# IEEE (``.rn``) and nothing is contracted into a fused multiply-add.
+LAUNCH_OPTIONS = {"num_warps": 4, "enable_fp_fusion": False}
 
 
 @functools.cache
@@ -183,6 +187,6 @@ def aggregate_triton(
                 d,
                 GATHER=gather,
                 BLOCK=block,
-                num_warps=NUM_WARPS,
+                **LAUNCH_OPTIONS,
             )
     return out
