@@ -497,7 +497,8 @@ def _run_in(
             note = _checkpoint_cost(
                 cfg, perf_counter() - start, folder.checkpoint_bytes(), _round_seconds(sim)
             )
-            if note is not None and not cost_told:
+            periodic = cfg.checkpoint_every and sim.rounds_done % cfg.checkpoint_every == 0
+            if note is not None and periodic and not cost_told:  # not a signal's one-off
                 cost_told.append(note)
                 warn(note, CheckpointCostWarning, stacklevel=2)
 
