@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -400,6 +401,12 @@ def test_an_edges_file_with_a_dot_is_a_file_not_a_module(fake_data, tmp_path, mo
         + ["--topology", "edges:ring.edges", "--step-time", "0.01", "--out", "cli", "--quiet"],
     )
     assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(
+        main,
+        ["sweep", "--dataset", "movielens", "--nodes", "6", "--K", "1,2", "--rounds", "2"]
+        + ["--topology", "edges:ring.edges", "--step-time", "0.01", "--out", "sw", "--quiet"],
+    )
+    assert result.exit_code == 0, result.output
 
 
 def test_messages_name_the_flag_and_the_allowed_values(fake_data, tmp_path):
@@ -488,3 +495,49 @@ def test_ctrl_c_three_times_is_one_line_and_no_traceback(tmp_path, small_moviele
 
 def test_a_full_disk_is_a_mosaic_error_with_its_own_exit_code():
     assert issubclass(DiskFull, MosaicError) and DiskFull.exit_code == 4
+
+
+# ------------------------------------------------------------------------------- plots, wheel check
+def test_bands_of_few_seeds_stay_within_what_the_quantity_can_take():
+    from mosaic_fast.plotting import _band
+
+    mean, half = np.array([0.02, 0.5, 0.99]), np.array([0.1, 0.1, 0.1])
+    low, high = _band(mean, half, "node_mean", "accuracy")
+    assert low.min() >= 0 and high.max() <= 1
+    assert list(low) == pytest.approx([0.0, 0.4, 0.89])
+    low, _ = _band(np.array([0.01]), np.array([0.2]), "node_std", "my_metric")
+    assert low[0] == 0.0
+    low, high = _band(np.array([-3.0]), np.array([1.0]), "node_mean", "my_metric")
+    assert (low[0], high[0]) == (-4.0, -2.0)  # a user's metric may be negative
+
+
+def test_the_wheel_checks_venv_does_not_see_a_development_install(tmp_path):
+    """.ci/wheel's venv shares the base environment's packages; its sitecustomize hides the
+    source tree that a development install (a .pth file) puts on sys.path."""
+    if Path(mf.__file__).parents[1].name in ("site-packages", "dist-packages"):
+        pytest.skip("mosaic-fast is not a development install here")
+    script = (Path(__file__).parents[1] / ".ci" / "wheel").read_text()
+    start = script.index('"""Written by .ci/wheel')
+    code = script[start : script.index("\nPY\n", start)]
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        check=True,
+    )
+    python = str(venv / "bin" / "python")
+    probe = (
+        "import importlib.util\n"
+        "print(importlib.util.find_spec('mosaic_fast') is None, "
+        "importlib.util.find_spec('numpy') is not None)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    def run(code: str) -> str:
+        return subprocess.run(
+            [python, "-c", code], capture_output=True, text=True, env=env, check=True
+        ).stdout.strip()
+
+    assert run(probe) == "False True"  # without it, the venv sees the source tree
+    purelib = run("import sysconfig; print(sysconfig.get_paths()['purelib'])")
+    (Path(purelib) / "sitecustomize.py").write_text(code + "\n")
+    assert run(probe) == "True True"  # mosaic_fast gone, the base's numpy still there
