@@ -212,9 +212,11 @@ def run(out: str | None, quiet: bool, resume: str | None, **options: Any) -> Non
                 (
                     cfg.K,
                     root / f"K={cfg.K}" if len(configs) > 1 else root,
-                    lambda t, cfg=cfg: Experiment.from_config(cfg)
-                    .run(t, quiet=quiet, group=root if len(configs) > 1 else None)
-                    .summary,
+                    lambda t, cfg=cfg: (
+                        Experiment.from_config(cfg)
+                        .run(t, quiet=quiet, group=root if len(configs) > 1 else None)
+                        .summary
+                    ),
                 )
                 for cfg in configs
             ]
