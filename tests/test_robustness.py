@@ -213,6 +213,7 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_exit_4_and_the_run_resumes(
     assert records(out) == records(reference)
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names fds by /proc (Linux)")
 def test_a_full_disk_while_appending_metrics_names_the_folder(fake_data, tmp_path, monkeypatch):
     out = tmp_path / "run"
     real_fsync = os.fsync
@@ -352,6 +353,13 @@ def test_a_non_integer_argument_is_a_type_error_naming_it():
         mf.FragmentMap.contiguous(10, 2.5)
 
 
+# The memory checks read Linux's MemAvailable; elsewhere these maps would really be allocated.
+needs_meminfo = pytest.mark.skipif(
+    not Path("/proc/meminfo").is_file(), reason="memory checks read /proc/meminfo (Linux)"
+)
+
+
+@needs_meminfo
 @pytest.mark.parametrize("kind", ["contiguous", "random", "blocks"])
 def test_a_fragment_map_larger_than_memory_is_refused_not_aborted(kind):
     """2**38 - 64 coordinates are in range but need 1 TiB: refused in one line before the map is
@@ -366,6 +374,7 @@ def test_a_fragment_map_larger_than_memory_is_refused_not_aborted(kind):
         make()
 
 
+@needs_meminfo
 def test_ten_billion_parameters_is_refused_in_a_subprocess_or_fits():
     """The issue's own case, in a child process so that a machine that can hold 40 GB does not
     hold it in the test process: exit 0 with one line either way, never an abort."""
@@ -377,9 +386,7 @@ def test_ten_billion_parameters_is_refused_in_a_subprocess_or_fits():
         "except mf.MosaicValueError as exc:\n"
         "    print(exc)\n"
     )
-    if memory.available_bytes(torch.device("cpu")) and memory.available_bytes(
-        torch.device("cpu")
-    ) > (48 << 30):
+    if (memory.available_bytes(torch.device("cpu")) or 0) > (36 << 30):
         pytest.skip("this machine could hold the 37 GiB map; not allocating it in a test")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
