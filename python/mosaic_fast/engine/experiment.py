@@ -325,6 +325,9 @@ def execute(
             the round is written.
         RunInterrupted: SIGINT/SIGTERM; the round finished and a checkpoint was written.
         RunFolderInUse: another live process is writing ``out_dir``.
+        DiskFull: the disk of ``out_dir`` filled up; the folder stays resumable.
+        MosaicValueError: bad settings, a run too large for the memory available, a checkpoint
+            that does not match its digest (``checkpoint.pt.sha256``) or has none.
     """
     cfg = config.resolved()
     device = resolve_device(cfg.device)
