@@ -73,6 +73,8 @@ def curve_at(rounds: np.ndarray, values: np.ndarray, t: int) -> float:
 def best_by_k(runs: Sequence[RunRecord], until: int) -> str:
     """Mean ± CI over seeds of each seed's best node-average up to round ``until`` (the rounds
     every run of the comparison has reached), and the mean round of it; RMSE: the lowest."""
+    if until == 0:
+        return "—"
     pick = min if runs[0].lower_is_better else max
     scale = 1 if runs[0].lower_is_better else 100
     best = [
@@ -99,7 +101,11 @@ def main(paths: list[str]) -> None:
         c = members[0].config
         if c["K"] == 1 or twin_key(c) not in settings:
             continue
-        base = settings[twin_key(c)]
+        seeds = {r.config["seed"] for r in members}
+        base = [r for r in settings[twin_key(c)] if r.config["seed"] in seeds]  # the pairs only
+        members = [r for r in members if r.config["seed"] in {b.config["seed"] for b in base}]
+        if not members:
+            continue
         rounds, mean, half, count = paired_gain_by_round(members, base, running=True)
         if not len(rounds):
             continue
