@@ -9,11 +9,12 @@ no backlog builds up. The whole batch is scheduled in one call (``network_sim.sc
 concurrently, with FIFO per sender and with FIFO per (sender, peer), under min-share and max-min
 link sharing.
 
-Max-min recomputes, at every event, the rates of every transfer linked through shared links to
-the links the event changed (progressive filling): here that is nearly every sending transfer
-(~8,000 at 1,000 nodes with 8 random peers each), so max-min with concurrent or per-pair queues
-runs at ~7e3 events/s at full size (measured: 300 s for the 2M events), far under the target;
-with one FIFO per sender (~1,000 sending transfers) it runs at ~8.6e5.
+Max-min refills, at every event, the transfers linked through full links to the links the event
+changed (a link with room left stops the refill). Here most downlinks are full too (8 senders of
+up to 50 MB/s into 10-100 MB/s), so a refill reaches most of the ~8,000 sending transfers: at full
+size max-min runs at 1.5e4 events/s concurrent and 2.2e4 with a FIFO per pair (one call each,
+on the shared 2-core machine at load ~15; min-share 7.2e5, max-min with a FIFO per sender 6.2e5),
+far under the 1e6 target.
 
 A transfer makes two events, its start and its last byte (its delivery is computed with the last
 byte); events per second = 2 * transfers / seconds. Target: at least 10^6 events per second.
