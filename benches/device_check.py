@@ -40,14 +40,14 @@ from mosaic_fast.engine import simulation as simulation_module  # noqa: E402
 from mosaic_fast.kernel_torch import aggregate_torch  # noqa: E402
 
 # Seconds from the start by which each section must be done on one H100 or H200 (the shell script
-# stops this part at 190 s); --cpu multiplies them by CPU_BUDGET_SCALE (the 2-core machine).
+# stops this part at 185 s); --cpu multiplies them by CPU_BUDGET_SCALE (the 2-core machine).
 BUDGETS = {
     "environment": 15,
     "parity": 50,
     "bandwidth": 85,
     "host syncs": 110,
-    "round": 145,
-    "efficiency": 175,
+    "round": 140,
+    "efficiency": 170,
 }
 CPU_BUDGET_SCALE = 4
 # One GN-LeNet round of 256 nodes (Fashion-MNIST shapes, K=8, degree 8, H=5, B=32) on this

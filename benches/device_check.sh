@@ -21,18 +21,18 @@
 #
 # Steps and their budgets on the GPU (seconds; a step is killed at its limit, the next one runs;
 # inside step 1 a section past its budget prints its remaining rows as skipped):
-#   step 1, benches/device_check.py, limit 190:
+#   step 1, benches/device_check.py, limit 185:
 #     environment facts (python, torch, CUDA, cuDNN, device, memory, commit)    by 15 s
 #     parity of the fused Triton kernel and the torch path vs the Rust kernel   by 50 s
 #     aggregation GB/s vs the copy bandwidth, n=256 d=1e6, K=1 and 16           by 85 s
 #     host syncs in a round under torch.cuda's sync debug mode                  by 110 s
-#     one 256-node GN-LeNet round vs the 2-core CPU                             by 145 s
-#     simulation efficiency per model and strategy (LSTM vmap: cuDNN off)       by 175 s
-#   step 2, pytest -k cuda (tests that need CUDA) and the Triton tests, limit 35
+#     one 256-node GN-LeNet round vs the 2-core CPU                             by 140 s
+#     simulation efficiency per model and strategy (LSTM vmap: cuDNN off)       by 170 s
+#   step 2, pytest tests -k cuda (the tests that need CUDA; --cpu adds the Triton tests), limit 45
 #   step 3, the device-aware benchmarks as smoke tests (bench_training, bench_module_model,
-#     bench_fragmenter with --benchmark-disable), limit 65; the other benches time the CPU's
+#     bench_fragmenter with --benchmark-disable), limit 55; the other benches time the CPU's
 #     Rust kernel and network model, nothing on the GPU
-# Total: at most 190 + 35 + 65 = 290 s plus start-up.
+# Total: at most 185 + 45 + 55 = 285 s, plus about 10 s of imports before and between the steps.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 
@@ -55,9 +55,10 @@ logged() {
 }
 
 CPU=0
-LIMIT1=190 LIMIT2=35 LIMIT3=65
+LIMIT1=185 LIMIT2=45 LIMIT3=55
+TESTS="cuda"
 if [ "${1:-}" = "--cpu" ]; then
-    CPU=1 LIMIT1=760 LIMIT2=140 LIMIT3=400
+    CPU=1 LIMIT1=760 LIMIT2=180 LIMIT3=400 TESTS="cuda or kernel_triton"
     export CUDA_VISIBLE_DEVICES="" TRITON_INTERPRET=1
 fi
 
@@ -93,8 +94,8 @@ if ! "$PY" -c "import pytest" >/dev/null 2>&1; then
 fi
 
 # Step 2: the tests that need CUDA (skipped without it) and the fused kernel's tests.
-say "step 2: pytest -k cuda, tests/test_kernel_triton.py"
-timeout -k 5 $LIMIT2 "$PY" -m pytest tests -q -p no:cacheprovider -rs -k "cuda or kernel_triton" 2>&1 | logged
+say "step 2: pytest tests -k \"$TESTS\""
+timeout -k 5 $LIMIT2 "$PY" -m pytest tests -q -p no:cacheprovider -rs -k "$TESTS" 2>&1 | logged
 rc=${PIPESTATUS[0]}
 if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then say "step 2: stopped at its $LIMIT2 s limit"; fi
 if [ $rc -ne 0 ] && [ $rc -ne 5 ]; then status=1; fi
