@@ -323,6 +323,9 @@ def test_the_memory_estimate_counts_buffers_gradients_optimizer_and_batches():
     assert parts["gradients"] == 4 * 10 * 1000
     assert parts["optimizer state"] == 4 * 10 * 1000
     assert parts["minibatches"] == 10 * 4 * 8
+    assert parts["evaluation"] == 2 * 8 * 10 * 1000  # two float64 copies of X
+    wide = memory.run_bytes(cfg, 10**9, per_sample=8)  # the consensus goes by blocks
+    assert wide["evaluation"] == 2 * simulation_module.CONSENSUS_BLOCK_BYTES
     adam = ExperimentConfig(dataset="movielens", optimizer="adam").resolved()
     assert memory.optimizer_floats(adam) == 2
     assert memory.sample_bytes(synthetic_images()) == 4 * 64

@@ -3,8 +3,8 @@ that a run that cannot fit is refused in one line (as ``empty_params`` refuses a
 of ending in the allocator's traceback after it has taken all the machine has.
 
 Counted, per node and parameter: the two gossip buffers, the gradient, the optimizer's per-node
-state, and the evaluation's float64 copies (the consensus distance); per node, one local step's
-minibatch. Forward activations depend on the model and come on top: the estimate is a lower
+state; the evaluation's float64 copies (the consensus distance: two (n, d) copies up to
+``simulation.CONSENSUS_BLOCK_BYTES``, two blocks beyond); per node, one local step's minibatch. Forward activations depend on the model and come on top: the estimate is a lower
 bound, so what it refuses would fail anyway.
 """
 
@@ -40,12 +40,16 @@ def sample_bytes(data: Any) -> int:
 
 def run_bytes(cfg: ExperimentConfig, n_params: int, per_sample: int) -> dict[str, int]:
     """What a run holds at its peak, by part (bytes)."""
+    from .simulation import CONSENSUS_BLOCK_BYTES
+
     n, d = int(cfg.nodes), int(n_params)
     return {
         "parameter buffers": 2 * 4 * n * d,
         "gradients": 4 * n * d,
         "optimizer state": 4 * n * d * optimizer_floats(cfg),
-        "evaluation": 2 * 8 * n * d,
+        "evaluation": 2 * 8 * n * d
+        if 8 * n * d <= CONSENSUS_BLOCK_BYTES
+        else 2 * CONSENSUS_BLOCK_BYTES,
         "minibatches": n * int(cfg.batch_size) * int(per_sample),
     }
 
