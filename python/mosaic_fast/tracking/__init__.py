@@ -286,6 +286,10 @@ class Tracking:
                 started[tracker.name] = state
 
         self._each("start", start, step)
+        if self.figures and self._folder is not None and self._live:
+            # Imported now, while the run trains, so that the end only draws (~1 s less there).
+            importlib.import_module("mosaic_fast.plotting")
+            importlib.import_module("matplotlib.backends.backend_agg")
         if (
             tracking_dir is not None
             and started
