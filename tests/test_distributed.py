@@ -19,7 +19,6 @@ from data_helpers import SHARED_DATA
 from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.engine.distributed import blocks
 from mosaic_fast.engine.simulation import Simulation
-from mosaic_fast.kernel import FragmentMap
 from mosaic_fast.launch import launch_problem
 from mosaic_fast.runfolder import CLOCK_FIELDS
 from mosaic_fast.topology import GraphSource
@@ -107,11 +106,13 @@ def test_ranks_write_the_records_of_one_process(tmp_path, name, args, ranks):
     # Each round: every (sender, fragment) that a node of another rank receives goes there once
     # (DESIGN 4), and every node's loss reaches the other ranks.
     cfg = config["config"]
-    assert config["ranks"] == ranks and cfg["fragmenter"] == "contiguous"
+    assert config["ranks"] == ranks
     source = GraphSource.from_setting(
         cfg["topology"], cfg["nodes"], cfg["K"], cfg["degree"], cfg["seed"], None
     )
-    sizes = FragmentMap.contiguous(config["n_params"], cfg["K"]).fragment_sizes()
+    # the run's own map (random within each layer by default): its fragment sizes
+    resolved = ExperimentConfig.from_dict(cfg).resolved()
+    sizes = Simulation(resolved, torch.device("cpu")).fragments.fragment_sizes()
     owner = np.repeat(np.arange(ranks), [hi - lo for lo, hi in blocks(cfg["nodes"], ranks)])
     for rec, sent in zip(ours, exchanged, strict=True):
         if rec["round"] == 0:
@@ -138,7 +139,7 @@ def test_sparse_steps_send_the_pieces_they_wrote_instead_of_fragments(tmp_path):
     assert trainer.write_widths == (20,)  # MF without biases: 20-wide embedding rows
     spans, pieces, fragments = blocks(cfg.nodes, ranks), [], []
     owner = np.repeat(np.arange(ranks), [hi - lo for lo, hi in spans])
-    sizes = FragmentMap.contiguous(d, cfg.K).fragment_sizes()
+    sizes = simulation.fragments.fragment_sizes()
     local_steps = simulation._local_steps
 
     def logged_local_steps(t, graphs):

@@ -24,6 +24,16 @@ from .errors import (
     RunFolderInUse,
     RunInterrupted,
 )
+from .kernel import (
+    GRAPH_MODES,
+    FragmentMap,
+    Graphs,
+    aggregate,
+    empty_params,
+    num_threads,
+    sample_graphs,
+)
+
 
 def _installed_version() -> str:
     """The version the package was installed with: Cargo.toml's workspace version, which maturin
@@ -37,16 +47,6 @@ def _installed_version() -> str:
 
 
 __version__ = _installed_version()
-
-from .kernel import (
-    GRAPH_MODES,
-    FragmentMap,
-    Graphs,
-    aggregate,
-    empty_params,
-    num_threads,
-    sample_graphs,
-)
 
 _LAZY = {"Experiment", "Result", "RunState"}  # torch-heavy: imported on first use
 
