@@ -634,6 +634,11 @@ class ExperimentConfig:
             )
         if self.eval_at is not None:
             evaluation_rounds(self.eval_at, self.rounds)
+            if self.eval_every_s is not None:
+                raise MosaicValueError(
+                    f"eval_at={self.eval_at!r} and eval_every_s={self.eval_every_s!r} are two "
+                    "evaluation schedules: give one"
+                )
         tracker_names(self.tracker)
         self._validate_time_and_network()
 
