@@ -64,6 +64,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..device import add_rows_
 from ..errors import MosaicValueError
 from ..network_sim import NetworkScheduler, message_bytes
 from ..topology import fragment_coordinates
@@ -360,35 +361,25 @@ class AsyncSimulation(Simulation):
     def _aggregate(self, i: int, row: torch.Tensor) -> None:
         """Coordinate-wise uniform average of the own row and the inbox's copies; inbox cleared.
 
-        The copies are stacked once per distinct snapshot (a sender's iteration), each masked to
-        the fragments received from it: a few launches per aggregation whatever the number of
-        messages, and a fixed summation order (no atomics)."""
+        A few launches per aggregation: whole models are stacked and summed; fragments are
+        gathered, concatenated and added in one ``add_rows_`` (in entry order on every device: no
+        atomics), the counts from how many copies of each fragment arrived."""
         inbox = self.inbox[i]
         if not inbox:
             return
-        entries = sorted(inbox.items())  # by (sender, fragment): a fixed order
+        entries = sorted(inbox.items())  # by (sender, fragment): a fixed summation order
         inbox.clear()
-        slot: dict[int, int] = {}
-        snapshots: list[torch.Tensor] = []
-        received: list[list[int]] = []
-        for (_, fragment), snapshot in entries:
-            k = slot.setdefault(id(snapshot), len(snapshots))
-            if k == len(snapshots):
-                snapshots.append(snapshot)
-                received.append([])
-            received[k].append(fragment)
-        stacked = torch.stack(snapshots)
         if self.whole:
-            row.add_(stacked.sum(0)).div_(1 + len(snapshots))
+            stacked = torch.stack([snapshot for _, snapshot in entries])
+            row.add_(stacked.sum(0)).div_(1 + len(entries))
             return
-        K = self.fragments.n_fragments
-        present = np.zeros((len(snapshots), K), dtype=bool)
-        for k, fragments in enumerate(received):
-            present[k, fragments] = True
-        mask = torch.as_tensor(present, device=self.device)[:, self.coord_fragment]
-        total = row + (stacked * mask).sum(0)
-        count = mask.sum(0, dtype=row.dtype).add_(1.0)
-        row.copy_(total.div_(count))
+        coords = [self.coords[fragment] for (_, fragment), _ in entries]
+        values = torch.cat([snap[c] for c, (_, snap) in zip(coords, entries, strict=True)])
+        total = row.clone()
+        add_rows_(total, torch.cat(coords), values)
+        copies = np.bincount([f for (_, f), _ in entries], minlength=self.fragments.n_fragments)
+        count = torch.as_tensor(copies + 1.0, dtype=row.dtype, device=self.device)
+        row.copy_(total.div_(count[self.coord_fragment]))
 
     def _send(self, i: int, at: float, row: torch.Tensor) -> None:
         """Queue node ``i``'s messages of this iteration end (see the module docstring)."""
