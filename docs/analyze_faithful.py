@@ -89,6 +89,21 @@ def best_by_k(runs: Sequence[RunRecord], until: int) -> str:
     return f"{core} (round {at:.0f})"
 
 
+def _avg_model_delta(members, base, last: int) -> str:
+    """The average model's metric, K minus K = 1 on the same seed, at round ``last``."""
+    at = {
+        (r.config["seed"], r.config["K"]): rec["avg_model"]
+        for r in (*members, *base)
+        for rec in r.records
+        if rec["round"] == last
+    }
+    k = members[0].config["K"]
+    diffs = [at[(s, k)] - at[(s, 1)] for s, kk in at if kk == k and (s, 1) in at]
+    mean, half, _ = mean_ci(np.array(diffs))
+    sign = -1 if members[0].lower_is_better else 1
+    return fmt(sign * float(mean), float(half), scale=1 if members[0].lower_is_better else 100)
+
+
 def _value(runs: Sequence[RunRecord], v: float) -> str:
     return f"{v:.4f}" if runs[0].lower_is_better else f"{100 * v:.1f}"
 
@@ -113,8 +128,8 @@ def main(paths: list[str]) -> None:
         rows.append(key)
     print("| setting | K | fragmenter | runs (K / K=1) | peak gain (round; seeds) |", end="")
     print(" ".join(f" gain @{t} |" for t in FIXED_ROUNDS), end="")
-    print(" best node-avg K=1 | best node-avg K | last common round: K=1 → K |")
-    print("|---" * (8 + len(FIXED_ROUNDS)) + "|")
+    print(" best node-avg K=1 | best node-avg K | last common round: K=1 → K | avg-model Δ there |")
+    print("|---" * (9 + len(FIXED_ROUNDS)) + "|")
     for key in rows:
         rounds, mean, half, count, members, base = curves[key]
         c = members[0].config
@@ -133,7 +148,7 @@ def main(paths: list[str]) -> None:
             f"| {label(c)} | {c['K']} | {c['fragmenter']} | {reached(members)} / {reached(base)} | "
             f"**{fmt(peak, peak_half, scale=sc)}** ({at:.0f}; {curve_at(rounds, count, at):.0f} seeds) | "
             + " | ".join(fixed)
-            + f" | {best_by_k(base, last)} | {best_by_k(members, last)} | {last}: {_value(base, k1)} → {_value(base, kk)} |"
+            + f" | {best_by_k(base, last)} | {best_by_k(members, last)} | {last}: {_value(base, k1)} → {_value(base, kk)} | {_avg_model_delta(members, base, last)} |"
         )
     print()
     print("Gain beyond IID (α = 0.1 gain minus IID gain, same seed, size, degree and K; points):")

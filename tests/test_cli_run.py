@@ -126,7 +126,10 @@ def test_no_options_is_the_fashion_mnist_k1_vs_k8_demo():
         for c in configs
     )
     assert all(
-        c.degree == 8 and c.topology == "el-oracle" and c.fragmenter == "random" and c.init == "shared"
+        c.degree == 8
+        and c.topology == "el-oracle"
+        and c.fragmenter == "random"
+        and c.init == "shared"
         for c in configs
     )
 
