@@ -265,8 +265,10 @@ def _gain_round_figures(
     compared = [
         s for s in figure_settings if s.config["K"] != 1 and baseline_key(s.config) in by_key
     ]
+    # Runs still going count with the rounds they reached, as in the other curves.
     curves = [
-        (s, paired_gain_by_round(s.runs, by_key[baseline_key(s.config)].runs)) for s in compared
+        (s, paired_gain_by_round(s.runs, by_key[baseline_key(s.config)].runs, running=True))
+        for s in compared
     ]
     curves = [(s, c) for s, c in curves if len(c[0])]
     if not curves:
