@@ -22,7 +22,7 @@ from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.data import ClassificationData, RatingsData
 from mosaic_fast.engine import Simulation
 
-from .conftest import SUMMARY, min_seconds
+from .conftest import SUMMARY, min_seconds, time_rounds
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 # case -> (dataset, nodes, degree, local steps, batch); the sizes of the reproduction's cells.
@@ -80,16 +80,9 @@ def test_round_time_by_fragmenter(benchmark, case, fragmenter):
         test_samples=100,
     ).resolved()
     sim = Simulation(cfg, DEVICE, data=_data(dataset, smoke))
-    counter = iter(range(10_000))
     benchmark.group = f"round by fragmenter {case} K=16 {DEVICE.type}"
     benchmark.extra_info.update(fragmenter=fragmenter, n_params=sim.n_params)
-    benchmark.pedantic(
-        lambda: sim.train_round(next(counter)),
-        rounds=1 if smoke else 5,
-        iterations=1,
-        warmup_rounds=1,
-    )
-    assert sim.rounds_done >= 1
+    time_rounds(benchmark, sim)
     seconds = min_seconds(benchmark)
     if seconds is None:
         return

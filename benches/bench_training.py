@@ -28,7 +28,7 @@ from mosaic_fast.engine.trainer import SGDConfig, make_trainer
 from mosaic_fast.models import GNLeNetSpec, LSTMSpec, MatrixFactorizationSpec
 from mosaic_fast.tasks import ImageClassificationTask, NextCharacterTask, RatingsTask
 
-from .conftest import SUMMARY, min_seconds
+from .conftest import SUMMARY, min_seconds, time_rounds
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 # model -> (n_nodes, batch) at full size; targets from the project brief.
@@ -193,16 +193,9 @@ def test_full_round(benchmark, model, K):
         test_samples=100,
     ).resolved()
     sim = Simulation(cfg, DEVICE, data=data)
-    counter = iter(range(10_000))
     benchmark.group = f"full round {model} n={nodes} H={local_steps} {DEVICE.type}"
     benchmark.extra_info.update(K=K, n_params=sim.n_params, strategy=sim.trainer.strategy)
-    benchmark.pedantic(
-        lambda: sim.train_round(next(counter)),
-        rounds=1 if smoke else 5,
-        iterations=1,
-        warmup_rounds=1,
-    )
-    assert sim.rounds_done >= 1
+    time_rounds(benchmark, sim)
 
 
 def test_time_model_share_of_a_round(benchmark):

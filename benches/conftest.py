@@ -26,6 +26,19 @@ def min_seconds(benchmark: Any) -> float | None:
     return float(stats.stats.min)
 
 
+def time_rounds(benchmark: Any, sim: Any) -> None:
+    """Time ``sim``'s synchronous rounds: one warm-up, then 5 rounds (1 when benchmarks are
+    disabled, the smoke test), each a fresh round index."""
+    counter = iter(range(10_000))
+    benchmark.pedantic(
+        lambda: sim.train_round(next(counter)),
+        rounds=1 if benchmark.disabled else 5,
+        iterations=1,
+        warmup_rounds=1,
+    )
+    assert sim.rounds_done >= 1
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not SUMMARY:
         return
