@@ -2,12 +2,12 @@
 
 use rayon::prelude::*;
 
-use crate::aggregate::simd::prefetch_line;
 use crate::bail;
 use crate::error::Result;
 use crate::fragments::FragmentMap;
 use crate::pool::pool;
 use crate::rng::{Rng, Stream};
+use crate::simd::prefetch_line;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GraphMode {

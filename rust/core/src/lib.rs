@@ -6,7 +6,8 @@
 //! - [`memory`]: whether buffers fit in memory, and faulting them in on the pool;
 //! - [`boundary`]: every check of the kernel's array arguments, in one place;
 //! - [`network`]: the network model's event-driven transfer scheduler (fair bandwidth sharing);
-//! - `probes` (feature `bench-probes`): what benchmarks measure the kernel against.
+//! - `probes` (feature `bench-probes`): what benchmarks measure the kernel against;
+//! - `simd`: instruction-set detection, prefetches, gathers and streaming stores, under all of them.
 
 pub mod aggregate;
 pub mod boundary;
@@ -19,6 +20,7 @@ pub mod pool;
 #[cfg(feature = "bench-probes")]
 pub mod probes;
 pub mod rng;
+mod simd;
 
 pub use aggregate::{aggregate, tile_width};
 pub use boundary::{check_aggregate, check_shapes, Checked, Operand};

@@ -2,12 +2,13 @@
 
 use rayon::prelude::*;
 
-use crate::aggregate::{simd, PANEL_WIDTH, STREAM_MIN_BYTES};
+use crate::aggregate::{average_panel_row, PANEL_WIDTH, STREAM_MIN_BYTES};
 use crate::bail;
 use crate::error::Result;
 use crate::graphs::Digraph;
 use crate::memory::HugeBuffer;
 use crate::pool::pool;
+use crate::simd;
 
 /// Parallel copy of `src` into `dst` on the kernel's pool: the memory-bandwidth probe for benchmarks.
 pub fn copy_into(src: &[f32], dst: &mut [f32]) -> Result<()> {
@@ -102,19 +103,19 @@ pub fn panel_ceiling(graph: &Digraph, passes: usize) -> Result<f64> {
                             rp.add(p * panel_len + i * PANEL_WIDTH),
                         );
                         match isa {
-                            simd::AVX512 => simd::average_panel_row::<{ simd::AVX512 }>(
+                            simd::AVX512 => average_panel_row::<{ simd::AVX512 }>(
                                 panel,
                                 i,
                                 graph.in_neighbors(i),
                                 dst,
                             ),
-                            simd::AVX2 => simd::average_panel_row::<{ simd::AVX2 }>(
+                            simd::AVX2 => average_panel_row::<{ simd::AVX2 }>(
                                 panel,
                                 i,
                                 graph.in_neighbors(i),
                                 dst,
                             ),
-                            _ => simd::average_panel_row::<{ simd::PORTABLE }>(
+                            _ => average_panel_row::<{ simd::PORTABLE }>(
                                 panel,
                                 i,
                                 graph.in_neighbors(i),
