@@ -342,25 +342,13 @@ impl FragmentMap {
     fn build_plan(&self, width: usize, min_mean_run: usize) -> TilePlan {
         assert!(width > 0 && width <= i32::MAX as usize / 2);
         let d = self.assignment.len();
-        let k_total = self.sizes.len();
         let mut tiles = Vec::with_capacity(d.div_ceil(width));
-        let mut counts = vec![0u32; k_total];
+        let mut counts = vec![0u32; self.sizes.len()];
         let mut start = 0;
         while start < d {
             let end = (start + width).min(d);
             let cols = &self.assignment[start..end];
-            let mut runs = Vec::new();
-            let mut run_start = 0usize;
-            for c in 1..=cols.len() {
-                if c == cols.len() || cols[c] != cols[run_start] {
-                    runs.push(Segment {
-                        fragment: cols[run_start],
-                        start: run_start as u32,
-                        end: c as u32,
-                    });
-                    run_start = c;
-                }
-            }
+            let runs = column_runs(cols);
             let tile = if runs.len() * min_mean_run <= cols.len() {
                 Tile {
                     col_start: start,
@@ -369,44 +357,11 @@ impl FragmentMap {
                     segments: runs,
                 }
             } else {
-                // Counting sort of the tile's columns by fragment (stable: ascending columns), each
-                // fragment's group starting at a multiple of PAD so the kernel runs whole SIMD chunks.
-                // Padding slots repeat the group's last column: gathered, averaged, never scattered.
-                counts.iter_mut().for_each(|c| *c = 0);
-                for &k in cols {
-                    counts[k as usize] += 1;
-                }
-                let mut segments = Vec::new();
-                let mut starts = vec![0u32; k_total];
-                let mut padded = 0u32;
-                for k in 0..k_total {
-                    if counts[k] > 0 {
-                        starts[k] = padded;
-                        segments.push(Segment {
-                            fragment: k as u32,
-                            start: padded,
-                            end: padded + counts[k],
-                        });
-                        padded += counts[k].div_ceil(PAD) * PAD;
-                    }
-                }
-                let mut perm = vec![0i32; padded as usize];
-                let mut inverse = vec![0i32; cols.len()];
-                let mut cursor = starts;
-                for (c, &k) in cols.iter().enumerate() {
-                    perm[cursor[k as usize] as usize] = c as i32;
-                    inverse[c] = cursor[k as usize] as i32;
-                    cursor[k as usize] += 1;
-                }
-                for seg in &segments {
-                    let last = perm[seg.end as usize - 1];
-                    let padded_end = seg.start + (seg.end - seg.start).div_ceil(PAD) * PAD;
-                    perm[seg.end as usize..padded_end as usize].fill(last);
-                }
+                let (gather, segments) = fragment_order(cols, &mut counts);
                 Tile {
                     col_start: start,
                     col_end: end,
-                    perm: Some(Gather { perm, inverse }),
+                    perm: Some(gather),
                     segments,
                 }
             };
@@ -415,6 +370,63 @@ impl FragmentMap {
         }
         TilePlan { width, tiles }
     }
+}
+
+/// The runs of equal fragment ids in a tile's columns, in column order.
+fn column_runs(cols: &[u32]) -> Vec<Segment> {
+    let mut runs = Vec::new();
+    let mut run_start = 0usize;
+    for c in 1..=cols.len() {
+        if c == cols.len() || cols[c] != cols[run_start] {
+            runs.push(Segment {
+                fragment: cols[run_start],
+                start: run_start as u32,
+                end: c as u32,
+            });
+            run_start = c;
+        }
+    }
+    runs
+}
+
+/// A tile's columns in fragment order, and each fragment's group in it. A counting sort (stable:
+/// ascending columns), each fragment's group starting at a multiple of PAD so the kernel runs whole
+/// SIMD chunks. Padding slots repeat the group's last column: gathered, averaged, never scattered.
+/// `counts` is scratch of one entry per fragment.
+fn fragment_order(cols: &[u32], counts: &mut [u32]) -> (Gather, Vec<Segment>) {
+    let k_total = counts.len();
+    counts.iter_mut().for_each(|c| *c = 0);
+    for &k in cols {
+        counts[k as usize] += 1;
+    }
+    let mut segments = Vec::new();
+    let mut starts = vec![0u32; k_total];
+    let mut padded = 0u32;
+    for k in 0..k_total {
+        if counts[k] > 0 {
+            starts[k] = padded;
+            segments.push(Segment {
+                fragment: k as u32,
+                start: padded,
+                end: padded + counts[k],
+            });
+            padded += counts[k].div_ceil(PAD) * PAD;
+        }
+    }
+    let mut perm = vec![0i32; padded as usize];
+    let mut inverse = vec![0i32; cols.len()];
+    let mut cursor = starts;
+    for (c, &k) in cols.iter().enumerate() {
+        perm[cursor[k as usize] as usize] = c as i32;
+        inverse[c] = cursor[k as usize] as i32;
+        cursor[k as usize] += 1;
+    }
+    for seg in &segments {
+        let last = perm[seg.end as usize - 1];
+        let padded_end = seg.start + (seg.end - seg.start).div_ceil(PAD) * PAD;
+        perm[seg.end as usize..padded_end as usize].fill(last);
+    }
+    (Gather { perm, inverse }, segments)
 }
 
 #[cfg(test)]
