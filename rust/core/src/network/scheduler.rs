@@ -1,0 +1,284 @@
+//! The scheduler's tables and queues: construction, what callers may read, and the bookkeeping
+//! every step shares (the transfer table, the FIFOs, the links touched by an event).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use super::model::{check_rates, Latency, Queueing, Sharing};
+use super::transfer::{key, Counts, Key, PairQueue, Schedule, State, Transfer};
+use crate::bail;
+use crate::error::Result;
+
+/// The scheduler: submit transfers, then advance its clock to collect deliveries in order.
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    pub(super) uplink: Vec<f64>,
+    pub(super) downlink: Vec<f64>,
+    pub(super) latency: Latency,
+    pub(super) queueing: Queueing,
+    pub(super) sharing: Sharing,
+    /// The caller's clock: every event up to it has been handled; submissions start no earlier.
+    pub(super) now: f64,
+    /// Transfers by id; ids below `first_id` are retired and their slots reclaimed.
+    pub(super) transfers: VecDeque<Transfer>,
+    pub(super) first_id: u64,
+    pub(super) out_active: Vec<Vec<u64>>,
+    pub(super) in_active: Vec<Vec<u64>>,
+    /// Not-started transfers per sender: submission order with FIFO (the head may already have its
+    /// start entry), any order without.
+    pub(super) waiting: Vec<VecDeque<u64>>,
+    /// With FIFO per sender: whether the head of `waiting[s]` has its entry in `starts`.
+    pub(super) head_scheduled: Vec<bool>,
+    /// With FIFO per pair: each sender's non-empty or busy queues (few: linear search).
+    pub(super) pairs: Vec<Vec<PairQueue>>,
+    /// Max-min scratch, per link (uplink `s` is `s`, downlink `d` is `n + d`).
+    pub(super) link_mark: Vec<u64>,
+    pub(super) link_frozen: Vec<u64>,
+    pub(super) link_cap: Vec<f64>,
+    pub(super) link_count: Vec<u32>,
+    pub(super) mark: u64,
+    pub(super) component_links: Vec<u32>,
+    pub(super) component_ids: Vec<u64>,
+    pub(super) fill_heap: BinaryHeap<Reverse<(Key, u32)>>,
+    /// (start time, id) of transfers due to start.
+    pub(super) starts: BinaryHeap<Reverse<(Key, u64)>>,
+    /// (last-byte time, id, version) of active transfers at their current rate.
+    pub(super) completions: BinaryHeap<Reverse<(Key, u64, u64)>>,
+    /// (delivery time, id) of transfers in flight.
+    pub(super) deliveries: BinaryHeap<Reverse<(Key, u64)>>,
+    /// Nodes whose up- (bit 0) or downlink (bit 1) share changed in the event being handled.
+    pub(super) touched: Vec<u8>,
+    pub(super) touched_up: Vec<u32>,
+    pub(super) touched_down: Vec<u32>,
+    /// Batch mode: times are written here when a last byte leaves instead of queueing a delivery.
+    pub(super) sink: Option<Schedule>,
+    pub(super) counts: Counts,
+}
+
+impl Scheduler {
+    /// A scheduler over `uplink.len()` nodes with its clock at 0, sharing links by
+    /// [`Sharing::MinShare`]; with `fifo_per_sender`, one FIFO per sender.
+    pub fn new(
+        uplink: Vec<f64>,
+        downlink: Vec<f64>,
+        latency: Latency,
+        fifo_per_sender: bool,
+    ) -> Result<Self> {
+        let queueing = if fifo_per_sender {
+            Queueing::PerSender
+        } else {
+            Queueing::Concurrent
+        };
+        Self::with_options(uplink, downlink, latency, queueing, Sharing::MinShare)
+    }
+
+    /// A scheduler over `uplink.len()` nodes with its clock at 0.
+    pub fn with_options(
+        uplink: Vec<f64>,
+        downlink: Vec<f64>,
+        latency: Latency,
+        queueing: Queueing,
+        sharing: Sharing,
+    ) -> Result<Self> {
+        let n = uplink.len();
+        if n == 0 {
+            bail!("uplink is empty: the network needs at least one node");
+        }
+        if downlink.len() != n {
+            bail!(
+                "downlink has {} values but uplink has {n}: give one of each per node",
+                downlink.len()
+            );
+        }
+        if n > u32::MAX as usize {
+            bail!("{n} nodes is too many (at most {})", u32::MAX);
+        }
+        check_rates("uplink", &uplink)?;
+        check_rates("downlink", &downlink)?;
+        latency.check(n)?;
+        Ok(Self {
+            uplink,
+            downlink,
+            latency,
+            queueing,
+            sharing,
+            now: 0.0,
+            transfers: VecDeque::new(),
+            first_id: 0,
+            out_active: vec![Vec::new(); n],
+            in_active: vec![Vec::new(); n],
+            waiting: vec![VecDeque::new(); n],
+            head_scheduled: vec![
+                false;
+                if queueing == Queueing::PerSender {
+                    n
+                } else {
+                    0
+                }
+            ],
+            pairs: vec![Vec::new(); if queueing == Queueing::PerPair { n } else { 0 }],
+            link_mark: vec![0; if sharing == Sharing::MaxMin { 2 * n } else { 0 }],
+            link_frozen: vec![0; if sharing == Sharing::MaxMin { 2 * n } else { 0 }],
+            link_cap: vec![0.0; if sharing == Sharing::MaxMin { 2 * n } else { 0 }],
+            link_count: vec![0; if sharing == Sharing::MaxMin { 2 * n } else { 0 }],
+            mark: 0,
+            component_links: Vec::new(),
+            component_ids: Vec::new(),
+            fill_heap: BinaryHeap::new(),
+            starts: BinaryHeap::new(),
+            completions: BinaryHeap::new(),
+            deliveries: BinaryHeap::new(),
+            touched: vec![0; n],
+            touched_up: Vec::new(),
+            touched_down: Vec::new(),
+            sink: None,
+            counts: Counts::default(),
+        })
+    }
+
+    pub fn n_nodes(&self) -> usize {
+        self.uplink.len()
+    }
+
+    pub fn fifo_per_sender(&self) -> bool {
+        self.queueing == Queueing::PerSender
+    }
+
+    pub fn queueing(&self) -> Queueing {
+        self.queueing
+    }
+
+    pub fn sharing(&self) -> Sharing {
+        self.sharing
+    }
+
+    /// The clock: every event at or before it has been handled.
+    pub fn now(&self) -> f64 {
+        self.now
+    }
+
+    /// Transfers submitted and not started yet.
+    pub fn n_queued(&self) -> usize {
+        self.counts.queued
+    }
+
+    /// Transfers sending bytes.
+    pub fn n_active(&self) -> usize {
+        self.counts.active
+    }
+
+    /// Transfers whose last byte left but whose delivery has not been handed out.
+    pub fn n_in_flight(&self) -> usize {
+        self.counts.in_flight
+    }
+
+    /// Id the next submission will get (ids count submissions from 0).
+    pub fn next_id(&self) -> u64 {
+        self.first_id + self.transfers.len() as u64
+    }
+
+    /// Not-started transfers of `src`.
+    pub fn queued_from(&self, src: usize) -> Result<usize> {
+        self.check_node("src", src)?;
+        Ok(self.waiting[src].len())
+    }
+
+    pub(super) fn check_node(&self, name: &str, node: usize) -> Result<()> {
+        if node >= self.n_nodes() {
+            bail!(
+                "{name}={node} is not a node id (the network has nodes 0..{})",
+                self.n_nodes()
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn index(&self, id: u64) -> usize {
+        (id - self.first_id) as usize
+    }
+
+    pub(super) fn transfer(&self, id: u64) -> &Transfer {
+        &self.transfers[self.index(id)]
+    }
+
+    pub(super) fn transfer_mut(&mut self, id: u64) -> &mut Transfer {
+        let i = self.index(id);
+        &mut self.transfers[i]
+    }
+
+    /// The state of `id`, `Retired` for reclaimed slots.
+    pub(super) fn state(&self, id: u64) -> State {
+        if id < self.first_id {
+            State::Retired
+        } else {
+            self.transfer(id).state
+        }
+    }
+
+    /// Drop retired transfers from the front of the table.
+    pub(super) fn reclaim(&mut self) {
+        while self
+            .transfers
+            .front()
+            .is_some_and(|t| t.state == State::Retired)
+        {
+            self.transfers.pop_front();
+            self.first_id += 1;
+        }
+    }
+
+    /// With FIFO per pair: the position of `src`'s queue to `dst`, created if absent.
+    pub(super) fn pair_index(&mut self, src: usize, dst: u32) -> usize {
+        if let Some(i) = self.pairs[src].iter().position(|p| p.dst == dst) {
+            return i;
+        }
+        self.pairs[src].push(PairQueue {
+            dst,
+            queue: VecDeque::new(),
+            busy: false,
+        });
+        self.pairs[src].len() - 1
+    }
+
+    /// With FIFO per pair: give the head of a pair's queue its start entry if the pair is idle
+    /// since `idle_at`; an idle pair with an empty queue is dropped.
+    pub(super) fn schedule_pair_head(&mut self, src: usize, pair: usize, idle_at: f64) {
+        let p = &self.pairs[src][pair];
+        if p.busy {
+            return;
+        }
+        match p.queue.front() {
+            Some(&head) => {
+                let at = self.transfer(head).ready.max(idle_at);
+                self.starts.push(Reverse((key(at), head)));
+                self.pairs[src][pair].busy = true;
+            }
+            None => {
+                self.pairs[src].swap_remove(pair);
+            }
+        }
+    }
+
+    /// With FIFO: give the head of `src`'s queue its start entry if `src` is idle since `idle_at`.
+    pub(super) fn schedule_head(&mut self, src: usize, idle_at: f64) {
+        if self.head_scheduled[src] || !self.out_active[src].is_empty() {
+            return;
+        }
+        if let Some(&head) = self.waiting[src].front() {
+            let at = self.transfer(head).ready.max(idle_at);
+            self.starts.push(Reverse((key(at), head)));
+            self.head_scheduled[src] = true;
+        }
+    }
+
+    pub(super) fn touch(&mut self, src: usize, dst: usize) {
+        if self.touched[src] & 1 == 0 {
+            self.touched[src] |= 1;
+            self.touched_up.push(src as u32);
+        }
+        if self.touched[dst] & 2 == 0 {
+            self.touched[dst] |= 2;
+            self.touched_down.push(dst as u32);
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! One transfer, as the scheduler tracks it and as it is handed out.
+
+use std::collections::VecDeque;
+
+/// Largest message size accepted: integers up to 2^53 bytes are exact in `f64`.
+pub const MAX_BYTES: f64 = 9_007_199_254_740_992.0;
+
+/// One delivered transfer: its id (submission index) and times in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Delivery {
+    pub id: u64,
+    pub src: usize,
+    pub dst: usize,
+    pub bytes: f64,
+    pub ready: f64,
+    /// When its first byte left (its ready time unless its sender's queue held it back).
+    pub start: f64,
+    /// When its last byte left the sender.
+    pub last_byte: f64,
+    /// `last_byte + latency(src, dst)`.
+    pub delivered: f64,
+}
+
+/// Per-transfer times of a whole batch, indexed by transfer id (the row of the input).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Schedule {
+    pub start: Vec<f64>,
+    pub last_byte: Vec<f64>,
+    pub delivered: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    /// Submitted, not started (cancellable).
+    Queued,
+    /// Sending bytes.
+    Active,
+    /// Last byte sent, waiting for its delivery to be handed out.
+    InFlight,
+    /// Delivered or cancelled: its slot may be reclaimed.
+    Retired,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Transfer {
+    pub(super) src: u32,
+    pub(super) dst: u32,
+    pub(super) state: State,
+    /// Bumped on each rate change; completion entries of older versions are stale.
+    pub(super) version: u64,
+    /// Index in `out_active[src]` / `in_active[dst]` while active; in `waiting[src]` while queued
+    /// without FIFO.
+    pub(super) out_pos: u32,
+    pub(super) in_pos: u32,
+    pub(super) bytes: f64,
+    pub(super) ready: f64,
+    pub(super) start: f64,
+    pub(super) last_byte: f64,
+    /// Bytes left as of `updated`, sent at `rate` since then.
+    pub(super) remaining: f64,
+    pub(super) rate: f64,
+    pub(super) updated: f64,
+    /// Max-min scratch: the recomputation that last reached it, and the rate it assigned.
+    pub(super) mark: u64,
+    pub(super) fill: f64,
+}
+
+/// With a FIFO per pair: a sender's queue to one receiver. `busy`: its head has its start entry,
+/// or one of its transfers is sending.
+#[derive(Debug, Clone)]
+pub(super) struct PairQueue {
+    pub(super) dst: u32,
+    pub(super) queue: VecDeque<u64>,
+    pub(super) busy: bool,
+}
+
+/// A time as a key that orders like the time: the bits of a non-negative `f64` (+0.0, never -0.0).
+pub(super) type Key = u64;
+
+pub(super) fn key(t: f64) -> Key {
+    (t + 0.0).to_bits()
+}
+
+pub(super) fn time_of(k: Key) -> f64 {
+    f64::from_bits(k)
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Counts {
+    pub(super) queued: usize,
+    pub(super) active: usize,
+    pub(super) in_flight: usize,
+}
