@@ -21,13 +21,20 @@ import mosaic_fast as mf
 from mosaic_fast.cli import main
 from mosaic_fast.errors import CallbackError, MosaicTypeError, MosaicValueError
 from mosaic_fast.runfolder import read_metrics
-from mosaic_fast.tracking import RUNS_FILE, TRACKING_DIR, build_trackers
+from mosaic_fast.tracking import RUNS_FILE, TRACKING_DIR, build_trackers, wait
 
 IMAGES = synthetic_images()
 TRAIN = (IMAGES.x_train, IMAGES.y_train)
 TEST = (IMAGES.x_test, IMAGES.y_test)
 SMALL = dict(nodes=4, K=2, degree=2, rounds=4, eval_every=1, local_steps=2, batch_size=8)
 SCALARS = ("node_mean", "node_std", "avg_model", "consensus_distance", "sim_time_s")
+
+
+@pytest.fixture(autouse=True)
+def trackers_finished():
+    """No test leaves trackers writing into the next one."""
+    yield
+    assert wait()
 
 
 def mlp() -> nn.Module:
@@ -52,6 +59,7 @@ def experiment(trackers, **kw) -> mf.Experiment:
 
 
 def tensorboard_scalars(logdir: Path) -> dict[str, dict[int, float]]:
+    wait()  # the trackers finish in the background after the run returns
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "tensors": 0})
@@ -60,6 +68,7 @@ def tensorboard_scalars(logdir: Path) -> dict[str, dict[int, float]]:
 
 
 def tensorboard_text(logdir: Path, tag: str) -> list[str]:
+    wait()  # the trackers finish in the background after the run returns
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(logdir), size_guidance={"tensors": 0})
@@ -68,6 +77,7 @@ def tensorboard_text(logdir: Path, tag: str) -> list[str]:
 
 
 def wandb_records(run_dir: Path) -> list:
+    wait()  # the trackers finish in the background after the run returns
     """The records of an offline run's ``run-<id>.wandb`` file (W&B's LevelDB-style log of
     protobuf records: a 7-byte header, then 32 KiB blocks of chunks)."""
     from wandb.proto import wandb_internal_pb2 as pb
@@ -120,6 +130,7 @@ def wandb_summary(run_dir: Path) -> dict:
 
 
 def mlflow_client(out: Path):
+    wait()  # the trackers finish in the background after the run returns
     from mlflow import MlflowClient
 
     runs = json.loads((out / TRACKING_DIR / RUNS_FILE).read_text())
@@ -226,10 +237,12 @@ def test_resume_continues_the_same_tracked_run(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(CallbackError):
         experiment("tensorboard,mlflow,wandb", on_round_end=stop_after(2)).run(out, quiet=True)
+    wait()
     ids = json.loads((out / TRACKING_DIR / RUNS_FILE).read_text())
     client, run_id = mlflow_client(out)
     assert client.get_run(run_id).info.status == "FAILED"
     mf.Experiment.resume(out, quiet=True, model=mlp, train=TRAIN, test=TEST)
+    wait()
     assert json.loads((out / TRACKING_DIR / RUNS_FILE).read_text()) == ids
     records = read_metrics(out / "metrics.jsonl")
     assert [r["round"] for r in records] == [0, 1, 2, 3, 4]
@@ -258,10 +271,12 @@ def test_resume_after_the_event_files_were_deleted_writes_them_again(tmp_path, c
     out = tmp_path / "run"
     with pytest.raises(CallbackError):
         experiment("tensorboard", on_round_end=stop_after(2)).run(out, quiet=True)
+    wait()
     for events in (out / TRACKING_DIR / "tensorboard").glob("events.out.tfevents.*"):
         events.unlink()
     with caplog.at_level(logging.WARNING, logger="mosaic_fast"):
         mf.Experiment.resume(out, quiet=True, model=mlp, train=TRAIN, test=TEST)
+        wait()
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "event files" in warnings[0], warnings
     records = read_metrics(out / "metrics.jsonl")

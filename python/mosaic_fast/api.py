@@ -193,7 +193,9 @@ class Experiment:
         Shows a progress bar unless ``quiet`` (on a terminal; elsewhere one line per evaluation).
         ``group``: the folder above this run's folder when it is one of several tracked together
         (a sweep passes its folder): trackers file the runs together (MLflow parent run, W&B
-        group).
+        group). The trackers finish in the background after this returns (figures drawn and
+        sent, final writes): :func:`mosaic_fast.tracking.wait` waits for them, as does the next
+        tracked run and the interpreter's exit.
 
         Raises:
             RunDiverged: the loss or the parameters became non-finite (the folder records it).

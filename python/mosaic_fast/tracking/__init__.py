@@ -21,12 +21,18 @@ logged warning and the run goes on. What a tracker needs to continue the same tr
 ``--resume`` (its run id) is kept in ``OUT/tracking/runs.json``; the figures sent at the end are
 drawn into ``OUT/tracking/figures``.
 
+The end of a run does not wait for the trackers either: drawing the figures (about a second) and
+the trackers' final writes go on in the background after :meth:`Experiment.run` returns. The next
+tracked run in the process waits for them before it starts (W&B and MLflow track one run at a
+time), so does the interpreter at exit, and :func:`wait` waits for them on request.
+
 Your own tracker: any object with the :class:`Tracker` methods, passed as
 ``Experiment(trackers=[MyTracker()])``.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import logging
 import queue
@@ -51,8 +57,34 @@ TRACKING_DIR = "tracking"
 RUNS_FILE = "runs.json"
 """``OUT/tracking/runs.json``: per tracker name, what it needs to continue its tracked run."""
 FIGURES_DIR = "figures"
-# Seconds the end of a run waits for the trackers to write what is queued (then it goes on).
+# Seconds a wait for the trackers' queued writes lasts at most (then it goes on without them).
 FLUSH_TIMEOUT_S = 120.0
+
+# Workers of ended runs still drawing figures or writing; joined by wait().
+_FINISHING: list[threading.Thread] = []
+_FINISHING_LOCK = threading.Lock()
+
+
+def wait(timeout: float = FLUSH_TIMEOUT_S) -> bool:
+    """Wait until the trackers of every ended run have written everything (figures included).
+
+    Returns False (with a logged warning) when some were still writing after ``timeout`` seconds;
+    the runs' own folders are complete either way.
+    """
+    with _FINISHING_LOCK:
+        workers, _FINISHING[:] = list(_FINISHING), []
+    for worker in workers:
+        worker.join(timeout)
+    late = [w for w in workers if w.is_alive()]
+    if late:
+        log.warning(
+            "trackers did not finish writing within %.0f s; the run's own files are complete",
+            timeout,
+        )
+    return not late
+
+
+atexit.register(wait)
 
 # name -> (module, class) of the built-in trackers; the extra to install has the same name.
 BUILT_IN = {
@@ -203,6 +235,7 @@ class Tracking:
     def run_started(self, state: RunState, folder: Path | None) -> None:
         if not self.trackers or self._thread is not None:
             return
+        wait()  # one tracked run at a time: an earlier run's trackers may still be finishing
         self._folder = folder
         self._live = list(self.trackers)
         self._round = state.round
@@ -241,12 +274,8 @@ class Tracking:
             return
         self._jobs.put(lambda: self._finish_all(status, self._round))
         self._jobs.put(None)
-        self._thread.join(FLUSH_TIMEOUT_S)
-        if self._thread.is_alive():
-            log.warning(
-                "trackers did not finish writing within %.0f s; the run's own files are complete",
-                FLUSH_TIMEOUT_S,
-            )
+        with _FINISHING_LOCK:  # finished in the background: see wait()
+            _FINISHING.append(self._thread)
         self._thread = None
 
     # -- the worker -----------------------------------------------------------------------
@@ -350,4 +379,5 @@ __all__ = [
     "build_trackers",
     "hyperparameters",
     "scalars_of",
+    "wait",
 ]
