@@ -18,9 +18,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.data import ClassificationData, RatingsData
 from mosaic_fast.engine import Simulation
+from mosaic_fast.settings import ExperimentConfig
 
 from .conftest import SUMMARY, min_seconds, time_rounds
 

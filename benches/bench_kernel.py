@@ -18,8 +18,8 @@ import torch
 
 import mosaic_fast as mf
 from mosaic_fast import _core
-from mosaic_fast.kernel_torch import aggregate_torch
-from mosaic_fast.reference import aggregate_reference
+from mosaic_fast.kernel.reference import aggregate_reference
+from mosaic_fast.kernel.torch_path import aggregate_torch
 
 from .conftest import SUMMARY, min_seconds
 

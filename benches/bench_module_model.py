@@ -17,10 +17,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.data import ClassificationData
 from mosaic_fast.engine.simulation import Simulation, UserCode
 from mosaic_fast.models import GNLeNet
+from mosaic_fast.settings import ExperimentConfig
 
 from .conftest import SUMMARY, min_seconds
 

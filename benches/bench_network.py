@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mosaic_fast.network_sim import message_bytes, schedule
+from mosaic_fast.network.scheduler import message_bytes, schedule
 
 from .conftest import SUMMARY, min_seconds
 

@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 import torch
 
-from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.data import ClassificationData, RatingsData
 from mosaic_fast.engine import Simulation, make_simulation
 from mosaic_fast.engine.trainer import SGDConfig, make_trainer
 from mosaic_fast.models import GNLeNetSpec, LSTMSpec, MatrixFactorizationSpec
+from mosaic_fast.settings import ExperimentConfig
 from mosaic_fast.tasks import ImageClassificationTask, NextCharacterTask, RatingsTask
 
 from .conftest import SUMMARY, min_seconds, time_rounds

@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "python"), str(ROOT)]
 
 import mosaic_fast as mf  # noqa: E402
-from mosaic_fast import kernel_triton  # noqa: E402
-from mosaic_fast.config import ExperimentConfig  # noqa: E402
 from mosaic_fast.data import ClassificationData, RatingsData  # noqa: E402
 from mosaic_fast.engine import Simulation  # noqa: E402
 from mosaic_fast.engine import simulation as simulation_module  # noqa: E402
-from mosaic_fast.kernel_torch import aggregate_torch  # noqa: E402
+from mosaic_fast.kernel import triton_path as kernel_triton  # noqa: E402
+from mosaic_fast.kernel.torch_path import aggregate_torch  # noqa: E402
+from mosaic_fast.settings import ExperimentConfig  # noqa: E402
 
 # Seconds from the start by which each section must be done on one H100 or H200 (the shell script
 # stops this part at 185 s); --cpu multiplies them by CPU_BUDGET_SCALE (the 2-core machine).

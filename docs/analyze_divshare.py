@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mosaic_fast.runfolder import RunRecord, find_runs
-from mosaic_fast.stats import mean_ci
+from mosaic_fast.results.folder import RunRecord, find_runs
+from mosaic_fast.results.stats import mean_ci
 
 DATASETS = {
     # docs/reproduce_divshare.sh: DivShare's own setting (H steps per iteration, a queue per peer,

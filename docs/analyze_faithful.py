@@ -4,7 +4,7 @@ docs/reproduce_faithful.sh writes.
     python docs/analyze_faithful.py docs/results/faithful > docs/results/faithful/tables.md
 
 Every setting with K > 1 is compared with its K = 1 twin on the same seed: the node-average's gain
-at every evaluated round (mosaic_fast.summary.paired_gain_by_round), its peak over rounds with the
+at every evaluated round (mosaic_fast.results.summary.paired_gain_by_round), its peak over rounds with the
 peak's round and 95% CI over seeds, the gain at fixed rounds, the best node-average of each K and
 the values at the last round both reached. K = 1 has one fragment, so a K > 1 cell with another
 fragmenter is paired with the random-fragment K = 1 cell of the same seed. Cells still running
@@ -24,9 +24,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mosaic_fast.runfolder import COMPLETE, RunRecord, find_runs, group_key, group_runs
-from mosaic_fast.stats import mean_ci
-from mosaic_fast.summary import paired_gain_by_round, peak_gain
+from mosaic_fast.results.folder import COMPLETE, RunRecord, find_runs, group_key, group_runs
+from mosaic_fast.results.stats import mean_ci
+from mosaic_fast.results.summary import paired_gain_by_round, peak_gain
 
 FIXED_ROUNDS = (15, 50, 100, 300)
 

@@ -5,7 +5,7 @@
 One table per setting family (everything but K and the seed equal). For every K: final and best
 node-average metric, its std over nodes, the average model's metric and the consensus distance, as
 mean ± 95% CI over seeds, plus the paired difference to K=1 on the same seed (same partition and
-initial model; mosaic_fast.summary.paired_difference), which removes the large seed-to-seed
+initial model; mosaic_fast.results.summary.paired_difference), which removes the large seed-to-seed
 variation of the partition, how much the node average still moved over the last evaluation
 interval, and the seconds a cell spent training and evaluating (and evaluation's share of them).
 Under each table, the paired node-average difference at every evaluated round.
@@ -19,9 +19,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from mosaic_fast.runfolder import find_runs, group_key, group_runs, varying_settings
-from mosaic_fast.stats import mean_ci
-from mosaic_fast.summary import baseline_key, paired_difference
+from mosaic_fast.results.folder import find_runs, group_key, group_runs, varying_settings
+from mosaic_fast.results.stats import mean_ci
+from mosaic_fast.results.summary import baseline_key, paired_difference
 
 COLUMNS = {
     "final node-avg": lambda s: s["final"]["node_mean"],

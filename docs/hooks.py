@@ -1,5 +1,5 @@
 """MkDocs hook: the settings reference (docs/reference/settings.md) is generated from the settings'
-declarations (``mosaic_fast.config.SETTINGS``), so it cannot fall behind them."""
+declarations (``mosaic_fast.settings.SETTINGS``), so it cannot fall behind them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ PLACEHOLDER = "<!-- settings-table -->"
 
 def settings_table() -> str:
     """Markdown table of every setting: name, default, meaning, and its three flags."""
-    from mosaic_fast.config import SETTINGS
+    from mosaic_fast.settings import SETTINGS
 
     rows = [
         "| setting | default | meaning | results | resume | axis |",

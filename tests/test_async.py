@@ -12,13 +12,13 @@ from data_helpers import SHARED_DATA, synthetic_images, synthetic_ratings
 from torch import nn
 
 import mosaic_fast as mf
-from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.engine import make_simulation
 from mosaic_fast.engine.async_sim import AsyncSimulation
 from mosaic_fast.engine.experiment import execute
 from mosaic_fast.errors import MosaicValueError
-from mosaic_fast.network_sim import message_bytes
-from mosaic_fast.runfolder import CLOCK_FIELDS
+from mosaic_fast.network.scheduler import message_bytes
+from mosaic_fast.results.folder import CLOCK_FIELDS
+from mosaic_fast.settings import ExperimentConfig
 
 CPU = torch.device("cpu")
 

@@ -88,8 +88,8 @@ def test_asynchronous_runs_go_through_the_same_api_on_their_own_clocks():
 
 
 def test_the_round_engine_refuses_algorithms_on_their_own_clocks():
-    from mosaic_fast.config import ExperimentConfig
     from mosaic_fast.engine import Simulation
+    from mosaic_fast.settings import ExperimentConfig
 
     cfg = ExperimentConfig(dataset="movielens", algorithm="swift", K=1, step_time=1.0).resolved()
     with pytest.raises(
@@ -99,7 +99,7 @@ def test_the_round_engine_refuses_algorithms_on_their_own_clocks():
 
 
 def test_sweep_summary_reports_simulated_time_and_time_to_target(tmp_path):
-    from mosaic_fast.summary import summarize_sweep
+    from mosaic_fast.results.summary import summarize_sweep
 
     summaries = []
     for seed in (0, 1, 2):
@@ -116,7 +116,7 @@ def test_sweep_summary_reports_simulated_time_and_time_to_target(tmp_path):
 
 
 def test_plots_draw_the_metric_against_simulated_time_and_the_time_to_target(tmp_path):
-    from mosaic_fast.plotting import plot_runs
+    from mosaic_fast.results.plots import plot_runs
 
     for K in (1, 2):
         for seed in (0, 1):
@@ -161,8 +161,8 @@ def test_a_compute_straggler_round_equals_the_decentralized_learning_simulator(s
     # the peer simulator reports 31.3849 s (30 + 346,223 / 250,000).
     import numpy as np
 
-    from mosaic_fast.engine.clock import RoundClock
-    from mosaic_fast.network import NetworkSpec
+    from mosaic_fast.network.clock import RoundClock
+    from mosaic_fast.network.spec import NetworkSpec
 
     n = 16
     step = np.full(n, 1.0)

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mosaic_fast.config import (
+from mosaic_fast.errors import MosaicValueError
+from mosaic_fast.settings import (
     DATASETS,
     NON_RESULT_SETTINGS,
     RESUMABLE_SETTINGS,
@@ -20,7 +21,6 @@ from mosaic_fast.config import (
     ExperimentConfig,
     load_toml,
 )
-from mosaic_fast.errors import MosaicValueError
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 
@@ -209,5 +209,5 @@ def test_importing_the_config_is_cheap():
     import subprocess
     import sys
 
-    code = "import sys, mosaic_fast.config; assert 'torch' not in sys.modules"
+    code = "import sys, mosaic_fast.settings; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.device import add_rows_
 from mosaic_fast.engine.simulation import configure_determinism, resolve_device
 from mosaic_fast.engine.trainer import SGDConfig, make_trainer
 from mosaic_fast.errors import MosaicValueError
 from mosaic_fast.models import GNLeNetSpec
+from mosaic_fast.settings import ExperimentConfig
 
 
 def test_deterministic_is_a_setting_on_by_default() -> None:

@@ -16,11 +16,11 @@ import pytest
 import torch
 from data_helpers import SHARED_DATA
 
-from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.engine.distributed import blocks
 from mosaic_fast.engine.simulation import Simulation
 from mosaic_fast.launch import launch_problem
-from mosaic_fast.runfolder import CLOCK_FIELDS
+from mosaic_fast.results.folder import CLOCK_FIELDS
+from mosaic_fast.settings import ExperimentConfig
 from mosaic_fast.topology import GraphSource
 
 MOVIELENS = SHARED_DATA / "ml-latest-small"
@@ -258,8 +258,8 @@ def test_more_ranks_than_nodes_is_one_line(tmp_path):
 
 
 def test_asynchronous_algorithms_are_refused_with_distributed():
-    from mosaic_fast.config import ExperimentConfig
     from mosaic_fast.errors import MosaicValueError
+    from mosaic_fast.settings import ExperimentConfig
 
     with pytest.raises(MosaicValueError, match="distributed=True shards synchronous rounds"):
         ExperimentConfig(algorithm="divshare", distributed=True, step_time=0.1).resolved()

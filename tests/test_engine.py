@@ -13,11 +13,11 @@ import pytest
 import torch
 from data_helpers import synthetic_images, synthetic_ratings
 
-from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.engine import Simulation, run_experiment
 from mosaic_fast.engine import simulation as simulation_module
 from mosaic_fast.errors import MosaicValueError
-from mosaic_fast.runfolder import CLOCK_FIELDS
+from mosaic_fast.results.folder import CLOCK_FIELDS
+from mosaic_fast.settings import ExperimentConfig
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import os
 import pytest
 from data_helpers import SHARED_DATA
 
-from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.data import locate_dataset
 from mosaic_fast.engine import run_experiment
+from mosaic_fast.settings import ExperimentConfig
 
 DATA_DIR = os.environ.get("MOSAIC_TEST_DATA", str(SHARED_DATA) if SHARED_DATA.is_dir() else None)
 

@@ -88,7 +88,7 @@ def test_settings_reference_lists_every_setting():
     """docs/reference/settings.md is generated (docs/hooks.py) from the declarations."""
     import importlib.util
 
-    from mosaic_fast.config import SETTINGS
+    from mosaic_fast.settings import SETTINGS
 
     spec = importlib.util.spec_from_file_location("hooks", EXAMPLES.parent / "docs" / "hooks.py")
     hooks = importlib.util.module_from_spec(spec)

@@ -13,10 +13,10 @@ from data_helpers import synthetic_images
 
 from mosaic_fast import Experiment
 from mosaic_fast.cli import main
-from mosaic_fast.config import ExperimentConfig, evaluation_rounds
 from mosaic_fast.engine import Simulation, run_experiment
 from mosaic_fast.engine import simulation as simulation_module
 from mosaic_fast.errors import MosaicValueError
+from mosaic_fast.settings import ExperimentConfig, evaluation_rounds
 from mosaic_fast.topology import SmallLayerWarning, fragments_for
 
 

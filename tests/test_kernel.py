@@ -13,8 +13,8 @@ import torch
 from kernel_helpers import digests_by_thread_count
 
 import mosaic_fast as mf
-from mosaic_fast.kernel_torch import aggregate_torch
-from mosaic_fast.reference import aggregate_reference, mixing_matrix_reference
+from mosaic_fast.kernel.reference import aggregate_reference, mixing_matrix_reference
+from mosaic_fast.kernel.torch_path import aggregate_torch
 
 FRAGMENTERS = ("contiguous", "random", "blocks")
 

@@ -12,8 +12,8 @@ import torch
 
 import mosaic_fast as mf
 from mosaic_fast import MosaicError, MosaicTypeError, MosaicValueError
-from mosaic_fast.kernel_torch import aggregate_torch
-from mosaic_fast.reference import aggregate_reference
+from mosaic_fast.kernel.reference import aggregate_reference
+from mosaic_fast.kernel.torch_path import aggregate_torch
 
 N, D, K = 6, 40, 4
 GRAPHS = mf.sample_graphs(N, K, 2, seed=0)

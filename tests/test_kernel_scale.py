@@ -11,7 +11,7 @@ from kernel_helpers import digests_by_thread_count
 
 import mosaic_fast as mf
 from mosaic_fast.errors import MosaicValueError
-from mosaic_fast.reference import aggregate_reference
+from mosaic_fast.kernel.reference import aggregate_reference
 
 # Packed from this many nodes on (PACKED_MIN_NODES in rust/core/src/aggregate.rs), and staged from
 # STAGED_NODES on for maps whose tiles would be gathered (STAGED_MIN_NODES).

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import mosaic_fast as mf
-from mosaic_fast import kernel_torch
 from mosaic_fast.errors import MosaicError, MosaicTypeError, MosaicValueError
-from mosaic_fast.kernel_torch import aggregate_torch
+from mosaic_fast.kernel import torch_path as kernel_torch
+from mosaic_fast.kernel.torch_path import aggregate_torch
 
 FRAGMENTERS = ("contiguous", "random", "blocks")
 MODES = ("el-oracle", "static", "ring", "complete", "edges", "uneven-per-fragment")

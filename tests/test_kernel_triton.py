@@ -21,7 +21,7 @@ import sys
 import numpy as np
 import torch
 import mosaic_fast as mf
-from mosaic_fast.kernel_triton import aggregate_triton
+from mosaic_fast.kernel.triton_path import aggregate_triton
 sys.path.insert(0, "tests")
 from test_kernel_torch import make_graphs, make_map
 
@@ -68,7 +68,7 @@ import numpy as np
 import torch
 import mosaic_fast as mf
 from mosaic_fast.errors import MosaicError
-from mosaic_fast.kernel_triton import aggregate_triton
+from mosaic_fast.kernel.triton_path import aggregate_triton
 x = torch.from_numpy(np.random.default_rng(0).standard_normal((5, 40)).astype(np.float32))
 fragments = mf.FragmentMap.contiguous(40, 2)
 graphs = mf.sample_graphs(5, 2, 2, seed=0, round=0)
@@ -98,7 +98,7 @@ def test_not_offered_when_turned_off() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_fused_kernel_equals_the_rust_kernel() -> None:
     import mosaic_fast as mf
-    from mosaic_fast.kernel_triton import aggregate_triton
+    from mosaic_fast.kernel.triton_path import aggregate_triton
 
     rng = np.random.default_rng(5)
     for k, kind in ((1, "contiguous"), (4, "random"), (16, "blocks")):
@@ -125,8 +125,9 @@ def test_a_failing_fused_kernel_falls_back_to_the_torch_path(monkeypatch) -> Non
     index path from then on, with one warning; the arguments' own errors are not swallowed."""
     from types import SimpleNamespace
 
-    from mosaic_fast import kernel, kernel_triton
+    from mosaic_fast import kernel
     from mosaic_fast.errors import MosaicValueError
+    from mosaic_fast.kernel import triton_path as kernel_triton
 
     calls = []
 
@@ -158,7 +159,7 @@ import re, sys
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from mosaic_fast.kernel_triton import LAUNCH_OPTIONS, _kernel
+from mosaic_fast.kernel.triton_path import LAUNCH_OPTIONS, _kernel
 
 capability = int(sys.argv[1])
 signature = {

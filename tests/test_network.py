@@ -12,12 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from mosaic_fast.cli import main
-from mosaic_fast.config import ExperimentConfig
+from mosaic_fast.engine.run_network import network_from_config
 from mosaic_fast.errors import MosaicValueError
-from mosaic_fast.network import (
+from mosaic_fast.network.spec import (
     NetworkSpec,
     assign_clients,
-    network_from_config,
     parse_bandwidth,
     parse_duration,
     read_fedscale_pickle,
@@ -25,6 +24,7 @@ from mosaic_fast.network import (
     straggler_count,
     straggler_nodes,
 )
+from mosaic_fast.settings import ExperimentConfig
 
 
 def one_line(info: pytest.ExceptionInfo, *needles: str) -> str:

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from mosaic_fast.errors import MosaicTypeError, MosaicValueError
-from mosaic_fast.network_sim import (
+from mosaic_fast.network.scheduler import (
     DEFAULT_HEADER_BYTES,
     STATE_KEYS,
     Delivery,
@@ -461,7 +461,7 @@ def max_min_rates(up, down, src, dst, active):
 
 
 def reference_schedule(up, down, latency, src, dst, nbytes, ready, fifo, sharing="min-share"):
-    """Start, last-byte and delivery times by the semantics of mosaic_fast.network_sim, advancing
+    """Start, last-byte and delivery times by the semantics of mosaic_fast.network.scheduler, advancing
     from one event to the next and recomputing every rate from scratch each time. ``fifo``: False,
     True (per sender) or ``"pair"``."""
     m = len(src)

@@ -20,12 +20,12 @@ import torch
 from data_helpers import synthetic_images, synthetic_ratings
 
 import mosaic_fast as mf
-from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.data import ClassificationData
 from mosaic_fast.engine import Simulation
 from mosaic_fast.engine.sampler import NodeSampler
 from mosaic_fast.engine.simulation import UserCode
-from mosaic_fast.kernel_torch import aggregate_torch
+from mosaic_fast.kernel.torch_path import aggregate_torch
+from mosaic_fast.settings import ExperimentConfig
 
 SYNCING = ("item", "cpu", "numpy", "tolist", "__float__", "__int__", "__bool__", "__index__")
 

@@ -94,7 +94,7 @@ def test_a_cuda_buffer_beyond_the_free_memory_is_one_line(monkeypatch) -> None:
 
 @pytest.mark.parametrize(("n", "d"), [(6, 1003), (64, 20_001), (257, 4099)])
 def test_the_consensus_distance_by_blocks_is_the_same_number(n: int, d: int) -> None:
-    from mosaic_fast.engine.simulation import consensus_distance
+    from mosaic_fast.engine.consensus import consensus_distance
 
     g = torch.Generator().manual_seed(n)
     X = torch.randn(n, d, generator=g) * torch.rand(n, 1, generator=g) * 100

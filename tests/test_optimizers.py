@@ -13,11 +13,11 @@ import re
 import pytest
 import torch
 
-from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.engine.optim import ELEMENTWISE, optimizer_from_config, torch_optimizer
 from mosaic_fast.engine.trainer import SGDConfig, make_trainer
 from mosaic_fast.errors import MosaicTypeError, MosaicValueError
 from mosaic_fast.models import GNLeNetSpec, LSTMSpec, MatrixFactorizationSpec
+from mosaic_fast.settings import ExperimentConfig
 
 CPU = torch.device("cpu")
 STEPS = 5

@@ -14,8 +14,8 @@ from scipy import stats as sps
 
 from mosaic_fast.cli import main
 from mosaic_fast.errors import MosaicValueError
-from mosaic_fast.plotting import Setting, _metric_label, _std_label, plot_runs
-from mosaic_fast.runfolder import find_runs
+from mosaic_fast.results.folder import find_runs
+from mosaic_fast.results.plots import Setting, _metric_label, _std_label, plot_runs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PDF_MAGIC = b"%PDF"
@@ -257,7 +257,7 @@ def test_algorithms_are_compared_on_one_time_axis(tmp_path):
 
 
 def test_curves_compared_across_algorithms_are_named_by_algorithm_and_k():
-    from mosaic_fast.plotting import BY_ALGORITHM, _curve_key, _curve_name
+    from mosaic_fast.results.plots import BY_ALGORITHM, _curve_key, _curve_name
 
     setting = Setting(fake_config(algorithm="divshare", K=8), ())
     assert _curve_name(_curve_key(setting, BY_ALGORITHM), BY_ALGORITHM) == "divshare K=8"

@@ -36,7 +36,7 @@ import torch
 from data_helpers import SHARED_DATA
 
 from mosaic_fast.data import locate_dataset
-from mosaic_fast.runfolder import CLOCK_FIELDS
+from mosaic_fast.results.folder import CLOCK_FIELDS
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 DATA_DIR = os.environ.get("MOSAIC_TEST_DATA") or (
@@ -78,7 +78,7 @@ class InexactReproduction(UserWarning):
 
 RERUN_SCRIPT = """
 import json, sys
-from mosaic_fast.config import ExperimentConfig
+from mosaic_fast.settings import ExperimentConfig
 from mosaic_fast.engine import run_experiment
 config = json.loads(open(sys.argv[1]).read())
 run_experiment(ExperimentConfig.from_dict(config), sys.argv[2], quiet=True)

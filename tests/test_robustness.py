@@ -27,11 +27,10 @@ from data_helpers import (
 )
 
 import mosaic_fast as mf
-from mosaic_fast import runfolder
 from mosaic_fast.cli import main
-from mosaic_fast.config import ExperimentConfig, is_reference
 from mosaic_fast.engine import memory, run_experiment
 from mosaic_fast.engine import simulation as simulation_module
+from mosaic_fast.engine.consensus import CONSENSUS_BLOCK_BYTES
 from mosaic_fast.errors import (
     CheckpointCostWarning,
     DiskFull,
@@ -40,7 +39,16 @@ from mosaic_fast.errors import (
     MosaicValueError,
     RunDiverged,
 )
-from mosaic_fast.runfolder import CHECKPOINT, CLOCK_FIELDS, DIGEST, METRICS, SUMMARY, RunFolder
+from mosaic_fast.results import folder as runfolder
+from mosaic_fast.results.folder import (
+    CHECKPOINT,
+    CLOCK_FIELDS,
+    DIGEST,
+    METRICS,
+    SUMMARY,
+    RunFolder,
+)
+from mosaic_fast.settings import ExperimentConfig, is_reference
 
 
 @pytest.fixture
@@ -325,7 +333,7 @@ def test_the_memory_estimate_counts_buffers_gradients_optimizer_and_batches():
     assert parts["minibatches"] == 10 * 4 * 8
     assert parts["evaluation"] == 2 * 8 * 10 * 1000  # two float64 copies of X
     wide = memory.run_bytes(cfg, 10**9, per_sample=8)  # the consensus goes by blocks
-    assert wide["evaluation"] == 2 * simulation_module.CONSENSUS_BLOCK_BYTES
+    assert wide["evaluation"] == 2 * CONSENSUS_BLOCK_BYTES
     adam = ExperimentConfig(dataset="movielens", optimizer="adam").resolved()
     assert memory.optimizer_floats(adam) == 2
     assert memory.sample_bytes(synthetic_images()) == 4 * 64
@@ -509,7 +517,7 @@ def test_a_full_disk_is_a_mosaic_error_with_its_own_exit_code():
 
 # ------------------------------------------------------------------------------- plots, wheel check
 def test_bands_of_few_seeds_stay_within_what_the_quantity_can_take():
-    from mosaic_fast.plotting import _band
+    from mosaic_fast.results.plots import _band
 
     mean, half = np.array([0.02, 0.5, 0.99]), np.array([0.1, 0.1, 0.1])
     low, high = _band(mean, half, "node_mean", "accuracy")

@@ -296,7 +296,7 @@ def test_bad_rows_are_one_line_errors_and_change_nothing(rows, message):
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "rmsprop"])
 def test_torch_optimizers_refuse_subset_steps(name):
-    from mosaic_fast.config import ExperimentConfig
+    from mosaic_fast.settings import ExperimentConfig
 
     if name == "rmsprop":
         optimizer = torch_optimizer(functools.partial(torch.optim.RMSprop, lr=0.01))

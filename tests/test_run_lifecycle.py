@@ -18,10 +18,9 @@ from click.testing import CliRunner
 from data_helpers import SHARED_DATA
 
 from mosaic_fast.cli import main
-from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.engine import run_experiment
 from mosaic_fast.errors import RunDiverged, RunInterrupted
-from mosaic_fast.runfolder import (
+from mosaic_fast.results.folder import (
     CHECKPOINT,
     CLOCK_FIELDS,
     DIGEST,
@@ -32,6 +31,7 @@ from mosaic_fast.runfolder import (
     run_status,
     sha256_of,
 )
+from mosaic_fast.settings import ExperimentConfig
 
 MOVIELENS = SHARED_DATA / "ml-latest-small"
 pytestmark = pytest.mark.skipif(
@@ -318,7 +318,7 @@ def test_a_k_list_runs_every_k_even_when_one_diverges_and_exits_3(tmp_path):
 
 
 def test_discard_unstarted_removes_only_a_dead_runs_own_files(tmp_path):
-    from mosaic_fast.runfolder import discard_unstarted
+    from mosaic_fast.results.folder import discard_unstarted
 
     dead = tmp_path / "dead"
     dead.mkdir()
@@ -341,7 +341,7 @@ def test_discard_unstarted_removes_only_a_dead_runs_own_files(tmp_path):
 
 
 def test_discard_unstarted_leaves_a_live_run_before_its_first_checkpoint_alone(tmp_path):
-    from mosaic_fast.runfolder import discard_unstarted
+    from mosaic_fast.results.folder import discard_unstarted
 
     live = tmp_path / "live"
     with RunFolder(live):  # held as a running process holds it (flock: per open file)

@@ -9,10 +9,10 @@ import pytest
 import torch
 from test_tasks import synthetic_characters, synthetic_images, synthetic_ratings
 
-from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.engine import Simulation
 from mosaic_fast.errors import MosaicValueError
-from mosaic_fast.runfolder import CLOCK_FIELDS
+from mosaic_fast.results.folder import CLOCK_FIELDS
+from mosaic_fast.settings import ExperimentConfig
 
 CPU = torch.device("cpu")
 PLAIN = (dict, list, tuple, int, float, str, bool, type(None), torch.Tensor)

@@ -22,10 +22,10 @@ from scipy import stats as sps
 
 from mosaic_fast import sweep as sw
 from mosaic_fast.cli import main
-from mosaic_fast.config import NON_RESULT_SETTINGS, SETTINGS, ExperimentConfig
 from mosaic_fast.errors import MosaicValueError
-from mosaic_fast.runfolder import read_run
-from mosaic_fast.stats import betainc, mean_ci, t_quantile
+from mosaic_fast.results.folder import read_run
+from mosaic_fast.results.stats import betainc, mean_ci, t_quantile
+from mosaic_fast.settings import NON_RESULT_SETTINGS, SETTINGS, ExperimentConfig
 
 BASE = ExperimentConfig(dataset="fashion-mnist", nodes=8, degree=2, rounds=4, eval_every=2)
 
@@ -507,7 +507,7 @@ def test_summary_reports_the_paired_gain_by_round_and_its_peak(engine, tmp_path)
 
 
 def test_a_lower_is_better_gain_is_an_improvement(tmp_path):
-    from mosaic_fast.summary import paired_gain_by_round
+    from mosaic_fast.results.summary import paired_gain_by_round
 
     def run(K, values):
         cfg = dataclasses.replace(BASE, K=K, eval_every=2)

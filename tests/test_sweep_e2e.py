@@ -8,11 +8,11 @@ import math
 import pytest
 
 from mosaic_fast import sweep as sw
-from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.errors import DataNotFoundError
-from mosaic_fast.plotting import plot_runs
-from mosaic_fast.runfolder import read_run
-from mosaic_fast.summary import SUMMARY_METRICS
+from mosaic_fast.results.folder import read_run
+from mosaic_fast.results.plots import plot_runs
+from mosaic_fast.results.summary import SUMMARY_METRICS
+from mosaic_fast.settings import ExperimentConfig
 
 TINY = ExperimentConfig(
     dataset="fashion-mnist",

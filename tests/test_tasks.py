@@ -7,11 +7,11 @@ import pytest
 import torch
 from data_helpers import synthetic_images, synthetic_ratings
 
-from mosaic_fast.config import ExperimentConfig
 from mosaic_fast.data import ClassificationData
 from mosaic_fast.data.shakespeare import PAD_ID, VOCAB_SIZE
 from mosaic_fast.errors import MosaicTypeError, MosaicValueError
 from mosaic_fast.models import GNLeNetSpec, LSTMSpec, MatrixFactorizationSpec
+from mosaic_fast.settings import ExperimentConfig
 from mosaic_fast.tasks import (
     ImageClassificationTask,
     NextCharacterTask,

@@ -14,7 +14,7 @@ import torch
 
 import mosaic_fast as mf
 from mosaic_fast import MosaicTypeError, MosaicValueError
-from mosaic_fast.kernel_torch import aggregate_torch
+from mosaic_fast.kernel.torch_path import aggregate_torch
 from mosaic_fast.topology import GraphSource, fragments_for, read_assignment, read_edges
 
 

@@ -13,6 +13,8 @@ Kernel API (usable on its own as a drop-in aggregation kernel)::
 
 from __future__ import annotations
 
+from ._moved import install as _install_moved_modules
+from ._version import __version__
 from .errors import (
     CallbackError,
     DataNotFoundError,
@@ -34,19 +36,7 @@ from .kernel import (
     sample_graphs,
 )
 
-
-def _installed_version() -> str:
-    """The version the package was installed with: Cargo.toml's workspace version, which maturin
-    writes into the package metadata (pyproject.toml declares it dynamic), so it has one home."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("mosaic-fast")
-    except PackageNotFoundError:  # the source tree on sys.path without an install
-        return "0+unknown"
-
-
-__version__ = _installed_version()
+_install_moved_modules()
 
 _LAZY = {"Experiment", "Result", "RunState"}  # torch-heavy: imported on first use
 

@@ -11,7 +11,7 @@
     result.params                         # final float32 (n, d) parameters
     result.node_model(3)                  # node 3's model as a torch.nn.Module
 
-Settings take the names of the command line and the TOML files (:data:`mosaic_fast.config.SETTINGS`);
+Settings take the names of the command line and the TOML files (:data:`mosaic_fast.settings.SETTINGS`);
 the command line runs every experiment through this class too.
 """
 
@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ExperimentConfig, coerce_settings
 from .engine.experiment import Callbacks, Outcome, RunState, execute
 from .engine.simulation import UserCode
 from .errors import MosaicTypeError, MosaicValueError
 from .launch import launched_by_torchrun
-from .references import label_of
-from .runfolder import config_of
+from .results.folder import config_of
+from .settings import ExperimentConfig, coerce_settings
+from .user_code import label_of
 
 __all__ = ["Experiment", "Result", "RunState"]
 

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import NON_RESULT_SETTINGS, SETTINGS, ExperimentConfig, setting_named
 from .errors import MosaicError, MosaicValueError, RunDiverged, RunFolderInUse, RunInterrupted
-from .runfolder import (
+from .results.folder import (
     COMPLETE,
     DIVERGED,
     FRESH,
@@ -28,7 +27,8 @@ from .runfolder import (
     format_value,
     run_status,
 )
-from .summary import SWEEP_FILE, summarize_sweep
+from .results.summary import SWEEP_FILE, summarize_sweep
+from .settings import NON_RESULT_SETTINGS, SETTINGS, ExperimentConfig, setting_named
 
 if TYPE_CHECKING:
     import pandas as pd

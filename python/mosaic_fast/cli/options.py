@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..config import FORMS, SETTINGS, Setting
+from ..settings import FORMS, SETTINGS, Setting
 
 _CLICK_TYPES = {int: click.INT, float: click.FLOAT, str: click.STRING}
 

@@ -32,7 +32,7 @@ def plot(paths: tuple[str, ...], out_dir: str | None, formats: str) -> None:
     Every folder under PATHS holding config.json and metrics.jsonl is used; runs that differ
     only in their seed are averaged, with 95% confidence bands over seeds.
     """
-    from ..plotting import plot_runs
+    from ..results.plots import plot_runs
 
     with one_line_errors():
         fmts = [f.strip().lower() for f in formats.split(",") if f.strip()]

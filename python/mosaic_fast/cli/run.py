@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from ..config import SETTINGS, ExperimentConfig, load_toml
 from ..errors import MosaicValueError, RunDiverged
 from ..launch import process_rank
+from ..settings import SETTINGS, ExperimentConfig, load_toml
 from .common import OneLineCommand, one_line_errors
 from .options import config_option, given, setting_options
 
@@ -132,8 +132,8 @@ def _resume_targets(folder: Path) -> list[Path]:
 def gain_lines(folders: dict[int, Path]) -> list[str]:
     """For every K with a K = 1 run beside it (same seed): the node-average's gain over K = 1 at
     each evaluated round (positive is better) and its peak."""
-    from ..runfolder import COMPLETE, read_run
-    from ..summary import paired_gain_by_round, peak_gain
+    from ..results.folder import COMPLETE, read_run
+    from ..results.summary import paired_gain_by_round, peak_gain
 
     runs = {k: read_run(f) for k, f in folders.items()}
     if 1 not in runs or runs[1].status != COMPLETE:
@@ -166,7 +166,7 @@ def _run_each(jobs) -> tuple[list[tuple[int, dict[str, Any]]], list[RunDiverged]
 
 def _resume_jobs(folder: Path, quiet: bool):
     from ..api import Experiment
-    from ..runfolder import config_of
+    from ..results.folder import config_of
 
     return [
         (config_of(t).K, t, lambda t: Experiment.resume(t, quiet=quiet).summary)

@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from ..config import SETTINGS
 from ..errors import MosaicValueError
-from ..summary import SUMMARY_MD
+from ..results.summary import SUMMARY_MD
+from ..settings import SETTINGS
 from .common import OneLineCommand, OneLineError, one_line_errors
 from .options import config_option, given, setting_options
 
@@ -99,7 +99,7 @@ def grid_and_base(
     """The SweepGrid of the list options and the base config of --config, --set and the other
     options (later ones win; --set and an option for the same setting conflict)."""
     from .. import sweep as sw
-    from ..config import ExperimentConfig, load_toml
+    from ..settings import ExperimentConfig, load_toml
 
     from_line = given(options)
     axes = {

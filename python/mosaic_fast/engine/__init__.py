@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+from .build import make_simulation
 from .experiment import resume_experiment, run_experiment, summarize
-from .simulation import Simulation, make_simulation, resolve_device
+from .simulation import Simulation, resolve_device
 from .trainer import STRATEGIES, SGDConfig, Trainer, make_trainer
 
 __all__ = [

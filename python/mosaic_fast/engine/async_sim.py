@@ -1,7 +1,7 @@
 """Asynchronous decentralized learning in simulated time: DivShare, Swift and AD-PSGD.
 
-Every node runs on its own clock (speeds from :func:`mosaic_fast.network.network_from_config`);
-messages go through the scheduler of :mod:`mosaic_fast.network_sim` (links shared by
+Every node runs on its own clock (speeds from :func:`mosaic_fast.engine.run_network.network_from_config`);
+messages go through the scheduler of :mod:`mosaic_fast.network.scheduler` (links shared by
 ``bandwidth_sharing``, max-min by default), with one queue per (sender, peer) as DivShare's one
 socket per peer: messages to one peer go in order, messages to different peers at the same time.
 Sending runs while the node computes.
@@ -64,12 +64,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import state_dicts as checked
 from ..device import add_rows_
 from ..errors import MosaicValueError
-from ..network_sim import NetworkScheduler, message_bytes
+from ..network.clock import scheduler_links
+from ..network.scheduler import NetworkScheduler, message_bytes
 from ..topology import fragment_coordinates
-from . import state as checked
-from .clock import scheduler_links
 from .simulation import Simulation
 from .trainer import synchronize
 

@@ -40,7 +40,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import MosaicValueError
-from ..kernel_torch import fragment_columns
+from ..kernel.torch_path import fragment_columns
 from ..launch import launch_problem
 from .simulation import Simulation
 

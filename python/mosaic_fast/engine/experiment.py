@@ -29,8 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import __version__
-from ..config import RESUMABLE_SETTINGS, ExperimentConfig, evaluation_rounds
+from .._version import __version__
 from ..errors import (
     CallbackError,
     CheckpointCostWarning,
@@ -40,10 +39,12 @@ from ..errors import (
     RunInterrupted,
 )
 from ..launch import launch_problem
-from ..references import describe, first_line
-from ..runfolder import COMPLETE, DIVERGED, RunFolder, config_of
+from ..results.folder import COMPLETE, DIVERGED, RunFolder, config_of
+from ..settings import RESUMABLE_SETTINGS, ExperimentConfig, evaluation_rounds
+from ..user_code import describe, first_line
+from .build import make_simulation
 from .distributed import Ranks
-from .simulation import Simulation, UserCode, make_simulation, resolve_device
+from .simulation import Simulation, UserCode, resolve_device
 
 
 @dataclass

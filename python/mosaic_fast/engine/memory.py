@@ -4,7 +4,7 @@ of ending in the allocator's traceback after it has taken all the machine has.
 
 Counted, per node and parameter: the two gossip buffers, the gradient, the optimizer's per-node
 state; the evaluation's float64 copies (the consensus distance: two (n, d) copies up to
-``simulation.CONSENSUS_BLOCK_BYTES``, two blocks beyond); per node, one local step's minibatch. Forward activations depend on the model and come on top: the estimate is a lower
+``consensus.CONSENSUS_BLOCK_BYTES``, two blocks beyond); per node, one local step's minibatch. Forward activations depend on the model and come on top: the estimate is a lower
 bound, so what it refuses would fail anyway.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ..config import ExperimentConfig
 from ..errors import MosaicValueError
+from ..settings import ExperimentConfig
 
 _GIB = float(1 << 30)
 
@@ -40,7 +40,7 @@ def sample_bytes(data: Any) -> int:
 
 def run_bytes(cfg: ExperimentConfig, n_params: int, per_sample: int) -> dict[str, int]:
     """What a run holds at its peak, by part (bytes)."""
-    from .simulation import CONSENSUS_BLOCK_BYTES
+    from .consensus import CONSENSUS_BLOCK_BYTES
 
     n, d = int(cfg.nodes), int(n_params)
     return {

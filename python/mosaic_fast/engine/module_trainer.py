@@ -24,7 +24,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from ..errors import MosaicValueError
 from ..models.module_model import ModuleModel
-from ..references import describe, first_line
+from ..user_code import describe, first_line
 from .trainer import Trainer, best_time, vmap_backends
 
 MODULE_STRATEGIES = ("loop", "vmap", "batched")

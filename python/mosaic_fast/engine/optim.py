@@ -24,10 +24,10 @@ from typing import Any
 
 import torch
 
-from ..config import SETTINGS, ExperimentConfig, is_reference
+from .. import state_dicts as checked
 from ..errors import MosaicTypeError, MosaicValueError
-from ..references import describe, first_line, import_reference, is_object_label
-from . import state as checked
+from ..settings import SETTINGS, ExperimentConfig, is_reference
+from ..user_code import describe, first_line, import_reference, is_object_label
 
 Build = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 

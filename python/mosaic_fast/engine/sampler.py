@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import state_dicts as checked
 from ..errors import MosaicValueError
-from . import state as checked
 
 _STREAM = 0x5A3B  # separates the data-order streams from other uses of the experiment seed
 

@@ -13,21 +13,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import MODELS, ExperimentConfig, is_reference
+from .. import state_dicts as checked
 from ..data import ClassificationData
 from ..errors import MosaicTypeError, MosaicValueError
 from ..kernel import empty_params
 from ..models import ParamLayout
 from ..models.module_model import ModuleModel
-from ..network import network_from_config
-from ..references import first_line, import_reference
+from ..network.clock import RoundClock, profile_step_time
+from ..settings import MODELS, ExperimentConfig, is_reference
 from ..tasks import ImageClassificationTask, task_for
 from ..tasks.supervised import LossMetric, SupervisedNodeData, split, supervised_data
 from ..topology import GraphSource, fragments_for
-from . import state as checked
-from .clock import RoundClock, profile_step_time
+from ..user_code import first_line, import_reference
+from .consensus import consensus_distance
 from .memory import require_memory, sample_bytes
 from .optim import optimizer_from_config
+from .run_network import network_from_config
 from .sampler import NodeSampler
 from .trainer import best_time, make_trainer, synchronize
 
@@ -91,24 +92,6 @@ class UserCode:
     partition: Sequence[Any] | None = None
 
 
-def make_simulation(
-    cfg: ExperimentConfig, device: torch.device, *, ranks: Any = None, **kwargs: Any
-) -> Simulation:
-    """The simulation of ``cfg.algorithm``: synchronous rounds (:class:`Simulation`, or with
-    ``ranks`` its blocks on torch.distributed ranks) or nodes on their own clocks
-    (:class:`~mosaic_fast.engine.async_sim.AsyncSimulation`); ``kwargs`` as :class:`Simulation`
-    takes them."""
-    if ranks is not None:
-        from .distributed import DistributedSimulation
-
-        return DistributedSimulation(cfg, device, ranks, **kwargs)
-    if cfg.algorithm in Simulation.ALGORITHMS:
-        return Simulation(cfg, device, **kwargs)
-    from .async_sim import AsyncSimulation
-
-    return AsyncSimulation(cfg, device, **kwargs)
-
-
 def load_data(cfg: ExperimentConfig) -> Any:
     from ..data import load_dataset
 
@@ -147,33 +130,6 @@ def _builtin_images(data: Any, name: str) -> ClassificationData:
     return ClassificationData(
         name, sup.x_train, sup.y_train, sup.x_test, sup.y_test, classes, None, None
     )
-
-
-# float64 bytes of one block of the consensus distance (see consensus_distance).
-CONSENSUS_BLOCK_BYTES = 256 << 20
-
-
-def consensus_distance(X: torch.Tensor, block_bytes: int = CONSENSUS_BLOCK_BYTES) -> torch.Tensor:
-    """Mean over nodes of ``||x_i - mean_j x_j||`` in float64, a 0-d tensor on X's device.
-
-    Up to ``block_bytes`` of float64 it is computed on one float64 copy of X. Beyond, the mean by
-    blocks of columns and the norms by blocks of rows, so that at most two blocks of float64 exist
-    besides X instead of two (n, d) copies (13 GB at 10,000 nodes of 80,000 parameters); each
-    column's mean and each row's norm is the same reduction either way (same bits on CPU, tested).
-    """
-    n, d = X.shape
-    if 8 * n * d <= block_bytes:
-        Xd = X.double()
-        return torch.linalg.vector_norm(Xd - Xd.mean(0, keepdim=True), dim=1).mean()
-    cols = max(1, block_bytes // (8 * n))
-    mean = torch.cat(
-        [X[:, a : a + cols].double().mean(0, keepdim=True) for a in range(0, d, cols)], dim=1
-    )
-    rows = max(1, block_bytes // (8 * d))
-    norms = [
-        torch.linalg.vector_norm(X[a : a + rows].double() - mean, dim=1) for a in range(0, n, rows)
-    ]
-    return torch.cat(norms).mean()
 
 
 def per_node_seed(seed: int, node: int) -> int:
@@ -390,7 +346,7 @@ class Simulation:
 
     def train_round(self, t: int) -> None:
         """Round ``t`` (0-based): H local steps on every node, then fragment-wise gossip."""
-        from .. import aggregate
+        from ..kernel import aggregate
 
         start = time.perf_counter()
         graphs = self.graph_source.graphs(t)

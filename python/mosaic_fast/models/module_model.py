@@ -22,7 +22,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..errors import MosaicTypeError, MosaicValueError
-from ..references import describe, first_line
+from ..user_code import describe, first_line
 from .layout import ParamLayout
 from .spec import seeded_module
 
@@ -158,7 +158,7 @@ class ModuleModel:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`, checked first (MosaicValueError); nothing changes on error."""
-        from ..engine import state as checked
+        from .. import state_dicts as checked
 
         state = checked.entries(state, "buffers", list(self.buffers))
         loaded = {

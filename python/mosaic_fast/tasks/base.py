@@ -14,10 +14,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..config import ExperimentConfig
 from ..device import host_to_device
 from ..errors import MosaicValueError
 from ..models import ModelSpec
+from ..settings import ExperimentConfig
 
 
 @dataclass(frozen=True)

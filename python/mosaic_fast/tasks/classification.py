@@ -11,10 +11,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..config import ExperimentConfig
 from ..data import ClassificationData, deal_groups, partition_classes
 from ..errors import MosaicValueError
 from ..models import ClassifierSpec, GNLeNetSpec
+from ..settings import ExperimentConfig
 from .base import NodeData, NodeScores, Task
 
 TEST_SUBSET_SEED = 0x7E57  # the same test subsample for every run, whatever its seed

@@ -6,9 +6,9 @@ every position (N, T) where padding targets are ignored by loss and accuracy.
 
 from __future__ import annotations
 
-from ..config import ExperimentConfig
 from ..data.shakespeare import PAD_ID
 from ..models import LSTMSpec
+from ..settings import ExperimentConfig
 from .classification import ClassificationTask
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..config import ExperimentConfig
 from ..data import RatingsData, deal_groups
 from ..device import add_rows_
 from ..models import MatrixFactorizationSpec
+from ..settings import ExperimentConfig
 from .base import NodeData, NodeScores, Task
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ..data import ClassificationData, RatingsData, partition_classes
 from ..errors import MosaicTypeError, MosaicValueError
 from ..models.module_model import ModuleModel
-from ..references import describe, first_line
+from ..user_code import describe, first_line
 from .base import NodeData, NodeScores
 from .classification import EVAL_PAIRS, test_subset
 

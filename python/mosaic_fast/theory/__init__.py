@@ -29,8 +29,6 @@ from .exact import (
     moments_formula,
 )
 from .experiment import (
-    KResult,
-    TheoryResult,
     kronecker_agreement,
     result_to_json,
     run_theory,
@@ -43,6 +41,7 @@ from .kronecker import (
     consensus_operator,
     contraction_spectrum,
 )
+from .result import KResult, TheoryResult
 from .simulate import SimulationResult, consensus_sq_norm, direct_step, simulate_consensus
 from .spectrum import SpectrumResult, spectrum_over_draws
 

@@ -3,51 +3,24 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from ..runfolder import to_json
+from ..results.folder import to_json
 from .config import TheoryConfig
 from .correlation import correlation_matrix, default_eta, gradient_operator
-from .exact import GossipMoments, exact_consensus_sq_norm, expected_operator_rho, gossip_moments
+from .exact import exact_consensus_sq_norm, expected_operator_rho, gossip_moments
 from .gossip import fragment_assignment, make_sampler
 from .kronecker import consensus_operator
+from .result import KResult, TheoryResult
 from .simulate import direct_step, initial_state, simulate_consensus
 from .spectrum import spectrum_over_draws
 
 # The Kronecker-vs-direct check runs on the real sizes only while M_t stays small.
 _KRON_CHECK_MAX_ND = 1024
 _KRON_CHECK_ROUNDS = 3
-
-
-@dataclass(frozen=True)
-class KResult:
-    """Results for one fragment count. The ``consensus_sq_norm_*`` curves (squared consensus norm
-    ``||X_t - 1 xbar_t^T||_F^2``: simulation mean and std over runs, exact expectation) are float64
-    arrays of length ``iterations + 1``."""
-
-    K: int
-    rho: np.ndarray
-    spectrum_mean: np.ndarray
-    mean_operator_rho: float
-    consensus_sq_norm_mean: np.ndarray
-    consensus_sq_norm_std: np.ndarray
-    consensus_sq_norm_exact: np.ndarray | None
-    kronecker_max_abs_diff: float | None
-
-
-@dataclass(frozen=True)
-class TheoryResult:
-    """Everything ``mosaic-fast theory`` reports: per-K results plus the shared setting."""
-
-    config: TheoryConfig
-    eta: float
-    a_eigenvalues: np.ndarray
-    moments: GossipMoments | None
-    expected_operator_rho: float | None
-    per_k: tuple[KResult, ...]
 
 
 def kronecker_agreement(

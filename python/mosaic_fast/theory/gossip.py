@@ -45,7 +45,7 @@ class GossipSampler:
 
     def graphs(self, n_fragments: int, *, seed: int, round: int):
         """The kernel's ``Graphs`` object for this draw (kernel sampler only)."""
-        from .. import sample_graphs
+        from ..kernel import sample_graphs
 
         return sample_graphs(
             self.n_nodes, n_fragments, self.degree, seed=seed, round=round, mode=self.mode
@@ -73,7 +73,7 @@ def fragment_assignment(config: TheoryConfig, n_fragments: int) -> np.ndarray:
 
 def kernel_fragment_map(config: TheoryConfig, n_fragments: int):
     """The kernel's ``FragmentMap`` for ``config.fragments`` (fixed for the whole analysis)."""
-    from .. import FragmentMap
+    from ..kernel import FragmentMap
 
     if config.fragments == "contiguous":
         return FragmentMap.contiguous(config.params, n_fragments)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .experiment import TheoryResult
+    from .result import TheoryResult
 
 
 def _pyplot():

@@ -113,7 +113,7 @@ def _run_numpy(config, sampler, x, grad_op, columns, seed) -> np.ndarray:
 
 
 def _run_rust(config, sampler, x, grad_op, n_fragments, seed) -> np.ndarray:
-    from .. import aggregate
+    from ..kernel import aggregate
 
     fmap = kernel_fragment_map(config, n_fragments)
     grad32 = grad_op.astype(np.float32)

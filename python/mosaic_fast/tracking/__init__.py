@@ -42,13 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ..config import tracker_names
 from ..errors import MosaicTypeError, MosaicValueError
-from ..references import first_line
+from ..settings import tracker_names
+from ..user_code import first_line
 
 if TYPE_CHECKING:
-    from ..config import ExperimentConfig
     from ..engine.experiment import RunState
+    from ..settings import ExperimentConfig
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ class Tracking:
         self._each("start", start, step)
         if self.figures and self._folder is not None and self._live:
             # Imported now, while the run trains, so that the end only draws (~1 s less there).
-            importlib.import_module("mosaic_fast.plotting")
+            importlib.import_module("mosaic_fast.results.plots")
             importlib.import_module("matplotlib.backends.backend_agg")
         if (
             tracking_dir is not None
@@ -333,7 +333,7 @@ class Tracking:
         self._each("finish", lambda t: t.finish(status, figures), step)
 
     def _draw(self, out: Path) -> list[Path]:
-        from ..plotting import plot_runs
+        from ..results.plots import plot_runs
 
         try:
             return plot_runs([self._folder], out, formats=("png",))
@@ -343,7 +343,7 @@ class Tracking:
 
 
 def _read_runs(tracking_dir: Path | None) -> dict[str, Any]:
-    from ..runfolder import read_json
+    from ..results.folder import read_json
 
     if tracking_dir is None or not (tracking_dir / RUNS_FILE).is_file():
         return {}
@@ -356,7 +356,7 @@ def _read_runs(tracking_dir: Path | None) -> dict[str, Any]:
 
 
 def _write_runs(tracking_dir: Path, runs: dict[str, Any]) -> None:
-    from ..runfolder import write_json
+    from ..results.folder import write_json
 
     tracking_dir.mkdir(parents=True, exist_ok=True)
     write_json(tracking_dir / RUNS_FILE, runs)

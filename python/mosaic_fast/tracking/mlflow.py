@@ -20,7 +20,7 @@ from ..errors import MosaicValueError
 from . import TrackedRun, hyperparameters, replayed
 
 if TYPE_CHECKING:
-    from ..config import ExperimentConfig
+    from ..settings import ExperimentConfig
 
 STORE = "mlflow.db"
 ARTIFACTS = "mlartifacts"

@@ -15,7 +15,7 @@ from torch.utils.tensorboard.summary import hparams
 from . import TrackedRun, hyperparameters, replayed
 
 if TYPE_CHECKING:
-    from ..config import ExperimentConfig
+    from ..settings import ExperimentConfig
 
 log = logging.getLogger(__name__)
 

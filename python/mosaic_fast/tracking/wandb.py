@@ -17,7 +17,7 @@ import wandb
 from . import TrackedRun, hyperparameters, replayed
 
 if TYPE_CHECKING:
-    from ..config import ExperimentConfig
+    from ..settings import ExperimentConfig
 
 EXIT_CODES = {"complete": 0, "interrupted": 255}
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import MosaicValueError
+from .errors import MosaicValueError
 
 
 def bad(where: str, problem: str) -> MosaicValueError:

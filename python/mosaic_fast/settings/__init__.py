@@ -21,16 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import MosaicValueError
-from .kernel import GRAPH_MODES
-from .network import (
+from ..errors import MosaicValueError
+from ..kernel import GRAPH_MODES
+from ..network.scheduler import BANDWIDTH_SHARING
+from ..network.spec import (
     DEVICE_PROFILES,
     STRAGGLER_KINDS,
     parse_bandwidth,
     parse_duration,
     straggler_count,
 )
-from .network_sim import BANDWIDTH_SHARING
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,7 +50,7 @@ DEVICES = ("cpu", "cuda", "auto")
 TRACKERS = ("tensorboard", "mlflow", "wandb")
 # ``auto`` lets the task pick its fastest strategy (engine.trainer.STRATEGIES holds the others).
 TRAINERS = ("auto", "loop", "vmap", "batched", "sparse")
-# mosaic runs in rounds; the others are asynchronous, in simulated time (mosaic_fast.network).
+# mosaic runs in rounds; the others are asynchronous, in simulated time (mosaic_fast.network.spec).
 ALGORITHMS = ("mosaic", "divshare", "swift", "adpsgd")
 # Asynchronous algorithms draw their peers uniformly per step, as el-oracle does per round.
 _PEER_SAMPLING_ALGORITHMS = ("divshare", "swift", "adpsgd")
@@ -506,7 +506,7 @@ class ExperimentConfig:
         choices=TRAINERS,
         axis=True,
     )
-    # Time and network (mosaic_fast.network holds the units, files and straggler draw).
+    # Time and network (mosaic_fast.network.spec holds the units, files and straggler draw).
     algorithm: str = setting(
         "mosaic",
         help="Algorithm: mosaic (synchronous rounds) or, in simulated time, divshare, swift or adpsgd.",
@@ -861,7 +861,7 @@ def load_toml(path: str | Path, *, lists: Collection[str] = ()) -> dict[str, Any
     Every problem (unreadable file, invalid TOML, unknown key, wrong type, bad value) is one
     MosaicValueError line naming the file and the key. ``lists`` as in :func:`coerce_settings`.
     """
-    from .files import read_bytes
+    from ..files import read_bytes
 
     where = f"config file {str(path)!r}"
     content = read_bytes(path, where)

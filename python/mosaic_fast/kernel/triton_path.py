@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
-from .device import host_to_device
-from .kernel_torch import fragment_columns
+from .. import _core
+from ..device import host_to_device
+from .torch_path import fragment_columns
 
 # Columns per program: 1,024 float32 (4 KiB per row read), four warps.
 BLOCK = 1024

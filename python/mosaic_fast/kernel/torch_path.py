@@ -1,6 +1,6 @@
 """The torch aggregation, for tensors on devices the Rust core does not serve (CUDA).
 
-Bit-identical to the Rust kernel (and to :func:`mosaic_fast.reference.aggregate_reference`): for
+Bit-identical to the Rust kernel (and to :func:`mosaic_fast.kernel.reference.aggregate_reference`): for
 receiver ``i`` and coordinate ``c`` of fragment ``k``,
 ``out[i, c] = (x[i, c] + x[j_1, c] + ... + x[j_m, c]) * (float32(1) / float32(1 + m))`` with the
 in-neighbours ``j_1 < ... < j_m`` added left to right in float32. Each addition here is one
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
-from .device import host_to_device
+from .. import _core
+from ..device import host_to_device
 
 # Bytes of one (rows x column-chunk) float32 temporary on a device; a chunk holds at most three of
 # them (the gathered fragment columns, the running sums and one gathered in-neighbour slot).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from .. import _core
 
 
 def mixing_matrix_reference(graphs: _core.Graphs, k: int) -> np.ndarray:

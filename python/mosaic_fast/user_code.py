@@ -13,8 +13,8 @@ import os
 import sys
 from typing import Any
 
-from .config import is_reference
 from .errors import MosaicValueError
+from .settings import is_reference
 
 
 def import_reference(reference: str, what: str) -> Any:

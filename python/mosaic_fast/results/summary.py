@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import MosaicValueError
-from .runfolder import (
+from ..errors import MosaicValueError
+from .folder import (
     COMPLETE,
     DIVERGED,
     FRESH,

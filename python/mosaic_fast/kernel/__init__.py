@@ -1,6 +1,6 @@
 """The aggregation kernel's public API: fragment maps, per-fragment graph sampling and fragment-wise
 averaging of all nodes. CPU arrays and tensors go to the Rust core (zero copy, GIL released); tensors on
-other devices (CUDA) go to the index-tensor torch path in :mod:`mosaic_fast.kernel_torch`.
+other devices (CUDA) go to the index-tensor torch path in :mod:`mosaic_fast.kernel.torch_path`.
 
 Array arguments are checked once per call, by the extension (``_core``), whichever path serves them:
 this module only routes."""
@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from . import _core
-from .errors import MosaicError, MosaicTypeError, MosaicValueError
-from .kernel_torch import aggregate_torch
+from .. import _core
+from ..errors import MosaicError, MosaicTypeError, MosaicValueError
+from .torch_path import aggregate_torch
 
 FragmentMap = _core.FragmentMap
 Graphs = _core.Graphs

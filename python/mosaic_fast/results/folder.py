@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import NON_RESULT_SETTINGS, ExperimentConfig
-from .errors import DiskFull, MosaicError, MosaicValueError, RunFolderInUse
+from ..errors import DiskFull, MosaicError, MosaicValueError, RunFolderInUse
+from ..settings import NON_RESULT_SETTINGS, ExperimentConfig
 
 CONFIG, METRICS, SUMMARY, CHECKPOINT, LOCK = (
     "config.json",

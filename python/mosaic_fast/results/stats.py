@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import MosaicValueError
+from ..errors import MosaicValueError
 
 _EPS = 1e-15
 _TINY = 1e-300

@@ -3,10 +3,10 @@
 A round lasts as long as its slowest node's ``H`` local steps plus the time for all of that round's
 messages to arrive: every node sends fragment ``k`` to each of its out-neighbours in graph ``k`` once
 the slowest node has finished training (the round's barrier); the messages share every node's uplink
-and downlink fairly (:mod:`mosaic_fast.network_sim`) and each pays its latency. A message of a
+and downlink fairly (:mod:`mosaic_fast.network.scheduler`) and each pays its latency. A message of a
 fragment of ``m`` parameters has ``4 m`` bytes plus a header.
 
-Node speeds come from :func:`mosaic_fast.network.network_from_config`: the ``step_time`` setting, a
+Node speeds come from :func:`mosaic_fast.engine.run_network.network_from_config`: the ``step_time`` setting, a
 ``network`` file, or, when neither gives one, the ``device_profile``: :func:`profile_step_time`, from
 the model's FLOPs per step (counted by torch, the same in every run) and the profile's FLOP/s and
 per-step overhead; ``measured`` times one step on this machine (the rule before profiles; it
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ..network import DEVICE_PROFILES, NetworkSpec
-from ..network_sim import BANDWIDTH_SHARING, DEFAULT_HEADER_BYTES, schedule
+from .scheduler import BANDWIDTH_SHARING, DEFAULT_HEADER_BYTES, schedule
+from .spec import DEVICE_PROFILES, NetworkSpec
 
 
 class RoundClock:
@@ -70,7 +70,7 @@ class RoundClock:
 
 
 def profile_step_time(step: Callable[[], Any], profile: str, n_nodes: int) -> float:
-    """Seconds one node's local step takes on ``profile`` (:data:`mosaic_fast.network.
+    """Seconds one node's local step takes on ``profile`` (:data:`mosaic_fast.network.spec.
     DEVICE_PROFILES`): its overhead plus the FLOPs torch counts in ``step()`` (one step of all
     ``n_nodes`` nodes) over ``n_nodes``, at the profile's FLOP/s. FLOPs depend on shapes only, so
     two runs of one command get the same step time. Operations torch does not count (gathers,

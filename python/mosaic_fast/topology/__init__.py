@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MosaicTypeError, MosaicValueError
-from .kernel import GRAPH_MODES, FragmentMap, Graphs, sample_graphs
+from ..errors import MosaicTypeError, MosaicValueError
+from ..kernel import GRAPH_MODES, FragmentMap, Graphs, sample_graphs
 
 EdgeCallable = Callable[[int, int], Any]
 """``(round, fragment) -> edge list or adjacency matrix`` of that fragment's graph in that round."""

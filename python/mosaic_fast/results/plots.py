@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MosaicValueError
-from .runfolder import (
+from ..errors import MosaicValueError
+from .folder import (
     RunRecord,
     find_runs,
     format_value,

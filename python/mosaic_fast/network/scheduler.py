@@ -61,8 +61,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from . import _core
-from .errors import MosaicTypeError, MosaicValueError
+from .. import _core
+from ..errors import MosaicTypeError, MosaicValueError
 
 BANDWIDTH_SHARING = ("max-min", "min-share")
 """The link-sharing rules (module docstring); the first is the default."""
