@@ -2,7 +2,7 @@
 //!
 //! - [`fragments`]: fixed coordinate -> fragment maps (contiguous, random per layer, blocks);
 //! - [`graphs`]: per-fragment gossip graph samplers keyed by `(seed, round, fragment)`;
-//! - [`aggregate`]: fragment-wise averaging of all nodes on a dedicated thread pool;
+//! - [`aggregate`](mod@aggregate): fragment-wise averaging of all nodes on a dedicated thread pool;
 //! - [`memory`]: whether buffers fit in memory, and faulting them in on the pool;
 //! - [`boundary`]: every check of the kernel's array arguments, in one place;
 //! - [`network`]: the network model's event-driven transfer scheduler (fair bandwidth sharing);

@@ -2,9 +2,9 @@
 //! arguments while attached to Python, runs one core call with the GIL released, and maps errors in
 //! one place (`to_pyerr`). Users import `mosaic_fast`, not this module.
 //!
-//! One module per exposed concept: [`fragments`] (`FragmentMap`), [`graphs`] (`Graphs`,
-//! `sample_graphs`), [`kernel`] (`aggregate` and what it runs on; its array arguments are read in
-//! [`operands`]), [`network`] (`NetworkScheduler`, `schedule_transfers`); [`errors`] and [`args`]
+//! One module per exposed concept: `fragments` (`FragmentMap`), `graphs` (`Graphs`,
+//! `sample_graphs`), `kernel` (`aggregate` and what it runs on; its array arguments are read in
+//! `operands`), `network` (`NetworkScheduler`, `schedule_transfers`); `errors` and `args`
 //! are shared by all of them. This file only registers them.
 
 mod args;

@@ -31,7 +31,7 @@ pub(super) struct Kernel<'a> {
     /// Which instantiation of the loops to run (detected once per call; wider ones on x86_64 only).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(super) isa: u8,
-    /// Whether column-run tiles take the packed path ([`PACKED_MIN_NODES`]).
+    /// Whether column-run tiles take the packed path ([`super::PACKED_MIN_NODES`]).
     pub(super) packed: bool,
 }
 

@@ -23,10 +23,10 @@
 //! are staged instead: wide windows of columns (64 MB for all rows) are copied once into fragment
 //! order, where each fragment is one long run, averaged there like a map of runs, and copied back.
 //!
-//! The modules follow the walks: [`plan`] picks one for a map and a node count; [`tiles`] runs a
-//! plan's column tiles on the pool, each by the strip walk ([`strips`]) or the packed one
-//! ([`packed`]); [`staged`] copies windows into fragment order and runs each as tiles. [`kernel`]
-//! holds what every tile task shares, and [`loops`] the SIMD averaging loops under both walks.
+//! The modules follow the walks: `plan` picks one for a map and a node count; `tiles` runs a
+//! plan's column tiles on the pool, each by the strip walk (`strips`) or the packed one
+//! (`packed`); `staged` copies windows into fragment order and runs each as tiles. `kernel`
+//! holds what every tile task shares, and `loops` the SIMD averaging loops under both walks.
 
 mod kernel;
 mod loops;

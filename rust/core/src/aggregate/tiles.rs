@@ -23,7 +23,7 @@ thread_local! {
 /// is the widest instruction set the loops may use ([`simd::PORTABLE`], [`simd::AVX2`] or
 /// [`simd::AVX512`]), lowered to what the CPU has (tests pass each to run every version).
 /// `plan` is one of `map`'s and `packed` says whether it is walked by the packed path (both from
-/// [`kernel_walk`]; tests force the packed path with [`packed_plan`]).
+/// [`super::plan::kernel_walk`]; tests force the packed path with [`super::plan::packed_plan`]).
 ///
 /// # Safety
 ///
@@ -113,7 +113,8 @@ impl Kernel<'_> {
     ///
     /// `tile` is from the plan of the kernel's map (its columns lie in `0..d`), `x` and `out` hold
     /// `n * d` floats, no other task writes the tile's columns, and `isa` is at most what the CPU
-    /// has. The other unsafe methods here are its parts and need the same.
+    /// has. The other unsafe methods of `Kernel` (here and in `kernel`, `strips`, `packed`) are its
+    /// parts and need the same.
     unsafe fn tiles<const STREAM: bool>(
         &self,
         tiles: &[Tile],

@@ -1,7 +1,7 @@
 //! Per-fragment gossip graphs for one round, stored as in-neighbour lists (CSR per fragment).
 //!
-//! [`mode`] names the kinds of graph, [`checks`] validates a call before anything is drawn,
-//! [`regular`] draws random regular graphs, and [`digraph`] stores one fragment's graph; this module
+//! `mode` names the kinds of graph, `checks` validates a call before anything is drawn,
+//! `regular` draws random regular graphs, and `digraph` stores one fragment's graph; this module
 //! samples a round's graphs, one per fragment.
 
 mod checks;

@@ -26,7 +26,7 @@ pub enum GraphMode {
     /// A user edge list of directed `(src, dst)` pairs, the same for every fragment and round.
     Edges(Vec<(usize, usize)>),
     /// One user edge list of directed `(src, dst)` pairs per fragment (see
-    /// [`Graphs::from_edge_lists`]); named `edges` like the shared list.
+    /// [`super::Graphs::from_edge_lists`]); named `edges` like the shared list.
     FragmentEdges(Vec<Vec<(usize, usize)>>),
     /// SHATTER: one directed `s`-regular graph over `n * K` virtual nodes; fragment `k` of node `u`
     /// goes to the owners of the out-neighbours of virtual node `(u, k)` (own node and repeats dropped).

@@ -30,10 +30,10 @@
 //! rate update of the transfers they touch), and deliveries at equal times come out by id. An
 //! event costs O(transfers active at the nodes it touches + log(events queued)).
 //!
-//! [`model`] holds the network's description (latency, queueing, sharing) and [`transfer`] a
-//! transfer's record; [`scheduler`] the scheduler's tables and bookkeeping, on which build, each
-//! on the ones before: [`rates`] (link sharing), [`events`] (the event loop), [`submit`]
-//! (submissions and cancellations), [`state`] (the checkpoint and its export) and [`restore`]
+//! `model` holds the network's description (latency, queueing, sharing) and `transfer` a
+//! transfer's record; `scheduler` the scheduler's tables and bookkeeping, on which build, each
+//! on the ones before: `rates` (link sharing), `events` (the event loop), `submit`
+//! (submissions and cancellations), `state` (the checkpoint and its export) and `restore`
 //! (a scheduler rebuilt from a checked checkpoint).
 
 mod events;
