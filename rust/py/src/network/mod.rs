@@ -67,7 +67,7 @@ fn delivery_arrays(py: Python<'_>, deliveries: Vec<network::Delivery>) -> Delive
 type Cancelled<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f64>>);
 
 // The network model's transfer scheduler: fair up/downlink sharing plus latency (see
-// `mosaic_fast.network_sim`). A plain comment: the class has had no docstring.
+// `mosaic_fast.network.scheduler`). A plain comment: the class has had no docstring.
 #[pyclass(name = "NetworkScheduler", module = "mosaic_fast._core")]
 pub(crate) struct PyNetworkScheduler {
     inner: network::Scheduler,

@@ -15,7 +15,7 @@ use crate::errors::{internal_err, type_err, value_err};
 const STATE_ROWS: [&str; 6] = ["id", "src", "dst", "bytes", "ready", "start"];
 
 /// A scheduler state's entries as numpy arrays and Python scalars, keyed as
-/// `mosaic_fast.network_sim.NetworkScheduler.state_dict` names them.
+/// `mosaic_fast.network.scheduler.NetworkScheduler.state_dict` names them.
 pub(crate) fn state_to_dict<'py>(
     py: Python<'py>,
     state: network::SchedulerState,
