@@ -51,7 +51,7 @@ BUDGETS = {
 }
 CPU_BUDGET_SCALE = 4
 # One GN-LeNet round of 256 nodes (Fashion-MNIST shapes, K=8, degree 8, H=5, B=32) on this
-# project's 2-core EPYC, estimated from the README's GN-LeNet throughput there at a load below 1
+# project's 2-core EPYC, estimated from the GN-LeNet throughput in docs/benchmarks.md at a load below 1
 # (4,044 samples/s, n=64, B=32, one process on 2 threads; the synchronous rounds row: 3,198):
 # 256 x 5 x 32 samples / 4,044 samples/s = 10.1 s, the faster figure, so the ratio is not
 # flattered. Not measured at n=256: on 2026-12-07 the machine ran at a load of 15 (measure it at
