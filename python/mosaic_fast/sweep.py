@@ -17,16 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import MosaicError, MosaicValueError, RunDiverged, RunFolderInUse, RunInterrupted
-from .results.folder import (
-    COMPLETE,
-    DIVERGED,
-    FRESH,
-    RESUME,
-    config_of,
-    discard_unstarted,
-    format_value,
-    run_status,
-)
+from .results.folder import discard_unstarted
+from .results.layout import COMPLETE, DIVERGED, FRESH, RESUME, config_of, run_status
+from .results.records import format_value
 from .results.summary import SWEEP_FILE, summarize_sweep
 from .settings import NON_RESULT_SETTINGS, SETTINGS, ExperimentConfig, setting_named
 

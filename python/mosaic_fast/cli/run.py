@@ -132,7 +132,8 @@ def _resume_targets(folder: Path) -> list[Path]:
 def gain_lines(folders: dict[int, Path]) -> list[str]:
     """For every K with a K = 1 run beside it (same seed): the node-average's gain over K = 1 at
     each evaluated round (positive is better) and its peak."""
-    from ..results.folder import COMPLETE, read_run
+    from ..results.layout import COMPLETE
+    from ..results.records import read_run
     from ..results.summary import paired_gain_by_round, peak_gain
 
     runs = {k: read_run(f) for k, f in folders.items()}
@@ -166,7 +167,7 @@ def _run_each(jobs) -> tuple[list[tuple[int, dict[str, Any]]], list[RunDiverged]
 
 def _resume_jobs(folder: Path, quiet: bool):
     from ..api import Experiment
-    from ..results.folder import config_of
+    from ..results.layout import config_of
 
     return [
         (config_of(t).K, t, lambda t: Experiment.resume(t, quiet=quiet).summary)

@@ -1,5 +1,6 @@
-"""The run folder, owned by this module alone: create, lock, resume, append metrics, checkpoint,
-finish, and read back.
+"""The run folder's one writer: create, lock, resume, append metrics, checkpoint and finish.
+Reading folders back (sweeps, tables, figures) is :mod:`mosaic_fast.results.records`; the file
+names and states both use are :mod:`mosaic_fast.results.layout`.
 
 A run folder holds:
 
@@ -18,6 +19,8 @@ A run folder holds:
   lives (the kernel drops the lock when the process dies, even by ``kill -9``).
 
 torch is imported only to read and write checkpoints, so sweeps and plots read folders without it.
+The names of :mod:`~mosaic_fast.results.layout` and :mod:`~mosaic_fast.results.records` stay
+importable from here.
 """
 
 from __future__ import annotations
@@ -25,86 +28,91 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
-import json
-import math
 import os
 import shutil
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DiskFull, MosaicError, MosaicValueError, RunFolderInUse
-from ..settings import NON_RESULT_SETTINGS, ExperimentConfig
+from ..errors import DiskFull, MosaicValueError, RunFolderInUse
 
-CONFIG, METRICS, SUMMARY, CHECKPOINT, LOCK = (
-    "config.json",
-    "metrics.jsonl",
-    "summary.json",
-    "checkpoint.pt",
-    ".lock",
+# Re-exported: callers have always found the layout's and the reader's names here.
+from .layout import (
+    CHECKPOINT,
+    CLOCK_FIELDS,
+    COMPLETE,
+    CONFIG,
+    DIGEST,
+    DIVERGED,
+    FRESH,
+    LOCK,
+    METRICS,
+    RESUME,
+    RUN_FILES,
+    SUMMARY,
+    TRACKING,
+    atomic_write,
+    config_of,
+    finite,
+    read_json,
+    read_metrics,
+    read_summary,
+    run_status,
+    summary_status,
+    to_json,
+    write_json,
+    written_temp,
 )
-DIGEST = CHECKPOINT + ".sha256"
-RUN_FILES = frozenset({CONFIG, METRICS, SUMMARY, CHECKPOINT, DIGEST, LOCK})
-# The experiment trackers' folder (mosaic_fast.tracking): event files, the tracked runs' ids.
-TRACKING = "tracking"
-RUN_FILES = RUN_FILES | {TRACKING}
-# Record fields measured by the machine's clock: the only ones two runs of one seed may differ in.
-CLOCK_FIELDS = frozenset({"wall_time_s", "eval_time_s"})
+from .records import (
+    RunRecord,
+    find_runs,
+    format_value,
+    group_key,
+    group_runs,
+    number_or_nan,
+    read_run,
+    setting_label,
+    setting_sort_key,
+    varying_settings,
+)
 
-# What a folder is in: finished (complete or diverged; never run again), resumable, or fresh.
-COMPLETE, DIVERGED, RESUME, FRESH = "complete", "diverged", "resume", "fresh"
-
-
-def _written_temp(path: Path, write) -> Path:
-    """A sibling temp file of ``path`` holding what ``write(fh)`` wrote, fsynced (removed again if
-    writing fails)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
-
-
-def _atomic(path: Path, write) -> None:
-    # Write a sibling temp file, fsync it, then rename: readers see the old or the new file, never half.
-    tmp = _written_temp(path, write)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def finite(obj: Any) -> Any:
-    """``obj`` with every non-finite float (NaN, +-Infinity) replaced by None, in dicts, lists and
-    tuples at any depth: JSON has no NaN, so every JSON file mosaic-fast writes holds null there
-    (readers such as :func:`number_or_nan` turn it back into NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite(v) for v in obj]
-    return obj
-
-
-def to_json(obj: Any, **kwargs: Any) -> str:
-    """Strict JSON text of ``obj`` (``json.dumps`` with ``allow_nan=False``): non-finite floats
-    become null (:func:`finite`), never the bare ``NaN`` that other JSON readers refuse."""
-    return json.dumps(finite(obj), allow_nan=False, **kwargs)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    text = to_json(obj, indent=2) + "\n"
-    _atomic(path, lambda fh: fh.write(text.encode()))
+__all__ = [
+    "CHECKPOINT",
+    "CLOCK_FIELDS",
+    "COMPLETE",
+    "CONFIG",
+    "DIGEST",
+    "DIVERGED",
+    "FRESH",
+    "LOCK",
+    "METRICS",
+    "RESUME",
+    "RUN_FILES",
+    "SUMMARY",
+    "TRACKING",
+    "RunFolder",
+    "RunRecord",
+    "config_of",
+    "discard_unstarted",
+    "find_runs",
+    "finite",
+    "format_value",
+    "group_key",
+    "group_runs",
+    "number_or_nan",
+    "read_json",
+    "read_metrics",
+    "read_run",
+    "run_status",
+    "setting_label",
+    "setting_sort_key",
+    "sha256_of",
+    "summary_status",
+    "to_json",
+    "varying_settings",
+    "write_json",
+]
 
 
 def sha256_of(path: Path) -> str:
@@ -146,83 +154,6 @@ def _free_bytes(folder: Path) -> int | None:
         return shutil.disk_usage(folder).free
     except OSError:
         return None
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as exc:
-        raise MosaicValueError(f"{str(path)!r} is not valid JSON: {exc}") from None
-    except OSError as exc:
-        raise MosaicValueError(f"cannot read {str(path)!r}: {exc.strerror}") from None
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of ``metrics.jsonl`` in file order. A cut-short last line (a run killed while
-    appending) is skipped; a bad line anywhere else is a MosaicValueError."""
-    lines = Path(path).read_text().splitlines()
-    records = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break
-            raise MosaicValueError(f"{str(path)!r} line {i + 1} is not valid JSON") from None
-    return records
-
-
-def _read_summary(folder: Path) -> dict[str, Any] | None:
-    """The parsed ``summary.json``, or None when it is missing or half-written."""
-    path = folder / SUMMARY
-    if not path.is_file():
-        return None
-    try:
-        summary = json.loads(path.read_text())
-    except (json.JSONDecodeError, OSError):
-        return None
-    return summary if isinstance(summary, dict) else None
-
-
-def summary_status(summary: dict[str, Any] | None) -> str | None:
-    """``complete`` or ``diverged`` for a finished run's summary (older folders only say
-    ``"complete": true``), else None."""
-    if summary is None:
-        return None
-    status = summary.get("status")
-    if status in (COMPLETE, DIVERGED):
-        return status
-    return COMPLETE if summary.get("complete") is True else None
-
-
-def run_status(folder: str | Path) -> str:
-    """``complete``, ``diverged``, ``resume`` (a checkpoint, not finished) or ``fresh``."""
-    folder = Path(folder)
-    status = summary_status(_read_summary(folder))
-    if status is not None:
-        return status
-    return RESUME if (folder / CHECKPOINT).is_file() else FRESH
-
-
-def config_of(folder: str | Path) -> ExperimentConfig:
-    """The settings a run folder was started with (its ``config.json``)."""
-    path = Path(folder) / CONFIG
-    if not Path(folder).exists():
-        raise MosaicValueError(f"run folder {str(folder)!r} does not exist")
-    if not path.is_file():
-        raise MosaicValueError(f"{str(folder)!r} holds no run (no {CONFIG})")
-    head = read_json(path)
-    if not isinstance(head, dict) or not isinstance(head.get("config"), dict):
-        raise MosaicValueError(f"{str(path)!r} lacks the 'config' table of a mosaic-fast run")
-    try:
-        return ExperimentConfig.from_dict(head["config"])
-    except MosaicError as exc:
-        written_by = head.get("versions", {}).get("mosaic_fast", "an unknown version")
-        raise MosaicValueError(
-            f"{str(path)!r} was written by mosaic-fast {written_by} and cannot be read here: {exc}"
-        ) from None
 
 
 def discard_unstarted(folder: str | Path) -> None:
@@ -322,7 +253,7 @@ class RunFolder:
         return run_status(self.path)
 
     def summary(self) -> dict[str, Any] | None:
-        return _read_summary(self.path)
+        return read_summary(self.path)
 
     def has_metrics(self) -> bool:
         return (self.path / METRICS).is_file()
@@ -407,23 +338,23 @@ class RunFolder:
 
         path, digest_path = self.path / CHECKPOINT, self.path / DIGEST
         with self._writing(CHECKPOINT):
-            tmp = _written_temp(path, lambda fh: torch.save(state, fh))
+            tmp = written_temp(path, lambda fh: torch.save(state, fh))
             try:
                 new = sha256_of(tmp)
                 old = _listed_digests(digest_path) if path.is_file() else []
-                _atomic(digest_path, lambda fh: fh.write(_digest_text([new, *old])))
+                atomic_write(digest_path, lambda fh: fh.write(_digest_text([new, *old])))
                 os.replace(tmp, path)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
-            _atomic(digest_path, lambda fh: fh.write(_digest_text([new])))
+            atomic_write(digest_path, lambda fh: fh.write(_digest_text([new])))
 
     def restart_metrics(self, history: list[dict[str, Any]]) -> None:
         """Make ``metrics.jsonl`` hold exactly ``history`` (drops lines written after the
         checkpoint being resumed)."""
         body = "".join(to_json(r) + "\n" for r in history).encode()
         with self._writing(METRICS):
-            _atomic(self.path / METRICS, lambda fh: fh.write(body))
+            atomic_write(self.path / METRICS, lambda fh: fh.write(body))
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         """Append one complete JSON line and make it durable before returning. (A line cut short
@@ -437,132 +368,3 @@ class RunFolder:
     def finish(self, summary: dict[str, Any]) -> None:
         with self._writing(SUMMARY):
             write_json(self.path / SUMMARY, summary)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading run folders back (sweeps, summary tables, plots)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One run folder as read from disk.
-
-    ``config`` is the resolved ``ExperimentConfig.to_dict()``; ``records`` the evaluations of
-    ``metrics.jsonl`` in round order (dicts with ``round``, ``node_mean``, ``node_std``,
-    ``avg_model``, ``consensus_distance``, ...); ``status`` is ``complete``, ``diverged``,
-    ``resume`` or ``fresh``; ``summary`` the parsed ``summary.json`` of a finished run, else None.
-    """
-
-    path: Path
-    config: dict[str, Any]
-    metric: str
-    lower_is_better: bool
-    records: tuple[dict[str, Any], ...]
-    status: str
-    summary: dict[str, Any] | None
-
-
-def read_run(run_dir: str | Path) -> RunRecord:
-    """Read one run folder (``config.json`` + ``metrics.jsonl`` [+ ``summary.json``])."""
-    path = Path(run_dir)
-    head = read_json(path / CONFIG)
-    if not isinstance(head, dict) or "config" not in head or "metric" not in head:
-        raise MosaicValueError(f"{str(path / CONFIG)!r} lacks the 'config' or 'metric' key")
-    config = config_of(path).to_dict()  # older folders gain the settings added since
-    records = read_metrics(path / METRICS)
-    records.sort(key=lambda r: r["round"])
-    status = run_status(path)
-    summary = _read_summary(path) if status in (COMPLETE, DIVERGED) else None
-    lower = bool(head.get("lower_is_better", head["metric"] == "rmse"))
-    return RunRecord(path, config, head["metric"], lower, tuple(records), status, summary)
-
-
-def find_runs(paths: Iterable[str | Path]) -> list[RunRecord]:
-    """Every run folder (holding ``config.json`` and ``metrics.jsonl``) at any depth under
-    ``paths``, each once, sorted by path."""
-    found: set[Path] = set()
-    for p in map(Path, paths):
-        if not p.exists():
-            raise MosaicValueError(f"path {str(p)!r} does not exist")
-        candidates = [p] if p.is_dir() else []
-        candidates += [c.parent for c in p.rglob(CONFIG)] if p.is_dir() else []
-        found.update(
-            c.resolve() for c in candidates if (c / CONFIG).is_file() and (c / METRICS).is_file()
-        )
-    return [read_run(p) for p in sorted(found)]
-
-
-def group_key(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """Hashable identity of a run's setting: every setting that changes results, except the seed."""
-    return tuple(
-        (k, json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v)
-        for k, v in sorted(config.items())
-        if k != "seed" and k not in NON_RESULT_SETTINGS
-    )
-
-
-def group_runs(runs: Iterable[RunRecord]) -> list[list[RunRecord]]:
-    """Group runs by :func:`group_key` (first-seen order). Two runs of one setting with the same
-    seed (say, a copied folder) would count one seed twice, so that is an error."""
-    groups: dict[Any, dict[int, RunRecord]] = {}
-    for run in runs:
-        seeds = groups.setdefault(group_key(run.config), {})
-        seed = run.config.get("seed")
-        if seed in seeds:
-            raise MosaicValueError(
-                f"{str(seeds[seed].path)!r} and {str(run.path)!r} are the same setting with seed={seed}"
-            )
-        seeds[seed] = run
-    return [list(members.values()) for members in groups.values()]
-
-
-def number_or_nan(value: Any) -> float:
-    """A metrics or summary value as a float for tables and figures: NaN where a record has none
-    (None, missing, or written before the field existed)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return math.nan
-
-
-def format_value(v: Any) -> str:
-    """Folder-name and table spelling of a setting value: ``iid`` for alpha None, ``0.1``/``1`` for floats."""
-    if v is None:
-        return "iid"
-    if isinstance(v, float):
-        return format(v, "g")
-    return str(v)
-
-
-def setting_label(config: dict[str, Any], name: str) -> Any:
-    """A config value for tables and legends. ``alpha`` names the data distribution:
-    ``"iid"``, the Dirichlet alpha (float), or the partition's name for other partitions."""
-    if name == "alpha":
-        partition = config.get("partition")
-        if partition == "iid":
-            return "iid"
-        if partition == "dirichlet":
-            return float(config["alpha"])
-        return str(partition)
-    return config.get(name)
-
-
-def setting_sort_key(name: str, value: Any) -> tuple:
-    """Order of setting values in tables and figures: ``iid`` first, then Dirichlet alphas from
-    mild to strong skew (as in the paper), other numbers ascending, then text."""
-    if value == "iid":
-        return (0, 0.0, "")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (1, -float(value) if name == "alpha" else float(value), "")
-    return (2, 0.0, str(value))
-
-
-def varying_settings(configs: Sequence[dict[str, Any]]) -> list[str]:
-    """Settings (those that change results, seed excluded) whose value differs between configs;
-    ``partition`` and ``alpha`` are reported together as ``alpha``."""
-    if not configs:
-        return []
-    keys = [dict(group_key(c)) for c in configs]
-    names = [k for k in keys[0] if any(kk.get(k) != keys[0][k] for kk in keys)]
-    if "partition" in names or "alpha" in names:
-        names = [n for n in names if n not in ("partition", "alpha")] + ["alpha"]
-    return names

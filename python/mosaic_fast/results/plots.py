@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MosaicValueError
-from .folder import (
+from .records import (
     RunRecord,
     find_runs,
     format_value,

@@ -15,11 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import MosaicValueError
-from .folder import (
-    COMPLETE,
-    DIVERGED,
-    FRESH,
-    RESUME,
+from .layout import COMPLETE, DIVERGED, FRESH, RESUME
+from .records import (
     RunRecord,
     find_runs,
     format_value,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..results.folder import to_json
+from ..results.layout import to_json
 from .config import TheoryConfig
 from .correlation import correlation_matrix, default_eta, gradient_operator
 from .exact import exact_consensus_sq_norm, expected_operator_rho, gossip_moments

@@ -343,7 +343,7 @@ class Tracking:
 
 
 def _read_runs(tracking_dir: Path | None) -> dict[str, Any]:
-    from ..results.folder import read_json
+    from ..results.layout import read_json
 
     if tracking_dir is None or not (tracking_dir / RUNS_FILE).is_file():
         return {}
@@ -356,7 +356,7 @@ def _read_runs(tracking_dir: Path | None) -> dict[str, Any]:
 
 
 def _write_runs(tracking_dir: Path, runs: dict[str, Any]) -> None:
-    from ..results.folder import write_json
+    from ..results.layout import write_json
 
     tracking_dir.mkdir(parents=True, exist_ok=True)
     write_json(tracking_dir / RUNS_FILE, runs)
