@@ -15,7 +15,8 @@ from scipy import stats as sps
 from mosaic_fast.cli import main
 from mosaic_fast.errors import MosaicValueError
 from mosaic_fast.results.folder import find_runs
-from mosaic_fast.results.plots import Setting, _metric_label, _std_label, plot_runs
+from mosaic_fast.results.plot_parts import Setting, metric_label, std_label
+from mosaic_fast.results.plots import plot_runs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PDF_MAGIC = b"%PDF"
@@ -204,10 +205,10 @@ def test_datasets_are_split_into_separate_figures(tmp_path):
 
 
 def test_axis_labels_name_the_metric_and_its_direction():
-    assert _metric_label("rmse", True) == "Test RMSE (lower is better)"
-    assert _metric_label("accuracy", False) == "Test accuracy"
-    assert _metric_label("accuracy", False, "best") == "Best test accuracy"
-    assert _std_label("rmse") == "Std of node RMSE"
+    assert metric_label("rmse", True) == "Test RMSE (lower is better)"
+    assert metric_label("accuracy", False) == "Test accuracy"
+    assert metric_label("accuracy", False, "best") == "Best test accuracy"
+    assert std_label("rmse") == "Std of node RMSE"
 
 
 def test_bad_inputs_raise(tmp_path):
@@ -257,9 +258,9 @@ def test_algorithms_are_compared_on_one_time_axis(tmp_path):
 
 
 def test_curves_compared_across_algorithms_are_named_by_algorithm_and_k():
-    from mosaic_fast.results.plots import BY_ALGORITHM, _curve_key, _curve_name
+    from mosaic_fast.results.plot_parts import BY_ALGORITHM, curve_key, curve_name
 
     setting = Setting(fake_config(algorithm="divshare", K=8), ())
-    assert _curve_name(_curve_key(setting, BY_ALGORITHM), BY_ALGORITHM) == "divshare K=8"
+    assert curve_name(curve_key(setting, BY_ALGORITHM), BY_ALGORITHM) == "divshare K=8"
     legacy = Setting(fake_config(K=4), ())  # folders written before the setting existed
-    assert _curve_name(_curve_key(legacy, BY_ALGORITHM), BY_ALGORITHM) == "mosaic K=4"
+    assert curve_name(curve_key(legacy, BY_ALGORITHM), BY_ALGORITHM) == "mosaic K=4"

@@ -29,7 +29,7 @@ from data_helpers import (
 import mosaic_fast as mf
 from mosaic_fast.cli import main
 from mosaic_fast.engine import memory, run_experiment
-from mosaic_fast.engine import simulation as simulation_module
+from mosaic_fast.engine import parts as parts_module
 from mosaic_fast.engine.consensus import CONSENSUS_BLOCK_BYTES
 from mosaic_fast.errors import (
     CheckpointCostWarning,
@@ -55,7 +55,7 @@ from mosaic_fast.settings import ExperimentConfig, is_reference
 def fake_data(monkeypatch):
     """Dataset loading replaced by the synthetic sets (by dataset name)."""
     sets = {"fashion-mnist": synthetic_images(), "movielens": synthetic_ratings()}
-    monkeypatch.setattr(simulation_module, "load_data", lambda cfg: sets[cfg.dataset])
+    monkeypatch.setattr(parts_module, "load_data", lambda cfg: sets[cfg.dataset])
     return sets
 
 
@@ -306,8 +306,8 @@ def test_a_run_too_large_for_the_machine_is_refused_before_allocating(
     def no_buffers(*args, **kwargs):
         raise AssertionError("a parameter buffer was allocated")
 
-    monkeypatch.setattr(simulation_module, "empty_params", no_buffers)
-    monkeypatch.setattr(simulation_module, "make_trainer", no_buffers)
+    monkeypatch.setattr(parts_module, "empty_params", no_buffers)
+    monkeypatch.setattr(parts_module, "make_trainer", no_buffers)
     result = CliRunner().invoke(
         main,
         ["run", "--dataset", "fashion-mnist", "--nodes", "50000", "--K", "1", "--rounds", "1"]
@@ -517,15 +517,15 @@ def test_a_full_disk_is_a_mosaic_error_with_its_own_exit_code():
 
 # ------------------------------------------------------------------------------- plots, wheel check
 def test_bands_of_few_seeds_stay_within_what_the_quantity_can_take():
-    from mosaic_fast.results.plots import _band
+    from mosaic_fast.results.plot_parts import band
 
     mean, half = np.array([0.02, 0.5, 0.99]), np.array([0.1, 0.1, 0.1])
-    low, high = _band(mean, half, "node_mean", "accuracy")
+    low, high = band(mean, half, "node_mean", "accuracy")
     assert low.min() >= 0 and high.max() <= 1
     assert list(low) == pytest.approx([0.0, 0.4, 0.89])
-    low, _ = _band(np.array([0.01]), np.array([0.2]), "node_std", "my_metric")
+    low, _ = band(np.array([0.01]), np.array([0.2]), "node_std", "my_metric")
     assert low[0] == 0.0
-    low, high = _band(np.array([-3.0]), np.array([1.0]), "node_mean", "my_metric")
+    low, high = band(np.array([-3.0]), np.array([1.0]), "node_mean", "my_metric")
     assert (low[0], high[0]) == (-4.0, -2.0)  # a user's metric may be negative
 
 

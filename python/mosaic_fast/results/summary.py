@@ -174,54 +174,18 @@ def summarize_sweep(out_dir: str | Path) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from .stats import mean_ci
-
     out = Path(out_dir)
-    if not out.is_dir():
-        raise MosaicValueError(f"sweep folder {str(out)!r} does not exist")
-    runs = [r for r in find_runs([out]) if r.status in (COMPLETE, DIVERGED)]
-    if not runs:
-        raise MosaicValueError(f"no finished runs (summary.json) under {str(out)!r}")
+    runs = _finished_runs(out)
     columns = _setting_columns(out, runs)
     groups = group_runs(runs)
     by_key = {group_key(members[0].config): members for members in groups}
     rows: list[dict[str, Any]] = []
     gain_rows: list[dict[str, Any]] = []
     for members in groups:
-        complete = [r for r in members if r.status == COMPLETE]
-        diverged = [r for r in members if r.status == DIVERGED]
         cfg = members[0].config
-        row: dict[str, Any] = {c: setting_label(cfg, c) for c in columns}
-        row["metric"] = members[0].metric
-        row["lower_is_better"] = members[0].lower_is_better
-        values = [_run_values(r) for r in complete]
-        for key, _ in SUMMARY_METRICS:
-            # Seeds that never reached the target (or have no clock) have no time: left out,
-            # and the markdown says how many reached it.
-            present = [v[key] for v in values if math.isfinite(v[key])]
-            if present:
-                mean, half, _n = mean_ci(present)
-            else:
-                mean = half = math.nan
-            row[f"{key}_mean"], row[f"{key}_ci95"] = float(mean), float(half)
-        row["n_reached_target"] = sum(math.isfinite(v["time_to_target_s"]) for v in values)
-        row["n_seeds"] = len(complete)
-        row["seeds"] = " ".join(str(s) for s in sorted(r.config["seed"] for r in complete))
-        row["n_diverged"] = len(diverged)
-        row["diverged_seeds"] = " ".join(str(s) for s in sorted(r.config["seed"] for r in diverged))
-        row["wall_time_s_mean"] = (
-            float(sum(v["wall_time_s"] for v in values) / len(values)) if values else math.nan
-        )
         baseline = by_key.get(baseline_key(cfg)) if cfg.get("K") != 1 else None
-        eval_times = [v["eval_time_s"] for v in values if math.isfinite(v["eval_time_s"])]
-        row["eval_time_s_mean"] = sum(eval_times) / len(eval_times) if eval_times else math.nan
-        row["n_paired"] = 0
-        for key, _ in PAIRED_METRICS:
-            mean, half, count = paired_difference(members, baseline or (), key)
-            row[f"delta_{key}_mean"], row[f"delta_{key}_ci95"] = mean, half
-            row["n_paired"] = count
-        curve = paired_gain_by_round(members, baseline or ())
-        row["peak_gain_mean"], row["peak_gain_ci95"], row["peak_gain_round"] = peak_gain(*curve[:3])
+        row = {c: setting_label(cfg, c) for c in columns}
+        curve = _fill_row(row, members, baseline or ())
         rows.append(row)
         gain_rows += [
             {
@@ -243,6 +207,63 @@ def summarize_sweep(out_dir: str | Path) -> pd.DataFrame:
     table.to_csv(out / SUMMARY_CSV, index=False)
     (out / SUMMARY_MD).write_text(_markdown(table, columns))
     return table
+
+
+def _finished_runs(out: Path) -> list[RunRecord]:
+    """The complete and diverged runs under ``out``; a missing folder or none is an error."""
+    if not out.is_dir():
+        raise MosaicValueError(f"sweep folder {str(out)!r} does not exist")
+    runs = [r for r in find_runs([out]) if r.status in (COMPLETE, DIVERGED)]
+    if not runs:
+        raise MosaicValueError(f"no finished runs (summary.json) under {str(out)!r}")
+    return runs
+
+
+def _fill_row(
+    row: dict[str, Any], members: Sequence[RunRecord], baseline: Sequence[RunRecord]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Add one setting's statistics over seeds to its ``row`` (after the setting columns), and
+    return its paired gain by round over ``baseline`` (its K = 1 twin's runs, or none)."""
+    complete = [r for r in members if r.status == COMPLETE]
+    diverged = [r for r in members if r.status == DIVERGED]
+    row["metric"] = members[0].metric
+    row["lower_is_better"] = members[0].lower_is_better
+    values = [_run_values(r) for r in complete]
+    _fill_seed_statistics(row, values)
+    row["n_reached_target"] = sum(math.isfinite(v["time_to_target_s"]) for v in values)
+    row["n_seeds"] = len(complete)
+    row["seeds"] = " ".join(str(s) for s in sorted(r.config["seed"] for r in complete))
+    row["n_diverged"] = len(diverged)
+    row["diverged_seeds"] = " ".join(str(s) for s in sorted(r.config["seed"] for r in diverged))
+    row["wall_time_s_mean"] = (
+        float(sum(v["wall_time_s"] for v in values) / len(values)) if values else math.nan
+    )
+    eval_times = [v["eval_time_s"] for v in values if math.isfinite(v["eval_time_s"])]
+    row["eval_time_s_mean"] = sum(eval_times) / len(eval_times) if eval_times else math.nan
+    row["n_paired"] = 0
+    for key, _ in PAIRED_METRICS:
+        mean, half, count = paired_difference(members, baseline, key)
+        row[f"delta_{key}_mean"], row[f"delta_{key}_ci95"] = mean, half
+        row["n_paired"] = count
+    curve = paired_gain_by_round(members, baseline)
+    row["peak_gain_mean"], row["peak_gain_ci95"], row["peak_gain_round"] = peak_gain(*curve[:3])
+    return curve
+
+
+def _fill_seed_statistics(row: dict[str, Any], values: Sequence[dict[str, float]]) -> None:
+    """``<q>_mean`` and ``<q>_ci95`` over the complete seeds' ``values`` for every quantity of
+    :data:`SUMMARY_METRICS`."""
+    from .stats import mean_ci
+
+    for key, _ in SUMMARY_METRICS:
+        # Seeds that never reached the target (or have no clock) have no time: left out,
+        # and the markdown says how many reached it.
+        present = [v[key] for v in values if math.isfinite(v[key])]
+        if present:
+            mean, half, _n = mean_ci(present)
+        else:
+            mean = half = math.nan
+        row[f"{key}_mean"], row[f"{key}_ci95"] = float(mean), float(half)
 
 
 def _write_gain_table(out: Path, gain_rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -284,8 +305,6 @@ def _seeds_cell(row) -> str:
 
 
 def _markdown(table, columns: Sequence[str]) -> str:
-    metrics = sorted(set(table["metric"]))
-    lower = bool(table["lower_is_better"].iloc[0])
     paired = bool(table["n_paired"].any())  # some row has a K = 1 row to compare with
     deltas = PAIRED_METRICS if paired else ()
     header = [
@@ -297,6 +316,21 @@ def _markdown(table, columns: Sequence[str]) -> str:
         "wall time (s)",
         "evaluation time (s)",
     ]
+    lines = [
+        *_markdown_intro(table, paired),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    for _, row in table.iterrows():
+        lines.append("| " + " | ".join(_markdown_cells(row, columns, paired)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_intro(table, paired: bool) -> list[str]:
+    """The title and the lines that say how to read the table."""
+    metrics = sorted(set(table["metric"]))
+    lower = bool(table["lower_is_better"].iloc[0])
     lines = [
         "# Sweep summary",
         "",
@@ -317,24 +351,22 @@ def _markdown(table, columns: Sequence[str]) -> str:
             "Diverged runs (non-finite loss or parameters) are left out of the statistics and "
             "counted in the seeds column; a row whose every seed diverged reads 'diverged'."
         )
-    lines += [
-        "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-    ]
-    for _, row in table.iterrows():
-        cells = [format_value(row[c]) for c in columns]
-        if row["n_seeds"] == 0:
-            cells += ["diverged" for _ in (*SUMMARY_METRICS, *deltas, *(("",) if paired else ()))]
-            cells += [_seeds_cell(row), "—", "—"]
-        else:
-            cells += [_fmt(row[f"{k}_mean"], row[f"{k}_ci95"]) for k, _ in SUMMARY_METRICS]
-            if 0 < row["n_reached_target"] < row["n_seeds"]:
-                cells[-1] += f" ({row['n_reached_target']}/{row['n_seeds']} seeds reached it)"
-            cells += [_fmt(row[f"delta_{k}_mean"], row[f"delta_{k}_ci95"]) for k, _ in deltas]
-            if paired:
-                cells.append(_peak_cell(row))
-            cells += [_seeds_cell(row), f"{row['wall_time_s_mean']:.1f}"]
-            cells.append(_fmt(row["eval_time_s_mean"], math.nan))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _markdown_cells(row, columns: Sequence[str], paired: bool) -> list[str]:
+    """One table row's cells: the setting, then its statistics (or 'diverged' throughout)."""
+    deltas = PAIRED_METRICS if paired else ()
+    cells = [format_value(row[c]) for c in columns]
+    if row["n_seeds"] == 0:
+        cells += ["diverged" for _ in (*SUMMARY_METRICS, *deltas, *(("",) if paired else ()))]
+        return [*cells, _seeds_cell(row), "—", "—"]
+    cells += [_fmt(row[f"{k}_mean"], row[f"{k}_ci95"]) for k, _ in SUMMARY_METRICS]
+    if 0 < row["n_reached_target"] < row["n_seeds"]:
+        cells[-1] += f" ({row['n_reached_target']}/{row['n_seeds']} seeds reached it)"
+    cells += [_fmt(row[f"delta_{k}_mean"], row[f"delta_{k}_ci95"]) for k, _ in deltas]
+    if paired:
+        cells.append(_peak_cell(row))
+    cells += [_seeds_cell(row), f"{row['wall_time_s_mean']:.1f}"]
+    cells.append(_fmt(row["eval_time_s_mean"], math.nan))
+    return cells
