@@ -1,9 +1,29 @@
-"""Type stubs for the Rust extension ``mosaic_fast._core`` (kept in sync with rust/py/src/lib.rs)."""
+"""Type stubs for the Rust extension ``mosaic_fast._core`` (kept in sync with rust/py/src/*.rs;
+``python -m mypy.stubtest mosaic_fast._core`` in .ci/run compares them with the built module)."""
 
-from typing import Any, final
+from collections.abc import Sequence
+from typing import Any, TypeVar, final, overload
 
 import numpy as np
 import numpy.typing as npt
+
+# The order in which rust/py/src/lib.rs registers them (pyo3 writes the runtime's __all__).
+__all__ = [
+    "FragmentMap",
+    "Graphs",
+    "sample_graphs",
+    "check_aggregate",
+    "aggregate",
+    "copy_into",
+    "panel_ceiling",
+    "num_threads",
+    "prefault",
+    "check_memory",
+    "tile_width",
+    "NetworkScheduler",
+    "schedule_transfers",
+    "__version__",
+]
 
 __version__: str
 
@@ -15,12 +35,14 @@ class FragmentMap:
     def contiguous(n_params: int, n_fragments: int) -> FragmentMap: ...
     @staticmethod
     def random(
-        n_params: int, n_fragments: int, *, seed: int, layer_sizes: list[int] | None = None
+        n_params: int, n_fragments: int, *, seed: int, layer_sizes: Sequence[int] | None = None
     ) -> FragmentMap: ...
     @staticmethod
     def blocks(n_params: int, n_fragments: int, *, block_size: int, seed: int) -> FragmentMap: ...
     @staticmethod
-    def from_assignment(assignment: npt.NDArray[np.int64], n_fragments: int) -> FragmentMap: ...
+    def from_assignment(
+        assignment: npt.NDArray[np.integer[Any]], n_fragments: int
+    ) -> FragmentMap: ...
     @property
     def n_params(self) -> int: ...
     @property
@@ -35,7 +57,12 @@ class Graphs:
     """One round's gossip graphs, one per fragment (in-neighbour lists)."""
 
     @staticmethod
-    def from_edges(n_nodes: int, edges: Any, *, round: int = 0) -> Graphs: ...
+    def from_edges(
+        n_nodes: int,
+        edges: Sequence[npt.ArrayLike] | npt.NDArray[np.integer[Any]],
+        *,
+        round: int = 0,
+    ) -> Graphs: ...
     @property
     def n_nodes(self) -> int: ...
     @property
@@ -65,22 +92,31 @@ def sample_graphs(
     mode: str = "el-oracle",
     edges: npt.NDArray[np.integer[Any]] | None = None,
 ) -> Graphs: ...
+
+# params/out: float32 (n_nodes, n_params), C-contiguous numpy arrays or torch tensors.
 def check_aggregate(
     params: Any, graphs: Graphs, fragments: FragmentMap, out: Any | None = None
 ) -> None: ...
-def aggregate(
-    params: Any, graphs: Graphs, fragments: FragmentMap, out: Any | None = None
-) -> Any: ...
 
-# Only in builds with the cargo feature `bench-probes` (`bash .ci/setup --test`).
+_Out = TypeVar("_Out")
+
+@overload
+def aggregate(
+    params: Any, graphs: Graphs, fragments: FragmentMap, out: None = None
+) -> npt.NDArray[np.float32]: ...
+@overload
+def aggregate(params: Any, graphs: Graphs, fragments: FragmentMap, out: _Out) -> _Out: ...
+
+# These two only in builds with the cargo feature `bench-probes` (`bash .ci/setup --test`, which
+# is the build stubtest checks in .ci/run).
 def copy_into(src: npt.NDArray[np.float32], dst: npt.NDArray[np.float32]) -> None: ...
 def panel_ceiling(graphs: Graphs, passes: int) -> float: ...
 def num_threads() -> int: ...
 def tile_width(n_nodes: int) -> int: ...
-def prefault(array: np.ndarray) -> None: ...
+def prefault(array: npt.NDArray[np.float32]) -> None: ...
 def check_memory(n_bytes: int, what: str) -> None: ...
 
-# The network model's transfer scheduler (mosaic_fast.network_sim wraps it).
+# The network model's transfer scheduler (mosaic_fast.network.scheduler wraps it).
 _Deliveries = tuple[
     npt.NDArray[np.int64],
     npt.NDArray[np.int64],
@@ -94,10 +130,10 @@ _Deliveries = tuple[
 
 @final
 class NetworkScheduler:
-    """Fair up/downlink sharing plus latency; see mosaic_fast.network_sim for the semantics."""
+    """Fair up/downlink sharing plus latency; see mosaic_fast.network.scheduler for the semantics."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         uplink: npt.NDArray[np.float64],
         downlink: npt.NDArray[np.float64],
         latency: float | npt.NDArray[np.float64],
@@ -105,7 +141,7 @@ class NetworkScheduler:
         fifo_per_sender: bool = False,
         fifo_per_pair: bool = False,
         bandwidth_sharing: str = "max-min",
-    ) -> None: ...
+    ) -> NetworkScheduler: ...
     def submit(self, src: int, dst: int, bytes: float, ready_time: float | None = None) -> int: ...
     def submit_many(
         self,
