@@ -13,10 +13,21 @@ PACKAGE = Path(__file__).resolve().parents[1] / "python" / "mosaic_fast"
 
 # Bottom to top. A part may import from its own line and the lines before it.
 LAYERS = [
-    {"errors", "_version", "_core", "files", "launch", "device", "state_dicts", "_moved"},
+    # user_code decodes the text of settings that name user code; settings and data use it.
+    {
+        "errors",
+        "_version",
+        "_core",
+        "files",
+        "launch",
+        "device",
+        "state_dicts",
+        "_moved",
+        "user_code",
+    },
     {"kernel", "data", "network"},
     {"settings"},
-    {"user_code", "topology", "results", "models", "theory"},
+    {"topology", "results", "models", "theory"},
     {"tasks"},
     {"engine"},
     {"tracking"},

@@ -1,20 +1,132 @@
-"""User code named in settings: ``package.module:attribute`` references, and labels for Python objects.
+"""User code named in settings, decoded in one place.
 
-A setting such as ``model`` holds a built-in name, a reference the CLI can import
-(``mypkg.nets:make_resnet``), or, when the public API was handed a Python object that no reference
-reaches (a lambda, a class defined in ``__main__``), a label in angle brackets (``<make_net>``)
-that records what was used but cannot be imported again.
+Five settings (``model``, ``dataset``, ``topology``, ``fragmenter``, ``optimizer``; ``partition``
+takes objects too) hold text that :func:`decode` reads as one of four forms:
+
+- :class:`Builtin`: a name the package knows (``sgd``, ``ring``); the setting's choices say which;
+- :class:`Import`: a ``package.module:attribute`` reference the CLI can import
+  (``mypkg.nets:make_resnet``);
+- :class:`Object`: the ``<name>`` label of a Python object handed to the public API that no
+  reference reaches (a lambda, a class defined in ``__main__``): it records what was used but
+  cannot be imported again;
+- :class:`File`: ``edges:FILE`` (a topology's edge list) or ``assignment:FILE`` (a fragmenter's
+  coordinate assignment).
+
+Settings' validation accepts a form where the setting's declaration lists it; the parts that act
+on a setting ask :func:`decode` (or :func:`user_object`) rather than testing the text themselves.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar, NoReturn
 
 from .errors import MosaicValueError
-from .settings import is_reference
+
+# ``package.module:attribute``: user code that a setting may name instead of a built-in choice.
+_REFERENCE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
+# File forms by kind: ``edges:ring.txt`` names a file, not attribute ``ring.txt`` of a module
+# ``edges``.
+FILE_PREFIXES = {"edges": "edges:", "assignment": "assignment:"}
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A built-in name (``sgd``); whether the setting has it is the setting's own check."""
+
+    setting: str
+    name: str
+    form: ClassVar[str | None] = None
+
+
+@dataclass(frozen=True)
+class Import:
+    """A ``package.module:attribute`` reference to user code."""
+
+    setting: str
+    reference: str
+    form: ClassVar[str | None] = "reference"
+
+    def load(self) -> Any:
+        """The object the reference names (one-line MosaicValueError if it cannot be imported)."""
+        return import_reference(self.reference, self.setting)
+
+
+@dataclass(frozen=True)
+class Object:
+    """The ``<name>`` label of a Python object handed to the public API."""
+
+    setting: str
+    label: str
+    form: ClassVar[str | None] = "object"
+
+    def load(self) -> NoReturn:
+        """Always a one-line MosaicValueError: the object is gone, only its label was stored."""
+        raise MosaicValueError(
+            f"{self.setting} {self.label!r} was a Python object handed to Experiment; it cannot "
+            "be imported again: pass the same object to Experiment, or a module:attribute reference"
+        )
+
+
+@dataclass(frozen=True)
+class File:
+    """``edges:FILE`` or ``assignment:FILE``: ``kind`` is ``edges`` or ``assignment``."""
+
+    setting: str
+    kind: str
+    path: str
+
+    @property
+    def form(self) -> str:
+        """``edges-file`` or ``assignment-file``: the form's name in settings' declarations."""
+        return f"{self.kind}-file"
+
+    @property
+    def text(self) -> str:
+        """The setting's text: ``edges:ring.txt``."""
+        return f"{FILE_PREFIXES[self.kind]}{self.path}"
+
+
+Decoded = Builtin | Import | Object | File
+
+
+def decode(setting: str, value: str) -> Decoded:
+    """What the text ``value`` of ``setting`` (``"model"``) names; ``setting`` names it in errors.
+
+    Every text decodes: an object label, a file form, a reference, else a built-in name (which the
+    setting's choices may still refuse).
+    """
+    if is_object_label(value):
+        return Object(setting, value)
+    for kind, prefix in FILE_PREFIXES.items():
+        if value.startswith(prefix) and len(value) > len(prefix):
+            return File(setting, kind, value[len(prefix) :])
+    if is_reference(value):
+        return Import(setting, value)
+    return Builtin(setting, value)
+
+
+def user_object(setting: str, value: str) -> Any:
+    """The user object ``value`` names: imported for a reference, None for a built-in name or a
+    file form; an object label is a one-line MosaicValueError (the object is not stored)."""
+    code = decode(setting, value)
+    if isinstance(code, (Import, Object)):
+        return code.load()
+    return None
+
+
+def is_reference(value: Any) -> bool:
+    """True for ``package.module:attribute`` text (user code to import); never for a file form
+    (``edges:FILE``, ``assignment:FILE``)."""
+    return (
+        isinstance(value, str)
+        and not value.startswith(tuple(FILE_PREFIXES.values()))
+        and bool(_REFERENCE.fullmatch(value))
+    )
 
 
 def import_reference(reference: str, what: str) -> Any:
@@ -24,10 +136,7 @@ def import_reference(reference: str, what: str) -> Any:
     error raised while importing the module.
     """
     if is_object_label(reference):
-        raise MosaicValueError(
-            f"{what} {reference!r} was a Python object handed to Experiment; it cannot be "
-            "imported again: pass the same object to Experiment, or a module:attribute reference"
-        )
+        Object(what, reference).load()
     if not is_reference(reference):
         raise MosaicValueError(f"{what} {reference!r} is not a module:attribute reference")
     module_name, attribute = reference.split(":", 1)
