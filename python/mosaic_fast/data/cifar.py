@@ -42,6 +42,25 @@ class CifarVariant:
 
         return getattr(torchvision.datasets, self.torchvision_class)
 
+    # The variant is its dataset's loader (mosaic_fast.data.specs.Loader).
+    @property
+    def LAYOUT(self) -> str:  # noqa: N802 (the Loader protocol's name, a module constant elsewhere)
+        return f"{self.folder}/ ({', '.join(self.files)})"
+
+    def find(self, root: Path) -> Path | None:
+        return find(self, root)
+
+    def download_url(self) -> str:
+        return download_url(self)
+
+    def fetch_into(self, dest: Path) -> Path:
+        return fetch_into(self, dest)
+
+    def load(
+        self, folder: Path, *, seed: int = 0, max_samples_per_group: int | None = None
+    ) -> ClassificationData:
+        return load(self, folder, seed=seed, max_samples_per_group=max_samples_per_group)
+
 
 CIFAR10 = CifarVariant(
     name="cifar10",

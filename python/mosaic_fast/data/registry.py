@@ -6,94 +6,35 @@ from __future__ import annotations
 import functools
 import numbers
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import DataNotFoundError, MosaicTypeError, MosaicValueError
-from . import cifar, fashion_mnist, movielens, shakespeare
+from . import movielens
 from .containers import ClassificationData, RatingsData
 from .download import DownloadError
 from .locations import DATA_ENV, cache_dir, search_roots
+from .specs import DatasetSpec, dataset_names, dataset_spec
+
+__all__ = ["clear_cache", "dataset_names", "load_dataset", "locate_dataset"]
 
 Data = ClassificationData | RatingsData
 
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    """How to find, download and parse one dataset."""
-
-    name: str
-    find: Callable[[Path], Path | None]  # a usable copy at or under a root folder, or None
-    fetch_into: Callable[[Path], Path]  # download into a cache folder, return the dataset folder
-    load: Callable[..., Data]  # (folder, *, seed, max_samples_per_group) -> data
-    download_url: Callable[[], str]  # for error messages (torchvision's, read when needed)
-    layout: str  # the files a user must provide, for error messages
-    uses_seed: bool = False
-    uses_groups: bool = False
-
-
-def _cifar_spec(variant: cifar.CifarVariant) -> DatasetSpec:
-    return DatasetSpec(
-        name=variant.name,
-        find=functools.partial(cifar.find, variant),
-        fetch_into=functools.partial(cifar.fetch_into, variant),
-        load=functools.partial(cifar.load, variant),
-        download_url=functools.partial(cifar.download_url, variant),
-        layout=f"{variant.folder}/ ({', '.join(variant.files)})",
-    )
-
-
-SPECS: dict[str, DatasetSpec] = {
-    "fashion-mnist": DatasetSpec(
-        "fashion-mnist",
-        fashion_mnist.find,
-        fashion_mnist.fetch_into,
-        fashion_mnist.load,
-        fashion_mnist.download_url,
-        fashion_mnist.LAYOUT,
-    ),
-    "movielens": DatasetSpec(
-        "movielens",
-        movielens.find,
-        movielens.fetch_into,
-        movielens.load,
-        movielens.download_url,
-        movielens.LAYOUT,
-        uses_seed=True,
-    ),
-    "cifar10": _cifar_spec(cifar.CIFAR10),
-    "cifar100": _cifar_spec(cifar.CIFAR100),
-    "shakespeare": DatasetSpec(
-        "shakespeare",
-        shakespeare.find,
-        shakespeare.fetch_into,
-        shakespeare.load,
-        shakespeare.download_url,
-        shakespeare.LAYOUT,
-        uses_seed=True,
-        uses_groups=True,
-    ),
-}
-
-
-def dataset_names() -> list[str]:
-    """Names accepted by :func:`load_dataset`, in a fixed order."""
-    return list(SPECS)
-
-
 def _spec(name: str) -> DatasetSpec:
-    if not isinstance(name, str) or name not in SPECS:
-        raise MosaicValueError(f"unknown dataset {name!r}; choose one of {', '.join(SPECS)}")
-    return SPECS[name]
+    spec = dataset_spec(name)
+    if spec is None:
+        raise MosaicValueError(f"unknown dataset {name!r}; choose one of {', '.join(dataset_names())}")
+    return spec
 
 
 def _search(
     spec: DatasetSpec, data_dir: str | os.PathLike[str] | None
 ) -> tuple[Path | None, list[Path]]:
     roots = search_roots(spec.name, data_dir)
+    loader = spec.resolve_loader()
     for root in roots:
-        found = spec.find(root)
+        found = loader.find(root)
         if found is not None:
             return found, roots
     return None, roots
@@ -110,7 +51,8 @@ def locate_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) ->
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(name: str, folder: str, seed: int, max_samples_per_group: int | None) -> Data:
-    return SPECS[name].load(Path(folder), seed=seed, max_samples_per_group=max_samples_per_group)
+    loader = _spec(name).resolve_loader()
+    return loader.load(Path(folder), seed=seed, max_samples_per_group=max_samples_per_group)
 
 
 def clear_cache() -> None:
@@ -132,8 +74,24 @@ def _not_found(spec: DatasetSpec, roots: list[Path], reason: str) -> DataNotFoun
     where = ", ".join(str(r) for r in roots)
     return DataNotFoundError(
         f"no local copy of {spec.name} found in [{where}]; {reason}; put the files "
-        f"({spec.layout}) in {cache_dir() / spec.name} or pass --data-dir (or set {DATA_ENV})"
+        f"({spec.resolve_loader().LAYOUT}) in {cache_dir() / spec.name} or pass --data-dir (or set {DATA_ENV})"
     )
+
+
+def _download(spec: DatasetSpec, roots: list[Path]) -> Path:
+    """Fetch ``spec``'s files into the cache; the folder of the fetched copy."""
+    loader: Any = spec.resolve_loader()
+    if not hasattr(loader, "fetch_into"):
+        raise _not_found(spec, roots, f"{spec.name} has no download")
+    url = loader.download_url()
+    try:
+        loader.fetch_into(cache_dir() / spec.name)
+    except DownloadError as exc:
+        raise _not_found(spec, roots, f"download from {url} failed ({exc})") from None
+    folder = loader.find(cache_dir())
+    if folder is None:
+        raise _not_found(spec, roots, f"the download from {url} did not contain {loader.LAYOUT}")
+    return folder
 
 
 def load_dataset(
@@ -178,14 +136,7 @@ def load_dataset(
     if folder is None:
         if not download:
             raise _not_found(spec, roots, "downloading is disabled")
-        url = spec.download_url()
-        try:
-            spec.fetch_into(cache_dir() / spec.name)
-        except DownloadError as exc:
-            raise _not_found(spec, roots, f"download from {url} failed ({exc})") from None
-        folder = spec.find(cache_dir())
-        if folder is None:
-            raise _not_found(spec, roots, f"the download from {url} did not contain {spec.layout}")
+        folder = _download(spec, roots)
     return _load_cached(
         spec.name,
         str(folder.resolve()),
