@@ -53,8 +53,8 @@ def test_help_documents_every_setting_with_its_defaults():
         assert option in result.output
     line = {ln.split()[0]: ln for ln in result.output.splitlines() if ln.strip().startswith("--")}
     assert (
-        "[default: 0.05 for fashion-mnist, cifar10, cifar100, other data; 0.5 for shakespeare; "
-        "0.2 for movielens]" in line["--lr"]
+        "[default: 0.05 for fashion-mnist, cifar10, cifar100, other data; 0.2 for movielens; "
+        "0.5 for shakespeare]" in line["--lr"]
     )
     assert "[default: 100; the demo without --dataset: 20]" in line["--rounds"]
     assert "[default: 0.1 when partition is dirichlet]" in line["--alpha"]

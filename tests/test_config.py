@@ -211,3 +211,12 @@ def test_importing_the_config_is_cheap():
 
     code = "import sys, mosaic_fast.settings; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_groups_keep_the_published_order_of_the_settings():
+    """ExperimentConfig gathers its groups' fields; their order names sweep folders and orders
+    config.json, so every published config lists its keys in the settings' order."""
+    order = list(SETTINGS)
+    for path in sorted(RESULTS.glob("**/config.json")):
+        keys = [k for k in json.loads(path.read_text())["config"] if k != "extra"]
+        assert keys == [k for k in order if k in keys], path
