@@ -60,6 +60,13 @@ class TheoryConfig:
         _check_choice("fragments", self.fragments, FRAGMENTERS)
         _check_choice("backend", self.backend, BACKENDS)
         _check_choice("sampler", self.sampler, SAMPLERS)
+        self._check_sizes()
+        self._check_graph()
+        self._check_correlation()
+        self._check_runs()
+
+    def _check_sizes(self) -> None:
+        """Nodes, parameters and the fragment counts K (each in 1..params, no repeats)."""
         if self.nodes < 2:
             raise MosaicValueError(f"nodes={self.nodes} must be at least 2")
         if self.params < 1:
@@ -73,6 +80,9 @@ class TheoryConfig:
                 raise MosaicValueError(f"K={k} must be at least 1")
             if k > self.params:
                 raise MosaicValueError(f"K={k} exceeds params={self.params}")
+
+    def _check_graph(self) -> None:
+        """A degree the gossip law can draw on ``nodes`` nodes."""
         if self.degree < 1:
             raise MosaicValueError(f"degree={self.degree} must be at least 1")
         if self.degree >= self.nodes:
@@ -81,6 +91,9 @@ class TheoryConfig:
             raise MosaicValueError(
                 f"undirected gossip needs nodes*degree even, got nodes={self.nodes} degree={self.degree}"
             )
+
+    def _check_correlation(self) -> None:
+        """A matrix file exactly for ``correlation='file'``; a ``rho`` giving a valid matrix."""
         if self.correlation == "file" and not self.matrix:
             raise MosaicValueError("correlation='file' needs a matrix path (--matrix FILE)")
         if self.correlation != "file" and self.matrix:
@@ -95,6 +108,9 @@ class TheoryConfig:
             raise MosaicValueError(
                 f"rho={self.rho} must lie in (-1, 1) for the Toeplitz correlation"
             )
+
+    def _check_runs(self) -> None:
+        """The step size, the counts of iterations, draws and seeds, and the backend's sampler."""
         if self.eta is not None and not self.eta > 0:
             raise MosaicValueError(f"eta={self.eta} must be positive")
         for name in ("iterations", "draws", "seeds"):
