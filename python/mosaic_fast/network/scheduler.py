@@ -59,19 +59,27 @@ import numbers
 from typing import Any, NamedTuple
 
 import numpy as np
-import numpy.typing as npt
 
 from .. import _core
-from ..errors import MosaicTypeError, MosaicValueError
+from ..errors import MosaicValueError
 
-BANDWIDTH_SHARING = ("max-min", "min-share")
-"""The link-sharing rules (module docstring); the first is the default."""
+# Re-exported: BANDWIDTH_SHARING and STATE_KEYS have always been imported from here.
+from .scheduler_args import (
+    BANDWIDTH_SHARING,
+    FloatArray,
+    IntArray,
+    float_array,
+    int_array,
+    latency_arg,
+    require_int,
+    require_real,
+    scheduler_options,
+    transfer_arrays,
+)
+from .scheduler_state import STATE_KEYS, checked_state, state_tensors
 
 DEFAULT_HEADER_BYTES = 64
 """Bytes of a message's header (ids, round, fragment index), added to its payload."""
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 
 class Delivery(NamedTuple):
@@ -115,173 +123,17 @@ def message_bytes(n_params: Any, header_bytes: int = DEFAULT_HEADER_BYTES) -> An
     """Bytes of a message carrying ``n_params`` float32 values: ``4 * n_params + header_bytes``.
 
     ``n_params`` is an integer or an integer array (then an int64 array is returned)."""
-    _require_int("header_bytes", header_bytes)
+    require_int("header_bytes", header_bytes)
     if header_bytes < 0:
         raise MosaicValueError(f"header_bytes={header_bytes} must be non-negative")
     if isinstance(n_params, (numbers.Integral, np.integer)) and not isinstance(n_params, bool):
         if n_params < 0:
             raise MosaicValueError(f"n_params={n_params} must be non-negative")
         return 4 * int(n_params) + int(header_bytes)
-    counts = _int_array("n_params", n_params)
+    counts = int_array("n_params", n_params)
     if counts.size and counts.min() < 0:
         raise MosaicValueError(f"n_params has a negative count {int(counts.min())}")
     return 4 * counts + int(header_bytes)
-
-
-def _require_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise MosaicTypeError(f"{name}={value!r} must be an integer")
-
-
-def _require_real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
-        raise MosaicTypeError(f"{name}={value!r} must be a number")
-    return float(value)
-
-
-def _float_array(name: str, value: Any, length: int | None = None) -> FloatArray:
-    """A contiguous float64 1-D array (no copy when it already is one); a number is broadcast to
-    ``length`` when given."""
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise MosaicTypeError(f"{name} must be an array of numbers: {exc}") from None
-    if array.ndim == 0 and length is not None:
-        return np.full(length, float(array))
-    if array.ndim != 1:
-        raise MosaicValueError(f"{name} must be one-dimensional, got shape {array.shape}")
-    if length is not None and array.shape[0] != length:
-        raise MosaicValueError(f"{name} has {array.shape[0]} values, expected {length}")
-    return np.ascontiguousarray(array)
-
-
-def _int_array(name: str, value: Any) -> IntArray:
-    """A contiguous int64 1-D array (no copy when it already is one); only integer input."""
-    array = np.asarray(value)
-    if array.size == 0:
-        array = array.astype(np.int64)
-    if array.dtype.kind not in "iu":
-        raise MosaicTypeError(f"{name} must be integers, got dtype {array.dtype}")
-    if array.ndim != 1:
-        raise MosaicValueError(f"{name} must be one-dimensional, got shape {array.shape}")
-    return np.ascontiguousarray(array, dtype=np.int64)
-
-
-def _latency(value: Any) -> Any:
-    if isinstance(value, (numbers.Real, np.floating, np.integer)) and not isinstance(value, bool):
-        return float(value)
-    try:
-        return np.ascontiguousarray(np.asarray(value, dtype=np.float64))
-    except (TypeError, ValueError) as exc:
-        raise MosaicTypeError(
-            f"latency must be a number or an array of shape (n_nodes,) or (n_nodes, n_nodes): {exc}"
-        ) from None
-
-
-def _state_array_dtypes() -> dict[str, str]:
-    """A state dict's array entries and their dtypes: the links, then each kind of transfer's
-    columns (the shared ones, then its own)."""
-    dtypes = {"uplink": "float64", "downlink": "float64", "latency": "float64"}
-    shared = {"id": "int64", "src": "int64", "dst": "int64"}
-    shared |= {"bytes": "float64", "ready": "float64", "start": "float64"}
-    for kind, own in (
-        ("queued", ()),
-        ("active", ("remaining", "rate", "updated")),
-        ("in_flight", ("last_byte", "delivered")),
-    ):
-        dtypes |= {f"{kind}_{column}": dtype for column, dtype in shared.items()}
-        dtypes |= {f"{kind}_{column}": "float64" for column in own}
-    return dtypes
-
-
-_STATE_ARRAYS = _state_array_dtypes()
-_STATE_SCALARS = ("fifo_per_sender", "fifo_per_pair", "bandwidth_sharing", "now", "next_id")
-STATE_KEYS = (*_STATE_SCALARS, *_STATE_ARRAYS)
-"""The entries of ``NetworkScheduler.state_dict()``."""
-# Entries added since the first checkpoints, with the behaviour those ran with.
-_LEGACY_STATE = {"fifo_per_pair": False, "bandwidth_sharing": "min-share"}
-
-
-def _bad_state(key: str, problem: str) -> MosaicValueError:
-    return MosaicValueError(f"network state {key!r} {problem}")
-
-
-def _describe(value: Any) -> str:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return f"a {str(value.dtype).removeprefix('torch.')} tensor of shape {tuple(value.shape)}"
-    return f"{type(value).__name__} {value!r}"[:80]
-
-
-def _state_arrays(state: Any) -> dict[str, Any]:
-    """A state dict's entries checked for their types and converted to what the core reads
-    (contiguous numpy arrays, Python scalars); the core checks their values."""
-    import torch
-
-    if not isinstance(state, dict):
-        raise MosaicValueError(f"network state must be a dict, got {_describe(state)}")
-    state = _LEGACY_STATE | state
-    missing = [k for k in STATE_KEYS if k not in state]
-    if missing:
-        raise MosaicValueError(f"network state lacks {', '.join(map(repr, missing))}")
-    unexpected = [k for k in state if k not in STATE_KEYS]
-    if unexpected:
-        raise MosaicValueError(f"network state has unexpected {', '.join(map(repr, unexpected))}")
-    out: dict[str, Any] = {}
-    for key, dtype in _STATE_ARRAYS.items():
-        value = state[key]
-        ndims = (0, 1, 2) if key == "latency" else (1,)
-        if (
-            not isinstance(value, torch.Tensor)
-            or value.dtype != getattr(torch, dtype)
-            or value.dim() not in ndims
-        ):
-            shape = "" if key == "latency" else "1-D "
-            raise _bad_state(key, f"must be a {shape}{dtype} tensor, got {_describe(value)}")
-        # Not np.ascontiguousarray: it would make a scalar latency one-dimensional.
-        out[key] = np.asarray(value.detach().cpu().numpy(), order="C")
-    n_nodes = out["uplink"].shape[0]
-    if out["latency"].shape not in ((), (n_nodes,), (n_nodes, n_nodes)):
-        raise _bad_state(
-            "latency",
-            f"has shape {tuple(out['latency'].shape)}, expected (), ({n_nodes},) or "
-            f"({n_nodes}, {n_nodes}) for the {n_nodes} nodes of 'uplink'",
-        )
-    fifo, now, next_id = state["fifo_per_sender"], state["now"], state["next_id"]
-    for key in ("fifo_per_sender", "fifo_per_pair"):
-        if not isinstance(state[key], bool):
-            raise _bad_state(key, f"must be a bool, got {_describe(state[key])}")
-    sharing = state["bandwidth_sharing"]
-    if sharing not in BANDWIDTH_SHARING:
-        raise _bad_state(
-            "bandwidth_sharing", f"must be one of {BANDWIDTH_SHARING}, got {_describe(sharing)}"
-        )
-    if isinstance(now, bool) or not isinstance(now, (int, float)):
-        raise _bad_state("now", f"must be a number, got {_describe(now)}")
-    if isinstance(next_id, bool) or not isinstance(next_id, int) or not 0 <= next_id < 2**63:
-        raise _bad_state("next_id", f"must be an integer in [0, 2^63), got {_describe(next_id)}")
-    return out | {
-        "fifo_per_sender": fifo,
-        "fifo_per_pair": state["fifo_per_pair"],
-        "bandwidth_sharing": sharing,
-        "now": float(now),
-        "next_id": next_id,
-    }
-
-
-def _transfers(
-    src: Any, dst: Any, nbytes: Any, ready_time: Any, default_ready: float
-) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
-    sources, targets = _int_array("src", src), _int_array("dst", dst)
-    if targets.shape[0] != sources.shape[0]:
-        raise MosaicValueError(
-            f"dst has {targets.shape[0]} values but src has {sources.shape[0]}: one per transfer"
-        )
-    m = sources.shape[0]
-    sizes = _float_array("bytes", nbytes, m)
-    ready = _float_array("ready_time", default_ready if ready_time is None else ready_time, m)
-    return sources, targets, sizes, ready
 
 
 class NetworkScheduler:
@@ -309,39 +161,39 @@ class NetworkScheduler:
         bandwidth_sharing: str = BANDWIDTH_SHARING[0],
     ) -> None:
         self._inner = _core.NetworkScheduler(
-            _float_array("uplink", uplink),
-            _float_array("downlink", downlink),
-            _latency(latency),
-            **_options(fifo_per_sender, fifo_per_pair, bandwidth_sharing),
+            float_array("uplink", uplink),
+            float_array("downlink", downlink),
+            latency_arg(latency),
+            **scheduler_options(fifo_per_sender, fifo_per_pair, bandwidth_sharing),
         )
 
     def submit(self, src: int, dst: int, bytes: float, ready_time: float | None = None) -> int:
         """Queue a transfer of ``bytes`` from ``src`` to ``dst`` startable at ``ready_time`` (default:
         ``now``; never before it). Returns its id."""
-        _require_int("src", src)
-        _require_int("dst", dst)
-        size = _require_real("bytes", bytes)
-        ready = None if ready_time is None else _require_real("ready_time", ready_time)
+        require_int("src", src)
+        require_int("dst", dst)
+        size = require_real("bytes", bytes)
+        ready = None if ready_time is None else require_real("ready_time", ready_time)
         return self._inner.submit(int(src), int(dst), size, ready)
 
     def submit_many(self, src: Any, dst: Any, bytes: Any, ready_time: Any = None) -> IntArray:
         """Queue many transfers in row order (all checked first: on an error none is queued).
         ``bytes`` and ``ready_time`` may be numbers (the same for all; default ready time: ``now``).
         Returns their ids (consecutive)."""
-        arrays = _transfers(src, dst, bytes, ready_time, self._inner.now)
+        arrays = transfer_arrays(src, dst, bytes, ready_time, self._inner.now)
         return self._inner.submit_many(*arrays)
 
     def next_delivery(self, until: float | None = None) -> Delivery | None:
         """The next delivery at or before ``until`` (default: no limit), moving ``now`` to its time;
         None when there is none, ``now`` then moving to ``until`` (if given)."""
-        limit = None if until is None else _require_real("until", until)
+        limit = None if until is None else require_real("until", until)
         found = self._inner.next_delivery(limit)
         return None if found is None else Delivery(*found)
 
     def run_until(self, until: float) -> Deliveries:
         """Every delivery at or before ``until``, in (delivery time, id) order; ``now`` moves to
         ``until``."""
-        return Deliveries(*self._inner.run_until(_require_real("until", until)))
+        return Deliveries(*self._inner.run_until(require_real("until", until)))
 
     def run(self) -> Deliveries:
         """Every remaining delivery, in (delivery time, id) order; ``now`` moves to the last one."""
@@ -350,14 +202,14 @@ class NetworkScheduler:
     def cancel_queued(self, src: int) -> IntArray:
         """Cancel every transfer of ``src`` not started yet (DivShare's drop_unsent); transfers
         sending or in flight go on. Returns the cancelled ids, ascending."""
-        _require_int("src", src)
+        require_int("src", src)
         return self._inner.cancel_queued(int(src))
 
     def cancel_unsent(self, src: int) -> tuple[IntArray, FloatArray]:
         """Cancel every transfer of ``src`` whose last byte has not left, queued or sending (DivShare
         closing its sockets: drop_unsent); transfers in flight go on and the freed links are shared
         anew. Returns the cancelled ids, ascending, and the bytes each had sent (0 if queued)."""
-        _require_int("src", src)
+        require_int("src", src)
         return self._inner.cancel_unsent(int(src))
 
     def state_dict(self) -> dict[str, Any]:
@@ -373,21 +225,7 @@ class NetworkScheduler:
         bytes left at time ``active_updated``, sent at ``active_rate`` since) and ``in_flight_*``
         (``in_flight_last_byte``, ``in_flight_delivered``). Each group has ``id``, ``src``, ``dst``,
         ``bytes``, ``ready`` and ``start``."""
-        import torch
-
-        exported = self._inner.export_state()
-
-        def tensor(array: np.ndarray) -> torch.Tensor:
-            # Empty arrays from the core share one dangling data pointer, which torch.save
-            # refuses across dtypes: they get tensors of their own.
-            if array.size == 0:
-                return torch.empty(array.shape, dtype=getattr(torch, str(array.dtype)))
-            return torch.from_numpy(array)
-
-        return {
-            key: tensor(exported[key]) if key in _STATE_ARRAYS else exported[key]
-            for key in STATE_KEYS
-        }
+        return state_tensors(self._inner.export_state())
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> NetworkScheduler:
@@ -397,17 +235,17 @@ class NetworkScheduler:
         state without ``fifo_per_pair`` or ``bandwidth_sharing`` (written before them) is read as
         the behaviour it ran with: no queue per pair, ``"min-share"``."""
         scheduler = cls.__new__(cls)
-        scheduler._inner = _core.NetworkScheduler.from_state(_state_arrays(state))
+        scheduler._inner = _core.NetworkScheduler.from_state(checked_state(state))
         return scheduler
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Become the scheduler of a :meth:`state_dict` (links included), as
         :meth:`from_state_dict`; checked first, nothing changes on error."""
-        self._inner = _core.NetworkScheduler.from_state(_state_arrays(state))
+        self._inner = _core.NetworkScheduler.from_state(checked_state(state))
 
     def queued_from(self, src: int) -> int:
         """Number of transfers of ``src`` not started yet."""
-        _require_int("src", src)
+        require_int("src", src)
         return self._inner.queued_from(int(src))
 
     @property
@@ -476,32 +314,15 @@ def schedule(
     ``dst[i]`` with ``bytes[i]`` bytes, startable at ``ready_time[i]`` (default 0, never negative);
     with a FIFO a queue's transfers go out in row order. Returns start, last-byte and delivery times
     by row. Inputs that are already contiguous int64/float64 arrays are read without a copy."""
-    arrays = _transfers(src, dst, bytes, ready_time, 0.0)
+    arrays = transfer_arrays(src, dst, bytes, ready_time, 0.0)
     start, last_byte, delivered = _core.schedule_transfers(
-        _float_array("uplink", uplink),
-        _float_array("downlink", downlink),
-        _latency(latency),
+        float_array("uplink", uplink),
+        float_array("downlink", downlink),
+        latency_arg(latency),
         *arrays,
-        **_options(fifo_per_sender, fifo_per_pair, bandwidth_sharing),
+        **scheduler_options(fifo_per_sender, fifo_per_pair, bandwidth_sharing),
     )
     return Schedule(start, last_byte, delivered)
-
-
-def _options(fifo_per_sender: Any, fifo_per_pair: Any, bandwidth_sharing: Any) -> dict[str, Any]:
-    """The core's keyword arguments, checked: one queue kind at most, a known sharing rule."""
-    if bandwidth_sharing not in BANDWIDTH_SHARING:
-        raise MosaicValueError(
-            f"bandwidth_sharing={bandwidth_sharing!r} must be one of {', '.join(BANDWIDTH_SHARING)}"
-        )
-    if fifo_per_sender and fifo_per_pair:
-        raise MosaicValueError(
-            "fifo_per_sender and fifo_per_pair are exclusive: one queue per sender or per pair"
-        )
-    return {
-        "fifo_per_sender": bool(fifo_per_sender),
-        "fifo_per_pair": bool(fifo_per_pair),
-        "bandwidth_sharing": bandwidth_sharing,
-    }
 
 
 __all__ = [
