@@ -240,13 +240,21 @@ def run_sweep(
     Returns:
         The summary table (see :func:`summarize_sweep`), a pandas DataFrame.
     """
-    from tqdm.auto import tqdm
-
     out = Path(out_dir)
     cells = grid.cells(base)  # validates every cell before anything runs
     out.mkdir(parents=True, exist_ok=True)
     _check_finished_cells(out, cells)
     _write_sweep_file(out, grid, base)
+    diverged, in_use = _run_cells(out, cells, quiet)
+    _warn_left_out(diverged, in_use)
+    return summarize_sweep(out)
+
+
+def _run_cells(out: Path, cells: list[SweepCell], quiet: bool) -> tuple[list[str], list[str]]:
+    """Run every cell not finished yet, in order. Returns the names of the cells that diverged
+    (now or before) and of those another process was running."""
+    from tqdm.auto import tqdm
+
     bar = tqdm(cells, desc="sweep", unit="run", disable=quiet)
     diverged: list[str] = []
     in_use: list[str] = []
@@ -269,18 +277,22 @@ def run_sweep(
         except RunFolderInUse:
             in_use.append(cell.name)  # another process runs it
     bar.close()
+    return diverged, in_use
+
+
+def _warn_left_out(diverged: list[str], in_use: list[str]) -> None:
+    """Warn (at :func:`run_sweep`'s caller) about cells the summary leaves out."""
     if in_use:
         warnings.warn(
             f"{len(in_use)} cell(s) were being run by another process: {', '.join(in_use)}; "
             "re-run this sweep when it has finished to include them in the summary",
             CellsInUseWarning,
-            2,
+            3,
         )
     if diverged:
         warnings.warn(
-            f"{len(diverged)} cell(s) diverged: {', '.join(diverged)}", DivergedCellsWarning, 2
+            f"{len(diverged)} cell(s) diverged: {', '.join(diverged)}", DivergedCellsWarning, 3
         )
-    return summarize_sweep(out)
 
 
 def load_sweep(out_dir: str | Path) -> tuple[SweepGrid, ExperimentConfig]:
