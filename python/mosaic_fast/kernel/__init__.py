@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -159,13 +159,13 @@ def device_aggregate(
     params: Any, graphs: Graphs, fragments: FragmentMap, *, out: Any = None
 ) -> Any:
     """The aggregation of a tensor on a device the Rust core does not serve: the fused Triton kernel
-    on CUDA where Triton imports (:mod:`.kernel_triton`), else the torch index path
-    (:mod:`.kernel_torch`); both are bit-identical to the Rust kernel."""
-    from . import kernel_triton
+    on CUDA where Triton imports (:mod:`.triton_path`), else the torch index path
+    (:mod:`.torch_path`); both are bit-identical to the Rust kernel."""
+    from . import triton_path
 
-    if params.device.type == "cuda" and kernel_triton.available() and not _TRITON_FAILED:
+    if params.device.type == "cuda" and triton_path.available() and not _TRITON_FAILED:
         try:
-            return kernel_triton.aggregate_triton(params, graphs, fragments, out=out)
+            return triton_path.aggregate_triton(params, graphs, fragments, out=out)
         except MosaicError:
             raise  # the arguments' checks: the torch path would refuse them too
         except Exception as exc:  # the kernel does not build or run on this device
@@ -199,11 +199,12 @@ def aggregate(
     CPU inputs run on the Rust core with the GIL released; CUDA tensors use the fused Triton kernel
     (or, without Triton, the index-tensor torch path): see :func:`device_aggregate`.
     """
+    # The result has the type of ``params`` (``out`` itself when given), which the casts state.
     torch = _torch_module()
     if torch is None or not isinstance(params, torch.Tensor):
-        return _core.aggregate(params, graphs, fragments, out)
+        return cast(ArrayT, _core.aggregate(params, graphs, fragments, out))
     if params.device.type != "cpu":
-        return device_aggregate(params, graphs, fragments, out=out)
+        return cast(ArrayT, device_aggregate(params, graphs, fragments, out=out))
     result = _core.aggregate(params, graphs, fragments, out)
     # A new output is a numpy array (numpy's allocator: huge pages); hand it back as a tensor.
-    return result if out is not None else torch.from_numpy(result)
+    return cast(ArrayT, result if out is not None else torch.from_numpy(result))

@@ -16,7 +16,7 @@ so that the receivers reading the same columns run together and find their neigh
 the device's L2 cache: from memory, ``x`` is then read about once.
 
 Per graphs object and device, the fragments' in-neighbour lists (CSR) and scales are copied to the
-device once, from pinned memory without blocking the host; :mod:`.kernel_torch` caches the
+device once, from pinned memory without blocking the host; :mod:`.torch_path` caches the
 fragment maps' column selections. Under ``TRITON_INTERPRET=1`` the kernel runs on CPU tensors (the
 tests compare it with the Rust kernel there); :func:`available` says whether it can run on a device.
 """
@@ -61,8 +61,9 @@ def _kernel() -> Any:
     import triton
     import triton.language as tl
 
-    @triton.jit
-    def average_fragment(
+    # Triton reads a kernel's annotations itself (tl.constexpr), so its parameters carry no types.
+    @triton.jit  # type: ignore[untyped-decorator]
+    def average_fragment(  # type: ignore[no-untyped-def]
         x_ptr,
         out_ptr,
         cols_ptr,
