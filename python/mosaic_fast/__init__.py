@@ -13,6 +13,8 @@ Kernel API (usable on its own as a drop-in aggregation kernel)::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._moved import install as _install_moved_modules
 from ._version import __version__
 from .errors import (
@@ -40,8 +42,11 @@ _install_moved_modules()
 
 _LAZY = {"Experiment", "Result", "RunState"}  # torch-heavy: imported on first use
 
+if TYPE_CHECKING:  # what __getattr__ returns for them, for type checkers
+    from .api import Experiment, Result, RunState
 
-def __getattr__(name: str):
+
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         from . import api
 

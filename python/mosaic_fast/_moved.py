@@ -8,6 +8,9 @@ import importlib.abc
 import importlib.util
 import sys
 import warnings
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 
 MOVED = {
     "mosaic_fast.config": "mosaic_fast.settings",
@@ -29,17 +32,22 @@ class _Alias(importlib.abc.Loader):
     def __init__(self, new: str) -> None:
         self.new = new
 
-    def create_module(self, spec):
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
         return importlib.import_module(self.new)
 
-    def exec_module(self, module) -> None:
+    def exec_module(self, module: ModuleType) -> None:
         pass  # the new module is already executed
 
 
 class MovedModuleFinder(importlib.abc.MetaPathFinder):
     """Finds the old names of :data:`MOVED` and answers them with the new modules."""
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: ModuleType | None = None,
+    ) -> ModuleSpec | None:
         new = MOVED.get(fullname)
         if new is None:
             return None

@@ -4,12 +4,15 @@ importing mosaic_fast does not load it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import torch
 
-def host_to_device(array: np.ndarray, device: Any) -> Any:
+
+def host_to_device(array: np.ndarray, device: Any) -> torch.Tensor:
     """``array`` as a tensor on ``device`` without blocking the host: on CUDA it is copied into
     pinned memory and from there asynchronously (torch's pinned-memory cache keeps the block until
     the copy has run); on CPU it is the array itself (shared memory, no copy)."""
@@ -24,7 +27,7 @@ def host_to_device(array: np.ndarray, device: Any) -> Any:
     return tensor.to(device, non_blocking=True)
 
 
-def add_rows_(target: Any, index: Any, values: Any) -> Any:
+def add_rows_(target: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """``target[index[r]] += values[r]`` for every r, each target row receiving its additions in
     the order of ``r`` (what ``index_add_`` does on CPU). On CUDA, ``index_add_`` adds with atomics
     in whatever order threads arrive; while torch's deterministic algorithms are on (the

@@ -38,7 +38,8 @@ class ClassifierSpec(ModelSpec):
 
     def logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """One node: ``params`` name -> tensor of the layout's shape; x (B, ...) -> logits."""
-        return functional_call(self.template(), params, (x,))
+        logits: torch.Tensor = functional_call(self.template(), params, (x,))
+        return logits
 
     @abstractmethod
     def batched_logits(self, P: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:

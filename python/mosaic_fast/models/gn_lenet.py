@@ -33,7 +33,8 @@ class GNLeNet(nn.Module):
         self.classifier = nn.Linear(c * s * s, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x).flatten(1))
+        logits: torch.Tensor = self.classifier(self.features(x).flatten(1))
+        return logits
 
 
 class GNLeNetSpec(ClassifierSpec):

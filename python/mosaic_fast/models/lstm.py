@@ -25,7 +25,8 @@ class StackedLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, _ = self.lstm(self.embedding(x))
-        return self.fc(h if self.sequence_targets else h[:, -1])
+        logits: torch.Tensor = self.fc(h if self.sequence_targets else h[:, -1])
+        return logits
 
 
 class LSTMSpec(ClassifierSpec):

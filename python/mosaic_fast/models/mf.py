@@ -35,7 +35,7 @@ class MatrixFactorization(nn.Module):
                 nn.init.uniform_(emb.weight, 0.0, a)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        pred = (self.user(users) * self.item(items)).sum(-1)
+        pred: torch.Tensor = (self.user(users) * self.item(items)).sum(-1)
         if self.biases:
             pred = pred + self.user_bias(users)[:, 0] + self.item_bias(items)[:, 0] + self.mean
         return pred
@@ -75,7 +75,7 @@ class MatrixFactorizationSpec(ModelSpec):
 
     def gather(
         self, X: torch.Tensor, nodes: torch.Tensor, users: torch.Tensor, items: torch.Tensor
-    ):
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Rows used by ratings (nodes[j], users[j], items[j]) (int64, any equal shapes S).
 
         Returns (p, q, b_u, b_i): float32 (*S, dim), (*S, dim), (*S,), (*S,) (biases None without biases).
@@ -93,7 +93,7 @@ class MatrixFactorizationSpec(ModelSpec):
         """Predicted ratings float32 (*S,) of node models ``X[nodes]`` (X float32 (n, n_params))."""
         p, q, bu, bi = self.gather(X, nodes, users, items)
         pred = (p * q).sum(-1)
-        if self.biases:
+        if bu is not None and bi is not None:  # the model has biases
             pred = pred + bu + bi + self.offset
         return pred
 
@@ -101,6 +101,6 @@ class MatrixFactorizationSpec(ModelSpec):
         self, name: str, nodes: torch.Tensor, rows: torch.Tensor, width: int
     ) -> torch.Tensor:
         """Flat indices into ``X.view(-1)`` of row ``rows`` of table ``name`` of node ``nodes``: (*S, width)."""
-        start = self.layout.slice(name).start
+        start: int = self.layout.slice(name).start
         base = nodes * self.n_params + start + rows * width
         return base.unsqueeze(-1) + torch.arange(width, device=rows.device)

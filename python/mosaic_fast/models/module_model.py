@@ -139,7 +139,8 @@ class ModuleModel:
 
     def forward(self, tensors: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """One node's outputs for inputs ``x`` with ``tensors`` in place of the module's own."""
-        return functional_call(self.template, tensors, (x,))
+        out: torch.Tensor = functional_call(self.template, tensors, (x,))
+        return out
 
     def train(self, mode: bool = True) -> None:
         """Training mode (BatchNorm uses batch statistics and updates running ones) or eval mode."""

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from .layout import ParamLayout
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
-def seeded_module(factory, seed: int) -> nn.Module:
+
+def seeded_module(factory: Callable[[], ModuleT], seed: int) -> ModuleT:
     """Build ``factory()`` with torch's default initialisers seeded by ``seed``, leaving the global RNG untouched."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 
-def task_for(data: Any) -> Task:
+def task_for(data: Any) -> Task[Any]:
     """The task of a container from :func:`mosaic_fast.data.load_dataset`.
 
     ``RatingsData`` is rating prediction; ``ClassificationData`` is image classification when it

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -53,8 +53,12 @@ class NodeData(ABC):
         """Scores of every row of ``X`` (float32 (n, n_params)) and of their average."""
 
 
-class Task(ABC):
-    """One kind of data (``self.data``) and how a Mosaic Learning network learns on it.
+SpecT = TypeVar("SpecT", bound=ModelSpec)
+
+
+class Task(ABC, Generic[SpecT]):
+    """One kind of data (``self.data``) and how a Mosaic Learning network learns on it, with
+    models of spec type ``SpecT``.
 
     Class attributes: ``name`` (shown in messages); ``strategies`` (the strategies of
     :mod:`mosaic_fast.engine.trainer` that can train its model).
@@ -67,7 +71,7 @@ class Task(ABC):
         self.data = data
 
     @abstractmethod
-    def model_spec(self, cfg: ExperimentConfig) -> ModelSpec:
+    def model_spec(self, cfg: ExperimentConfig) -> SpecT:
         """The paper's model for this data, sized by the data and ``cfg``."""
 
     @property
@@ -80,17 +84,18 @@ class Task(ABC):
         """Why ``partition`` (not in ``partitions``) is not available, for the error message."""
 
     @abstractmethod
-    def _split(self, cfg: ExperimentConfig) -> list[np.ndarray]:
-        """Train sample indices of every node, for a partition from ``partitions``."""
+    def _split(self, cfg: ExperimentConfig, partition: str) -> list[np.ndarray]:
+        """Train sample indices of every node, for ``partition`` (one of ``partitions``)."""
 
     def partition(self, cfg: ExperimentConfig) -> list[np.ndarray]:
         """Train sample indices of every node (int64 arrays, each non-empty) by ``cfg.partition``."""
-        if cfg.partition not in self.partitions:
+        partition = cfg.partition
+        if partition is None or partition not in self.partitions:
             raise MosaicValueError(
-                f"partition={cfg.partition!r} is not available for {cfg.dataset} "
-                f"({self._unavailable(cfg.partition)}); {_choose(self.partitions)}"
+                f"partition={partition!r} is not available for {cfg.dataset} "
+                f"({self._unavailable(str(partition))}); {_choose(self.partitions)}"
             )
-        return self._split(cfg)
+        return self._split(cfg, partition)
 
     @classmethod
     @abstractmethod
@@ -113,7 +118,7 @@ class Task(ABC):
     def node_data(
         self,
         cfg: ExperimentConfig,
-        spec: ModelSpec,
+        spec: SpecT,
         parts: list[np.ndarray],
         device: torch.device,
         strategy: str,

@@ -128,7 +128,7 @@ def mean_standard_error(hits: np.ndarray, counts: np.ndarray) -> float:
     return float(np.sqrt(N / (N - 1) * np.sum(residual**2)) / total)
 
 
-class ClassificationTask(Task):
+class ClassificationTask(Task[ClassifierSpec]):
     """What image and next-character classification share: splits by label or group, accuracy."""
 
     strategies: ClassVar[tuple[str, ...]] = ("loop", "vmap", "batched")
@@ -142,16 +142,18 @@ class ClassificationTask(Task):
     def _unavailable(self, partition: str) -> str:
         return "it has no natural groups"  # label partitions are always available
 
-    def _split(self, cfg: ExperimentConfig) -> list[np.ndarray]:
-        if cfg.partition == "natural":
-            return deal_groups(self.data.groups_train, cfg.nodes)
+    def _split(self, cfg: ExperimentConfig, partition: str) -> list[np.ndarray]:
+        if partition == "natural":
+            groups = self.data.groups_train
+            assert groups is not None  # "natural" is one of `partitions` only with groups
+            return deal_groups(groups, cfg.nodes)
         labels = self.data.y_train.numpy()
         if labels.ndim > 1:  # sequence targets split iid: any per-sample label will do
             labels = labels[:, -1]
         return partition_classes(
             labels,
             cfg.nodes,
-            method=cfg.partition,
+            method=partition,
             alpha=cfg.alpha,
             shards_per_node=cfg.shards_per_node,
             seed=cfg.seed,

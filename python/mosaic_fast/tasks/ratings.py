@@ -66,7 +66,7 @@ class RatingsNodeData(NodeData):
         return NodeScores(per_node, float(avg))
 
 
-class RatingsTask(Task):
+class RatingsTask(Task[MatrixFactorizationSpec]):
     """Explicit ratings (user, item, rating), split over nodes by user."""
 
     name = "ratings"
@@ -89,7 +89,7 @@ class RatingsTask(Task):
     def _unavailable(self, partition: str) -> str:
         return "ratings are split by user"
 
-    def _split(self, cfg: ExperimentConfig) -> list[np.ndarray]:
+    def _split(self, cfg: ExperimentConfig, partition: str) -> list[np.ndarray]:
         return deal_groups(self.data.train_users.numpy(), cfg.nodes)
 
     @classmethod

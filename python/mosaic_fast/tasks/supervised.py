@@ -190,7 +190,7 @@ def _first_repeat(idx: np.ndarray) -> int:
 class LossMetric:
     """The loss that trains and the metric that scores, with their defaults for the targets."""
 
-    def __init__(self, data: SupervisedData, loss: Callable | None, metric: Any) -> None:
+    def __init__(self, data: SupervisedData, loss: Callable[..., Any] | None, metric: Any) -> None:
         classification = data.classification
         self.loss = (
             loss if loss is not None else (F.cross_entropy if classification else F.mse_loss)
@@ -245,7 +245,7 @@ class SupervisedNodeData(NodeData):
     def check_shapes(self) -> None:
         """One forward of the initial model on two training samples: outputs fit the targets."""
         model, x, y = self.model, self.x_train[:2], self.y_train[:2]
-        tensors = dict(model.template.named_parameters())
+        tensors: dict[str, torch.Tensor] = dict(model.template.named_parameters())
         tensors.update(model.template.named_buffers())
         model.train(False)
         try:
