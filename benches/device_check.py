@@ -34,7 +34,7 @@ sys.path[:0] = [str(ROOT / "python"), str(ROOT)]
 import mosaic_fast as mf  # noqa: E402
 from mosaic_fast.data import ClassificationData, RatingsData  # noqa: E402
 from mosaic_fast.engine import Simulation  # noqa: E402
-from mosaic_fast.engine import simulation as simulation_module  # noqa: E402
+from mosaic_fast.engine import rounds as rounds_module  # noqa: E402
 from mosaic_fast.kernel import triton_path as kernel_triton  # noqa: E402
 from mosaic_fast.kernel.torch_path import aggregate_torch  # noqa: E402
 from mosaic_fast.settings import ExperimentConfig  # noqa: E402
@@ -345,8 +345,8 @@ def host_sync_rows(c: Check) -> None:
         def one(dataset=dataset, nodes=nodes, data=data, strategy=strategy, config=config):
             sim = simulation(c, dataset, nodes, data, trainer=strategy)
             sim.train_round(0)
-            waited = simulation_module.synchronize
-            simulation_module.synchronize = lambda device: None  # the round's own timed wait
+            waited = rounds_module.synchronize
+            rounds_module.synchronize = lambda device: None  # the round's own timed wait
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
@@ -357,7 +357,7 @@ def host_sync_rows(c: Check) -> None:
                     finally:
                         torch.cuda.set_sync_debug_mode("default")
             finally:
-                simulation_module.synchronize = waited
+                rounds_module.synchronize = waited
             torch.cuda.synchronize()
             syncs = [w for w in caught if "synchroniz" in str(w.message)]
             text = f"{len(syncs)} syncs in 2 rounds"

@@ -14,7 +14,7 @@ from data_helpers import synthetic_images
 from torch import nn
 
 import mosaic_fast as mf
-from mosaic_fast.engine import simulation as simulation_module
+from mosaic_fast.engine import parts as parts_module
 from mosaic_fast.models import GNLeNet
 
 IMAGES = synthetic_images()
@@ -281,7 +281,7 @@ def test_user_code_on_the_command_line(tmp_path):
 
 
 def test_builtin_dataset_with_own_model(monkeypatch):
-    monkeypatch.setattr(simulation_module, "load_data", lambda cfg: IMAGES)
+    monkeypatch.setattr(parts_module, "load_data", lambda cfg: IMAGES)
     result = mf.Experiment(model=mlp, train="fashion-mnist", **SMALL).run(quiet=True)
     assert result.config.dataset == "fashion-mnist" and result.config.partition == "dirichlet"
     assert result.metrics["node_mean"].between(0, 1).all()

@@ -321,10 +321,10 @@ def test_an_interrupted_run_resumes_exactly_mid_flight(tmp_path):
 
 
 def test_send_queues_outgrowing_their_links_stop_the_run_in_one_line(monkeypatch):
-    import mosaic_fast.engine.async_sim as async_sim
+    import mosaic_fast.engine.messages as messages
 
     sim = sim_of(config(algorithm="swift", K=1, bandwidth="1kbit", step_time=0.01, rounds=50))
-    monkeypatch.setattr(async_sim, "_QUEUE_LIMIT_BYTES", 20 * 4 * sim.n_params)
+    monkeypatch.setattr(messages, "_QUEUE_LIMIT_BYTES", 20 * 4 * sim.n_params)
     with pytest.raises(MosaicValueError, match=r"send queues hold \d+ messages .*drop_unsent"):
         for t in range(50):
             sim.train_round(t)

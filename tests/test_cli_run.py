@@ -13,6 +13,7 @@ from data_helpers import synthetic_images, synthetic_ratings
 
 from mosaic_fast.cli import main
 from mosaic_fast.cli.run import config_from_options, configs_from_options, parse_k_list
+from mosaic_fast.engine import parts as parts_module
 from mosaic_fast.engine import simulation as simulation_module
 from mosaic_fast.errors import MosaicValueError
 from mosaic_fast.settings import ExperimentConfig
@@ -41,7 +42,7 @@ TINY = [
 @pytest.fixture
 def fake_data(monkeypatch):
     sets = {"fashion-mnist": synthetic_images(), "movielens": synthetic_ratings()}
-    monkeypatch.setattr(simulation_module, "load_data", lambda cfg: sets[cfg.dataset])
+    monkeypatch.setattr(parts_module, "load_data", lambda cfg: sets[cfg.dataset])
 
 
 def test_help_documents_every_setting_with_its_defaults():

@@ -14,7 +14,7 @@ import torch
 from data_helpers import synthetic_images, synthetic_ratings
 
 from mosaic_fast.engine import Simulation, run_experiment
-from mosaic_fast.engine import simulation as simulation_module
+from mosaic_fast.engine import parts as parts_module
 from mosaic_fast.errors import MosaicValueError
 from mosaic_fast.results.folder import CLOCK_FIELDS
 from mosaic_fast.settings import ExperimentConfig
@@ -24,7 +24,7 @@ from mosaic_fast.settings import ExperimentConfig
 def fake_data(monkeypatch):
     """Replace dataset loading by the synthetic sets (by dataset name)."""
     sets = {"fashion-mnist": synthetic_images(), "movielens": synthetic_ratings()}
-    monkeypatch.setattr(simulation_module, "load_data", lambda cfg: sets[cfg.dataset])
+    monkeypatch.setattr(parts_module, "load_data", lambda cfg: sets[cfg.dataset])
     return sets
 
 

@@ -14,7 +14,7 @@ from data_helpers import synthetic_images
 from mosaic_fast import Experiment
 from mosaic_fast.cli import main
 from mosaic_fast.engine import Simulation, run_experiment
-from mosaic_fast.engine import simulation as simulation_module
+from mosaic_fast.engine import parts as parts_module
 from mosaic_fast.errors import MosaicValueError
 from mosaic_fast.settings import ExperimentConfig, evaluation_rounds
 from mosaic_fast.topology import SmallLayerWarning, fragments_for
@@ -23,7 +23,7 @@ from mosaic_fast.topology import SmallLayerWarning, fragments_for
 @pytest.fixture
 def fake_data(monkeypatch):
     images = synthetic_images()
-    monkeypatch.setattr(simulation_module, "load_data", lambda cfg: images)
+    monkeypatch.setattr(parts_module, "load_data", lambda cfg: images)
     return images
 
 

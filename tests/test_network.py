@@ -563,10 +563,10 @@ def test_bad_asynchronous_settings_are_one_line_exit_2(tmp_path, args, message):
 def test_a_network_csv_with_a_zero_uplink_is_one_line_exit_2(tmp_path, monkeypatch):
     from data_helpers import synthetic_ratings
 
-    from mosaic_fast.engine import simulation as simulation_module
+    from mosaic_fast.engine import parts as parts_module
 
     # Synthetic ratings: the check needs no MovieLens copy on this machine.
-    monkeypatch.setattr(simulation_module, "load_data", lambda cfg: synthetic_ratings())
+    monkeypatch.setattr(parts_module, "load_data", lambda cfg: synthetic_ratings())
     path = tmp_path / "net.csv"
     rows = [f"{i},0.1,{0 if i == 2 else 1e6},1e6,0.001" for i in range(4)]
     path.write_text("node,step_time_s,uplink_bps,downlink_bps,latency_s\n" + "\n".join(rows))

@@ -178,7 +178,7 @@ def test_a_rounds_indices_drawn_at_once_equal_step_by_step_draws(batch: int) -> 
 def test_cuda_rounds_without_host_syncs(dataset: str, strategy: str, monkeypatch) -> None:
     """On a GPU: torch's sync debug mode turns every implicit sync inside rounds 2-3 into an error
     (the round's timed wait at its end is left out)."""
-    from mosaic_fast.engine import simulation as simulation_module
+    from mosaic_fast.engine import rounds as rounds_module
 
     small = dict(nodes=3, local_steps=2, batch_size=2) if dataset == "shakespeare" else {}
     partition = "natural" if dataset == "movielens" else "iid"
@@ -186,7 +186,7 @@ def test_cuda_rounds_without_host_syncs(dataset: str, strategy: str, monkeypatch
     sim = Simulation(cfg, torch.device("cuda"), data=DATA[dataset]())
     monkeypatch.setattr(mf, "aggregate", mf.kernel.device_aggregate)
     sim.train_round(0)
-    monkeypatch.setattr(simulation_module, "synchronize", lambda device: None)
+    monkeypatch.setattr(rounds_module, "synchronize", lambda device: None)
     torch.cuda.set_sync_debug_mode("error")
     try:
         sim.train_round(1)

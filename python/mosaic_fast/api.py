@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine.experiment import Callbacks, Outcome, RunState, execute
-from .engine.simulation import UserCode
+from .engine.inputs import UserCode
 from .errors import MosaicTypeError, MosaicValueError
 from .launch import launched_by_torchrun
 from .results.folder import config_of
@@ -108,45 +108,9 @@ class Experiment:
             **settings,
         )
         values = coerce_settings(settings) if settings else {}
-        tracker_list = [trackers] if isinstance(trackers, str) else list(trackers or ())
-        names = [t for t in tracker_list if isinstance(t, str)]
-        if names:
-            if "tracker" in values:
-                raise MosaicValueError("the trackers are given twice (trackers= and tracker=)")
-            values["tracker"] = ",".join(names)
-        self._trackers = [t for t in tracker_list if not isinstance(t, str)]
-        objects: dict[str, Any] = {}
-        for name, value in (
-            ("model", _model_factory(model)),
-            ("optimizer", optimizer),
-            ("topology", _topology(topology)),
-            ("fragmenter", fragmenter),
-            ("partition", partition),
-        ):
-            if value is None:
-                continue
-            if name in values:
-                raise MosaicValueError(f"{name} is given twice (as an argument and a setting)")
-            if isinstance(value, str):
-                values[name] = value
-            else:
-                values[name], objects[name] = label_of(value), value
-        if isinstance(train, os.PathLike):
-            raise MosaicTypeError("train must be a dataset name, a Dataset or (inputs, targets)")
-        if isinstance(train, str):
-            if test is not None:
-                raise MosaicValueError(f"test= is not used with the built-in dataset {train!r}")
-            if "dataset" in values:
-                raise MosaicValueError("the dataset is given twice (train= and dataset=)")
-            values["dataset"] = train
-        elif train is not None:
-            if test is None:
-                raise MosaicValueError("test data is missing: pass test= with your own train=")
-            pair = isinstance(train, (tuple, list))
-            values.setdefault("dataset", "<data>" if pair else label_of(train))
-            objects["train"], objects["test"] = train, test
-        elif test is not None:
-            raise MosaicValueError("test= needs train= (your own training data)")
+        self._trackers = _trackers(trackers, values)
+        objects = _objects(values, model, optimizer, topology, fragmenter, partition)
+        objects.update(_data(values, train, test))
         if metric is not None:
             objects["metric"] = metric
         if loss is not None:
@@ -285,6 +249,68 @@ class Result:
 
 # Settings that an argument of another name also sets.
 _SETTING_ALIASES = {"dataset": "train"}
+
+
+def _trackers(trackers: str | Sequence[Any] | None, values: dict[str, Any]) -> list[Any]:
+    """The tracker objects among ``trackers``; the names go into the ``tracker`` setting."""
+    tracker_list = [trackers] if isinstance(trackers, str) else list(trackers or ())
+    names = [t for t in tracker_list if isinstance(t, str)]
+    if names:
+        if "tracker" in values:
+            raise MosaicValueError("the trackers are given twice (trackers= and tracker=)")
+        values["tracker"] = ",".join(names)
+    return [t for t in tracker_list if not isinstance(t, str)]
+
+
+def _objects(
+    values: dict[str, Any],
+    model: Any,
+    optimizer: Any,
+    topology: Any,
+    fragmenter: Any,
+    partition: Any,
+) -> dict[str, Any]:
+    """The Python objects among the arguments that settings can also name; their labels (or
+    the strings given) go into ``values``."""
+    objects: dict[str, Any] = {}
+    for name, value in (
+        ("model", _model_factory(model)),
+        ("optimizer", optimizer),
+        ("topology", _topology(topology)),
+        ("fragmenter", fragmenter),
+        ("partition", partition),
+    ):
+        if value is None:
+            continue
+        if name in values:
+            raise MosaicValueError(f"{name} is given twice (as an argument and a setting)")
+        if isinstance(value, str):
+            values[name] = value
+        else:
+            values[name], objects[name] = label_of(value), value
+    return objects
+
+
+def _data(values: dict[str, Any], train: Any, test: Any) -> dict[str, Any]:
+    """The user's data objects (none for a built-in dataset, whose name goes into ``values``)."""
+    if isinstance(train, os.PathLike):
+        raise MosaicTypeError("train must be a dataset name, a Dataset or (inputs, targets)")
+    if isinstance(train, str):
+        if test is not None:
+            raise MosaicValueError(f"test= is not used with the built-in dataset {train!r}")
+        if "dataset" in values:
+            raise MosaicValueError("the dataset is given twice (train= and dataset=)")
+        values["dataset"] = train
+        return {}
+    if train is not None:
+        if test is None:
+            raise MosaicValueError("test data is missing: pass test= with your own train=")
+        pair = isinstance(train, (tuple, list))
+        values.setdefault("dataset", "<data>" if pair else label_of(train))
+        return {"train": train, "test": test}
+    if test is not None:
+        raise MosaicValueError("test= needs train= (your own training data)")
+    return {}
 
 
 def _listed(callbacks: Any) -> list[Callable]:

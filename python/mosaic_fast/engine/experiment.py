@@ -1,99 +1,56 @@
-"""``run_experiment``: a Simulation driven round by round, writing its run folder.
+"""``run_experiment``: a run's simulation built, driven round by round, its run folder written.
 
-The run stops loudly: a non-finite training loss, non-finite parameters at an evaluation, or an
-evaluation whose metrics are not finite (the only sign of a last round gone wrong: no later round
-computes its loss) ends it with :class:`RunDiverged` (``summary.json`` says ``"status": "diverged"``; the valid
-metrics lines stay). SIGINT and SIGTERM let the current round finish, write a checkpoint, and
-end it with :class:`RunInterrupted`.
+:func:`execute` opens the run folder (rank 0 alone, with ranks), finds what it holds (a complete
+run, a checkpoint to resume), builds the simulation (:func:`.build.make_simulation`) and hands it
+to the :class:`~.driver.Driver`, which runs the rounds, evaluations, callbacks, checkpoints and
+stops (a non-finite loss or metric: :class:`RunDiverged`, ``summary.json`` says
+``"status": "diverged"``; SIGINT/SIGTERM: :class:`RunInterrupted` after a checkpoint).
+
+:class:`RunState`, :class:`Callbacks` and :class:`RunObserver` live in :mod:`.driver` and are
+importable from here.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import platform
-import signal
-import sys
-import threading
-import time
-from collections.abc import Callable, Sequence
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from time import perf_counter
-from typing import Any, Protocol
-from warnings import warn
+from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .._version import __version__
-from ..errors import (
-    CallbackError,
-    CheckpointCostWarning,
-    MosaicError,
-    MosaicValueError,
-    RunDiverged,
-    RunInterrupted,
-)
+from ..errors import MosaicError, MosaicValueError, RunDiverged, RunInterrupted
 from ..launch import launch_problem
 from ..results.folder import COMPLETE, DIVERGED, RunFolder, config_of
-from ..settings import RESUMABLE_SETTINGS, ExperimentConfig, evaluation_rounds
-from ..user_code import describe, first_line
+from ..settings import RESUMABLE_SETTINGS, ExperimentConfig
+from ..user_code import first_line
 from .build import make_simulation
 from .distributed import Ranks
-from .simulation import Simulation, UserCode, resolve_device
+from .driver import Callbacks, Driver, RunObserver, RunState, _checkpoint_cost
+from .inputs import UserCode, resolve_device
+from .progress import _clock, _postfix
+from .state import NetworkState
 
-
-@dataclass
-class RunState:
-    """What a callback sees: the run after ``round`` rounds.
-
-    ``params`` is the live float32 (n, d) parameter buffer (read it; writing changes the run);
-    ``history`` the evaluation records so far; ``config`` the resolved settings.
-    """
-
-    round: int
-    params: Any
-    history: list[dict[str, Any]]
-    config: ExperimentConfig
-    simulation: Simulation
-
-    def node_model(self, i: int) -> Any:
-        """Node ``i``'s model as a standalone ``torch.nn.Module`` (CPU, eval mode)."""
-        return self.simulation.node_model(i)
-
-
-class RunObserver(Protocol):
-    """Something that watches a run without taking part in it (experiment trackers,
-    :class:`mosaic_fast.tracking.Tracking`). Its methods must not raise: what fails inside an
-    observer is its own business, never the run's. Only the process writing the run folder (rank
-    0) calls them."""
-
-    def run_started(self, state: RunState, folder: Path | None) -> None:
-        """Before the first round of this process: ``state.history`` holds the records a resumed
-        run had written before."""
-
-    def evaluated(self, state: RunState, record: dict[str, Any]) -> None:
-        """After every evaluation, once ``record`` is in ``metrics.jsonl``."""
-
-    def run_ended(self, status: str) -> None:
-        """Once, when the run stops: ``complete``, ``diverged``, ``interrupted`` or ``failed``
-        (the folder's ``summary.json`` is written by then)."""
-
-
-@dataclass
-class Callbacks:
-    """Functions called during a run. ``on_round_end(state)`` after every round (it returns None);
-    ``on_evaluate(state, metrics)`` after every evaluation; a dict it returns (name -> number) adds
-    extra metrics to the record, so they land in ``metrics.jsonl`` and the summary. ``observers``
-    (:class:`RunObserver`) watch the run start, every evaluation and the end."""
-
-    on_round_end: Sequence[Callable[[RunState], None]] = field(default_factory=list)
-    on_evaluate: Sequence[Callable[[RunState, dict[str, Any]], Any]] = field(default_factory=list)
-    observers: Sequence[RunObserver] = field(default_factory=list)
+__all__ = [
+    "Callbacks",
+    "Outcome",
+    "RunObserver",
+    "RunState",
+    "_checkpoint_cost",
+    "_clock",
+    "_postfix",
+    "execute",
+    "resume_experiment",
+    "run_experiment",
+    "summarize",
+    "time_to_target",
+]
 
 
 @dataclass
@@ -103,7 +60,7 @@ class Outcome:
 
     summary: dict[str, Any]
     history: list[dict[str, Any]]
-    simulation: Simulation | None
+    simulation: NetworkState | None
 
 
 def _versions() -> dict[str, str]:
@@ -154,141 +111,6 @@ def time_to_target(
 
 def _comparable(cfg_dict: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cfg_dict.items() if k not in RESUMABLE_SETTINGS}
-
-
-def _postfix(rec: dict[str, Any]) -> str:
-    """The bar's text for the last evaluation, with its round: the bar moves on every round, the
-    metrics only at evaluations."""
-    return (
-        f"{rec['metric']}={rec['node_mean']:.4f} avg={rec['avg_model']:.4f} "
-        f"cons={rec['consensus_distance']:.3g} (round {rec['round']})"
-    )
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-class _Progress:
-    """What the run shows on standard error: the tqdm bar on a terminal; elsewhere (a file, a CI
-    log) one plain line per evaluation (round, metrics, elapsed, ETA), since the bar's refreshes
-    would run together into one endless line; nothing when ``quiet``."""
-
-    def __init__(self, cfg: ExperimentConfig, done: int, quiet: bool) -> None:
-        self.desc, self.total, self.first = f"{cfg.dataset} K={cfg.K}", cfg.rounds, done
-        self.start = time.perf_counter()
-        self.lines = not quiet and not _is_terminal(sys.stderr)
-        self.bar = tqdm(
-            total=cfg.rounds,
-            initial=done,
-            disable=quiet or self.lines,
-            desc=self.desc,
-            unit="round",
-            dynamic_ncols=True,
-        )
-
-    def evaluated(self, rec: dict[str, Any], done: int) -> None:
-        if self.lines:
-            elapsed = time.perf_counter() - self.start
-            ran = done - self.first
-            eta = _clock(elapsed / ran * (self.total - done)) if ran > 0 else "?"
-            sim = rec.get("sim_time_s")
-            sim_text = f" sim {sim:.4g}s" if isinstance(sim, (int, float)) else ""
-            print(
-                f"{self.desc} round {rec['round']}/{self.total}: {rec['metric']} "
-                f"{rec['node_mean']:.4f} (avg model {rec['avg_model']:.4f}, consensus "
-                f"{rec['consensus_distance']:.3g}){sim_text} elapsed {_clock(elapsed)} eta {eta}",
-                file=sys.stderr,
-                flush=True,
-            )
-        else:
-            self.bar.set_postfix_str(_postfix(rec))
-
-    def update(self) -> None:
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def _is_terminal(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):  # replaced by an object without it, or closed
-        return False
-
-
-class _StopSignals:
-    """Remembers SIGINT/SIGTERM instead of dying mid-round; a second signal acts at once."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is not None:  # asked twice: stop now (the last checkpoint stays valid)
-            for s in (signal.SIGINT, signal.SIGTERM):  # a third one must not break the unwinding
-                signal.signal(s, signal.SIG_IGN)
-            raise RunInterrupted(self.received, None)
-        self.received = signum
-
-    @contextmanager
-    def installed(self):
-        if threading.current_thread() is not threading.main_thread():
-            yield self  # signals reach only the main thread; nothing to catch here
-            return
-        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-
-
-def _round_seconds(sim: Simulation) -> float | None:
-    """Mean training seconds of a round so far (None before one)."""
-    return sim.train_seconds / sim.rounds_done if sim.rounds_done else None
-
-
-def _checkpoint_cost(
-    cfg: ExperimentConfig, seconds: float, size: int, round_seconds: float | None
-) -> str | None:
-    """A note when writing a checkpoint (``size`` bytes in ``seconds``) takes more than half
-    the training time of the ``checkpoint_every`` rounds between two checkpoints (and at least
-    0.1 s: a tiny run's fsync is not worth a word), else None."""
-    every = cfg.checkpoint_every
-    if not every or round_seconds is None:
-        return None
-    between = every * round_seconds
-    if seconds <= 0.5 * between or seconds < 0.1:
-        return None
-    return (
-        f"checkpoint_every={every}: each checkpoint writes {size / 1e6:.1f} MB and took "
-        f"{seconds:.2f} s, {seconds / max(between, 1e-9):.1f}x the training of the {every} "
-        f"round(s) between two ({between:.3f} s); a larger --checkpoint-every makes the run faster"
-    )
-
-
-def _check_finite(sim: Simulation, cfg: ExperimentConfig, *, params: bool) -> None:
-    """RunDiverged when the last training loss (or, at evaluations, any parameter) is not finite."""
-    loss = sim.last_loss
-    if loss is not None and not math.isfinite(loss):
-        raise RunDiverged(sim.rounds_done, f"training loss {loss}", cfg.lr)
-    if params and not bool(torch.isfinite(sim.params()).all()):
-        raise RunDiverged(sim.rounds_done, "non-finite parameters", cfg.lr)
-
-
-# Evaluation fields that are finite for any model that has not diverged.
-_FINITE_METRICS = ("node_mean", "node_std", "avg_model", "consensus_distance")
-
-
-def _check_record(rec: dict[str, Any], cfg: ExperimentConfig) -> None:
-    """RunDiverged when an evaluation's metrics are not finite (parameters can stay finite while
-    the model's outputs overflow, and after the last round no training loss is computed)."""
-    for name in _FINITE_METRICS:
-        value = rec.get(name)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise RunDiverged(rec["round"], f"{name} {value} at its evaluation", cfg.lr)
 
 
 def run_experiment(
@@ -351,21 +173,7 @@ def execute(
         with folder if folder is not None else nullcontext():
             return run(folder)
     try:
-        if not ranks.is_root:  # rank 0 alone writes the folder; it says whether it could
-            _raise_if_failed(ranks.share(None))
-            outcome = run(None)
-        else:
-            entered = False
-            try:
-                folder = RunFolder(out_dir) if out_dir is not None else None
-                with folder if folder is not None else nullcontext():
-                    entered = True
-                    ranks.share(None)
-                    outcome = run(folder)
-            except MosaicError as exc:
-                if not entered:
-                    ranks.share(first_line(exc))
-                raise
+        outcome = _on_ranks(ranks, out_dir, run)
         ranks.barrier()  # no rank leaves (and tears down its connections) while others talk
         return outcome
     except RuntimeError as exc:
@@ -375,6 +183,24 @@ def execute(
             f"lost contact with the other ranks (one failed, was killed, or stalled past "
             f"dist_timeout={cfg.dist_timeout:g} s, which --dist-timeout sets): {first_line(exc)}"
         ) from None
+
+
+def _on_ranks(ranks: Ranks, out_dir: str | Path | None, run: Callable) -> Outcome:
+    """``run`` on this rank: rank 0 alone opens the folder and says whether it could."""
+    if not ranks.is_root:
+        _raise_if_failed(ranks.share(None))
+        return run(None)
+    entered = False
+    try:
+        folder = RunFolder(out_dir) if out_dir is not None else None
+        with folder if folder is not None else nullcontext():
+            entered = True
+            ranks.share(None)
+            return run(folder)
+    except MosaicError as exc:
+        if not entered:
+            ranks.share(first_line(exc))
+        raise
 
 
 def _lost_contact(exc: RuntimeError) -> bool:
@@ -407,37 +233,13 @@ def _run_in(
     callbacks: Callbacks,
     ranks: Ranks | None = None,
 ) -> Outcome:
-    if ranks is None or ranks.is_root:
-        try:
-            done, checkpoint, strategy, step_time_s = _prologue(cfg, folder, resume)
-            sim = None
-            if done is None:
-                sim = make_simulation(
-                    cfg, device, user=user, strategy=strategy, step_time_s=step_time_s, ranks=ranks
-                )
-        except MosaicError as exc:
-            if ranks is not None:
-                ranks.share(("failed", first_line(exc)))
-            raise
-        if ranks is not None:
-            sim_facts = None if sim is None else (sim.strategy, sim.measured_step_time_s)
-            ranks.share(("ok", done, checkpoint, sim_facts))
-        if done is not None:
-            return done
-        observers = callbacks.observers
-    else:  # the other ranks: what rank 0 found, and the strategy and clock it settled
-        kind, *shared = ranks.share(None)
-        if kind == "failed":
-            _raise_if_failed(shared[0])
-        done, checkpoint, sim_facts = shared
-        if done is not None:
-            return done
-        strategy, step_time_s = sim_facts
-        sim = make_simulation(
-            cfg, device, user=user, strategy=strategy, step_time_s=step_time_s, ranks=ranks
-        )
-        quiet = True  # one progress bar: rank 0's
-        observers = ()  # rank 0 reports the run
+    """The run in ``folder`` (None: in memory) on this process: opened (or found complete),
+    restored from its checkpoint, driven to the end, summarized."""
+    root = ranks is None or ranks.is_root
+    opened = (_open_root if root else _open_other)(cfg, device, folder, resume, user, ranks)
+    if isinstance(opened, Outcome):
+        return opened
+    sim, checkpoint = opened
     history: list[dict[str, Any]] = []
     if checkpoint is not None:
         sim.load_state_dict(checkpoint["simulation"])
@@ -446,103 +248,90 @@ def _run_in(
             raise MosaicValueError(
                 f"checkpoint is at round {sim.rounds_done}, beyond rounds={cfg.rounds}"
             )
-
     if folder is not None:
         if checkpoint is None or not folder.has_config():
-            folder.write_config(
-                {
-                    "config": cfg.to_dict(),
-                    "versions": _versions(),
-                    "n_params": sim.n_params,
-                    "model_name": sim.model_name,
-                    "trainer_strategy": sim.strategy,
-                    "measured_step_time_s": sim.measured_step_time_s,
-                    "ranks": 1 if ranks is None else ranks.world,
-                    "metric": sim.metric_name,
-                    "lower_is_better": sim.lower_is_better,
-                    "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                }
-            )
+            folder.write_config(_meta(cfg, sim, ranks))
         # Drop records written after the checkpoint (or by an earlier attempt without one).
         folder.restart_metrics(history)
-
-    def state() -> RunState:
-        return RunState(sim.rounds_done, sim.params(), history, cfg, sim)
-
-    for observer in observers:
-        observer.run_started(state(), folder.path if folder is not None else None)
-
-    def log(rec: dict[str, Any]) -> None:
-        _check_record(rec, cfg)
-        for fn in callbacks.on_evaluate:
-            rec.update(_extra_metrics(fn, _called(fn, "on_evaluate", sim, state(), rec), rec))
-        history.append(rec)
-        if folder is not None:
-            folder.append_metrics(rec)
-        for observer in observers:
-            observer.evaluated(state(), rec)
-
-    def round_end() -> None:
-        for fn in callbacks.on_round_end:
-            if _called(fn, "on_round_end", sim, state()) is not None:
-                raise CallbackError(
-                    f"on_round_end callback {describe(fn)} returned a value; it must return None "
-                    "(extra metrics come from on_evaluate)"
-                )
-
-    cost_told = []  # the checkpoints' cost is told once
-
-    def save_checkpoint() -> None:
-        # Distributed: a collective on every rank (the state of every block); rank 0 writes it.
-        start = perf_counter()
-        state = {"config": cfg.to_dict(), "simulation": sim.state_dict(), "history": history}
-        if folder is not None:
-            folder.save_checkpoint(state)
-            note = _checkpoint_cost(
-                cfg, perf_counter() - start, folder.checkpoint_bytes(), _round_seconds(sim)
-            )
-            periodic = cfg.checkpoint_every and sim.rounds_done % cfg.checkpoint_every == 0
-            if note is not None and periodic and not cost_told:  # not a signal's one-off
-                cost_told.append(note)
-                warn(note, CheckpointCostWarning, stacklevel=2)
-
-    checkpoints = folder is not None or ranks is not None
-
-    try:
-        with _StopSignals().installed() as stop:
-            # A fresh run, or a checkpoint of a round whose evaluation did not finish (a callback
-            # raised): evaluate the state it holds first.
-            if not history or (
-                history[-1]["round"] < sim.rounds_done and _evaluates(cfg, sim.rounds_done)
-            ):
-                log(sim.metrics())
-            saver = save_checkpoint if checkpoints else None
-            _train(cfg, sim, history, log, round_end, saver, stop, quiet)
-    except RunDiverged as exc:
-        if folder is not None:
-            folder.finish(
-                {
-                    "status": DIVERGED,
-                    "complete": False,
-                    "round": exc.round,
-                    "reason": exc.reason,
-                    "rounds": cfg.rounds,
-                    "last_valid": history[-1] if history else None,
-                }
-            )
-        raise
-    except RunInterrupted as exc:
-        command = f"mosaic-fast run --resume {folder.path}" if folder is not None else None
-        raise RunInterrupted(exc.signum, command) from None
-    except CallbackError:
-        if checkpoints and sim.rounds_done:  # the rounds done so far are not lost
-            save_checkpoint()
-        raise
-
+    Driver(
+        cfg,
+        sim,
+        history,
+        folder,
+        callbacks,
+        observers=callbacks.observers if root else (),  # rank 0 reports the run
+        checkpoints=folder is not None or ranks is not None,
+        quiet=quiet or not root,  # one progress bar: rank 0's
+    ).run()
     summary = summarize(cfg, history, sim.lower_is_better)
     if folder is not None:
         folder.finish(summary)
     return Outcome(summary, history, sim)
+
+
+def _open_root(
+    cfg: ExperimentConfig,
+    device: torch.device,
+    folder: RunFolder | None,
+    resume: bool,
+    user: UserCode | None,
+    ranks: Ranks | None,
+) -> Outcome | tuple[NetworkState, dict[str, Any] | None]:
+    """The outcome of a run found complete, else the simulation and the checkpoint to resume
+    from; with ``ranks``, what it found goes to the other ranks."""
+    try:
+        done, checkpoint, strategy, step_time_s = _prologue(cfg, folder, resume)
+        sim = None
+        if done is None:
+            sim = make_simulation(
+                cfg, device, user=user, strategy=strategy, step_time_s=step_time_s, ranks=ranks
+            )
+    except MosaicError as exc:
+        if ranks is not None:
+            ranks.share(("failed", first_line(exc)))
+        raise
+    if ranks is not None:
+        sim_facts = None if sim is None else (sim.strategy, sim.measured_step_time_s)
+        ranks.share(("ok", done, checkpoint, sim_facts))
+    return done if done is not None else (sim, checkpoint)
+
+
+def _open_other(
+    cfg: ExperimentConfig,
+    device: torch.device,
+    folder: RunFolder | None,
+    resume: bool,
+    user: UserCode | None,
+    ranks: Ranks,
+) -> Outcome | tuple[NetworkState, dict[str, Any] | None]:
+    """The other ranks: what rank 0 found, and the strategy and clock it settled."""
+    kind, *shared = ranks.share(None)
+    if kind == "failed":
+        _raise_if_failed(shared[0])
+    done, checkpoint, sim_facts = shared
+    if done is not None:
+        return done
+    strategy, step_time_s = sim_facts
+    sim = make_simulation(
+        cfg, device, user=user, strategy=strategy, step_time_s=step_time_s, ranks=ranks
+    )
+    return sim, checkpoint
+
+
+def _meta(cfg: ExperimentConfig, sim: NetworkState, ranks: Ranks | None) -> dict[str, Any]:
+    """The run folder's ``config.json``: the settings and what the run settled on."""
+    return {
+        "config": cfg.to_dict(),
+        "versions": _versions(),
+        "n_params": sim.n_params,
+        "model_name": sim.model_name,
+        "trainer_strategy": sim.strategy,
+        "measured_step_time_s": sim.measured_step_time_s,
+        "ranks": 1 if ranks is None else ranks.world,
+        "metric": sim.metric_name,
+        "lower_is_better": sim.lower_is_better,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def _observed(cfg: ExperimentConfig, *args: Any, callbacks: Callbacks, **kwargs: Any) -> Outcome:
@@ -596,96 +385,3 @@ def _prologue(
         strategy = meta.get("trainer_strategy")
         step_time_s = meta.get("measured_step_time_s")  # the clock the run started with
     return None, checkpoint, strategy, step_time_s
-
-
-def _called(fn: Callable, hook: str, sim: Simulation, *args: Any) -> Any:
-    """``fn(*args)``; anything it raises becomes a CallbackError naming it and the round."""
-    try:
-        return fn(*args)
-    except Exception as exc:
-        raise CallbackError(
-            f"{hook} callback {describe(fn)} raised {first_line(exc)} "
-            f"(after round {sim.rounds_done})"
-        ) from exc
-
-
-def _extra_metrics(fn: Callable, extra: Any, rec: dict[str, Any]) -> dict[str, float]:
-    """The extra metrics ``fn`` returned (None: none), checked to be numbers under names the
-    record ``rec`` does not hold yet (so no built-in field, nor another callback's, is replaced)."""
-    if extra is None:
-        return {}
-    where = f"on_evaluate callback {describe(fn)}"
-    if not isinstance(extra, dict):
-        raise CallbackError(f"{where} returned {type(extra).__name__}; return a dict or None")
-    out = {}
-    for name, value in extra.items():
-        if not isinstance(name, str) or name in rec:
-            raise CallbackError(f"{where} returned metric name {name!r}: names must be new strings")
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise CallbackError(f"{where} returned {name}={value!r}; metrics must be numbers")
-        out[name] = float(value)
-    return out
-
-
-def _evaluates(cfg: ExperimentConfig, done: int) -> bool:
-    """Whether the state after ``done`` rounds is evaluated: round 0, the last, and the rounds of
-    ``eval_at`` (else every ``eval_every`` rounds) unless ``eval_every_s`` sets a schedule in
-    simulated time instead."""
-    if done in (0, cfg.rounds):
-        return True
-    if cfg.eval_every_s is not None:
-        return False
-    if cfg.eval_at is not None:
-        return done in _scheduled_rounds(cfg.eval_at, cfg.rounds)
-    return done % cfg.eval_every == 0
-
-
-@functools.lru_cache(maxsize=8)
-def _scheduled_rounds(eval_at: str, rounds: int) -> frozenset[int]:
-    return frozenset(evaluation_rounds(eval_at, rounds))
-
-
-def _crossed(cfg: ExperimentConfig, before: float, after: float) -> bool:
-    """Whether the round from simulated time ``before`` to ``after`` passed a multiple of
-    ``eval_every_s`` (synchronous runs evaluate at the first round boundary after it;
-    asynchronous ones evaluate at the multiples themselves, ``Simulation.evaluation_times``)."""
-    if cfg.eval_every_s is None or cfg.algorithm not in Simulation.ALGORITHMS:
-        return False
-    return math.floor(after / cfg.eval_every_s) > math.floor(before / cfg.eval_every_s)
-
-
-def _train(cfg, sim, history, log, round_end, save_checkpoint, stop, quiet) -> None:
-    progress = _Progress(cfg, sim.rounds_done, quiet)
-    progress.evaluated(history[-1], sim.rounds_done)
-    try:
-        for t in range(sim.rounds_done, cfg.rounds):
-            before = sim.sim_time_s
-            inside, at_end = sim.evaluation_times(t)
-            for at in inside:  # asynchronous runs evaluate at the times themselves
-                sim.advance_to(at)
-                _check_finite(sim, cfg, params=True)
-                log(sim.metrics())
-                progress.evaluated(history[-1], sim.rounds_done)
-            sim.train_round(t)
-            done = t + 1
-            out_of_time = cfg.time_budget is not None and sim.sim_time_s >= cfg.time_budget
-            evaluate = _evaluates(cfg, done) or out_of_time or at_end
-            evaluate = evaluate or _crossed(cfg, before, sim.sim_time_s)
-            _check_finite(sim, cfg, params=evaluate)
-            round_end()
-            if evaluate:
-                log(sim.metrics())
-                progress.evaluated(history[-1], done)
-            progress.update()
-            periodic = cfg.checkpoint_every and done % cfg.checkpoint_every == 0
-            stopping = sim.any_rank(stop.received is not None)  # ranks stop together
-            if save_checkpoint is not None and (periodic or stopping):
-                save_checkpoint()
-            if stopping and done < cfg.rounds:
-                raise RunInterrupted(stop.received or signal.SIGTERM, None)
-            if out_of_time:  # the summary's final record says where the budget ran out
-                return
-    finally:
-        progress.close()

@@ -1,0 +1,49 @@
+"""The algorithms a run can use: one :class:`Protocol` class per algorithm, and their registry.
+
+Adding an algorithm is one file (a :class:`Protocol` subclass) and one :func:`register` call.
+The settings validate ``algorithm`` against their own list of names (the settings sit below the
+engine and cannot import it): a name registered here must also be a choice there (see
+:func:`names`).
+"""
+
+from __future__ import annotations
+
+from .adpsgd import ADPSGD
+from .base import Protocol
+from .divshare import DivShare
+from .mosaic import Mosaic
+from .swift import Swift
+
+_REGISTRY: dict[str, Protocol] = {}
+
+
+def register(protocol: type[Protocol] | Protocol) -> Protocol:
+    """Make ``protocol`` (a class or an instance) the algorithm of its ``name``; returns the
+    instance. A name registered before is replaced (a test's variant of a built-in)."""
+    instance = protocol() if isinstance(protocol, type) else protocol
+    _REGISTRY[instance.name] = instance
+    return instance
+
+
+def unregister(name: str) -> None:
+    """Forget the algorithm ``name`` (tests that registered their own)."""
+    _REGISTRY.pop(name, None)
+
+
+def get(name: str) -> Protocol:
+    """The protocol of algorithm ``name``; KeyError naming the known ones otherwise."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown algorithm {name!r}; registered: {', '.join(names())}") from None
+
+
+def names() -> tuple[str, ...]:
+    """Every registered algorithm, in registration order (the built-ins first)."""
+    return tuple(_REGISTRY)
+
+
+for _builtin in (Mosaic, DivShare, Swift, ADPSGD):
+    register(_builtin)
+
+__all__ = ["ADPSGD", "DivShare", "Mosaic", "Protocol", "Swift", "get", "names", "register"]
