@@ -60,7 +60,7 @@ class _Stderr(logging.StreamHandler):
         self.setFormatter(logging.Formatter("%(message)s"))
 
     @property
-    def stream(self):  # type: ignore[override]
+    def stream(self):
         return sys.stderr
 
     @stream.setter

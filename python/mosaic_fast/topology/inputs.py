@@ -15,7 +15,7 @@ from ..errors import MosaicTypeError, MosaicValueError
 _FIELD_SEPARATOR = re.compile(r"[,\s]+")
 
 
-def one_line(text: str) -> str:
+def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
