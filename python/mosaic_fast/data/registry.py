@@ -24,7 +24,9 @@ Data = ClassificationData | RatingsData
 def _spec(name: str) -> DatasetSpec:
     spec = dataset_spec(name)
     if spec is None:
-        raise MosaicValueError(f"unknown dataset {name!r}; choose one of {', '.join(dataset_names())}")
+        raise MosaicValueError(
+            f"unknown dataset {name!r}; choose one of {', '.join(dataset_names())}"
+        )
     return spec
 
 
