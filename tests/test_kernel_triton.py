@@ -86,7 +86,11 @@ except MosaicError as exc:
 
 def test_not_offered_when_turned_off() -> None:
     res = subprocess.run(
-        [sys.executable, "-c", "from mosaic_fast.kernel import triton_path as k; print(k.available())"],
+        [
+            sys.executable,
+            "-c",
+            "from mosaic_fast.kernel import triton_path as k; print(k.available())",
+        ],
         env={**os.environ, "MOSAIC_DEVICE_KERNEL": "torch"},
         capture_output=True,
         text=True,
