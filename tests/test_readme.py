@@ -64,7 +64,10 @@ def test_the_api_example_passes_only_real_settings():
     (code,) = [b for b in blocks("python") if "mf.Experiment(" in b]
     names = set()
     for node in ast.walk(ast.parse(code)):
-        if isinstance(node, ast.Call) and ast.unparse(node.func) in ("mf.Experiment", "exp.replace"):
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in (
+            "mf.Experiment",
+            "exp.replace",
+        ):
             names |= {k.arg for k in node.keywords}
     accepted = set(SETTINGS) | {"model", "train", "test", "trackers"}
     assert names and names <= accepted, names - accepted
