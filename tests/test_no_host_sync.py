@@ -102,7 +102,7 @@ def device_aggregation(monkeypatch):
     """Gossip through the device path (the torch index path on these CPU tensors), which CUDA
     tensors take, instead of the Rust kernel (which reads CPU tensors through zero-copy numpy
     views: not a sync, but counted as one here)."""
-    monkeypatch.setattr(mf, "aggregate", aggregate_torch)
+    monkeypatch.setattr(mf.kernel, "aggregate", aggregate_torch)
 
 
 def rounds_without_syncs(sim: Simulation) -> None:
@@ -184,7 +184,7 @@ def test_cuda_rounds_without_host_syncs(dataset: str, strategy: str, monkeypatch
     partition = "natural" if dataset == "movielens" else "iid"
     cfg = config(dataset, trainer=strategy, partition=partition, device="cuda", **small)
     sim = Simulation(cfg, torch.device("cuda"), data=DATA[dataset]())
-    monkeypatch.setattr(mf, "aggregate", mf.kernel.device_aggregate)
+    monkeypatch.setattr(mf.kernel, "aggregate", mf.kernel.device_aggregate)
     sim.train_round(0)
     monkeypatch.setattr(rounds_module, "synchronize", lambda device: None)
     torch.cuda.set_sync_debug_mode("error")
