@@ -184,6 +184,7 @@ def test_sweep_cells_are_grouped(tmp_path):
     sweep = tmp_path / "sweep"
     for k in (1, 2):
         experiment("tensorboard,mlflow,wandb", K=k).run(sweep / f"K={k}", quiet=True, group=sweep)
+    wait()
     logdirs = sorted(p.parent.relative_to(sweep) for p in sweep.rglob("events.out.tfevents.*"))
     assert [str(p) for p in logdirs] == ["K=1/tracking/tensorboard", "K=2/tracking/tensorboard"]
 

@@ -50,6 +50,15 @@ class _LazyGroup(click.Group):
 def main() -> None:
     """mosaic-fast: decentralized learning with model fragmentation (Mosaic Learning)."""
     _log_to_stderr()
+    click.get_current_context().call_on_close(_trackers_finished)
+
+
+def _trackers_finished() -> None:
+    """A command ends once the trackers of its runs have written everything (they finish in the
+    background after each run); nothing to wait for when no run was tracked."""
+    tracking = sys.modules.get("mosaic_fast.tracking")
+    if tracking is not None:
+        tracking.wait()
 
 
 class _Stderr(logging.StreamHandler):
