@@ -12,9 +12,10 @@ import numpy as np
 
 from ..errors import MosaicValueError
 from ..kernel import FragmentMap
+from ..user_code import FILE_PREFIXES, File, decode
 from .inputs import existing, load_npy, one_line, read_text_rows, require_int
 
-ASSIGNMENT_PREFIX = "assignment:"
+ASSIGNMENT_PREFIX = FILE_PREFIXES["assignment"]
 BUILTIN_FRAGMENTERS = ("contiguous", "random", "blocks")
 
 
@@ -129,14 +130,10 @@ def fragments_for(
         return FragmentMap.random(n_params, n_fragments, seed=seed, layer_sizes=list(layer_sizes))
     if fragmenter == "blocks":
         return FragmentMap.blocks(n_params, n_fragments, block_size=block_size, seed=seed)
-    if (
-        isinstance(fragmenter, str)
-        and fragmenter.startswith(ASSIGNMENT_PREFIX)
-        and len(fragmenter) > len(ASSIGNMENT_PREFIX)
-    ):
-        path = fragmenter[len(ASSIGNMENT_PREFIX) :]
+    code = decode("fragmenter", fragmenter) if isinstance(fragmenter, str) else None
+    if isinstance(code, File) and code.kind == "assignment":
         return assignment_map(
-            read_assignment(path), n_fragments, n_params, origin=f"assignment file {path}"
+            read_assignment(code.path), n_fragments, n_params, origin=f"assignment file {code.path}"
         )
     raise MosaicValueError(
         f"unknown fragmenter {fragmenter!r}; choose one of {', '.join(BUILTIN_FRAGMENTERS)}, "

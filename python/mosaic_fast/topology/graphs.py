@@ -11,13 +11,14 @@ import numpy as np
 
 from ..errors import MosaicTypeError, MosaicValueError
 from ..kernel import GRAPH_MODES, Graphs, sample_graphs
+from ..user_code import FILE_PREFIXES, File, decode
 from .edges import EdgeOrigin, edge_array, read_edges
 from .inputs import one_line, require_int
 
 EdgeCallable = Callable[[int, int], Any]
 """``(round, fragment) -> edge list or adjacency matrix`` of that fragment's graph in that round."""
 
-EDGES_PREFIX = "edges:"
+EDGES_PREFIX = FILE_PREFIXES["edges"]
 BUILTIN_TOPOLOGIES = tuple(mode for mode in GRAPH_MODES if mode != "edges")
 
 
@@ -72,9 +73,9 @@ class GraphSource:
             raise MosaicTypeError(
                 f"topology={topology!r} must be a mode name or edges:FILE; pass Python objects as user"
             )
-        if topology.startswith(EDGES_PREFIX) and len(topology) > len(EDGES_PREFIX):
-            path = topology[len(EDGES_PREFIX) :]
-            return cls._static(read_edges(path, n_nodes), n_nodes, n_fragments, seed, topology)
+        code = decode("topology", topology)
+        if isinstance(code, File) and code.kind == "edges":
+            return cls._static(read_edges(code.path, n_nodes), n_nodes, n_fragments, seed, topology)
         if topology == "edges":
             raise MosaicValueError(
                 "topology 'edges' needs its edges: use edges:FILE, or hand the edge list to the "
