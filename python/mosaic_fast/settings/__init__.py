@@ -30,6 +30,7 @@ Per-dataset defaults (``model``, ``lr``, ``batch_size``, ...) live in each datas
 from __future__ import annotations
 
 from ..user_code import is_reference
+from .algorithms import AlgorithmFacts, algorithm_facts, declare_algorithm, forget_algorithm
 from .choices import (
     ALGORITHMS,
     ASYNC_SEMANTICS,
@@ -58,6 +59,10 @@ from .toml_files import load_toml
 
 __all__ = [
     "ALGORITHMS",
+    "AlgorithmFacts",
+    "algorithm_facts",
+    "declare_algorithm",
+    "forget_algorithm",
     "ASYNC_SEMANTICS",
     "DATASETS",
     "DEVICES",

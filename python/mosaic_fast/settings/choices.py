@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..data.specs import DATASETS
 from ..kernel import GRAPH_MODES
+from .algorithms import ALGORITHMS
 
 __all__ = [
     "ALGORITHMS",
@@ -32,11 +33,5 @@ DEVICES = ("cpu", "cuda", "auto")
 TRACKERS = ("tensorboard", "mlflow", "wandb")
 # ``auto`` lets the task pick its fastest strategy (engine.trainer.STRATEGIES holds the others).
 TRAINERS = ("auto", "loop", "vmap", "batched", "sparse")
-# mosaic runs in rounds; the others are asynchronous, in simulated time (mosaic_fast.network.spec).
-ALGORITHMS = ("mosaic", "divshare", "swift", "adpsgd")
-# Asynchronous algorithms draw their peers uniformly per step, as el-oracle does per round.
-PEER_SAMPLING_ALGORITHMS = ("divshare", "swift", "adpsgd")
-# They send whole models (K = 1).
-WHOLE_MODEL_ALGORITHMS = ("swift", "adpsgd")
 # The asynchronous engine's rules: DivShare's code, or those of runs before (engine.async_sim).
 ASYNC_SEMANTICS = ("divshare-code", "v1")

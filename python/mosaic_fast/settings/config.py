@@ -12,7 +12,8 @@ from typing import Any
 from ..data.specs import dataset_spec
 from ..errors import MosaicValueError
 from ..network.spec import parse_bandwidth, parse_duration, straggler_count
-from .choices import PEER_SAMPLING_ALGORITHMS, TOPOLOGIES, WHOLE_MODEL_ALGORITHMS
+from .algorithms import ALGORITHMS, algorithm_facts
+from .choices import TOPOLOGIES
 from .gossip import Gossip, Graphs
 from .network import TimeAndNetwork
 from .optim import LocalTraining
@@ -57,8 +58,9 @@ class ExperimentConfig(
             when = s.per_dataset_when
             if when is None or values[when[0]] == when[1]:
                 values[s.name] = s.dataset_default(self.dataset)
-        if values["drop_unsent"] is None:
-            values["drop_unsent"] = values["algorithm"] not in WHOLE_MODEL_ALGORITHMS
+        if values["drop_unsent"] is None:  # an unknown algorithm fails validation just below
+            known = values["algorithm"] in ALGORITHMS
+            values["drop_unsent"] = known and not algorithm_facts(values["algorithm"]).whole_model
         cfg = dataclasses.replace(self, **values)
         cfg.validate()
         return cfg
@@ -95,31 +97,32 @@ class ExperimentConfig(
 
     def _check_algorithm(self) -> None:
         """What each algorithm needs of the topology, K, distribution and message drops."""
-        if self.algorithm in PEER_SAMPLING_ALGORITHMS and self.topology != "el-oracle":
+        facts = algorithm_facts(self.algorithm)
+        if facts.peer_sampling and self.topology != "el-oracle":
             raise MosaicValueError(
                 f"algorithm={self.algorithm!r} draws its peers uniformly at every step, as "
                 f"el-oracle does; it needs topology 'el-oracle', not {self.topology!r}"
             )
-        if self.distributed and self.algorithm not in ("mosaic",):
+        if self.distributed and not facts.synchronous:
             raise MosaicValueError(
                 f"distributed=True shards synchronous rounds; algorithm={self.algorithm!r} runs "
                 "nodes on their own clocks in one process: drop --distributed"
             )
         # (v1 configs stored True for every algorithm, where it never applied.)
-        if self.algorithm in WHOLE_MODEL_ALGORITHMS and self.drop_unsent and not self.v1_rules:
+        if facts.whole_model and self.drop_unsent and not self.v1_rules:
             raise MosaicValueError(
                 f"drop_unsent=True: algorithm={self.algorithm!r} never drops its messages (as "
                 "DivShare's Swift and AD-PSGD code); drop --drop-unsent"
             )
         fastest = self.step_time  # stragglers only slow nodes down
-        if self.algorithm != "mosaic" and None not in (self.eval_every_s, fastest):
+        if not facts.synchronous and None not in (self.eval_every_s, fastest):
             if self.eval_every_s < fastest:
                 raise MosaicValueError(
                     f"eval_every_s={self.eval_every_s:g} is shorter than a step "
                     f"(step_time={fastest:g}): evaluations would outnumber steps; choose "
                     f"eval_every_s >= {fastest:g}"
                 )
-        if self.algorithm in WHOLE_MODEL_ALGORITHMS and self.K != 1:
+        if facts.whole_model and self.K != 1:
             raise MosaicValueError(
                 f"algorithm={self.algorithm!r} sends whole models: it needs K=1, not K={self.K}"
             )

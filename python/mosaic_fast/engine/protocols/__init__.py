@@ -1,13 +1,13 @@
 """The algorithms a run can use: one :class:`Protocol` class per algorithm, and their registry.
 
 Adding an algorithm is one file (a :class:`Protocol` subclass) and one :func:`register` call.
-The settings validate ``algorithm`` against their own list of names (the settings sit below the
-engine and cannot import it): a name registered here must also be a choice there (see
-:func:`names`).
+Registering also declares the name to the settings (:func:`mosaic_fast.settings.declare_algorithm`,
+with the facts their checks need), which sit below the engine and cannot import it.
 """
 
 from __future__ import annotations
 
+from ...settings import AlgorithmFacts, declare_algorithm, forget_algorithm
 from .adpsgd import ADPSGD
 from .base import Protocol
 from .divshare import DivShare
@@ -22,12 +22,21 @@ def register(protocol: type[Protocol] | Protocol) -> Protocol:
     instance. A name registered before is replaced (a test's variant of a built-in)."""
     instance = protocol() if isinstance(protocol, type) else protocol
     _REGISTRY[instance.name] = instance
+    declare_algorithm(
+        instance.name,
+        AlgorithmFacts(
+            synchronous=instance.synchronous,
+            whole_model=instance.whole_model,
+            peer_sampling=instance.peer_sampling,
+        ),
+    )
     return instance
 
 
 def unregister(name: str) -> None:
     """Forget the algorithm ``name`` (tests that registered their own)."""
     _REGISTRY.pop(name, None)
+    forget_algorithm(name)
 
 
 def get(name: str) -> Protocol:
