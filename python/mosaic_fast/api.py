@@ -31,7 +31,7 @@ from .errors import MosaicTypeError, MosaicValueError
 from .launch import launched_by_torchrun
 from .results.folder import config_of
 from .settings import ExperimentConfig, coerce_settings
-from .user_code import label_of
+from .user_code import File, label_of
 
 __all__ = ["Experiment", "Result", "RunState"]
 
@@ -345,5 +345,5 @@ class _Copies:
 
 def _topology(topology: Any) -> Any:
     if isinstance(topology, os.PathLike):
-        return f"edges:{os.fspath(topology)}"
+        return File("topology", "edges", os.fspath(topology)).text
     return topology

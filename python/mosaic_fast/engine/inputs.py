@@ -14,7 +14,7 @@ from ..data import ClassificationData
 from ..errors import MosaicTypeError, MosaicValueError
 from ..settings import ExperimentConfig
 from ..tasks.supervised import supervised_data
-from ..user_code import first_line, import_reference
+from ..user_code import first_line, user_object
 
 
 def resolve_device(name: str) -> torch.device:
@@ -87,7 +87,7 @@ def user_data(cfg: ExperimentConfig, user: UserCode) -> tuple[Any, Any]:
     """(train, test) from the user's objects, or from the ``module:loader`` the dataset names."""
     if user.train is not None:
         return user.train, user.test
-    loader = import_reference(cfg.dataset, "dataset")
+    loader = user_object("dataset", cfg.dataset)
     if not callable(loader):
         raise MosaicTypeError(
             f"dataset {cfg.dataset!r} is not callable; it must return (train, test)"

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 
 from ..errors import MosaicTypeError, MosaicValueError
-from ..settings import SETTINGS, ExperimentConfig, is_reference
-from ..user_code import describe, first_line, import_reference, is_object_label
+from ..settings import SETTINGS, ExperimentConfig
+from ..user_code import Import, Object, decode, describe, first_line
 
 Build = Callable[[list[torch.Tensor]], torch.optim.Optimizer]
 
@@ -117,7 +117,7 @@ def optimizer_from_config(cfg: ExperimentConfig, user: Any = None) -> OptimizerS
     name = cfg.optimizer
     if user is not None:
         # The setting then holds the object's label (a reference, or <name> from Experiment).
-        labelled = is_reference(name) or is_object_label(name)
+        labelled = isinstance(decode("optimizer", name), Import | Object)
         if not (name == SETTINGS["optimizer"].default or labelled):
             raise MosaicValueError(
                 f"optimizer={name!r} and an optimizer object were both given; give one"
@@ -137,8 +137,9 @@ def optimizer_from_config(cfg: ExperimentConfig, user: Any = None) -> OptimizerS
             "weight_decay": cfg.weight_decay,
         }
         return torch_optimizer(functools.partial(cls, **kwargs), name=name)
-    if is_reference(name):
-        return _from_object(cfg, import_reference(name, "optimizer"), repr(name))
+    code = decode("optimizer", name)
+    if isinstance(code, Import):
+        return _from_object(cfg, code.load(), repr(name))
     raise MosaicValueError(f"optimizer={name!r} is not one of sgd, adam, adamw, or module:Class")
 
 

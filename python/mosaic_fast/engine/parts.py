@@ -26,11 +26,11 @@ from ..network.spec import (
     read_network_csv,
     straggler_nodes,
 )
-from ..settings import MODELS, ExperimentConfig, is_reference
+from ..settings import ExperimentConfig
 from ..tasks import ImageClassificationTask, task_for
 from ..tasks.supervised import LossMetric, SupervisedNodeData, split, supervised_data
 from ..topology import GraphSource, fragments_for
-from ..user_code import import_reference
+from ..user_code import Builtin, Object, decode, user_object
 from .inputs import UserCode, builtin_images, configure_determinism, load_data, user_data
 from .memory import require_memory, sample_bytes
 from .model import BuiltinModel, UserModule, draw_per_node_init
@@ -94,10 +94,11 @@ def build_parts(
     configure_determinism(cfg.deterministic, device)
     user = user if user is not None else UserCode()
     factory = _model_factory(cfg, user)
-    builtin_data = user.train is None and not is_reference(cfg.dataset)
-    if data is None and builtin_data and cfg.dataset.startswith("<"):
-        import_reference(cfg.dataset, "dataset")  # an object label: one line saying so
+    dataset = decode("dataset", cfg.dataset)
+    if data is None and user.train is None and isinstance(dataset, Object):
+        dataset.load()  # an object label: one line saying so
     if data is None:
+        builtin_data = user.train is None and isinstance(dataset, Builtin)
         data = load_data(cfg) if builtin_data else user_data(cfg, user)
     requested = strategy or cfg.trainer
     if factory is None:
@@ -131,19 +132,11 @@ def build_parts(
 
 def _model_factory(cfg: ExperimentConfig, user: UserCode) -> Callable[[], Any] | None:
     """The user's model factory (an object or a ``module:attr`` reference), None for a built-in."""
-    factory = user.model
-    if factory is None and is_reference(cfg.model):
-        factory = import_reference(cfg.model, "model")
-    if factory is None and cfg.model not in MODELS:
-        import_reference(cfg.model, "model")  # an object label: one line saying so
-    return factory
+    return user.model if user.model is not None else user_object("model", cfg.model)
 
 
 def _topology(cfg: ExperimentConfig, user: UserCode) -> Any:
-    topology = user.topology
-    if topology is None and is_reference(cfg.topology):
-        topology = import_reference(cfg.topology, "topology")
-    return topology
+    return user.topology if user.topology is not None else user_object("topology", cfg.topology)
 
 
 def _builtin_world(
