@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from mosaic_fast.data import ClassificationData
-from mosaic_fast.engine.simulation import Simulation, UserCode
+from mosaic_fast.engine.inputs import UserCode
+from mosaic_fast.engine.rounds import Simulation
 from mosaic_fast.models import GNLeNet
 from mosaic_fast.settings import ExperimentConfig
 

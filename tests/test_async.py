@@ -13,7 +13,7 @@ from torch import nn
 
 import mosaic_fast as mf
 from mosaic_fast.engine import make_simulation
-from mosaic_fast.engine.async_sim import AsyncSimulation
+from mosaic_fast.engine.events import AsyncSimulation
 from mosaic_fast.engine.experiment import execute
 from mosaic_fast.errors import MosaicValueError
 from mosaic_fast.network.scheduler import message_bytes

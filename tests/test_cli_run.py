@@ -14,7 +14,7 @@ from data_helpers import synthetic_images, synthetic_ratings
 from mosaic_fast.cli import main
 from mosaic_fast.cli.run import config_from_options, configs_from_options, parse_k_list
 from mosaic_fast.engine import parts as parts_module
-from mosaic_fast.engine import simulation as simulation_module
+from mosaic_fast.engine import rounds as simulation_module
 from mosaic_fast.errors import MosaicValueError
 from mosaic_fast.settings import ExperimentConfig
 

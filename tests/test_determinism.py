@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mosaic_fast.device import add_rows_
-from mosaic_fast.engine.simulation import configure_determinism, resolve_device
+from mosaic_fast.engine.inputs import configure_determinism, resolve_device
 from mosaic_fast.engine.trainer import SGDConfig, make_trainer
 from mosaic_fast.errors import MosaicValueError
 from mosaic_fast.models import GNLeNetSpec

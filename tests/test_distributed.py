@@ -17,7 +17,7 @@ import torch
 from data_helpers import SHARED_DATA
 
 from mosaic_fast.engine.distributed import blocks
-from mosaic_fast.engine.simulation import Simulation
+from mosaic_fast.engine.rounds import Simulation
 from mosaic_fast.launch import launch_problem
 from mosaic_fast.results.folder import CLOCK_FIELDS
 from mosaic_fast.settings import ExperimentConfig

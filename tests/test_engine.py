@@ -203,8 +203,8 @@ import json, sys
 sys.path.insert(0, {tests!r})
 from data_helpers import synthetic_images
 from test_engine import tiny
-from mosaic_fast.engine import simulation, run_experiment
-simulation.load_data = lambda cfg: synthetic_images()
+from mosaic_fast.engine import parts, run_experiment
+parts.load_data = lambda cfg: synthetic_images()
 run_experiment(tiny(), {out!r}, quiet=True)
 """
 

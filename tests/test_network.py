@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from mosaic_fast.cli import main
-from mosaic_fast.engine.run_network import network_from_config
+from mosaic_fast.engine.parts import network_from_config
 from mosaic_fast.errors import MosaicValueError
 from mosaic_fast.network.spec import (
     NetworkSpec,

@@ -22,8 +22,8 @@ from data_helpers import synthetic_images, synthetic_ratings
 import mosaic_fast as mf
 from mosaic_fast.data import ClassificationData
 from mosaic_fast.engine import Simulation
+from mosaic_fast.engine.inputs import UserCode
 from mosaic_fast.engine.sampler import NodeSampler
-from mosaic_fast.engine.simulation import UserCode
 from mosaic_fast.kernel.torch_path import aggregate_torch
 from mosaic_fast.settings import ExperimentConfig
 

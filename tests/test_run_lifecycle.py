@@ -174,7 +174,7 @@ def test_diverged_run_exits_3_and_resuming_it_says_so(tmp_path):
 def test_signal_during_an_evaluation_or_a_checkpoint_write_finishes_them_first(
     tmp_path, monkeypatch
 ):
-    from mosaic_fast.engine import simulation
+    from mosaic_fast.engine import rounds as simulation
 
     original_metrics = simulation.Simulation.metrics
     calls = []

@@ -3,7 +3,7 @@
 What differs between the algorithms (peers per send, which peers and fragments, drops, replies)
 is asked of the run's :class:`~.protocols.Protocol`; this module runs clocks, inboxes and queues.
 
-Every node runs on its own clock (speeds from :func:`mosaic_fast.engine.build.network_from_config`);
+Every node runs on its own clock (speeds from :func:`mosaic_fast.engine.parts.network_from_config`);
 messages go through the scheduler of :mod:`mosaic_fast.network.scheduler` (links shared by
 ``bandwidth_sharing``, max-min by default), with one queue per (sender, peer) as DivShare's one
 socket per peer: messages to one peer go in order, messages to different peers at the same time.

@@ -6,7 +6,7 @@ the slowest node has finished training (the round's barrier); the messages share
 and downlink fairly (:mod:`mosaic_fast.network.scheduler`) and each pays its latency. A message of a
 fragment of ``m`` parameters has ``4 m`` bytes plus a header.
 
-Node speeds come from :func:`mosaic_fast.engine.run_network.network_from_config`: the ``step_time`` setting, a
+Node speeds come from :func:`mosaic_fast.engine.parts.network_from_config`: the ``step_time`` setting, a
 ``network`` file, or, when neither gives one, the ``device_profile``: :func:`profile_step_time`, from
 the model's FLOPs per step (counted by torch, the same in every run) and the profile's FLOP/s and
 per-step overhead; ``measured`` times one step on this machine (the rule before profiles; it

@@ -33,5 +33,5 @@ DEVICES = ("cpu", "cuda", "auto")
 TRACKERS = ("tensorboard", "mlflow", "wandb")
 # ``auto`` lets the task pick its fastest strategy (engine.trainer.STRATEGIES holds the others).
 TRAINERS = ("auto", "loop", "vmap", "batched", "sparse")
-# The asynchronous engine's rules: DivShare's code, or those of runs before (engine.async_sim).
+# The asynchronous engine's rules: DivShare's code, or those of runs before (engine.events).
 ASYNC_SEMANTICS = ("divshare-code", "v1")
