@@ -460,7 +460,9 @@ def max_min_rates(up, down, src, dst, active):
     return rate
 
 
-def reference_schedule(up, down, latency, src, dst, nbytes, ready, fifo, sharing="min-share"):
+def reference_schedule(  # noqa: C901, PLR0912 (the oracle: one obvious loop)
+    up, down, latency, src, dst, nbytes, ready, fifo, sharing="min-share"
+):
     """Start, last-byte and delivery times by the semantics of mosaic_fast.network.scheduler, advancing
     from one event to the next and recomputing every rate from scratch each time. ``fifo``: False,
     True (per sender) or ``"pair"``."""
