@@ -13,6 +13,7 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,7 +37,7 @@ class CifarVariant:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
-    def dataset_class(self) -> type:
+    def dataset_class(self) -> type[Any]:
         """torchvision's dataset class (imported on first use: torchvision takes a second)."""
         import torchvision.datasets
 

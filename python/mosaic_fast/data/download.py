@@ -35,8 +35,10 @@ def one_line(exc: BaseException) -> str:
     from urllib.error import HTTPError, URLError
 
     # A URLError's message wraps its reason in "<urlopen error ...>"; HTTPError's names the status.
-    plain = isinstance(exc, URLError) and not isinstance(exc, HTTPError)
-    text = " ".join(str(exc.reason if plain else exc).split())
+    shown: object = exc
+    if isinstance(exc, URLError) and not isinstance(exc, HTTPError):
+        shown = exc.reason
+    text = " ".join(str(shown).split())
     return text or type(exc).__name__
 
 

@@ -122,8 +122,9 @@ def stage(folder: Path) -> Path:
     """
     root = cache_dir() / NAME
     raw = root / "FashionMNIST" / "raw"
-    sources = {stem: _file(folder, stem) for stem in FILES.values()}
-    missing = [stem for stem, path in sources.items() if path is None]
+    found = {stem: _file(folder, stem) for stem in FILES.values()}
+    sources = {stem: path for stem, path in found.items() if path is not None}
+    missing = [stem for stem, path in found.items() if path is None]
     if missing:
         raise MosaicValueError(f"{str(folder)!r} lacks {', '.join(missing)} (.gz or unpacked)")
     stamp = _stamp(sources)

@@ -222,9 +222,9 @@ def load(
         ]
         sequence = False
     elif _is_tff(folder):
-        train, test = (_read_tff(folder / f) for f in TFF_FILES)
-        index = {c: i for i, c in enumerate(sorted(set(train) | set(test)))}
-        parts = [_tff_split(train, index), _tff_split(test, index)]
+        train_clients, test_clients = (_read_tff(folder / f) for f in TFF_FILES)
+        index = {c: i for i, c in enumerate(sorted(set(train_clients) | set(test_clients)))}
+        parts = [_tff_split(train_clients, index), _tff_split(test_clients, index)]
         sequence = True
     else:
         raise MosaicValueError(f"{str(folder)!r} holds neither {LAYOUT}")

@@ -131,7 +131,10 @@ def time_figures(
         mean, half = s.summary_stat(
             "time_to_target_s"
         )  # seeds that never reached it: NaN, left out
-        reached = sum(r.summary.get("time_to_target_s") is not None for r in s.complete_runs)
+        reached = sum(
+            r.summary is not None and r.summary.get("time_to_target_s") is not None
+            for r in s.complete_runs
+        )
         if reached:
             color = colors[curve_key(s, by)]
             ax.bar(i, mean, yerr=None if math.isnan(half) else half, color=color)

@@ -98,7 +98,8 @@ class FigureWriter:
     """Saves figures in every requested format and remembers the paths."""
 
     def __init__(self, out_dir: Path, formats: Sequence[str]):
-        self.out_dir, self.formats, self.paths = out_dir, formats, []
+        self.out_dir, self.formats = out_dir, formats
+        self.paths: list[Path] = []
 
     def save(self, fig, stem: str) -> None:
         for fmt in self.formats:

@@ -86,7 +86,7 @@ def group_key(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
 def group_runs(runs: Iterable[RunRecord]) -> list[list[RunRecord]]:
     """Group runs by :func:`group_key` (first-seen order). Two runs of one setting with the same
     seed (say, a copied folder) would count one seed twice, so that is an error."""
-    groups: dict[Any, dict[int, RunRecord]] = {}
+    groups: dict[Any, dict[int | None, RunRecord]] = {}
     for run in runs:
         seeds = groups.setdefault(group_key(run.config), {})
         seed = run.config.get("seed")

@@ -67,6 +67,7 @@ def correlation_matrix(config: TheoryConfig) -> np.ndarray:
     elif config.correlation == "toeplitz":
         a = toeplitz_correlation(config.params, config.rho)
     else:
+        assert config.matrix is not None  # TheoryConfig requires a matrix for correlation="file"
         a = load_matrix(config.matrix)
         if a.shape != (config.params, config.params):
             raise MosaicValueError(

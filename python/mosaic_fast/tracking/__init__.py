@@ -35,6 +35,7 @@ from __future__ import annotations
 import atexit
 import importlib
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -104,7 +105,7 @@ class TrackingGroup:
     name: str
 
     @classmethod
-    def of(cls, root: str | Path) -> TrackingGroup:
+    def of(cls, root: str | os.PathLike[str]) -> TrackingGroup:
         path = Path(root).resolve()
         return cls(path, path.name)
 
@@ -329,14 +330,14 @@ class Tracking:
     def _finish_all(self, status: str, step: int) -> None:
         figures: list[Path] = []
         if self.figures and self._folder is not None and self._live:
-            figures = self._draw(self._folder / TRACKING_DIR / FIGURES_DIR)
+            figures = self._draw(self._folder)
         self._each("finish", lambda t: t.finish(status, figures), step)
 
-    def _draw(self, out: Path) -> list[Path]:
+    def _draw(self, folder: Path) -> list[Path]:
         from ..results.plots import plot_runs
 
         try:
-            return plot_runs([self._folder], out, formats=("png",))
+            return plot_runs([folder], folder / TRACKING_DIR / FIGURES_DIR, formats=("png",))
         except Exception as exc:  # no figures is not worth a failed tracker
             log.warning("could not draw the run's figures for the trackers: %s", first_line(exc))
             return []

@@ -54,30 +54,37 @@ class TensorBoardTracker:
         # Resuming: drop what the interrupted process logged after the checkpoint (it is
         # computed again, identically).
         purge = run.history[-1]["round"] + 1 if run.history and not replay else None
-        self.writer = SummaryWriter(str(logdir), purge_step=purge, flush_secs=30)
+        self.writer = writer = SummaryWriter(str(logdir), purge_step=purge, flush_secs=30)
         if run.resumed is None or replay:
-            self._settings(run)
+            self._settings(run, writer)
         if replay:
             replayed(run, self.log)
         return {"logdir": str(logdir)}
 
-    def _settings(self, run: TrackedRun) -> None:
+    def _opened(self) -> SummaryWriter:
+        # The group calls log and finish only on trackers whose start succeeded.
+        assert self.writer is not None, "start opens the writer"
+        return self.writer
+
+    def _settings(self, run: TrackedRun, writer: SummaryWriter) -> None:
         params = hyperparameters(run.settings)
         exp, ssi, sei = hparams(params, {"node_mean": 0.0})
-        sink = self.writer._get_file_writer()
+        sink = writer._get_file_writer()
         for summary in (exp, ssi, sei):
             sink.add_summary(summary)
-        self.writer.add_text("settings", "```\n" + json.dumps(run.settings, indent=2) + "\n```")
+        writer.add_text("settings", "```\n" + json.dumps(run.settings, indent=2) + "\n```")
 
     def log(self, scalars: dict[str, float], step: int) -> None:
+        writer = self._opened()
         for key, value in scalars.items():
-            self.writer.add_scalar(key, value, step)
+            writer.add_scalar(key, value, step)
 
     def finish(self, status: str, figures: Sequence[Path]) -> None:
+        writer = self._opened()
         if figures:
             from matplotlib.image import imread
 
             for path in figures:
-                self.writer.add_image(f"figures/{path.stem}", imread(path), dataformats="HWC")
-        self.writer.add_text("status", status)
-        self.writer.close()
+                writer.add_image(f"figures/{path.stem}", imread(path), dataformats="HWC")
+        writer.add_text("status", status)
+        writer.close()

@@ -70,7 +70,7 @@ class WandbTracker:
             resume="allow",
             reinit="create_new",
             settings=wandb.Settings(
-                mode=mode,
+                mode=mode,  # type: ignore[arg-type]  # any string: wandb checks it
                 silent=True,
                 console="off",
                 disable_git=True,
