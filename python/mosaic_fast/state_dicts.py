@@ -9,7 +9,7 @@ here before it is used: a malformed entry is a one-line MosaicValueError naming 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
@@ -74,6 +74,10 @@ def integer(value: Any, where: str, low: int = 0, high: int | None = None) -> in
     return value
 
 
+@overload
+def number(value: Any, where: str, *, optional: Literal[False] = False) -> float: ...
+@overload
+def number(value: Any, where: str, *, optional: bool) -> float | None: ...
 def number(value: Any, where: str, *, optional: bool = False) -> float | None:
     """``value`` as a float (ints accepted); None too when ``optional``."""
     if value is None and optional:

@@ -141,7 +141,9 @@ def gain_lines(folders: dict[int, Path]) -> list[str]:
         return []
     lines = []
     for k, run in sorted(runs.items()):
-        rounds, mean, half, _ = paired_gain_by_round([run], [runs[1]]) if k != 1 else ((),) * 4
+        if k == 1:
+            continue
+        rounds, mean, half, _ = paired_gain_by_round([run], [runs[1]])
         if not len(rounds):
             continue
         peak, _, at = peak_gain(rounds, mean, half)

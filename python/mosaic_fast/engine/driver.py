@@ -28,6 +28,7 @@ from ..errors import CallbackError, CheckpointCostWarning, RunDiverged, RunInter
 from ..results.folder import DIVERGED, RunFolder
 from ..settings import ExperimentConfig, evaluation_rounds
 from ..user_code import describe, first_line
+from .events import AsyncSimulation
 from .progress import Progress
 from .state import NetworkState
 
@@ -159,12 +160,15 @@ class Driver:
         here (the time budget ran out)."""
         cfg, sim = self.cfg, self.sim
         before = sim.sim_time_s
-        inside, at_end = ([], False) if sim.synchronous else sim.evaluation_times(t)
-        for at in inside:  # nodes on their own clocks evaluate at the times themselves
-            sim.advance_to(at)
-            _check_finite(sim, cfg, params=True)
-            self.log(sim.metrics())
-            progress.evaluated(self.history[-1], sim.rounds_done)
+        at_end = False
+        if not sim.synchronous:  # nodes on their own clocks evaluate at the times themselves
+            assert isinstance(sim, AsyncSimulation)  # the one engine that is not synchronous
+            inside, at_end = sim.evaluation_times(t)
+            for at in inside:
+                sim.advance_to(at)
+                _check_finite(sim, cfg, params=True)
+                self.log(sim.metrics())
+                progress.evaluated(self.history[-1], sim.rounds_done)
         sim.train_round(t)
         done = t + 1
         out_of_time = cfg.time_budget is not None and sim.sim_time_s >= cfg.time_budget

@@ -325,6 +325,7 @@ class AsyncSimulation(Messaging, NetworkState):
                     losses = self.trainer.step_rows(self.trained, rows, batch)
             losses = losses.detach().to(self.step_loss.device, torch.float64)
             total = losses if total is None else total + losses
+        assert total is not None  # H >= 1 steps ran
         index = torch.as_tensor(nodes, device=self.step_loss.device)
         self.step_loss[index] = total
         self.untrained[nodes] = False

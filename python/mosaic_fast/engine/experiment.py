@@ -13,6 +13,7 @@ importable from here.
 from __future__ import annotations
 
 import functools
+import os
 import platform
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -126,7 +127,7 @@ def run_experiment(
 
 def execute(
     config: ExperimentConfig,
-    out_dir: str | Path | None,
+    out_dir: str | os.PathLike[str] | None,
     *,
     quiet: bool = False,
     resume: bool = False,
@@ -185,7 +186,7 @@ def execute(
         ) from None
 
 
-def _on_ranks(ranks: Ranks, out_dir: str | Path | None, run: Callable) -> Outcome:
+def _on_ranks(ranks: Ranks, out_dir: str | os.PathLike[str] | None, run: Callable) -> Outcome:
     """``run`` on this rank: rank 0 alone opens the folder and says whether it could."""
     if not ranks.is_root:
         _raise_if_failed(ranks.share(None))
@@ -236,7 +237,10 @@ def _run_in(
     """The run in ``folder`` (None: in memory) on this process: opened (or found complete),
     restored from its checkpoint, driven to the end, summarized."""
     root = ranks is None or ranks.is_root
-    opened = (_open_root if root else _open_other)(cfg, device, folder, resume, user, ranks)
+    if ranks is None or root:
+        opened = _open_root(cfg, device, folder, resume, user, ranks)
+    else:
+        opened = _open_other(cfg, device, folder, resume, user, ranks)
     if isinstance(opened, Outcome):
         return opened
     sim, checkpoint = opened
@@ -293,7 +297,10 @@ def _open_root(
     if ranks is not None:
         sim_facts = None if sim is None else (sim.strategy, sim.measured_step_time_s)
         ranks.share(("ok", done, checkpoint, sim_facts))
-    return done if done is not None else (sim, checkpoint)
+    if done is not None:
+        return done
+    assert sim is not None  # made above when no outcome was found
+    return sim, checkpoint
 
 
 def _open_other(
@@ -362,8 +369,10 @@ def _prologue(
         return None, checkpoint, strategy, step_time_s
     status, summary = folder.status(), folder.summary()
     if resume and status == COMPLETE:
+        assert summary is not None  # the status is read from summary.json
         return Outcome(summary, folder.history(), None), None, None, None
     if resume and status == DIVERGED:
+        assert summary is not None  # the status is read from summary.json
         raise RunDiverged(summary.get("round", 0), summary.get("reason", "?"), cfg.lr)
     if resume:
         checkpoint = folder.load_checkpoint()

@@ -42,6 +42,7 @@ def run_bytes(cfg: ExperimentConfig, n_params: int, per_sample: int) -> dict[str
     """What a run holds at its peak, by part (bytes)."""
     from .consensus import CONSENSUS_BLOCK_BYTES
 
+    assert cfg.batch_size is not None  # the engine reads resolved configs: the default is filled
     n, d = int(cfg.nodes), int(n_params)
     return {
         "parameter buffers": 2 * 4 * n * d,

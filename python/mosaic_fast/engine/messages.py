@@ -25,6 +25,24 @@ class Messaging:
     cfg: Any
     network: Any
     protocol: Any
+    # Set by AsyncSimulation (annotations only: the mixin defines none of them).
+    X: torch.Tensor
+    fragments: Any
+    n_params: int
+    v1: bool
+    n_peers: int
+    drops: bool
+    replies: bool
+    peer_rngs: list[np.random.Generator]
+    message_bytes: np.ndarray
+    fragment_params: np.ndarray
+    payloads: dict[int, tuple[int, int, int, torch.Tensor]]
+    inbox: list[dict[tuple[int, int], torch.Tensor]]
+    held: dict[int, int]
+    latest: list[torch.Tensor]
+    sent_params: float
+    delivered_bytes: float
+    transmitted_bytes: float
 
     def _check_queues(self, at: float) -> None:
         """A one-line error when the messages waiting in send queues hold more than

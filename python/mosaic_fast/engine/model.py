@@ -81,24 +81,25 @@ class UserModule(BuiltinModel):
 
     def __init__(self, model: ModuleModel) -> None:
         self.module_model, self.spec = model, None
+        self._module = model  # module_model, typed as never None here
 
     @property
     def name(self) -> str:
-        return self.module_model.name
+        return self._module.name
 
     @property
     def layout(self) -> ParamLayout:
-        return self.module_model.layout
+        return self._module.layout
 
     def init_params(self, seed: int) -> torch.Tensor:
-        return self.module_model.init_params(seed)
+        return self._module.init_params(seed)
 
     def shared_row(self, seed: int) -> torch.Tensor:
         """The module's own draw (seeded by the run's seed when it was built)."""
-        return self.module_model.init_params()
+        return self._module.init_params()
 
     def node_module(self, X: torch.Tensor, i: int) -> torch.nn.Module:
-        return self.module_model.node_module(X, i)
+        return self._module.node_module(X, i)
 
     @contextmanager
     def seeded(self, seed: int, t: int, device: torch.device) -> Iterator[None]:
@@ -110,13 +111,13 @@ class UserModule(BuiltinModel):
             yield
 
     def buffers_state(self) -> dict[str, Any] | None:
-        return self.module_model.state_dict()
+        return self._module.state_dict()
 
     def load_buffers(self, state: Any) -> None:
-        self.module_model.load_state_dict(state)
+        self._module.load_state_dict(state)
 
     def node_buffers(self) -> list[torch.Tensor]:
-        return list(self.module_model.buffers.values())
+        return list(self._module.buffers.values())
 
 
 def draw_per_node_init(X: torch.Tensor, model: BuiltinModel, seed: int) -> None:

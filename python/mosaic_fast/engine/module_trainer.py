@@ -39,7 +39,7 @@ class _Columns:
     n_params: int
 
 
-class ModuleTrainer(Trainer):
+class ModuleTrainer(Trainer[_Columns]):
     """Gradients of a :class:`ModuleModel`'s trained parameters; see the module docstring."""
 
     strategy: str
@@ -144,7 +144,9 @@ class BatchedModuleTrainer(ModuleTrainer):
         leaves = [tensors[name].detach().requires_grad_(True) for name in names]
         tensors.update(zip(names, leaves, strict=True))
         tensors.update(model.frozen)
-        losses = self._losses(model.forward_nodes(tensors, xb), yb)
+        forward_nodes = model.forward_nodes
+        assert forward_nodes is not None  # checked in __init__
+        losses = self._losses(forward_nodes(tensors, xb), yb)
         # Node i's tensors only reach node i's loss, so d(sum)/d(row i) = grad of node i's loss.
         grads = torch.autograd.grad(losses.sum(), leaves, allow_unused=True)
         self._write(G, grads, slice(None))

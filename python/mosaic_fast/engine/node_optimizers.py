@@ -10,7 +10,7 @@ import torch
 
 from .. import state_dicts as checked
 from ..errors import MosaicValueError
-from .optim import OptimizerSpec, SGDConfig
+from .optim import Build, OptimizerSpec, SGDConfig
 
 
 class NodeOptimizer(ABC):
@@ -119,6 +119,7 @@ class HandWrittenSGD(NodeOptimizer):
         if wd:
             G.add_(X, alpha=wd)
         if mu:
+            assert M is not None  # the buffer exists whenever the momentum is nonzero
             M = M.mul_(mu).add_(G)
             G = G.add_(M, alpha=mu) if self.sgd.nesterov else M
         X.add_(G, alpha=-lr)
@@ -156,9 +157,10 @@ class TorchNodeOptimizer(NodeOptimizer):
         if spec.build is None:
             raise MosaicValueError(f"optimizer {spec.name!r} has no torch.optim builder")
         self.spec = spec
+        self._build: Build = spec.build
         # A leaf sharing like's memory (no allocation); its data is re-pointed at X every step.
         self._param = like.detach().requires_grad_(True)
-        self._opt = spec.build([self._param])
+        self._opt = self._build([self._param])
 
     def step(self, X: torch.Tensor, G: torch.Tensor) -> None:
         self._param.data = X
@@ -204,6 +206,7 @@ class TorchNodeOptimizer(NodeOptimizer):
             for key, (kind, dtype, shape) in expected.items():
                 where = f"trainer.state.{key}"
                 if kind is torch.Tensor:
+                    assert dtype is not None  # recorded for every tensor entry
                     checked.tensor(saved[key], where, dtype, shape)
                 elif type(saved[key]) is not kind:
                     raise checked.bad(where, f"must be {kind.__name__}, got {saved[key]!r}"[:120])
@@ -217,11 +220,11 @@ class TorchNodeOptimizer(NodeOptimizer):
         """Key -> (type, dtype, shape) of the state after a step, from a small probe tensor."""
         probe_shape = (2, 3)
         probe = torch.zeros(probe_shape, requires_grad=True)
-        opt = self.spec.build([probe])
+        opt = self._build([probe])
         probe.grad = torch.ones(probe_shape)
         opt.step()
         shape_of = tuple(self._param.shape)
-        out = {}
+        out: dict[str, tuple[type, torch.dtype | None, tuple[int, ...]]] = {}
         for key, value in opt.state[probe].items():
             if isinstance(value, torch.Tensor):
                 shape = shape_of if tuple(value.shape) == probe_shape else tuple(value.shape)

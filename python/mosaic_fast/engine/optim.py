@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,7 +130,7 @@ def optimizer_from_config(cfg: ExperimentConfig, user: Any = None) -> OptimizerS
     if name in ("adam", "adamw"):
         _refuse_unused(cfg, f"optimizer={name!r}", ("momentum", "nesterov"))
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "lr": cfg.lr,
             "betas": (cfg.beta1, cfg.beta2),
             "eps": cfg.eps,
@@ -205,6 +205,7 @@ def _refuse_unused(cfg: ExperimentConfig, where: str, names: tuple[str, ...]) ->
 
 
 def _class_kwargs(cfg: ExperimentConfig, cls: type, label: str) -> dict[str, Any]:
+    parameters: Mapping[str, inspect.Parameter]
     try:
         parameters = inspect.signature(cls).parameters
     except (

@@ -27,7 +27,7 @@ from ..network.spec import (
     straggler_nodes,
 )
 from ..settings import ExperimentConfig
-from ..tasks import ImageClassificationTask, task_for
+from ..tasks import ImageClassificationTask, Task, task_for
 from ..tasks.supervised import LossMetric, SupervisedNodeData, split, supervised_data
 from ..topology import GraphSource, fragments_for
 from ..user_code import Builtin, Object, decode, user_object
@@ -132,7 +132,10 @@ def build_parts(
 
 def _model_factory(cfg: ExperimentConfig, user: UserCode) -> Callable[[], Any] | None:
     """The user's model factory (an object or a ``module:attr`` reference), None for a built-in."""
-    return user.model if user.model is not None else user_object("model", cfg.model)
+    if user.model is not None:
+        return user.model
+    assert cfg.model is not None  # the engine reads resolved configs
+    return user_object("model", cfg.model)
 
 
 def _topology(cfg: ExperimentConfig, user: UserCode) -> Any:
@@ -151,7 +154,7 @@ def _builtin_world(
                 "pass a torch.nn.Module factory as the model for your data"
             )
         data = builtin_images(data, cfg.dataset)
-        task = ImageClassificationTask(data)
+        task: Task[Any] = ImageClassificationTask(data)
     else:
         task = task_for(data)
     spec = task.model_spec(cfg)
@@ -191,6 +194,7 @@ def _module_world(
     model = ModuleModel(factory, cfg.seed, cfg.nodes, device, gossip_buffers=cfg.gossip_buffers)
     require_memory(cfg, model.layout.n_params, device, sample_bytes(sup))
     scoring = LossMetric(sup, user.loss, user.metric)
+    assert cfg.partition is not None  # the engine reads resolved configs
     parts = split(
         sup,
         user.partition if user.partition is not None else cfg.partition,
@@ -215,6 +219,7 @@ def _module_world(
 def first_batch(cfg: ExperimentConfig, node_data: Any, sampler: NodeSampler) -> tuple:
     """Every node's first minibatch, from a fresh sampler: trials run on it, the run's own
     sampler is left alone."""
+    assert cfg.batch_size is not None  # the engine reads resolved configs
     return node_data.batch(NodeSampler(sampler.parts, cfg.seed).next(cfg.batch_size))
 
 
@@ -255,7 +260,7 @@ def network_from_config(
     """
     latency_s = parse_duration(cfg.latency, name="latency")
     if cfg.network is not None:
-        spec = _network_file(cfg, latency_s)
+        spec = _network_file(cfg, cfg.network, latency_s)
     else:
         step_time_s = cfg.step_time if cfg.step_time is not None else measured_step_time_s
         if step_time_s is None:
@@ -275,21 +280,21 @@ def network_from_config(
     return spec
 
 
-def _network_file(cfg: ExperimentConfig, latency_s: float) -> NetworkSpec:
+def _network_file(cfg: ExperimentConfig, network: str, latency_s: float) -> NetworkSpec:
     """The NetworkSpec of ``cfg.network``: a CSV of nodes or a FedScale pickle."""
-    if is_csv(cfg.network):
+    if is_csv(network):
         if latency_s != 0:
             raise MosaicValueError(
-                f"latency={cfg.latency!r} conflicts with network file {cfg.network!r}, "
+                f"latency={cfg.latency!r} conflicts with network file {network!r}, "
                 "whose latency_s column sets every node's latency; leave latency at 0s"
             )
-        return read_network_csv(cfg.network, cfg.nodes)
+        return read_network_csv(network, cfg.nodes)
     if cfg.batch_size is None:
         raise MosaicValueError(
             "batch_size is None: resolve the config before reading a FedScale pickle"
         )
     return read_fedscale_network(
-        cfg.network, cfg.nodes, seed=cfg.seed, batch_size=cfg.batch_size, latency_s=latency_s
+        network, cfg.nodes, seed=cfg.seed, batch_size=cfg.batch_size, latency_s=latency_s
     )
 
 

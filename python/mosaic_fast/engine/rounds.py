@@ -58,6 +58,7 @@ class Simulation(NetworkState):
 
     def _start(self, parts: Parts, protocol: Protocol, placement: Placement | None) -> None:
         self._attach(parts, protocol, placement)
+        assert self.cfg.local_steps is not None  # the engine reads resolved configs
         self.clock = RoundClock(
             parts.network, self.cfg.local_steps, bandwidth_sharing=self.cfg.bandwidth_sharing
         )

@@ -40,6 +40,8 @@ class NetworkState:
     nodes' steps run (one process, or blocks on ranks)."""
 
     synchronous: ClassVar[bool]
+    _loss_total: torch.Tensor | None  # the last round's per-node loss sums, until read
+    _last_loss: float | None
 
     def _attach(self, parts: Parts, protocol: Protocol, placement: Placement | None = None) -> None:
         """Take the built ``parts`` (this builds nothing)."""
@@ -60,6 +62,10 @@ class NetworkState:
         self.last_sent = 0.0
         self.train_seconds = 0.0
         self.eval_seconds = 0.0
+
+    def train_round(self, t: int) -> None:
+        """Round ``t`` (0-based); each engine defines it."""
+        raise NotImplementedError
 
     @property
     def n_params(self) -> int:
@@ -95,6 +101,7 @@ class NetworkState:
         round leaves the per-node sums on the device; reading this copies them to the host."""
         if self._loss_total is not None:
             total, self._loss_total = self._loss_total, None
+            assert self.cfg.local_steps is not None  # the engine reads resolved configs
             self._last_loss = float(total.double().mean() / self.cfg.local_steps)
         return self._last_loss
 

@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 
-class LoopTrainer(Trainer):
+class LoopTrainer(Trainer[ClassifierSpec]):
     """A python loop over nodes; each node runs one ordinary forward/backward on views of its row."""
 
     strategy = "loop"
@@ -68,7 +68,7 @@ class LoopTrainer(Trainer):
         return losses
 
 
-class VmapTrainer(Trainer):
+class VmapTrainer(Trainer[ClassifierSpec]):
     """``torch.func.vmap`` of the per-node gradient over all nodes."""
 
     strategy = "vmap"
@@ -94,7 +94,7 @@ class VmapTrainer(Trainer):
         return losses
 
 
-class BatchedTrainer(Trainer):
+class BatchedTrainer(Trainer[ClassifierSpec]):
     """One forward/backward for the whole network through the spec's ``batched_logits``."""
 
     strategy = "batched"
@@ -114,7 +114,7 @@ class BatchedTrainer(Trainer):
         return losses
 
 
-class SparseMFTrainer(Trainer):
+class SparseMFTrainer(Trainer[MatrixFactorizationSpec]):
     """Matrix factorisation, all nodes in one hand-batched step touching only the sampled rows.
 
     With plain SGD (momentum 0, weight decay 0) the update is applied directly to the touched rows
@@ -155,13 +155,19 @@ class SparseMFTrainer(Trainer):
         p, q, bu, bi = spec.gather(X, nodes, users, items)
         pred = (p * q).sum(-1)
         if spec.biases:
+            assert bu is not None and bi is not None  # gathered whenever the spec has biases
             pred = pred + bu + bi + spec.offset
         err = pred - ratings
         losses = (err * err).mean(1)
         coef = (2.0 / B) * err  # d(mean squared error)/d(pred), per rating
         flat = X.view(-1)
         target = flat if not self._dense else G.zero_().view(-1)
-        scale = -self.optimizer_spec.sgd.lr if not self._dense else 1.0
+        if self._dense:
+            scale = 1.0
+        else:
+            sgd = self.optimizer_spec.sgd
+            assert sgd is not None  # not dense: plain SGD
+            scale = -sgd.lr
         c = (scale * coef).unsqueeze(-1)
         updates = [("user.weight", users, c * q), ("item.weight", items, c * p)]
         if spec.biases:

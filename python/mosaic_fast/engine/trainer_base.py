@@ -8,6 +8,7 @@ import functools
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 import torch
 
@@ -15,6 +16,16 @@ from ..errors import MosaicValueError
 from ..models import ModelSpec
 from .node_optimizers import node_optimizer, row_span
 from .optim import OptimizerSpec
+
+
+class SizedSpec(Protocol):
+    """What the Trainer base reads of a spec: the number of columns the optimizer updates."""
+
+    @property
+    def n_params(self) -> int: ...
+
+
+SpecT = TypeVar("SpecT", bound=SizedSpec)
 
 
 def synchronize(device: torch.device) -> None:
@@ -62,7 +73,7 @@ def best_time(fn: Callable[[], object], device: torch.device, repeats: int) -> f
     return best
 
 
-class Trainer(ABC):
+class Trainer(ABC, Generic[SpecT]):
     """Owns the per-node optimizer; ``step`` updates ``X`` in place and returns losses (n,);
     ``step_rows`` does the same for some nodes only (nodes on their own clocks).
 
@@ -82,7 +93,7 @@ class Trainer(ABC):
 
     def __init__(
         self,
-        spec: ModelSpec,
+        spec: SpecT,
         n_nodes: int,
         optimizer: OptimizerSpec,
         device: torch.device,

@@ -178,7 +178,7 @@ class RunFolder:
     refuses one that holds something other than a run, and takes the folder's lock (a second
     process gets :class:`RunFolderInUse` naming the holder's PID); leaving releases it."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock_fd: int | None = None
 

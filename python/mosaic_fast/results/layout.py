@@ -143,7 +143,7 @@ def run_status(folder: str | Path) -> str:
     return RESUME if (folder / CHECKPOINT).is_file() else FRESH
 
 
-def config_of(folder: str | Path) -> ExperimentConfig:
+def config_of(folder: str | os.PathLike[str]) -> ExperimentConfig:
     """The settings a run folder was started with (its ``config.json``)."""
     path = Path(folder) / CONFIG
     if not Path(folder).exists():

@@ -115,7 +115,7 @@ class ExperimentConfig(
                 "DivShare's Swift and AD-PSGD code); drop --drop-unsent"
             )
         fastest = self.step_time  # stragglers only slow nodes down
-        if not facts.synchronous and None not in (self.eval_every_s, fastest):
+        if not facts.synchronous and self.eval_every_s is not None and fastest is not None:
             if self.eval_every_s < fastest:
                 raise MosaicValueError(
                     f"eval_every_s={self.eval_every_s:g} is shorter than a step "
