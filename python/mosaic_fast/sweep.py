@@ -55,6 +55,7 @@ class SweepGrid:
     """
 
     __slots__ = ("_values",)
+    _values: dict[str, tuple[Any, ...]]  # axis -> its values (set once, in __init__)
 
     def __init__(self, **axes: Iterable[Any] | None) -> None:
         unknown = sorted(set(axes) - {*AXES, SEEDS})
@@ -62,9 +63,10 @@ class SweepGrid:
             raise MosaicValueError(f"unknown grid axis(es): {', '.join(unknown)}")
         values: dict[str, tuple[Any, ...]] = {}
         for name in (*AXES, SEEDS):
-            if axes.get(name) is None:
+            axis = axes.get(name)
+            if axis is None:
                 continue
-            given = tuple(axes[name])
+            given = tuple(axis)
             if not given:
                 raise MosaicValueError(f"grid axis {name} is an empty list")
             for v in given:
@@ -164,7 +166,9 @@ def _in_name(value: Any) -> str:
     return format_value(value).replace("%", "%25").replace("/", "%2F")
 
 
-def run_experiment(config: ExperimentConfig, out_dir: Path, *, quiet: bool, resume: bool) -> dict:
+def run_experiment(
+    config: ExperimentConfig, out_dir: Path, *, quiet: bool, resume: bool
+) -> dict[str, Any]:
     """Run one cell through :class:`mosaic_fast.Experiment` (imported here: it pulls in torch);
     trackers file the cells under the sweep folder (one group per sweep)."""
     from .api import Experiment

@@ -10,6 +10,7 @@ import math
 from functools import lru_cache
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import MosaicValueError
 
@@ -98,7 +99,7 @@ def t_quantile(p: float, df: float) -> float:
 
 
 def mean_ci(
-    values: np.ndarray, *, confidence: float = 0.95, axis: int = 0
+    values: ArrayLike, *, confidence: float = 0.95, axis: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and Student-t confidence half-width along ``axis``, ignoring NaN entries.
 

@@ -130,6 +130,7 @@ def peak_gain(rounds: np.ndarray, mean: np.ndarray, half: np.ndarray) -> tuple[f
 
 def _run_values(run: RunRecord) -> dict[str, float]:
     summary = run.summary
+    assert summary is not None  # read for complete runs only, which have their summary
     final = summary["final"]
     return {
         "final_node_mean": final["node_mean"],
@@ -259,11 +260,11 @@ def _fill_seed_statistics(row: dict[str, Any], values: Sequence[dict[str, float]
         # Seeds that never reached the target (or have no clock) have no time: left out,
         # and the markdown says how many reached it.
         present = [v[key] for v in values if math.isfinite(v[key])]
+        mean = half = math.nan
         if present:
-            mean, half, _n = mean_ci(present)
-        else:
-            mean = half = math.nan
-        row[f"{key}_mean"], row[f"{key}_ci95"] = float(mean), float(half)
+            mean_a, half_a, _n = mean_ci(present)
+            mean, half = float(mean_a), float(half_a)
+        row[f"{key}_mean"], row[f"{key}_ci95"] = mean, half
 
 
 def _write_gain_table(out: Path, gain_rows: list[dict[str, Any]], columns: Sequence[str]) -> None:

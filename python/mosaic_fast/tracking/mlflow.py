@@ -113,19 +113,31 @@ class MLflowTracker:
         replayed(run, self.log)
         return {"uri": uri, "run_id": self.run_id}
 
+    def _client(self) -> MlflowClient:
+        # start opens the client first; the group calls log and finish only on trackers whose
+        # start succeeded.
+        assert self.client is not None, "start opens the client"
+        return self.client
+
+    def _run(self) -> tuple[MlflowClient, str]:
+        assert self.run_id is not None, "start creates or reopens the run"
+        return self._client(), self.run_id
+
     def _reopen(self, run_id: str) -> bool:
+        client = self._client()
         try:
-            self.client.get_run(run_id)
+            client.get_run(run_id)
         except MlflowException:
             return False  # the store lost it: a new run, with the records so far
-        self.client.update_run(run_id, status="RUNNING")
-        self.client.set_tag(run_id, STATUS_TAG, "running")
+        client.update_run(run_id, status="RUNNING")
+        client.set_tag(run_id, STATUS_TAG, "running")
         self.run_id = run_id
         return True
 
     def _experiment(self, uri: str) -> str:
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "mosaic-fast")
-        found = self.client.get_experiment_by_name(name)
+        client = self._client()
+        found = client.get_experiment_by_name(name)
         if found is not None:
             return found.experiment_id
         folder = local_folder(uri)
@@ -135,30 +147,35 @@ class MLflowTracker:
             else None
         )
         try:
-            return self.client.create_experiment(name, artifact_location=location)
+            return client.create_experiment(name, artifact_location=location)
         except MlflowException:  # another process created it meanwhile
-            return self.client.get_experiment_by_name(name).experiment_id
+            created = client.get_experiment_by_name(name)
+            assert created is not None  # the creation failed because it exists
+            return created.experiment_id
 
     def _parent(self, experiment: str, group) -> str:
         query = f"tags.`{GROUP_TAG}` = '{group.root}' and tags.`mosaic_fast.parent` = 'true'"
-        found = self.client.search_runs([experiment], query, max_results=1)
+        client = self._client()
+        found = client.search_runs([experiment], query, max_results=1)
         if found:
             return found[0].info.run_id
-        parent = self.client.create_run(
+        parent = client.create_run(
             experiment,
             run_name=group.name,
             tags={GROUP_TAG: str(group.root), "mosaic_fast.parent": "true"},
         )
-        self.client.set_terminated(parent.info.run_id, "FINISHED")
+        client.set_terminated(parent.info.run_id, "FINISHED")
         return parent.info.run_id
 
     def log(self, scalars: dict[str, float], step: int) -> None:
         now = int(time.time() * 1000)
         metrics = [Metric(k, v, now, step) for k, v in scalars.items()]
-        self.client.log_batch(self.run_id, metrics=metrics)
+        client, run_id = self._run()
+        client.log_batch(run_id, metrics=metrics)
 
     def finish(self, status: str, figures: Sequence[Path]) -> None:
+        client, run_id = self._run()
         for path in figures:
-            self.client.log_artifact(self.run_id, str(path), "figures")
-        self.client.log_batch(self.run_id, tags=[RunTag(STATUS_TAG, status)])
-        self.client.set_terminated(self.run_id, STATUSES.get(status, "KILLED"))
+            client.log_artifact(run_id, str(path), "figures")
+        client.log_batch(run_id, tags=[RunTag(STATUS_TAG, status)])
+        client.set_terminated(run_id, STATUSES.get(status, "KILLED"))
