@@ -8,4 +8,5 @@ import numpy as np
 def normalise(pixels: np.ndarray, mean: float, std: float) -> np.ndarray:
     """``(pixels / 255 - mean) / std`` as float32, same shape; ``pixels`` is uint8 of any shape."""
     table = ((np.arange(256, dtype=np.float64) / 255.0 - mean) / std).astype(np.float32)
-    return table[pixels]
+    out: np.ndarray = table[pixels]
+    return out

@@ -19,7 +19,10 @@ def consensus_distance(X: torch.Tensor, block_bytes: int = CONSENSUS_BLOCK_BYTES
     n, d = X.shape
     if 8 * n * d <= block_bytes:
         Xd = X.double()
-        return torch.linalg.vector_norm(Xd - Xd.mean(0, keepdim=True), dim=1).mean()
+        distance: torch.Tensor = torch.linalg.vector_norm(
+            Xd - Xd.mean(0, keepdim=True), dim=1
+        ).mean()
+        return distance
     cols = max(1, block_bytes // (8 * n))
     mean = torch.cat(
         [X[:, a : a + cols].double().mean(0, keepdim=True) for a in range(0, d, cols)], dim=1

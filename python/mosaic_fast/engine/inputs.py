@@ -68,7 +68,7 @@ class UserCode:
     model: Callable[[], Any] | None = None
     train: Any = None
     test: Any = None
-    loss: Callable | None = None
+    loss: Callable[..., Any] | None = None
     metric: Any = None
     optimizer: Any = None
     topology: Any = None

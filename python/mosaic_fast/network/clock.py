@@ -45,7 +45,7 @@ class RoundClock:
         self.compute_s = float(local_steps * np.max(spec.step_time_s))
         self._uplink, self._downlink, self._latency = scheduler_links(spec)
 
-    def round_seconds(self, graphs, fragments) -> float:
+    def round_seconds(self, graphs: Any, fragments: Any) -> float:
         """The slowest node's local steps, then the last delivery of the round's messages."""
         sizes = np.asarray(fragments.fragment_sizes(), dtype=np.int64)
         src, dst, n_bytes = [], [], []
@@ -80,7 +80,8 @@ def profile_step_time(step: Callable[[], Any], profile: str, n_nodes: int) -> fl
     rate, overhead = DEVICE_PROFILES[profile] or (math.inf, 0.0)
     with FlopCounterMode(display=False) as counter:
         step()
-    return overhead + counter.get_total_flops() / n_nodes / rate
+    seconds: float = overhead + counter.get_total_flops() / n_nodes / rate
+    return seconds
 
 
 def scheduler_links(spec: NetworkSpec) -> tuple[np.ndarray, np.ndarray, float | np.ndarray]:

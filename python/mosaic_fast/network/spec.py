@@ -215,13 +215,19 @@ class NetworkSpec:
     def message_latency_s(self, src: Any, dst: Any) -> np.ndarray:
         """Latency of a message from ``src`` to ``dst`` (node ids or arrays of them), seconds:
         the mean of the two nodes' ``latency_s``."""
-        return (self.latency_s[np.asarray(src)] + self.latency_s[np.asarray(dst)]) / 2
+        latency: np.ndarray = (
+            self.latency_s[np.asarray(src)] + self.latency_s[np.asarray(dst)]
+        ) / 2
+        return latency
 
     def transfer_time_s(self, n_bytes: Any, src: Any, dst: Any) -> np.ndarray:
         """Seconds for ``n_bytes`` from ``src`` to ``dst`` with no other transfer at either end:
         latency plus bytes over the smaller of the sender's uplink and the receiver's downlink."""
         rate = np.minimum(self.uplink_Bps[np.asarray(src)], self.downlink_Bps[np.asarray(dst)])
-        return self.message_latency_s(src, dst) + np.asarray(n_bytes, dtype=np.float64) / rate
+        seconds: np.ndarray = (
+            self.message_latency_s(src, dst) + np.asarray(n_bytes, dtype=np.float64) / rate
+        )
+        return seconds
 
 
 # ----------------------------------------------------------------------------- files

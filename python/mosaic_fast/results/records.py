@@ -128,7 +128,7 @@ def setting_label(config: dict[str, Any], name: str) -> Any:
     return config.get(name)
 
 
-def setting_sort_key(name: str, value: Any) -> tuple:
+def setting_sort_key(name: str, value: Any) -> tuple[Any, ...]:
     """Order of setting values in tables and figures: ``iid`` first, then Dirichlet alphas from
     mild to strong skew (as in the paper), other numbers ascending, then text."""
     if value == "iid":

@@ -18,7 +18,8 @@ def uniform_correlation(d: int, rho: float) -> np.ndarray:
 def toeplitz_correlation(d: int, rho: float) -> np.ndarray:
     """``A[i, j] = rho^|i - j|`` (AR(1) correlation): float64, shape (d, d)."""
     idx = np.arange(d)
-    return np.asarray(rho, dtype=np.float64) ** np.abs(idx[:, None] - idx[None, :])
+    out: np.ndarray = np.asarray(rho, dtype=np.float64) ** np.abs(idx[:, None] - idx[None, :])
+    return out
 
 
 def load_matrix(path: str | Path) -> np.ndarray:
@@ -57,7 +58,8 @@ def check_spd(a: np.ndarray, *, name: str = "A") -> np.ndarray:
         raise MosaicValueError(
             f"{name} is not positive definite (smallest eigenvalue {lam_min:.3g})"
         )
-    return (a + a.T) / 2.0
+    symmetric: np.ndarray = (a + a.T) / 2.0
+    return symmetric
 
 
 def correlation_matrix(config: TheoryConfig) -> np.ndarray:

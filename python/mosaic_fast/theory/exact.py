@@ -151,7 +151,8 @@ def exact_consensus_sq_norm(
     """Expected squared consensus norm ``E||X_t - 1 xbar_t^T||_F^2 = tr S_t`` for t = 0..iterations:
     float64 (iterations + 1,)."""
     s = exact_second_moments(s0, grad_op, assignment, moments, iterations)
-    return np.trace(s, axis1=1, axis2=2).copy()
+    norms: np.ndarray = np.trace(s, axis1=1, axis2=2).copy()
+    return norms
 
 
 def expected_operator_rho(moments: GossipMoments, grad_op: np.ndarray) -> float:

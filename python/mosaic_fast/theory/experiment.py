@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +87,7 @@ def run_theory(config: TheoryConfig) -> TheoryResult:
     )
 
 
-def result_to_json(result: TheoryResult) -> dict:
+def result_to_json(result: TheoryResult) -> dict[str, Any]:
     """The ``theory.json`` document (plain lists and numbers)."""
     cfg = asdict(result.config)
     cfg["K"] = list(cfg["K"])

@@ -61,12 +61,14 @@ def consensus_operator(
     if literal:
         proj = np.kron(np.eye(n) - np.full((n, n), 1.0 / n), np.eye(d))
         k_nd, k_dn = commutation_matrix(n, d), commutation_matrix(d, n)
-        return proj @ k_nd @ w_block @ k_dn @ np.kron(np.eye(n), grad_op)
+        literal_out: np.ndarray = proj @ k_nd @ w_block @ k_dn @ np.kron(np.eye(n), grad_op)
+        return literal_out
     # K^(n,d) W K^(d,n) = W[perm][:, perm] with perm[i*d + a] = a*n + i (K^(d,n) is a permutation).
     perm = (np.arange(d)[None, :] * n + np.arange(n)[:, None]).reshape(-1)
     g = w_block[np.ix_(perm, perm)].reshape(n * d, n, d) @ grad_op  # right factor I_n ⊗ B
     g = g.reshape(n, d, n * d)
-    return (g - g.mean(axis=0, keepdims=True)).reshape(n * d, n * d)  # left factor P
+    out: np.ndarray = (g - g.mean(axis=0, keepdims=True)).reshape(n * d, n * d)  # left factor P
+    return out
 
 
 def contraction_spectrum(m: np.ndarray) -> np.ndarray:

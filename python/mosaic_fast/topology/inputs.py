@@ -59,7 +59,8 @@ def _open_text(path: Path, what: str) -> Any:
 
 def load_npy(path: Path, what: str) -> np.ndarray:
     try:
-        return np.load(path, allow_pickle=False)
+        matrix: np.ndarray = np.load(path, allow_pickle=False)
+        return matrix
     except FileNotFoundError:
         raise MosaicValueError(f"{what} {path} does not exist") from None
     except (OSError, ValueError, EOFError) as exc:

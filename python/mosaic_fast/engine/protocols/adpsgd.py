@@ -21,7 +21,8 @@ class ADPSGD(Protocol):
     replies = True
 
     def peers_per_send(self, cfg: Any) -> int:
-        return max(1, cfg.degree // 2)
+        degree: int = cfg.degree
+        return max(1, degree // 2)
 
     def destinations(
         self, rng: np.random.Generator, i: int, n: int, K: int, J: int, v1: bool

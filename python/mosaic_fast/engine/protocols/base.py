@@ -33,7 +33,8 @@ class Protocol:
 
     def peers_per_send(self, cfg: Any) -> int:
         """Event-driven: peers a node sends each fragment to at an iteration end."""
-        return cfg.degree
+        degree: int = cfg.degree
+        return degree
 
     def drops(self, cfg: Any) -> bool:
         """Event-driven: whether an iteration end drops the node's messages not sent yet."""
