@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import DataNotFoundError
@@ -44,7 +45,9 @@ def search_roots(name: str, data_dir: str | os.PathLike[str] | None) -> list[Pat
     return roots
 
 
-def first_existing(root: Path, subdirs: tuple[str, ...], is_copy) -> Path | None:
+def first_existing(
+    root: Path, subdirs: tuple[str, ...], is_copy: Callable[[Path], bool]
+) -> Path | None:
     """The first ``root / sub`` (``""`` = root itself) that is a directory passing ``is_copy``."""
     for sub in subdirs:
         candidate = root / sub if sub else root

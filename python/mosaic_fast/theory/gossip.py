@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .config import TheoryConfig
 from .reference_graphs import reference_mixing
+
+if TYPE_CHECKING:
+    from .._core import FragmentMap, Graphs
 
 # Spectrum draws use seeds disjoint from the simulation seeds (config.seed + 0..seeds-1).
 SPECTRUM_SEED_OFFSET = 1_000_003
@@ -43,7 +47,7 @@ class GossipSampler:
             ]
         )
 
-    def graphs(self, n_fragments: int, *, seed: int, round: int):
+    def graphs(self, n_fragments: int, *, seed: int, round: int) -> Graphs:
         """The kernel's ``Graphs`` object for this draw (kernel sampler only)."""
         from ..kernel import sample_graphs
 
@@ -71,7 +75,7 @@ def fragment_assignment(config: TheoryConfig, n_fragments: int) -> np.ndarray:
     return assign.astype(np.int64)
 
 
-def kernel_fragment_map(config: TheoryConfig, n_fragments: int):
+def kernel_fragment_map(config: TheoryConfig, n_fragments: int) -> FragmentMap:
     """The kernel's ``FragmentMap`` for ``config.fragments`` (fixed for the whole analysis)."""
     from ..kernel import FragmentMap
 

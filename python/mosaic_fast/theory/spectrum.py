@@ -37,7 +37,15 @@ def spectrum_over_draws(
         return _spectrum_loop(sampler, assignment, grad_op, draws, seed, eig, mtm_sum)
 
 
-def _spectrum_loop(sampler, assignment, grad_op, draws, seed, eig, mtm_sum) -> SpectrumResult:
+def _spectrum_loop(
+    sampler: GossipSampler,
+    assignment: np.ndarray,
+    grad_op: np.ndarray,
+    draws: int,
+    seed: int,
+    eig: np.ndarray,
+    mtm_sum: np.ndarray,
+) -> SpectrumResult:
     n_fragments = int(assignment.max()) + 1
     for r in range(draws):
         w = sampler.mixing(n_fragments, seed=seed + SPECTRUM_SEED_OFFSET, round=r)

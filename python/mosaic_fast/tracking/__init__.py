@@ -306,7 +306,11 @@ class Tracking:
                 log.warning(message)
 
     def _start_all(
-        self, runs: dict[str, TrackedRun], tracking_dir: Path | None, stored, step: int
+        self,
+        runs: dict[str, TrackedRun],
+        tracking_dir: Path | None,
+        stored: dict[str, Any],
+        step: int,
     ) -> None:
         started: dict[str, Any] = {}
 
