@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..theory.config import BACKENDS, CORRELATIONS, FRAGMENTERS, GOSSIP_MODES, SAMPLERS
@@ -73,7 +75,7 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[i
     help="Graph sampler: the project's kernel or the pure-numpy reference.",
 )
 @click.option("--out", type=click.Path(file_okay=False), default="theory-out", show_default=True)
-def theory(out: str, **options) -> None:
+def theory(out: str, **options: Any) -> None:
     """Consensus analysis of the quadratic model (paper Sec. 4.2, Figs. 2 and 3)."""
     from ..theory import TheoryConfig, run_theory, write_outputs
 

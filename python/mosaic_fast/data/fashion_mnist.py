@@ -20,6 +20,7 @@ import struct
 import tempfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -77,7 +78,8 @@ def download_url() -> str:
     """The first mirror torchvision downloads from."""
     from torchvision.datasets import FashionMNIST
 
-    return FashionMNIST.mirrors[0]
+    mirror: str = FashionMNIST.mirrors[0]
+    return mirror
 
 
 def fetch_into(dest: Path) -> Path:
@@ -197,7 +199,7 @@ def _check_raw(raw: Path) -> None:
             )
 
 
-def _tensors(split, labels_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def _tensors(split: Any, labels_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     y = split.targets  # int64, from torchvision
     if len(y) and int(y.max()) > 9:
         raise MosaicValueError(f"{str(labels_path)!r} has label {int(y.max())}, expected 0..9")

@@ -54,7 +54,8 @@ def locate_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) ->
 @functools.lru_cache(maxsize=8)
 def _load_cached(name: str, folder: str, seed: int, max_samples_per_group: int | None) -> Data:
     loader = _spec(name).resolve_loader()
-    return loader.load(Path(folder), seed=seed, max_samples_per_group=max_samples_per_group)
+    data: Data = loader.load(Path(folder), seed=seed, max_samples_per_group=max_samples_per_group)
+    return data
 
 
 def clear_cache() -> None:
@@ -90,7 +91,7 @@ def _download(spec: DatasetSpec, roots: list[Path]) -> Path:
         loader.fetch_into(cache_dir() / spec.name)
     except DownloadError as exc:
         raise _not_found(spec, roots, f"download from {url} failed ({exc})") from None
-    folder = loader.find(cache_dir())
+    folder: Path | None = loader.find(cache_dir())
     if folder is None:
         raise _not_found(spec, roots, f"the download from {url} did not contain {loader.LAYOUT}")
     return folder

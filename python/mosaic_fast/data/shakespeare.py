@@ -161,7 +161,9 @@ def _read_tff(path: Path) -> dict[str, list[str]]:
         ) from None
 
 
-def _tff_split(clients: dict[str, list[str]], index: dict[str, int]):
+def _tff_split(
+    clients: dict[str, list[str]], index: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     snippets = [s for c in clients for s in clients[c]]
     snippet_group = np.repeat(
         np.array([index[c] for c in clients], dtype=np.int64), [len(clients[c]) for c in clients]
@@ -189,7 +191,9 @@ def _read_leaf(folder: Path) -> dict[str, tuple[list[str], list[str]]]:
     return users
 
 
-def _leaf_split(users: dict[str, tuple[list[str], list[str]]], index: dict[str, int], folder: Path):
+def _leaf_split(
+    users: dict[str, tuple[list[str], list[str]]], index: dict[str, int], folder: Path
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     xs = [s for u in users for s in users[u][0]]
     ys = [s for u in users for s in users[u][1]]
     for u, (ux, uy) in users.items():

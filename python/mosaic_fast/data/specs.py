@@ -59,7 +59,8 @@ class DatasetSpec:
             return self.loader
         module, _, attribute = self.loader.partition(":")
         found: Any = importlib.import_module(module)
-        return getattr(found, attribute) if attribute else found
+        loader: Loader = getattr(found, attribute) if attribute else found
+        return loader
 
 
 _IMAGES = {"model": "gn-lenet", "lr": 0.05, "batch_size": 32, "local_steps": 5}
