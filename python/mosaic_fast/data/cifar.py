@@ -11,6 +11,7 @@ int64 ``(N,)`` (the fine labels for CIFAR-100).
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ class CifarVariant:
         """torchvision's dataset class (imported on first use: torchvision takes a second)."""
         import torchvision.datasets
 
-        return getattr(torchvision.datasets, self.torchvision_class)
+        cls: type[Any] = getattr(torchvision.datasets, self.torchvision_class)
+        return cls
 
     # The variant is its dataset's loader (mosaic_fast.data.specs.Loader).
     @property
@@ -84,7 +86,7 @@ CIFAR100 = CifarVariant(
 VARIANTS = {v.name: v for v in (CIFAR10, CIFAR100)}
 
 
-def _is_copy(variant: CifarVariant):
+def _is_copy(variant: CifarVariant) -> Callable[[Path], bool]:
     def check(folder: Path) -> bool:
         return folder.name == variant.folder and all((folder / f).is_file() for f in variant.files)
 
@@ -99,7 +101,8 @@ def find(variant: CifarVariant, root: Path) -> Path | None:
 
 def download_url(variant: CifarVariant) -> str:
     """The tarball torchvision downloads."""
-    return variant.dataset_class().url
+    url: str = variant.dataset_class().url
+    return url
 
 
 def fetch_into(variant: CifarVariant, dest: Path) -> Path:
@@ -117,7 +120,7 @@ def fetch_into(variant: CifarVariant, dest: Path) -> Path:
     return dest / variant.folder
 
 
-def _tensors(split, variant: CifarVariant, folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def _tensors(split: Any, variant: CifarVariant, folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
     pixels = split.data.transpose(0, 3, 1, 2)  # torchvision holds HWC; back to the published CHW
     x = np.empty(pixels.shape, dtype=np.float32)
     for c in range(3):

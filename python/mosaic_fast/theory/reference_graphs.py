@@ -23,7 +23,8 @@ def mixing_from_in_neighbors(n: int, senders: np.ndarray, receivers: np.ndarray)
     adj = np.zeros((n, n))
     adj[receivers, senders] = 1.0
     adj[np.arange(n), np.arange(n)] = 1.0
-    return adj / adj.sum(axis=1, keepdims=True)
+    mixing: np.ndarray = adj / adj.sum(axis=1, keepdims=True)
+    return mixing
 
 
 def _distinct_others(rng: np.random.Generator, n: int, s: int) -> np.ndarray:
@@ -54,7 +55,8 @@ def _repair_permutation(rng: np.random.Generator, sigma: np.ndarray, taken: np.n
     nodes = np.arange(n)
 
     def clashes(idx: np.ndarray, vals: np.ndarray) -> np.ndarray:
-        return (vals == idx) | np.any(taken[idx] == vals[:, None], axis=1)
+        excluded: np.ndarray = (vals == idx) | np.any(taken[idx] == vals[:, None], axis=1)
+        return excluded
 
     for _ in range(50 * n):
         bad = np.flatnonzero(clashes(nodes, sigma))
@@ -96,7 +98,9 @@ def _regular_graph(rng: np.random.Generator, n: int, s: int) -> np.ndarray:
     )  # pragma: no cover
 
 
-def _admissible_pair(rng: np.random.Generator, points: np.ndarray, adj: np.ndarray):
+def _admissible_pair(
+    rng: np.random.Generator, points: np.ndarray, adj: np.ndarray
+) -> tuple[int, int] | None:
     m = points.size
     for _ in range(64):  # random tries first: almost always enough
         a, b = rng.integers(m, size=2)
