@@ -65,7 +65,8 @@ def consensus_sq_norm(x: np.ndarray) -> float:
 def initial_state(seed: int, n: int, d: int) -> np.ndarray:
     """Centred i.i.d. standard normal start of run ``seed``: float64 (n, d), column means 0."""
     x = np.random.default_rng([seed, _INIT_STREAM]).standard_normal((n, d))
-    return x - x.mean(axis=0)
+    centred: np.ndarray = x - x.mean(axis=0)
+    return centred
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,14 @@ def simulate_consensus(
     return SimulationResult(sq_norms, s0)
 
 
-def _run_numpy(config, sampler, x, grad_op, columns, seed) -> np.ndarray:
+def _run_numpy(
+    config: TheoryConfig,
+    sampler: GossipSampler,
+    x: np.ndarray,
+    grad_op: np.ndarray,
+    columns: list[np.ndarray],
+    seed: int,
+) -> np.ndarray:
     curve = np.empty(config.iterations + 1)
     curve[0] = consensus_sq_norm(x)
     log_scale = 0.0
@@ -112,7 +120,14 @@ def _run_numpy(config, sampler, x, grad_op, columns, seed) -> np.ndarray:
     return curve
 
 
-def _run_rust(config, sampler, x, grad_op, n_fragments, seed) -> np.ndarray:
+def _run_rust(
+    config: TheoryConfig,
+    sampler: GossipSampler,
+    x: np.ndarray,
+    grad_op: np.ndarray,
+    n_fragments: int,
+    seed: int,
+) -> np.ndarray:
     from ..kernel import aggregate
 
     fmap = kernel_fragment_map(config, n_fragments)
