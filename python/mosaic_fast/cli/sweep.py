@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +16,10 @@ from ..results.summary import SUMMARY_MD
 from ..settings import SETTINGS
 from .common import OneLineCommand, OneLineError, one_line_errors
 from .options import config_option, given, setting_options
+
+if TYPE_CHECKING:
+    from ..settings import ExperimentConfig
+    from ..sweep import SweepGrid
 
 # Settings that take a comma list here: every declared sweep axis (the seed among them).
 _LISTS = tuple(s.name for s in SETTINGS.values() if s.axis)
@@ -45,7 +49,15 @@ _LISTS = tuple(s.name for s in SETTINGS.values() if s.axis)
     help="Only rebuild summary.csv/summary.md of an existing sweep folder.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def sweep(pairs, config_file, out_dir, dry_run, summarize_dir, quiet, **options) -> None:
+def sweep(
+    pairs: tuple[str, ...],
+    config_file: str | None,
+    out_dir: str | None,
+    dry_run: bool,
+    summarize_dir: str | None,
+    quiet: bool,
+    **options: Any,
+) -> None:
     """Run every combination of the list-valued options; one run folder per cell.
 
     Options marked LIST take comma lists; each value they are given becomes part of the cell
@@ -95,7 +107,7 @@ def sweep(pairs, config_file, out_dir, dry_run, summarize_dir, quiet, **options)
 
 def grid_and_base(
     options: dict[str, Any], pairs: tuple[str, ...] = (), config_file: str | None = None
-):
+) -> tuple[SweepGrid, ExperimentConfig]:
     """The SweepGrid of the list options and the base config of --config, --set and the other
     options (later ones win; --set and an option for the same setting conflict)."""
     from .. import sweep as sw
