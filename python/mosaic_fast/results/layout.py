@@ -11,8 +11,9 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import MosaicError, MosaicValueError
 from ..settings import ExperimentConfig
@@ -36,7 +37,7 @@ CLOCK_FIELDS = frozenset({"wall_time_s", "eval_time_s"})
 COMPLETE, DIVERGED, RESUME, FRESH = "complete", "diverged", "resume", "fresh"
 
 
-def written_temp(path: Path, write) -> Path:
+def written_temp(path: Path, write: Callable[[BinaryIO], object]) -> Path:
     """A sibling temp file of ``path`` holding what ``write(fh)`` wrote, fsynced (removed again if
     writing fails)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -51,7 +52,7 @@ def written_temp(path: Path, write) -> Path:
     return Path(tmp)
 
 
-def atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     # Write a sibling temp file, fsync it, then rename: readers see the old or the new file, never half.
     tmp = written_temp(path, write)
     try:
@@ -130,7 +131,8 @@ def summary_status(summary: dict[str, Any] | None) -> str | None:
         return None
     status = summary.get("status")
     if status in (COMPLETE, DIVERGED):
-        return status
+        known: str = status
+        return known
     return COMPLETE if summary.get("complete") is True else None
 
 
