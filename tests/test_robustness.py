@@ -511,6 +511,35 @@ def test_ctrl_c_three_times_is_one_line_and_no_traceback(tmp_path, small_moviele
     assert errors[0] == "Error: interrupted" or "stopped by SIGINT" in errors[0]
 
 
+DEFERRED_CTRL_C_SCRIPT = """
+import signal, sys, time
+from mosaic_fast.cli import _Interrupted, _interrupt_once
+signal.signal(signal.SIGINT, _interrupt_once)
+try:
+    import torch  # the stand-in below: Ctrl-C lands mid-import
+    print("import finished", flush=True)
+    time.sleep(5)
+    print("never interrupted", flush=True)
+except _Interrupted:
+    print("interrupted", flush=True)
+"""
+
+
+def test_a_ctrl_c_during_torchs_import_waits_for_its_end(tmp_path):
+    """torch's C++ runs Python while it imports; an exception raised there aborts the process
+    ("terminate called after throwing ..."), so the Ctrl-C is raised once the import is over."""
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    fake.joinpath("__init__.py").write_text(
+        "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(0.3)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-c", DEFERRED_CTRL_C_SCRIPT], env=env, capture_output=True, text=True
+    )
+    assert done.stdout.split() == ["import", "finished", "interrupted"], done.stdout + done.stderr
+
+
 def test_a_full_disk_is_a_mosaic_error_with_its_own_exit_code():
     assert issubclass(DiskFull, MosaicError) and DiskFull.exit_code == 4
 

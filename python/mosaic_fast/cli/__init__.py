@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import signal
 import sys
+import threading
+import time
 import warnings
 
 import click
@@ -105,8 +108,39 @@ def _interrupt_once(signum, frame) -> None:
     130), wherever it was (a SystemExit, which click passes on, unlike a KeyboardInterrupt that
     it prints as "Aborted!"). The process is then on its way out: a second Ctrl-C must not
     break the unwinding (or torch's exit handlers) with a traceback."""
+    if _torch_importing():
+        _interrupt_after_torch_import()
+        return
     _ignore_interrupts()
     raise _Interrupted(130)
+
+
+def _torch_importing() -> bool:
+    """Whether torch is mid-import. Its C++ runs Python there (pybind11), and an exception raised
+    inside such a call aborts the process (``terminate called after throwing ...``)."""
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if name.partition(".")[0] == "torch" and getattr(spec, "_initializing", False):
+            return True
+    return False
+
+
+_resend: list[threading.Thread] = []  # the one thread that re-sends a deferred Ctrl-C
+
+
+def _interrupt_after_torch_import() -> None:
+    """Send the Ctrl-C again once torch's import is over (about a second at most)."""
+    if _resend:
+        return
+
+    def resend() -> None:
+        while _torch_importing():
+            time.sleep(0.02)
+        _resend.clear()  # a later torch import may defer this one again
+        os.kill(os.getpid(), signal.SIGINT)
+
+    _resend.append(threading.Thread(target=resend, name="mosaic-fast-interrupt", daemon=True))
+    _resend[0].start()
 
 
 def _ignore_interrupts() -> None:
