@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mosaic_fast.results.folder import RunRecord, find_runs
+from mosaic_fast.results.records import RunRecord, find_runs
 from mosaic_fast.results.stats import mean_ci
 
 DATASETS = {

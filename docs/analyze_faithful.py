@@ -24,7 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mosaic_fast.results.folder import COMPLETE, RunRecord, find_runs, group_key, group_runs
+from mosaic_fast.results.layout import COMPLETE
+from mosaic_fast.results.records import RunRecord, find_runs, group_key, group_runs
 from mosaic_fast.results.stats import mean_ci
 from mosaic_fast.results.summary import paired_gain_by_round, peak_gain
 

@@ -19,7 +19,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from mosaic_fast.results.folder import find_runs, group_key, group_runs, varying_settings
+from mosaic_fast.results.records import find_runs, group_key, group_runs, varying_settings
 from mosaic_fast.results.stats import mean_ci
 from mosaic_fast.results.summary import baseline_key, paired_difference
 

@@ -22,7 +22,9 @@ import numpy as np
 import torch
 
 from mosaic_fast.engine import Simulation
-from mosaic_fast.results.folder import RunFolder, config_of, find_runs, group_key
+from mosaic_fast.results.folder import RunFolder
+from mosaic_fast.results.layout import config_of
+from mosaic_fast.results.records import find_runs, group_key
 from mosaic_fast.results.summary import baseline_key
 from mosaic_fast.tasks.classification import mean_standard_error, test_subset
 

@@ -17,7 +17,7 @@ from mosaic_fast.engine.events import AsyncSimulation
 from mosaic_fast.engine.experiment import execute
 from mosaic_fast.errors import MosaicValueError
 from mosaic_fast.network.scheduler import message_bytes
-from mosaic_fast.results.folder import CLOCK_FIELDS
+from mosaic_fast.results.layout import CLOCK_FIELDS
 from mosaic_fast.settings import ExperimentConfig
 
 CPU = torch.device("cpu")

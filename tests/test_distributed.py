@@ -19,7 +19,7 @@ from data_helpers import SHARED_DATA
 from mosaic_fast.engine.distributed import blocks
 from mosaic_fast.engine.rounds import Simulation
 from mosaic_fast.launch import launch_problem
-from mosaic_fast.results.folder import CLOCK_FIELDS
+from mosaic_fast.results.layout import CLOCK_FIELDS
 from mosaic_fast.settings import ExperimentConfig
 from mosaic_fast.topology import GraphSource
 

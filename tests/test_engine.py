@@ -16,7 +16,7 @@ from data_helpers import synthetic_images, synthetic_ratings
 from mosaic_fast.engine import Simulation, run_experiment
 from mosaic_fast.engine import parts as parts_module
 from mosaic_fast.errors import MosaicValueError
-from mosaic_fast.results.folder import CLOCK_FIELDS
+from mosaic_fast.results.layout import CLOCK_FIELDS
 from mosaic_fast.settings import ExperimentConfig
 
 

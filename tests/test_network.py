@@ -14,16 +14,9 @@ from click.testing import CliRunner
 from mosaic_fast.cli import main
 from mosaic_fast.engine.parts import network_from_config
 from mosaic_fast.errors import MosaicValueError
-from mosaic_fast.network.spec import (
-    NetworkSpec,
-    assign_clients,
-    parse_bandwidth,
-    parse_duration,
-    read_fedscale_pickle,
-    read_network_csv,
-    straggler_count,
-    straggler_nodes,
-)
+from mosaic_fast.network.readers import assign_clients, read_fedscale_pickle
+from mosaic_fast.network.spec import NetworkSpec, read_network_csv, straggler_count, straggler_nodes
+from mosaic_fast.network.units import parse_bandwidth, parse_duration
 from mosaic_fast.settings import ExperimentConfig
 
 

@@ -21,12 +21,12 @@ import torch
 from mosaic_fast.errors import MosaicTypeError, MosaicValueError
 from mosaic_fast.network.scheduler import (
     DEFAULT_HEADER_BYTES,
-    STATE_KEYS,
     Delivery,
     NetworkScheduler,
     message_bytes,
     schedule,
 )
+from mosaic_fast.network.scheduler_state import STATE_KEYS
 
 
 def times(up, down, latency, src, dst, nbytes, ready=None, fifo=False, sharing="min-share"):

@@ -14,9 +14,9 @@ from scipy import stats as sps
 
 from mosaic_fast.cli import main
 from mosaic_fast.errors import MosaicValueError
-from mosaic_fast.results.folder import find_runs
 from mosaic_fast.results.plot_parts import Setting, metric_label, std_label
 from mosaic_fast.results.plots import plot_runs
+from mosaic_fast.results.records import find_runs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PDF_MAGIC = b"%PDF"

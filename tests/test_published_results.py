@@ -36,7 +36,7 @@ import torch
 from data_helpers import SHARED_DATA
 
 from mosaic_fast.data import locate_dataset
-from mosaic_fast.results.folder import CLOCK_FIELDS
+from mosaic_fast.results.layout import CLOCK_FIELDS
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 DATA_DIR = os.environ.get("MOSAIC_TEST_DATA") or (

@@ -40,13 +40,16 @@ from mosaic_fast.errors import (
     RunDiverged,
 )
 from mosaic_fast.results import folder as runfolder
-from mosaic_fast.results.folder import (
+from mosaic_fast.results.folder import RunFolder
+from mosaic_fast.results.layout import (
     CHECKPOINT,
     CLOCK_FIELDS,
     DIGEST,
     METRICS,
+    RESUME,
     SUMMARY,
-    RunFolder,
+    run_status,
+    to_json,
 )
 from mosaic_fast.settings import ExperimentConfig, is_reference
 
@@ -91,7 +94,7 @@ def interrupted_run(folder: Path, **kw) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         mf.Experiment.from_config(ratings(**kw), on_round_end=crash).run(folder, quiet=True)
-    assert runfolder.run_status(folder) == runfolder.RESUME
+    assert run_status(folder) == RESUME
 
 
 def resume(folder: Path):
@@ -118,7 +121,7 @@ def test_a_checkpoint_has_a_digest_that_sha256sum_checks(fake_data, tmp_path):
     out = tmp_path / "run"
     interrupted_run(out)
     assert (out / DIGEST).read_text() == f"{runfolder.sha256_of(out / CHECKPOINT)}  {CHECKPOINT}\n"
-    assert runfolder.run_status(out) == runfolder.RESUME
+    assert run_status(out) == RESUME
 
 
 def test_a_bit_flipped_checkpoint_is_refused_in_one_line_naming_it(fake_data, tmp_path):
@@ -294,7 +297,7 @@ def test_no_json_file_holds_nan_or_infinity(fake_data, tmp_path):
     for line in (out / METRICS).read_text().splitlines():
         record = strict_json(line)
         assert record["nan_metric"] is None and record["inf_metric"] is None
-    assert runfolder.to_json({"a": [math.nan, -math.inf, 1.5]}) == '{"a": [null, null, 1.5]}'
+    assert to_json({"a": [math.nan, -math.inf, 1.5]}) == '{"a": [null, null, 1.5]}'
 
 
 # ------------------------------------------------------------------------------- memory

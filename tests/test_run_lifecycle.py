@@ -20,16 +20,15 @@ from data_helpers import SHARED_DATA
 from mosaic_fast.cli import main
 from mosaic_fast.engine import run_experiment
 from mosaic_fast.errors import RunDiverged, RunInterrupted
-from mosaic_fast.results.folder import (
+from mosaic_fast.results.folder import RunFolder, sha256_of
+from mosaic_fast.results.layout import (
     CHECKPOINT,
     CLOCK_FIELDS,
     DIGEST,
     DIVERGED,
     METRICS,
     SUMMARY,
-    RunFolder,
     run_status,
-    sha256_of,
 )
 from mosaic_fast.settings import ExperimentConfig
 

@@ -11,7 +11,7 @@ from test_tasks import synthetic_characters, synthetic_images, synthetic_ratings
 
 from mosaic_fast.engine import Simulation
 from mosaic_fast.errors import MosaicValueError
-from mosaic_fast.results.folder import CLOCK_FIELDS
+from mosaic_fast.results.layout import CLOCK_FIELDS
 from mosaic_fast.settings import ExperimentConfig
 
 CPU = torch.device("cpu")

@@ -23,7 +23,7 @@ from scipy import stats as sps
 from mosaic_fast import sweep as sw
 from mosaic_fast.cli import main
 from mosaic_fast.errors import MosaicValueError
-from mosaic_fast.results.folder import read_run
+from mosaic_fast.results.records import read_run
 from mosaic_fast.results.stats import betainc, mean_ci, t_quantile
 from mosaic_fast.settings import NON_RESULT_SETTINGS, SETTINGS, ExperimentConfig
 

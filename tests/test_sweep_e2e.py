@@ -9,8 +9,8 @@ import pytest
 
 from mosaic_fast import sweep as sw
 from mosaic_fast.errors import DataNotFoundError
-from mosaic_fast.results.folder import read_run
 from mosaic_fast.results.plots import plot_runs
+from mosaic_fast.results.records import read_run
 from mosaic_fast.results.summary import SUMMARY_METRICS
 from mosaic_fast.settings import ExperimentConfig
 

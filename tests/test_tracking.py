@@ -20,7 +20,7 @@ from torch import nn
 import mosaic_fast as mf
 from mosaic_fast.cli import main
 from mosaic_fast.errors import CallbackError, MosaicTypeError, MosaicValueError
-from mosaic_fast.results.folder import read_metrics
+from mosaic_fast.results.layout import read_metrics
 from mosaic_fast.tracking import RUNS_FILE, TRACKING_DIR, build_trackers, wait
 
 IMAGES = synthetic_images()

@@ -29,7 +29,7 @@ from .engine.experiment import Callbacks, Outcome, RunState, execute
 from .engine.inputs import UserCode
 from .errors import MosaicTypeError, MosaicValueError
 from .launch import launched_by_torchrun
-from .results.folder import config_of
+from .results.layout import config_of
 from .settings import ExperimentConfig, coerce_settings
 from .user_code import File, label_of
 

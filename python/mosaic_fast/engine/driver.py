@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from ..errors import CallbackError, CheckpointCostWarning, RunDiverged, RunInterrupted
-from ..results.folder import DIVERGED, RunFolder
+from ..results.folder import RunFolder
+from ..results.layout import DIVERGED
 from ..settings import ExperimentConfig, evaluation_rounds
 from ..user_code import describe, first_line
 from .events import AsyncSimulation

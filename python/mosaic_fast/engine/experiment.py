@@ -28,7 +28,8 @@ import torch
 from .._version import __version__
 from ..errors import MosaicError, MosaicValueError, RunDiverged, RunInterrupted
 from ..launch import launch_problem
-from ..results.folder import COMPLETE, DIVERGED, RunFolder, config_of
+from ..results.folder import RunFolder
+from ..results.layout import COMPLETE, DIVERGED, config_of
 from ..settings import RESUMABLE_SETTINGS, ExperimentConfig
 from ..user_code import first_line
 from .build import make_simulation

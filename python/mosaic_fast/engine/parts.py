@@ -17,15 +17,9 @@ import torch
 from ..errors import MosaicValueError
 from ..kernel import empty_params
 from ..network.clock import profile_step_time
-from ..network.spec import (
-    NetworkSpec,
-    is_csv,
-    parse_bandwidth,
-    parse_duration,
-    read_fedscale_network,
-    read_network_csv,
-    straggler_nodes,
-)
+from ..network.readers import is_csv
+from ..network.spec import NetworkSpec, read_fedscale_network, read_network_csv, straggler_nodes
+from ..network.units import parse_bandwidth, parse_duration
 from ..settings import ExperimentConfig
 from ..tasks import ImageClassificationTask, Task, task_for
 from ..tasks.supervised import LossMetric, SupervisedNodeData, split, supervised_data

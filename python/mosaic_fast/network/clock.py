@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .scheduler import BANDWIDTH_SHARING, DEFAULT_HEADER_BYTES, schedule
+from .scheduler import DEFAULT_HEADER_BYTES, schedule
+from .scheduler_args import BANDWIDTH_SHARING
 from .spec import DEVICE_PROFILES, NetworkSpec
 
 

@@ -62,8 +62,6 @@ import numpy as np
 
 from .. import _core
 from ..errors import MosaicValueError
-
-# Re-exported: BANDWIDTH_SHARING and STATE_KEYS have always been imported from here.
 from .scheduler_args import (
     BANDWIDTH_SHARING,
     FloatArray,
@@ -76,7 +74,7 @@ from .scheduler_args import (
     scheduler_options,
     transfer_arrays,
 )
-from .scheduler_state import STATE_KEYS, checked_state, state_tensors
+from .scheduler_state import checked_state, state_tensors
 
 DEFAULT_HEADER_BYTES = 64
 """Bytes of a message's header (ids, round, fragment index), added to its payload."""
@@ -326,12 +324,10 @@ def schedule(
 
 
 __all__ = [
-    "BANDWIDTH_SHARING",
     "DEFAULT_HEADER_BYTES",
     "Deliveries",
     "Delivery",
     "NetworkScheduler",
-    "STATE_KEYS",
     "Schedule",
     "message_bytes",
     "schedule",

@@ -47,28 +47,17 @@ from typing import Any
 import numpy as np
 
 from ..errors import MosaicValueError
-
-# Re-exported: callers have always found the units and the file readers here.
 from .readers import (
-    CSV_COLUMNS,
     assign_clients,
-    is_csv,
     read_csv_values,
     read_fedscale_pickle,
 )
-from .units import parse_bandwidth, parse_duration
 
 __all__ = [
-    "CSV_COLUMNS",
     "DEVICE_PROFILES",
     "STRAGGLER_KINDS",
     "NetworkSpec",
-    "assign_clients",
-    "is_csv",
-    "parse_bandwidth",
-    "parse_duration",
     "read_fedscale_network",
-    "read_fedscale_pickle",
     "read_network_csv",
     "straggler_count",
     "straggler_nodes",

@@ -11,7 +11,8 @@ from typing import Any
 
 from ..data.specs import dataset_spec
 from ..errors import MosaicValueError
-from ..network.spec import parse_bandwidth, parse_duration, straggler_count
+from ..network.spec import straggler_count
+from ..network.units import parse_bandwidth, parse_duration
 from .algorithms import ALGORITHMS, algorithm_facts
 from .choices import TOPOLOGIES
 from .gossip import Gossip, Graphs

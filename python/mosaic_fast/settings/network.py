@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..network.scheduler import BANDWIDTH_SHARING
+from ..network.scheduler_args import BANDWIDTH_SHARING
 from ..network.spec import DEVICE_PROFILES, STRAGGLER_KINDS
 from .choices import ALGORITHMS, ASYNC_SEMANTICS
 from .setting import setting
