@@ -41,9 +41,16 @@ def mlp() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 4))
 
 
+@pytest.fixture(scope="session")
+def cache_home(tmp_path_factory) -> Path:
+    """One cache folder for the session (MLflow's empty store is made once there)."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
-    """W&B offline, never logged in; MLflow's experiment name fixed."""
+def offline(monkeypatch, tmp_path, cache_home):
+    """W&B offline, never logged in; MLflow's experiment name fixed; caches in the session's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
@@ -391,3 +398,45 @@ def test_tracker_objects_must_have_the_methods():
         build_trackers((), [object()], config=experiment(None).config)
     with pytest.raises(MosaicValueError, match="given twice"):
         build_trackers((), [Flaky(), Flaky()], config=experiment(None).config)
+
+
+def test_a_new_mlflow_store_is_a_copy_of_the_cached_empty_one(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow import MlflowClient
+
+    from mosaic_fast.tracking.mlflow import seed_store
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    store = tmp_path / "out" / "mlflow.db"
+    store.parent.mkdir()
+    seed_store(store)
+    cached = list((tmp_path / "cache" / "mosaic-fast" / "mlflow").glob("empty-*.db"))
+    assert len(cached) == 1 and store.is_file()
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    default = client.get_experiment("0")
+    assert default.artifact_location == (store.parent / "mlartifacts" / "0").as_uri()
+    run = client.create_run(client.create_experiment("mine"))
+    client.log_metric(run.info.run_id, "node_mean", 0.5, step=3)
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "node_mean")] == [0.5]
+    before = store.read_bytes()
+    seed_store(store)  # an existing store is never replaced
+    assert store.read_bytes() == before
+    other = tmp_path / "other.db"
+    seed_store(other)  # the second store comes from the cache: same tables, its own default
+    assert MlflowClient(tracking_uri=f"sqlite:///{other}").get_experiment_by_name("mine") is None
+
+
+def test_without_a_writable_cache_mlflow_creates_the_store_itself(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mosaic_fast.tracking.mlflow import seed_store
+
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))  # a file: no folder can go under it
+    store = tmp_path / "mlflow.db"
+    seed_store(store)
+    assert not store.exists()
+    out = tmp_path / "run"
+    experiment("mlflow").run(out, quiet=True)
+    client, run_id = mlflow_client(out)
+    assert client.get_run(run_id).info.status == "FINISHED"

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import sqlite3
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +51,57 @@ def local_folder(uri: str) -> Path | None:
     if parsed.scheme == "file":
         return Path(parsed.path)
     return None
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mosaic-fast"
+
+
+def _empty_store() -> Path | None:
+    """An empty SQLite store of this MLflow version, created once per machine (MLflow's table
+    migrations take ~1.5 s of CPU per new store, in the process that runs the simulation)."""
+    import mlflow
+
+    cached = _cache_dir() / "mlflow" / f"empty-{mlflow.__version__}.db"
+    if cached.is_file():
+        return cached
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(suffix=".db", dir=cached.parent)
+        os.close(fd)
+        os.unlink(name)  # MLflow creates the file itself
+        MlflowClient(tracking_uri=f"sqlite:///{name}").search_experiments(max_results=1)
+        os.replace(name, cached)  # atomic: a concurrent process reads a whole store or none
+    except (OSError, MlflowException):
+        return None  # no cache: the store is created in place, as MLflow does
+    return cached
+
+
+def seed_store(path: Path) -> None:
+    """Start a new SQLite store at ``path`` as a copy of the cached empty store, its default
+    experiment's artifacts beside it (``mlartifacts/0``, as ours); an existing store is kept."""
+    if path.exists():
+        return
+    empty = _empty_store()
+    if empty is None:
+        return
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        shutil.copyfile(empty, partial)
+        now = int(time.time() * 1000)
+        with sqlite3.connect(partial) as db:
+            db.execute(
+                "UPDATE experiments SET artifact_location = ?, creation_time = ?, "
+                "last_update_time = ? WHERE experiment_id = 0",
+                ((path.parent / ARTIFACTS / "0").as_uri(), now, now),
+            )
+        db.close()
+        if not path.exists():
+            os.replace(partial, path)
+    except (OSError, sqlite3.Error):
+        pass  # MLflow creates the store in place
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def check_writable(uri: str, setting: str = "mlflow_uri") -> None:
@@ -97,6 +151,8 @@ class MLflowTracker:
         if uri.startswith("sqlite:"):  # creating a store logs its migrations at INFO
             for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
                 logging.getLogger(name).setLevel(logging.WARNING)
+        if uri.startswith("sqlite:///"):
+            seed_store(Path(uri[len("sqlite:///") :]))
         self.client = MlflowClient(tracking_uri=uri)
         if resumed.get("run_id") and resumed.get("uri") == uri and self._reopen(resumed["run_id"]):
             return {"uri": uri, "run_id": self.run_id}
