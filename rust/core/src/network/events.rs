@@ -103,19 +103,24 @@ impl Scheduler {
         x.in_pos = self.in_active[dst].len() as u32;
         self.out_active[src].push(id);
         self.in_active[dst].push(id);
+        if self.max_min.built {
+            let n = self.n_nodes();
+            self.transfers[i].mark = u64::from(self.max_min.start(id, src, n + dst));
+        }
         self.counts.active += 1;
         self.touch(src, dst);
     }
 
     /// Take an active transfer off its links.
     pub(super) fn stop_sending(&mut self, id: u64) {
-        let (src, dst, out_pos, in_pos) = {
+        let (src, dst, out_pos, in_pos, slot) = {
             let x = self.transfer(id);
             (
                 x.src as usize,
                 x.dst as usize,
                 x.out_pos as usize,
                 x.in_pos as usize,
+                x.mark as u32,
             )
         };
         self.out_active[src].swap_remove(out_pos);
@@ -125,6 +130,10 @@ impl Scheduler {
         self.in_active[dst].swap_remove(in_pos);
         if let Some(&moved) = self.in_active[dst].get(in_pos) {
             self.transfer_mut(moved).in_pos = in_pos as u32;
+        }
+        if self.max_min.built {
+            let n = self.n_nodes();
+            self.max_min.stop(slot, (src, out_pos), (n + dst, in_pos));
         }
         self.touch(src, dst);
     }

@@ -5,6 +5,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
 use super::model::{check_rates, Latency, Queueing, Sharing};
+use super::rates::MaxMin;
 use super::transfer::{key, Counts, Key, PairQueue, Schedule, State, Transfer};
 use crate::bail;
 use crate::error::Result;
@@ -31,15 +32,8 @@ pub struct Scheduler {
     pub(super) head_scheduled: Vec<bool>,
     /// With FIFO per pair: each sender's non-empty or busy queues (few: linear search).
     pub(super) pairs: Vec<Vec<PairQueue>>,
-    /// Max-min scratch, per link (uplink `s` is `s`, downlink `d` is `n + d`).
-    pub(super) link_mark: Vec<u64>,
-    pub(super) link_frozen: Vec<u64>,
-    pub(super) link_cap: Vec<f64>,
-    pub(super) link_count: Vec<u32>,
-    pub(super) mark: u64,
-    pub(super) component_links: Vec<u32>,
-    pub(super) component_ids: Vec<u64>,
-    pub(super) fill_heap: BinaryHeap<Reverse<(Key, u32)>>,
+    /// Max-min's copy of the sending transfers and its scratch (empty with min-share).
+    pub(super) max_min: MaxMin,
     /// (start time, id) of transfers due to start.
     pub(super) starts: BinaryHeap<Reverse<(Key, u64)>>,
     /// (last-byte time, id, version) of active transfers at their current rate.
@@ -96,6 +90,11 @@ impl Scheduler {
         check_rates("uplink", &uplink)?;
         check_rates("downlink", &downlink)?;
         latency.check(n)?;
+        let max_min = if sharing == Sharing::MaxMin {
+            MaxMin::new(&uplink, &downlink)
+        } else {
+            MaxMin::default()
+        };
         Ok(Self {
             uplink,
             downlink,
@@ -117,14 +116,7 @@ impl Scheduler {
                 }
             ],
             pairs: vec![Vec::new(); if queueing == Queueing::PerPair { n } else { 0 }],
-            link_mark: vec![0; if sharing == Sharing::MaxMin { 2 * n } else { 0 }],
-            link_frozen: vec![0; if sharing == Sharing::MaxMin { 2 * n } else { 0 }],
-            link_cap: vec![0.0; if sharing == Sharing::MaxMin { 2 * n } else { 0 }],
-            link_count: vec![0; if sharing == Sharing::MaxMin { 2 * n } else { 0 }],
-            mark: 0,
-            component_links: Vec::new(),
-            component_ids: Vec::new(),
-            fill_heap: BinaryHeap::new(),
+            max_min,
             starts: BinaryHeap::new(),
             completions: BinaryHeap::new(),
             deliveries: BinaryHeap::new(),

@@ -1,0 +1,418 @@
+//! Max-min progressive filling over a region of links, on a dense copy of the sending transfers.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::network::transfer::{key, Key};
+
+/// Relative slack below which a link counts as full for max-min's local refill: a link this
+/// close to full is refilled with its neighbours (more work, never a wrong rate).
+const TIGHT: f64 = 1e-9;
+
+/// Capacity left above which a boundary link is surely not full (see
+/// [`MaxMin::filled_boundary`]), for links of at most `MAX_STEPS` transfers.
+const ROOM: f64 = 4.0 * TIGHT;
+const MAX_STEPS: usize = 1 << 20;
+
+/// A sending transfer as max-min sees it. Links are numbered uplink `s` is `s`, downlink `d` is
+/// `n + d`.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::network) struct Slot {
+    pub(in crate::network) id: u64,
+    /// Its current rate (equal to its transfer's).
+    pub(in crate::network) rate: f64,
+    /// The rate the last refill that reached it assigned.
+    pub(in crate::network) fill: f64,
+    /// The recomputation that last reached it.
+    mark: u64,
+    up: u32,
+    down: u32,
+}
+
+/// A fill queue entry (equal share, link) as one number that orders like the pair.
+fn entry(k: Key, l: u32) -> u128 {
+    (u128::from(k) << 32) | u128::from(l)
+}
+
+fn unpack(e: u128) -> (Key, u32) {
+    ((e >> 32) as Key, e as u32)
+}
+
+impl Slot {
+    /// Its other link, seen from `l` (one of its two).
+    fn other(&self, l: u32) -> u32 {
+        self.up ^ self.down ^ l
+    }
+}
+
+/// Max-min's state: its copy of the sending transfers (each in a slot, listed per link in the
+/// order of `out_active` / `in_active`) and the scratch of a refill, kept between refills so
+/// that none allocates.
+#[derive(Debug, Clone, Default)]
+pub(in crate::network) struct MaxMin {
+    /// Whether the copy is built and kept up to date (a fresh or restored scheduler has none).
+    pub(in crate::network) built: bool,
+    capacity: Vec<f64>,
+    pub(in crate::network) link_slots: Vec<Vec<u32>>,
+    pub(in crate::network) slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Per link: region mark, frozen mark, capacity left and transfers left to fill.
+    link_mark: Vec<u64>,
+    link_frozen: Vec<u64>,
+    link_cap: Vec<f64>,
+    link_count: Vec<u32>,
+    /// Per link: the sum of its transfers' rates, in list order, as `is_tight` takes it (NaN:
+    /// not known since its transfers or their rates changed).
+    link_load: Vec<f64>,
+    mark: u64,
+    /// Whether every share the last filling assigned was finite.
+    finite_shares: bool,
+    /// The links whose transfers changed (input of [`MaxMin::fill`]; grows with filled boundary
+    /// links).
+    pub(in crate::network) seeds: Vec<u32>,
+    /// The slots of the last refill's transfers (output of [`MaxMin::fill`]).
+    pub(in crate::network) region: Vec<u32>,
+    stack: Vec<u32>,
+    links: Vec<u32>,
+    boundary: Vec<u32>,
+    /// The fill's queue of (equal share, link) entries: those of `prepare_fill`, sorted, from
+    /// `next_sorted` on, and those pushed during the filling in `heap`.
+    sorted: Vec<u128>,
+    next_sorted: usize,
+    heap: BinaryHeap<Reverse<(Key, u32)>>,
+}
+
+impl MaxMin {
+    /// Max-min over the links `uplink ++ downlink`.
+    pub(in crate::network) fn new(uplink: &[f64], downlink: &[f64]) -> Self {
+        let links = uplink.len() + downlink.len();
+        Self {
+            capacity: uplink.iter().chain(downlink).copied().collect(),
+            link_mark: vec![0; links],
+            link_frozen: vec![0; links],
+            link_cap: vec![0.0; links],
+            link_count: vec![0; links],
+            link_load: vec![f64::NAN; links],
+            ..Self::default()
+        }
+    }
+
+    /// Forget every slot (the copy is rebuilt after this).
+    pub(in crate::network) fn clear_slots(&mut self, links: usize) {
+        self.link_slots.clear();
+        self.link_slots.resize(links, Vec::new());
+        self.slots.clear();
+        self.free.clear();
+        self.region.clear();
+        self.link_load.fill(f64::NAN);
+    }
+
+    /// A slot for transfer `id` over links `up` and `down`, listed on neither yet.
+    pub(in crate::network) fn new_slot(
+        &mut self,
+        id: u64,
+        up: usize,
+        down: usize,
+        rate: f64,
+    ) -> u32 {
+        let x = Slot {
+            id,
+            rate,
+            fill: 0.0,
+            mark: 0,
+            up: up as u32,
+            down: down as u32,
+        };
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = x;
+                slot
+            }
+            None => {
+                self.slots.push(x);
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Transfer `id` starts sending over `up` and `down` (at the ends of their lists); returns
+    /// its slot.
+    pub(in crate::network) fn start(&mut self, id: u64, up: usize, down: usize) -> u32 {
+        let slot = self.new_slot(id, up, down, 0.0);
+        self.link_slots[up].push(slot);
+        self.link_slots[down].push(slot);
+        self.link_load[up] = f64::NAN;
+        self.link_load[down] = f64::NAN;
+        slot
+    }
+
+    /// The transfer in `slot`, at `up_pos` of `up`'s list and `down_pos` of `down`'s, stops
+    /// sending (each list's last moves into its place, as `out_active` / `in_active` do).
+    pub(in crate::network) fn stop(
+        &mut self,
+        slot: u32,
+        (up, up_pos): (usize, usize),
+        (down, down_pos): (usize, usize),
+    ) {
+        let first = self.link_slots[up].swap_remove(up_pos);
+        let second = self.link_slots[down].swap_remove(down_pos);
+        debug_assert!(first == slot && second == slot);
+        self.free.push(slot);
+        self.link_load[up] = f64::NAN;
+        self.link_load[down] = f64::NAN;
+    }
+
+    /// Whether link `l` is (nearly) full at the transfers' current rates: a link with room left
+    /// bounds none of its transfers, so a change elsewhere reaches them only if it fills it.
+    fn is_tight(&mut self, l: usize) -> bool {
+        let cap = self.capacity[l];
+        if !cap.is_finite() {
+            return false;
+        }
+        let mut load = self.link_load[l];
+        if load.is_nan() {
+            let slots = &self.slots;
+            load = self.link_slots[l]
+                .iter()
+                .map(|&s| slots[s as usize].rate)
+                .sum();
+            self.link_load[l] = load;
+        }
+        load >= cap * (1.0 - TIGHT)
+    }
+
+    /// Slot `slot` takes its `fill` as its rate; returns its transfer's id and new rate when
+    /// they differ (`None`: unchanged).
+    pub(in crate::network) fn take_fill(&mut self, slot: u32) -> Option<(u64, f64)> {
+        let x = &mut self.slots[slot as usize];
+        // `Scheduler::set_rate` would leave an unchanged rate alone.
+        if x.fill == x.rate {
+            return None;
+        }
+        x.rate = x.fill;
+        let (up, down) = (x.up as usize, x.down as usize);
+        let out = (x.id, x.fill);
+        self.link_load[up] = f64::NAN;
+        self.link_load[down] = f64::NAN;
+        Some(out)
+    }
+
+    /// Max-min rates by progressive filling, written to each recomputed transfer's `fill`
+    /// (`region` lists them), after the links `seeds` changed.
+    ///
+    /// Only a region is refilled: the seeds and every full ("tight") link reached from them
+    /// through transfers, with all their transfers; a link with room left that such a transfer
+    /// also uses is a boundary: its capacity less its other transfers' (unchanged) rates bounds
+    /// the region's transfers. No transfer outside the region can change: its own bottleneck is a
+    /// full link outside the region, none of whose transfers changed. If the refill fills a
+    /// boundary link, the outside transfers there may have to slow down: that link joins the
+    /// region and the refill starts over. With every link among the seeds this is the whole
+    /// progressive filling. Links are filled in increasing order of their equal share of what is
+    /// left (ties by link index), so the result is deterministic.
+    pub(in crate::network) fn fill(&mut self) {
+        while self.fill_once() {}
+    }
+
+    /// One refill of the region grown from `seeds`; adds the boundary links it filled to the
+    /// seeds and returns whether there were any (none: the rates in `fill` are max-min fair).
+    fn fill_once(&mut self) -> bool {
+        // Marks only grow (u64: never wrap): a mark of an earlier recomputation is never current.
+        self.mark += 1;
+        let mark = self.mark;
+        self.grow_region(mark);
+        self.prepare_fill(mark);
+        // A transfer is assigned when its `mark` is bumped past the region's.
+        let assigned = mark + 1;
+        self.fill_links(mark, assigned);
+        // The next recomputation uses mark + 2 so that `assigned` never equals a fresh mark.
+        self.mark = assigned;
+        self.filled_boundary(mark, assigned)
+    }
+
+    /// The region of recomputation `mark`: the seeds and every tight link reached from them
+    /// through transfers (`links`), and the links with room left that those transfers also use
+    /// (`boundary`). The region's transfers get `mark` and are listed in `region`.
+    fn grow_region(&mut self, mark: u64) {
+        self.region.clear();
+        self.stack.clear();
+        self.links.clear();
+        self.boundary.clear();
+        for &l in &self.seeds {
+            if self.link_mark[l as usize] != mark {
+                self.link_mark[l as usize] = mark;
+                self.stack.push(l);
+            }
+        }
+        // Region links have link_mark == mark; boundary links link_frozen == mark + 1 (reset to
+        // "not frozen" before the filling).
+        while let Some(l) = self.stack.pop() {
+            self.links.push(l);
+            for j in 0..self.link_slots[l as usize].len() {
+                let s = self.link_slots[l as usize][j];
+                let x = &mut self.slots[s as usize];
+                if x.mark == mark {
+                    continue;
+                }
+                x.mark = mark;
+                let other = x.other(l) as usize;
+                self.region.push(s);
+                if self.link_mark[other] == mark || self.link_frozen[other] == mark + 1 {
+                    continue;
+                }
+                if self.is_tight(other) {
+                    self.link_mark[other] = mark;
+                    self.stack.push(other as u32);
+                } else {
+                    self.link_frozen[other] = mark + 1;
+                    self.boundary.push(other as u32);
+                }
+            }
+        }
+    }
+
+    /// Each region and boundary link's capacity left to the region's transfers, and their count;
+    /// a link with some goes on the fill heap at its equal share.
+    fn prepare_fill(&mut self, mark: u64) {
+        self.heap.clear();
+        self.sorted.clear();
+        self.next_sorted = 0;
+        // A region link's transfers are all the region's: all of its capacity is theirs.
+        for &l in &self.links {
+            let l = l as usize;
+            let cap = self.capacity[l].max(0.0);
+            let count = self.link_slots[l].len() as u32;
+            self.link_cap[l] = cap;
+            self.link_count[l] = count;
+            self.link_frozen[l] = 0;
+            if count > 0 {
+                self.sorted
+                    .push(entry(key(cap / f64::from(count)), l as u32));
+            }
+        }
+        for &l in &self.boundary {
+            let l = l as usize;
+            let mut cap = self.capacity[l];
+            let mut count = 0_u32;
+            for &s in &self.link_slots[l] {
+                let x = &self.slots[s as usize];
+                if x.mark == mark {
+                    count += 1;
+                } else if cap.is_finite() {
+                    cap -= x.rate; // a boundary link's outside transfer keeps its rate
+                }
+            }
+            let cap = cap.max(0.0);
+            self.link_cap[l] = cap;
+            self.link_count[l] = count;
+            self.link_frozen[l] = 0;
+            if count > 0 {
+                self.sorted
+                    .push(entry(key(cap / f64::from(count)), l as u32));
+            }
+        }
+        self.sorted.sort_unstable();
+    }
+
+    /// Progressive filling: the link of smallest equal share gives it to each of its region's
+    /// transfers not assigned yet (`fill`, and `mark` bumped to `assigned`), which leaves the
+    /// other end of each less to share among fewer.
+    fn fill_links(&mut self, mark: u64, assigned: u64) {
+        self.finite_shares = true;
+        while let Some((k, l)) = self.pop() {
+            let l = l as usize;
+            if self.link_frozen[l] == mark || self.link_count[l] == 0 {
+                continue;
+            }
+            let share = self.link_cap[l] / f64::from(self.link_count[l]);
+            if key(share) != k {
+                continue; // stale: the link's share rose since
+            }
+            self.finite_shares &= share.is_finite();
+            self.link_frozen[l] = mark;
+            for j in 0..self.link_slots[l].len() {
+                let s = self.link_slots[l][j];
+                let x = &mut self.slots[s as usize];
+                if x.mark != mark {
+                    continue; // assigned already, or outside the region
+                }
+                x.mark = assigned;
+                x.fill = share;
+                let other = x.other(l as u32) as usize;
+                if self.link_frozen[other] == mark {
+                    continue;
+                }
+                self.link_count[other] -= 1;
+                if share.is_finite() {
+                    self.link_cap[other] = (self.link_cap[other] - share).max(0.0);
+                }
+                if self.link_count[other] > 0 {
+                    let next = self.link_cap[other] / f64::from(self.link_count[other]);
+                    self.heap.push(Reverse((key(next), other as u32)));
+                }
+            }
+        }
+    }
+
+    /// The smallest entry of the fill's queue (the same order as one heap of all of them).
+    fn pop(&mut self) -> Option<(Key, u32)> {
+        let sorted = self.sorted.get(self.next_sorted).map(|&e| unpack(e));
+        let pushed = self.heap.peek().map(|&Reverse(e)| e);
+        match (sorted, pushed) {
+            (Some(a), Some(b)) if b < a => {
+                self.heap.pop();
+                Some(b)
+            }
+            (Some(a), _) => {
+                self.next_sorted += 1;
+                Some(a)
+            }
+            (None, b) => {
+                self.heap.pop();
+                b
+            }
+        }
+    }
+
+    /// Adds the boundary links the refill filled to the seeds (their outside transfers may have
+    /// to slow down); returns whether there were any.
+    ///
+    /// A boundary link that was not filled as the tightest and still has more than `ROOM` of its
+    /// capacity left after its region transfers' shares is not full: its capacity less its
+    /// outside rates less those shares, each step rounded (to at most half an ulp of the
+    /// capacity, as every step lies between 0 and the capacity), is within `steps * 2^-53` of
+    /// its capacity less its load, so its load summed (as rounded) stays below
+    /// `cap * (1 - TIGHT)` while `2 * steps * 2^-53 < ROOM - TIGHT`. Only finite shares were
+    /// taken off (`finite_shares`), and links of at most `MAX_STEPS` transfers are checked so.
+    fn filled_boundary(&mut self, mark: u64, assigned: u64) -> bool {
+        let mut grew = false;
+        for &b in &self.boundary {
+            let b = b as usize;
+            let cap = self.capacity[b];
+            if self.finite_shares
+                && cap.is_finite()
+                && self.link_frozen[b] != mark
+                && self.link_cap[b] > cap * ROOM
+                && self.link_slots[b].len() <= MAX_STEPS
+            {
+                continue;
+            }
+            let slots = &self.slots;
+            let load: f64 = self.link_slots[b]
+                .iter()
+                .map(|&s| {
+                    let x = &slots[s as usize];
+                    if x.mark == assigned {
+                        x.fill
+                    } else {
+                        x.rate
+                    }
+                })
+                .sum();
+            if load >= cap * (1.0 - TIGHT) {
+                self.seeds.push(b as u32);
+                grew = true;
+            }
+        }
+        grew
+    }
+}
