@@ -75,11 +75,15 @@ pub(in crate::network) struct MaxMin {
     stack: Vec<u32>,
     links: Vec<u32>,
     boundary: Vec<u32>,
-    /// The fill's queue of (equal share, link) entries: those of `prepare_fill`, sorted, from
-    /// `next_sorted` on, and those pushed during the filling in `heap`.
+    /// The fill's queue of (equal share, link) entries ([`entry`]): the region links' of
+    /// `prepare_fill`, sorted, from `next_sorted` on, and those pushed during the filling in
+    /// `heap`. The boundary links' are held back while `deferring`: each of their entries is at
+    /// least `deferred_min`.
     sorted: Vec<u128>,
     next_sorted: usize,
-    heap: BinaryHeap<Reverse<(Key, u32)>>,
+    heap: BinaryHeap<Reverse<u128>>,
+    deferring: bool,
+    deferred_min: u128,
 }
 
 impl MaxMin {
@@ -271,7 +275,8 @@ impl MaxMin {
     }
 
     /// Each region and boundary link's capacity left to the region's transfers, and their count;
-    /// a link with some goes on the fill heap at its equal share.
+    /// a region link with some goes on the fill queue at its equal share, a boundary link is held
+    /// back (`link_frozen` is `mark + 1`) until the queue reaches `deferred_min`.
     fn prepare_fill(&mut self, mark: u64) {
         self.heap.clear();
         self.sorted.clear();
@@ -289,6 +294,9 @@ impl MaxMin {
                     .push(entry(key(cap / f64::from(count)), l as u32));
             }
         }
+        self.sorted.sort_unstable();
+        self.deferring = true;
+        self.deferred_min = u128::MAX;
         for &l in &self.boundary {
             let l = l as usize;
             let mut cap = self.capacity[l];
@@ -304,13 +312,12 @@ impl MaxMin {
             let cap = cap.max(0.0);
             self.link_cap[l] = cap;
             self.link_count[l] = count;
-            self.link_frozen[l] = 0;
+            self.link_frozen[l] = mark + 1;
             if count > 0 {
-                self.sorted
-                    .push(entry(key(cap / f64::from(count)), l as u32));
+                let e = entry(key(cap / f64::from(count)), l as u32);
+                self.deferred_min = self.deferred_min.min(e);
             }
         }
-        self.sorted.sort_unstable();
     }
 
     /// Progressive filling: the link of smallest equal share gives it to each of its region's
@@ -318,7 +325,7 @@ impl MaxMin {
     /// other end of each less to share among fewer.
     fn fill_links(&mut self, mark: u64, assigned: u64) {
         self.finite_shares = true;
-        while let Some((k, l)) = self.pop() {
+        while let Some((k, l)) = self.pop(mark) {
             let l = l as usize;
             if self.link_frozen[l] == mark || self.link_count[l] == 0 {
                 continue;
@@ -347,28 +354,57 @@ impl MaxMin {
                 }
                 if self.link_count[other] > 0 {
                     let next = self.link_cap[other] / f64::from(self.link_count[other]);
-                    self.heap.push(Reverse((key(next), other as u32)));
+                    let e = entry(key(next), other as u32);
+                    if self.link_frozen[other] == mark + 1 {
+                        self.deferred_min = self.deferred_min.min(e);
+                    } else {
+                        self.heap.push(Reverse(e));
+                    }
                 }
             }
         }
     }
 
-    /// The smallest entry of the fill's queue (the same order as one heap of all of them).
-    fn pop(&mut self) -> Option<(Key, u32)> {
-        let sorted = self.sorted.get(self.next_sorted).map(|&e| unpack(e));
-        let pushed = self.heap.peek().map(|&Reverse(e)| e);
-        match (sorted, pushed) {
-            (Some(a), Some(b)) if b < a => {
-                self.heap.pop();
-                Some(b)
+    /// The smallest entry of the fill's queue. Its valid entries (those at their link's current
+    /// share) come in the order of one heap of every entry: the held-back boundary links join
+    /// (at their current shares) before an entry above `deferred_min` is taken, and an entry
+    /// held back or dropped there was stale or has a copy at the same share and link.
+    fn pop(&mut self, mark: u64) -> Option<(Key, u32)> {
+        loop {
+            let sorted = self.sorted.get(self.next_sorted).copied();
+            let pushed = self.heap.peek().map(|&Reverse(e)| e);
+            let next = match (sorted, pushed) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).unwrap_or(u128::MAX),
+            };
+            if self.deferring && self.deferred_min <= next {
+                self.join_boundary(mark);
+                continue;
             }
-            (Some(a), _) => {
+            if sorted == Some(next) {
                 self.next_sorted += 1;
-                Some(a)
-            }
-            (None, b) => {
+            } else if pushed == Some(next) {
                 self.heap.pop();
-                b
+            } else {
+                return None;
+            }
+            return Some(unpack(next));
+        }
+    }
+
+    /// The held-back boundary links join the fill queue, at their current shares.
+    fn join_boundary(&mut self, mark: u64) {
+        self.deferring = false;
+        for &b in &self.boundary {
+            let b = b as usize;
+            if self.link_frozen[b] != mark + 1 {
+                continue;
+            }
+            self.link_frozen[b] = 0;
+            let count = self.link_count[b];
+            if count > 0 {
+                let share = self.link_cap[b] / f64::from(count);
+                self.heap.push(Reverse(entry(key(share), b as u32)));
             }
         }
     }
