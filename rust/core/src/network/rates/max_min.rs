@@ -27,6 +27,8 @@ pub(in crate::network) struct Slot {
     mark: u64,
     up: u32,
     down: u32,
+    /// When the last refill assigned it (assignments counted from 0).
+    seq: u32,
 }
 
 /// A fill queue entry (equal share, link) as one number that orders like the pair.
@@ -77,13 +79,16 @@ pub(in crate::network) struct MaxMin {
     boundary: Vec<u32>,
     /// The fill's queue of (equal share, link) entries ([`entry`]): the region links' of
     /// `prepare_fill`, sorted, from `next_sorted` on, and those pushed during the filling in
-    /// `heap`. The boundary links' are held back while `deferring`: each of their entries is at
-    /// least `deferred_min`.
+    /// `heap`. A boundary link is held back (`link_frozen` is `mark + 1`) until the queue
+    /// reaches its entry in `held`, at most its current share (`held_entry`: its smallest there).
     sorted: Vec<u128>,
     next_sorted: usize,
     heap: BinaryHeap<Reverse<u128>>,
-    deferring: bool,
-    deferred_min: u128,
+    held: BinaryHeap<Reverse<u128>>,
+    held_entry: Vec<u128>,
+    /// Assignments of the filling so far, and a joining link's (order, share) scratch.
+    assigned_count: u32,
+    taken: Vec<(u32, f64)>,
 }
 
 impl MaxMin {
@@ -97,6 +102,7 @@ impl MaxMin {
             link_cap: vec![0.0; links],
             link_count: vec![0; links],
             link_load: vec![f64::NAN; links],
+            held_entry: vec![0; links],
             ..Self::default()
         }
     }
@@ -126,6 +132,7 @@ impl MaxMin {
             mark: 0,
             up: up as u32,
             down: down as u32,
+            seq: 0,
         };
         match self.free.pop() {
             Some(slot) => {
@@ -224,7 +231,7 @@ impl MaxMin {
         self.mark += 1;
         let mark = self.mark;
         self.grow_region(mark);
-        self.prepare_fill(mark);
+        self.prepare_fill();
         // A transfer is assigned when its `mark` is bumped past the region's.
         let assigned = mark + 1;
         self.fill_links(mark, assigned);
@@ -260,14 +267,22 @@ impl MaxMin {
                 x.mark = mark;
                 let other = x.other(l) as usize;
                 self.region.push(s);
-                if self.link_mark[other] == mark || self.link_frozen[other] == mark + 1 {
+                if self.link_mark[other] == mark {
                     continue;
                 }
-                if self.is_tight(other) {
+                // A boundary link's region transfers are those reached from their other link
+                // (`link_cap` sums their rates until `prepare_fill`).
+                let rate = x.rate;
+                if self.link_frozen[other] == mark + 1 {
+                    self.link_count[other] += 1;
+                    self.link_cap[other] += rate;
+                } else if self.is_tight(other) {
                     self.link_mark[other] = mark;
                     self.stack.push(other as u32);
                 } else {
                     self.link_frozen[other] = mark + 1;
+                    self.link_count[other] = 1;
+                    self.link_cap[other] = rate;
                     self.boundary.push(other as u32);
                 }
             }
@@ -276,8 +291,8 @@ impl MaxMin {
 
     /// Each region and boundary link's capacity left to the region's transfers, and their count;
     /// a region link with some goes on the fill queue at its equal share, a boundary link is held
-    /// back (`link_frozen` is `mark + 1`) until the queue reaches `deferred_min`.
-    fn prepare_fill(&mut self, mark: u64) {
+    /// back (`link_frozen` is `mark + 1`) at a lower bound of it.
+    fn prepare_fill(&mut self) {
         self.heap.clear();
         self.sorted.clear();
         self.next_sorted = 0;
@@ -295,29 +310,43 @@ impl MaxMin {
             }
         }
         self.sorted.sort_unstable();
-        self.deferring = true;
-        self.deferred_min = u128::MAX;
+        let mut held = std::mem::take(&mut self.held).into_vec();
+        held.clear();
         for &l in &self.boundary {
             let l = l as usize;
-            let mut cap = self.capacity[l];
-            let mut count = 0_u32;
-            for &s in &self.link_slots[l] {
-                let x = &self.slots[s as usize];
-                if x.mark == mark {
-                    count += 1;
-                } else if cap.is_finite() {
-                    cap -= x.rate; // a boundary link's outside transfer keeps its rate
-                }
+            let cap = self.capacity[l];
+            // Held back, a finite link's `link_cap` is at most its capacity left as `exact_cap`
+            // takes it: its capacity less the sum of its rates (`is_tight` cached it), plus its
+            // region transfers' rates, less those sums' rounding.
+            if cap.is_finite() {
+                let m = self.link_slots[l].len() as f64;
+                let slack = cap * (m + 4.0) * 1e-15;
+                let region = self.link_cap[l];
+                self.link_cap[l] = (cap - self.link_load[l] + region - slack).max(0.0);
+            } else {
+                self.link_cap[l] = cap;
             }
-            let cap = cap.max(0.0);
-            self.link_cap[l] = cap;
-            self.link_count[l] = count;
-            self.link_frozen[l] = mark + 1;
+            let count = self.link_count[l];
             if count > 0 {
-                let e = entry(key(cap / f64::from(count)), l as u32);
-                self.deferred_min = self.deferred_min.min(e);
+                let e = entry(key(self.link_cap[l] / f64::from(count)), l as u32);
+                self.held_entry[l] = e;
+                held.push(Reverse(e));
             }
         }
+        self.held = BinaryHeap::from(held);
+    }
+
+    /// The capacity boundary link `b` leaves to the region's transfers, as taken before the
+    /// filling: less its outside transfers' rates one by one in list order.
+    fn exact_cap(&self, b: usize, mark: u64, assigned: u64) -> f64 {
+        let mut cap = self.capacity[b];
+        for &s in &self.link_slots[b] {
+            let x = &self.slots[s as usize];
+            if x.mark != mark && x.mark != assigned && cap.is_finite() {
+                cap -= x.rate; // an outside transfer keeps its rate
+            }
+        }
+        cap.max(0.0)
     }
 
     /// Progressive filling: the link of smallest equal share gives it to each of its region's
@@ -325,7 +354,8 @@ impl MaxMin {
     /// other end of each less to share among fewer.
     fn fill_links(&mut self, mark: u64, assigned: u64) {
         self.finite_shares = true;
-        while let Some((k, l)) = self.pop(mark) {
+        self.assigned_count = 0;
+        while let Some((k, l)) = self.pop(mark, assigned) {
             let l = l as usize;
             if self.link_frozen[l] == mark || self.link_count[l] == 0 {
                 continue;
@@ -344,6 +374,8 @@ impl MaxMin {
                 }
                 x.mark = assigned;
                 x.fill = share;
+                x.seq = self.assigned_count;
+                self.assigned_count += 1;
                 let other = x.other(l as u32) as usize;
                 if self.link_frozen[other] == mark {
                     continue;
@@ -356,7 +388,11 @@ impl MaxMin {
                     let next = self.link_cap[other] / f64::from(self.link_count[other]);
                     let e = entry(key(next), other as u32);
                     if self.link_frozen[other] == mark + 1 {
-                        self.deferred_min = self.deferred_min.min(e);
+                        // Held back: its share (bounded below) rose, unless rounding lowered it.
+                        if e < self.held_entry[other] {
+                            self.held_entry[other] = e;
+                            self.held.push(Reverse(e));
+                        }
                     } else {
                         self.heap.push(Reverse(e));
                     }
@@ -366,47 +402,62 @@ impl MaxMin {
     }
 
     /// The smallest entry of the fill's queue. Its valid entries (those at their link's current
-    /// share) come in the order of one heap of every entry: the held-back boundary links join
-    /// (at their current shares) before an entry above `deferred_min` is taken, and an entry
-    /// held back or dropped there was stale or has a copy at the same share and link.
-    fn pop(&mut self, mark: u64) -> Option<(Key, u32)> {
+    /// share) come in the order of one heap of every entry: a held-back boundary link joins (at
+    /// its current share) before an entry above its held entry is taken. Once the queue is empty
+    /// every region transfer is assigned: the links still held back have none left.
+    fn pop(&mut self, mark: u64, assigned: u64) -> Option<(Key, u32)> {
         loop {
             let sorted = self.sorted.get(self.next_sorted).copied();
             let pushed = self.heap.peek().map(|&Reverse(e)| e);
             let next = match (sorted, pushed) {
                 (Some(a), Some(b)) => a.min(b),
-                (a, b) => a.or(b).unwrap_or(u128::MAX),
+                (a, b) => a.or(b)?,
             };
-            if self.deferring && self.deferred_min <= next {
-                self.join_boundary(mark);
-                continue;
+            if let Some(&Reverse(e)) = self.held.peek() {
+                if e <= next {
+                    self.held.pop();
+                    self.join(unpack(e).1 as usize, mark, assigned);
+                    continue;
+                }
             }
             if sorted == Some(next) {
                 self.next_sorted += 1;
-            } else if pushed == Some(next) {
-                self.heap.pop();
             } else {
-                return None;
+                self.heap.pop();
             }
             return Some(unpack(next));
         }
     }
 
-    /// The held-back boundary links join the fill queue, at their current shares.
-    fn join_boundary(&mut self, mark: u64) {
-        self.deferring = false;
-        for &b in &self.boundary {
-            let b = b as usize;
-            if self.link_frozen[b] != mark + 1 {
-                continue;
-            }
-            self.link_frozen[b] = 0;
-            let count = self.link_count[b];
-            if count > 0 {
-                let share = self.link_cap[b] / f64::from(count);
-                self.heap.push(Reverse(entry(key(share), b as u32)));
+    /// Held-back boundary link `b` joins the fill queue, at its current share: its capacity left
+    /// as `prepare_fill` and `fill_links` would have taken it (less the shares of its region
+    /// transfers assigned so far, in the order assigned).
+    fn join(&mut self, b: usize, mark: u64, assigned: u64) {
+        if self.link_frozen[b] != mark + 1 {
+            return; // joined already
+        }
+        self.link_frozen[b] = 0;
+        let count = self.link_count[b];
+        if count == 0 {
+            return; // keeps its lower bound: only `filled_boundary` reads it
+        }
+        let mut cap = self.exact_cap(b, mark, assigned);
+        self.taken.clear();
+        for &s in &self.link_slots[b] {
+            let x = &self.slots[s as usize];
+            if x.mark == assigned {
+                self.taken.push((x.seq, x.fill));
             }
         }
+        self.taken.sort_unstable_by_key(|&(seq, _)| seq);
+        for &(_, share) in &self.taken {
+            if share.is_finite() {
+                cap = (cap - share).max(0.0);
+            }
+        }
+        self.link_cap[b] = cap;
+        self.heap
+            .push(Reverse(entry(key(cap / f64::from(count)), b as u32)));
     }
 
     /// Adds the boundary links the refill filled to the seeds (their outside transfers may have
@@ -419,10 +470,12 @@ impl MaxMin {
     /// its capacity less its load, so its load summed (as rounded) stays below
     /// `cap * (1 - TIGHT)` while `2 * steps * 2^-53 < ROOM - TIGHT`. Only finite shares were
     /// taken off (`finite_shares`), and links of at most `MAX_STEPS` transfers are checked so.
+    /// A link that never joined the fill queue holds a lower bound of that capacity left.
     fn filled_boundary(&mut self, mark: u64, assigned: u64) -> bool {
         let mut grew = false;
         for &b in &self.boundary {
             let b = b as usize;
+            debug_assert!(self.link_frozen[b] != mark + 1 || self.link_count[b] == 0);
             let cap = self.capacity[b];
             if self.finite_shares
                 && cap.is_finite()
