@@ -9,7 +9,7 @@ loop (:mod:`.events`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -17,10 +17,13 @@ from ..settings import ExperimentConfig
 from . import protocols
 from .distributed import Ranks
 from .events import AsyncSimulation
-from .parts import Parts, UserCode, build_parts, network_from_config
+from .parts import BuildOptions, Parts, UserCode, build_parts, network_from_config
 from .placement import RankBlocks
 from .rounds import Simulation
 from .state import NetworkState
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from Python 3.11
 
 __all__ = ["Parts", "UserCode", "build_parts", "make_simulation", "network_from_config"]
 
@@ -31,15 +34,14 @@ def make_simulation(
     *,
     ranks: Ranks | None = None,
     one_at_a_time: bool = False,
-    **kwargs: Any,
+    **options: Unpack[BuildOptions],
 ) -> NetworkState:
     """The simulation of ``cfg.algorithm``: synchronous rounds (:class:`Simulation`, with
     ``ranks`` its blocks on torch.distributed ranks) or nodes on their own clocks
     (:class:`AsyncSimulation`; ``one_at_a_time``: its reference that trains every iteration
-    alone); ``kwargs`` as :func:`build_parts` takes them (``data``, ``user``, ``strategy``,
-    ``step_time_s``)."""
+    alone); ``options`` as :func:`build_parts` takes them (:class:`~.parts.BuildOptions`)."""
     protocol = protocols.get(cfg.algorithm)
-    parts = build_parts(cfg, device, **kwargs)
+    parts = build_parts(cfg, device, **options)
     placement = RankBlocks(ranks) if ranks is not None else None
     if protocol.synchronous:
         return Simulation.from_parts(parts, protocol, placement)

@@ -62,7 +62,7 @@ number of messages.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -74,10 +74,13 @@ from ..settings import ExperimentConfig
 from ..topology import fragment_coordinates
 from . import averaging, event_state, protocols
 from .messages import Messaging
-from .parts import Parts, UserCode, build_parts
+from .parts import BuildOptions, Parts, build_parts
 from .protocols import Protocol
 from .state import NetworkState
 from .trainer import synchronize
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from Python 3.11
 
 _PEER_STREAM = 0x9E37  # separates the peer draws from the seed's other streams
 
@@ -93,12 +96,9 @@ class AsyncSimulation(Messaging, NetworkState):
         self,
         cfg: ExperimentConfig,
         device: torch.device,
-        data: Any = None,
-        user: UserCode | None = None,
-        strategy: str | None = None,
-        step_time_s: float | None = None,
         *,
         one_at_a_time: bool = False,
+        **options: Unpack[BuildOptions],
     ) -> None:
         protocol = protocols.get(cfg.algorithm)
         if protocol.synchronous:
@@ -106,7 +106,7 @@ class AsyncSimulation(Messaging, NetworkState):
                 f"algorithm={cfg.algorithm!r} is not simulated by {type(self).__name__}; "
                 "build the run's simulation with make_simulation"
             )
-        parts = build_parts(cfg, device, data, user, strategy, step_time_s)
+        parts = build_parts(cfg, device, **options)
         self._start(parts, protocol, one_at_a_time)
 
     @classmethod

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import torch
 
@@ -32,36 +32,22 @@ from .optim import optimizer_from_config
 from .sampler import NodeSampler
 from .trainer import best_time, make_trainer
 
-__all__ = ["Parts", "UserCode", "build_parts", "load_data", "network_from_config"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from Python 3.11
+
+__all__ = [
+    "BuildOptions",
+    "Parts",
+    "UserCode",
+    "World",
+    "build_parts",
+    "load_data",
+    "network_from_config",
+]
 
 
 @dataclass
-class Parts:
-    """What a run is made of, built from its settings and user code (see :func:`build_parts`).
-
-    ``X`` and ``spare`` are the two float32 (n, d) gossip buffers (``X`` holds the initial models);
-    ``measured_step_time_s`` is None when a setting or network file gives the step time.
-    """
-
-    cfg: ExperimentConfig
-    device: torch.device
-    model: BuiltinModel
-    trainer: Any
-    strategy: str
-    node_data: Any
-    sampler: NodeSampler
-    metric_name: str
-    lower_is_better: bool
-    fragments: Any
-    graph_source: GraphSource
-    X: torch.Tensor
-    spare: torch.Tensor
-    measured_step_time_s: float | None
-    network: NetworkSpec
-
-
-@dataclass
-class _World:
+class World:
     """A model world with the parts its kind of model sets up (before the buffers exist)."""
 
     model: BuiltinModel
@@ -73,19 +59,44 @@ class _World:
     lower_is_better: bool
 
 
+@dataclass
+class Parts(World):
+    """What a run is made of, built from its settings and user code (see :func:`build_parts`):
+    its :class:`World` and the rest.
+
+    ``X`` and ``spare`` are the two float32 (n, d) gossip buffers (``X`` holds the initial models);
+    ``measured_step_time_s`` is None when a setting or network file gives the step time.
+    """
+
+    cfg: ExperimentConfig
+    device: torch.device
+    fragments: Any
+    graph_source: GraphSource
+    X: torch.Tensor
+    spare: torch.Tensor
+    measured_step_time_s: float | None
+    network: NetworkSpec
+
+
+class BuildOptions(TypedDict, total=False):
+    """What :func:`build_parts` takes beside the settings and the device (the simulations'
+    constructors take the same)."""
+
+    data: Any
+    user: UserCode | None
+    strategy: str | None
+    step_time_s: float | None
+
+
 def build_parts(
-    cfg: ExperimentConfig,
-    device: torch.device,
-    data: Any = None,
-    user: UserCode | None = None,
-    strategy: str | None = None,
-    step_time_s: float | None = None,
+    cfg: ExperimentConfig, device: torch.device, **options: Unpack[BuildOptions]
 ) -> Parts:
     """The parts of ``cfg``'s run on ``device``. ``data``: a loaded built-in dataset (else loaded
     by ``cfg``); ``user``: the public API's objects; ``strategy``: the trainer strategy a resumed
     run chose (else ``cfg.trainer``); ``step_time_s``: the step time a resumed run measured (else
     measured here when needed)."""
     configure_determinism(cfg.deterministic, device)
+    data, strategy, user = options.get("data"), options.get("strategy"), options.get("user")
     user = user if user is not None else UserCode()
     factory = _model_factory(cfg, user)
     dataset = decode("dataset", cfg.dataset)
@@ -115,12 +126,12 @@ def build_parts(
     spare = empty_params(cfg.nodes, d, device=device)
     measured = None
     if cfg.step_time is None and cfg.network is None:
-        measured = step_time_s or _measure_step_time(cfg, device, world, X)
+        measured = options.get("step_time_s") or _measure_step_time(cfg, device, world, X)
     network = network_from_config(cfg, measured_step_time_s=measured)
     return Parts(
-        cfg, device, world.model, world.trainer, world.strategy, world.node_data, world.sampler,
-        world.metric_name, world.lower_is_better, fragments, graph_source, X, spare, measured,
-        network,
+        **{f.name: getattr(world, f.name) for f in fields(World)},
+        cfg=cfg, device=device, fragments=fragments, graph_source=graph_source, X=X, spare=spare,
+        measured_step_time_s=measured, network=network,
     )  # fmt: skip
 
 
@@ -138,7 +149,7 @@ def _topology(cfg: ExperimentConfig, user: UserCode) -> Any:
 
 def _builtin_world(
     cfg: ExperimentConfig, device: torch.device, data: Any, user: UserCode, requested: str
-) -> _World:
+) -> World:
     """A built-in model's task set up on ``data``."""
     if isinstance(data, tuple):  # user data for a built-in model: only images for GN-LeNet
         if cfg.model != "gn-lenet":
@@ -164,7 +175,7 @@ def _builtin_world(
     trainer = make_trainer(spec, cfg.nodes, optimizer, device, strategy)
     node_data = task.node_data(cfg, spec, parts, device, strategy)
     sampler = NodeSampler(parts, cfg.seed)
-    return _World(
+    return World(
         BuiltinModel(spec), trainer, strategy, node_data, sampler, spec.metric,
         spec.lower_is_better,
     )  # fmt: skip
@@ -177,7 +188,7 @@ def _module_world(
     factory: Callable[[], Any],
     user: UserCode,
     requested: str,
-) -> _World:
+) -> World:
     """A user's module set up on (inputs, targets) data."""
     from ..models.module_model import ModuleModel
     from .module_trainer import make_module_trainer
@@ -204,7 +215,7 @@ def _module_world(
     trainer = make_module_trainer(
         model, scoring.loss, cfg.nodes, optimizer, device, requested, batch
     )
-    return _World(
+    return World(
         UserModule(model), trainer, trainer.strategy, node_data, sampler, scoring.name,
         scoring.lower_is_better,
     )  # fmt: skip
@@ -218,7 +229,7 @@ def first_batch(cfg: ExperimentConfig, node_data: Any, sampler: NodeSampler) -> 
 
 
 def _measure_step_time(
-    cfg: ExperimentConfig, device: torch.device, world: _World, X: torch.Tensor
+    cfg: ExperimentConfig, device: torch.device, world: World, X: torch.Tensor
 ) -> float:
     """Seconds one node's local step takes: with ``device_profile`` ``measured``, a network
     step on copies timed here, over n (the nodes' steps run one after another on this

@@ -8,7 +8,7 @@ is live at each step).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -17,11 +17,14 @@ from ..errors import MosaicValueError
 from ..network.clock import RoundClock
 from ..settings import ExperimentConfig
 from . import protocols
-from .parts import Parts, UserCode, build_parts
+from .parts import BuildOptions, Parts, build_parts
 from .placement import Placement
 from .protocols import Protocol
 from .state import NetworkState
 from .trainer import synchronize
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from Python 3.11
 
 
 class Simulation(NetworkState):
@@ -35,16 +38,10 @@ class Simulation(NetworkState):
     synchronous = True
 
     def __init__(
-        self,
-        cfg: ExperimentConfig,
-        device: torch.device,
-        data: Any = None,
-        user: UserCode | None = None,
-        strategy: str | None = None,
-        step_time_s: float | None = None,
+        self, cfg: ExperimentConfig, device: torch.device, **options: Unpack[BuildOptions]
     ) -> None:
         protocol = _synchronous(cfg, type(self).__name__)
-        parts = build_parts(cfg, device, data, user, strategy, step_time_s)
+        parts = build_parts(cfg, device, **options)
         self._start(parts, protocol, None)
 
     @classmethod
