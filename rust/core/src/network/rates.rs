@@ -9,7 +9,7 @@ use super::scheduler::Scheduler;
 use super::transfer::{key, State};
 
 mod max_min;
-pub(super) use max_min::MaxMin;
+pub(super) use max_min::{MaxMin, Member};
 
 impl Scheduler {
     /// Bring the rates of the transfers whose links changed (`touched_*`) up to date at `t`.
@@ -121,7 +121,8 @@ impl Scheduler {
                 let i = (id - self.first_id) as usize;
                 let x = &self.transfers[i];
                 let slot = self.max_min.new_slot(id, s, n + x.dst as usize, x.rate);
-                self.max_min.link_slots[s].push(slot);
+                let other = (n + x.dst as usize) as u32;
+                self.max_min.link_slots[s].push(Member { slot, other });
                 // With max-min, a sending transfer's `mark` is its slot.
                 self.transfers[i].mark = u64::from(slot);
             }
@@ -130,8 +131,8 @@ impl Scheduler {
         for d in 0..n {
             for &id in &self.in_active[d] {
                 let x = &self.transfers[(id - self.first_id) as usize];
-                let slot = self.max_min.link_slots[x.src as usize][x.out_pos as usize];
-                self.max_min.link_slots[n + d].push(slot);
+                let slot = self.max_min.link_slots[x.src as usize][x.out_pos as usize].slot;
+                self.max_min.link_slots[n + d].push(Member { slot, other: x.src });
             }
         }
         self.max_min.built = true;

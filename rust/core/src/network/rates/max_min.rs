@@ -23,8 +23,6 @@ pub(in crate::network) struct Slot {
     pub(in crate::network) rate: f64,
     /// The rate the last refill that reached it assigned.
     pub(in crate::network) fill: f64,
-    /// The recomputation that last reached it.
-    mark: u64,
     up: u32,
     down: u32,
     /// When the last refill assigned it (assignments counted from 0).
@@ -40,11 +38,11 @@ fn unpack(e: u128) -> (Key, u32) {
     ((e >> 32) as Key, e as u32)
 }
 
-impl Slot {
-    /// Its other link, seen from `l` (one of its two).
-    fn other(&self, l: u32) -> u32 {
-        self.up ^ self.down ^ l
-    }
+/// A link's record of one of its transfers: its slot and its other link.
+#[derive(Debug, Clone, Copy)]
+pub(in crate::network) struct Member {
+    pub(in crate::network) slot: u32,
+    pub(in crate::network) other: u32,
 }
 
 /// Max-min's state: its copy of the sending transfers (each in a slot, listed per link in the
@@ -55,8 +53,11 @@ pub(in crate::network) struct MaxMin {
     /// Whether the copy is built and kept up to date (a fresh or restored scheduler has none).
     pub(in crate::network) built: bool,
     capacity: Vec<f64>,
-    pub(in crate::network) link_slots: Vec<Vec<u32>>,
+    pub(in crate::network) link_slots: Vec<Vec<Member>>,
     pub(in crate::network) slots: Vec<Slot>,
+    /// Per slot: the recomputation that last reached it (apart from the rest: the refill's
+    /// scans read little else).
+    marks: Vec<u64>,
     free: Vec<u32>,
     /// Per link: region mark, frozen mark, capacity left and transfers left to fill.
     link_mark: Vec<u64>,
@@ -112,6 +113,7 @@ impl MaxMin {
         self.link_slots.clear();
         self.link_slots.resize(links, Vec::new());
         self.slots.clear();
+        self.marks.clear();
         self.free.clear();
         self.region.clear();
         self.link_load.fill(f64::NAN);
@@ -129,7 +131,6 @@ impl MaxMin {
             id,
             rate,
             fill: 0.0,
-            mark: 0,
             up: up as u32,
             down: down as u32,
             seq: 0,
@@ -137,10 +138,12 @@ impl MaxMin {
         match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = x;
+                self.marks[slot as usize] = 0;
                 slot
             }
             None => {
                 self.slots.push(x);
+                self.marks.push(0);
                 (self.slots.len() - 1) as u32
             }
         }
@@ -150,8 +153,10 @@ impl MaxMin {
     /// its slot.
     pub(in crate::network) fn start(&mut self, id: u64, up: usize, down: usize) -> u32 {
         let slot = self.new_slot(id, up, down, 0.0);
-        self.link_slots[up].push(slot);
-        self.link_slots[down].push(slot);
+        let other = down as u32;
+        self.link_slots[up].push(Member { slot, other });
+        let other = up as u32;
+        self.link_slots[down].push(Member { slot, other });
         self.link_load[up] = f64::NAN;
         self.link_load[down] = f64::NAN;
         slot
@@ -165,8 +170,8 @@ impl MaxMin {
         (up, up_pos): (usize, usize),
         (down, down_pos): (usize, usize),
     ) {
-        let first = self.link_slots[up].swap_remove(up_pos);
-        let second = self.link_slots[down].swap_remove(down_pos);
+        let first = self.link_slots[up].swap_remove(up_pos).slot;
+        let second = self.link_slots[down].swap_remove(down_pos).slot;
         debug_assert!(first == slot && second == slot);
         self.free.push(slot);
         self.link_load[up] = f64::NAN;
@@ -185,7 +190,7 @@ impl MaxMin {
             let slots = &self.slots;
             load = self.link_slots[l]
                 .iter()
-                .map(|&s| slots[s as usize].rate)
+                .map(|e| slots[e.slot as usize].rate)
                 .sum();
             self.link_load[l] = load;
         }
@@ -259,20 +264,19 @@ impl MaxMin {
         while let Some(l) = self.stack.pop() {
             self.links.push(l);
             for j in 0..self.link_slots[l as usize].len() {
-                let s = self.link_slots[l as usize][j];
-                let x = &mut self.slots[s as usize];
-                if x.mark == mark {
+                let Member { slot, other } = self.link_slots[l as usize][j];
+                if self.marks[slot as usize] == mark {
                     continue;
                 }
-                x.mark = mark;
-                let other = x.other(l) as usize;
-                self.region.push(s);
+                self.marks[slot as usize] = mark;
+                let other = other as usize;
+                self.region.push(slot);
                 if self.link_mark[other] == mark {
                     continue;
                 }
                 // A boundary link's region transfers are those reached from their other link
                 // (`link_cap` sums their rates until `prepare_fill`).
-                let rate = x.rate;
+                let rate = self.slots[slot as usize].rate;
                 if self.link_frozen[other] == mark + 1 {
                     self.link_count[other] += 1;
                     self.link_cap[other] += rate;
@@ -340,10 +344,10 @@ impl MaxMin {
     /// filling: less its outside transfers' rates one by one in list order.
     fn exact_cap(&self, b: usize, mark: u64, assigned: u64) -> f64 {
         let mut cap = self.capacity[b];
-        for &s in &self.link_slots[b] {
-            let x = &self.slots[s as usize];
-            if x.mark != mark && x.mark != assigned && cap.is_finite() {
-                cap -= x.rate; // an outside transfer keeps its rate
+        for e in &self.link_slots[b] {
+            let m = self.marks[e.slot as usize];
+            if m != mark && m != assigned && cap.is_finite() {
+                cap -= self.slots[e.slot as usize].rate; // an outside transfer keeps its rate
             }
         }
         cap.max(0.0)
@@ -367,16 +371,16 @@ impl MaxMin {
             self.finite_shares &= share.is_finite();
             self.link_frozen[l] = mark;
             for j in 0..self.link_slots[l].len() {
-                let s = self.link_slots[l][j];
-                let x = &mut self.slots[s as usize];
-                if x.mark != mark {
+                let Member { slot, other } = self.link_slots[l][j];
+                if self.marks[slot as usize] != mark {
                     continue; // assigned already, or outside the region
                 }
-                x.mark = assigned;
+                self.marks[slot as usize] = assigned;
+                let x = &mut self.slots[slot as usize];
                 x.fill = share;
                 x.seq = self.assigned_count;
                 self.assigned_count += 1;
-                let other = x.other(l as u32) as usize;
+                let other = other as usize;
                 if self.link_frozen[other] == mark {
                     continue;
                 }
@@ -443,9 +447,9 @@ impl MaxMin {
         }
         let mut cap = self.exact_cap(b, mark, assigned);
         self.taken.clear();
-        for &s in &self.link_slots[b] {
-            let x = &self.slots[s as usize];
-            if x.mark == assigned {
+        for e in &self.link_slots[b] {
+            if self.marks[e.slot as usize] == assigned {
+                let x = &self.slots[e.slot as usize];
                 self.taken.push((x.seq, x.fill));
             }
         }
@@ -486,11 +490,12 @@ impl MaxMin {
                 continue;
             }
             let slots = &self.slots;
+            let marks = &self.marks;
             let load: f64 = self.link_slots[b]
                 .iter()
-                .map(|&s| {
-                    let x = &slots[s as usize];
-                    if x.mark == assigned {
+                .map(|e| {
+                    let x = &slots[e.slot as usize];
+                    if marks[e.slot as usize] == assigned {
                         x.fill
                     } else {
                         x.rate
