@@ -81,11 +81,13 @@ pub(in crate::network) struct MaxMin {
     /// The fill's queue of (equal share, link) entries ([`entry`]): the region links' of
     /// `prepare_fill`, sorted, from `next_sorted` on, and those pushed during the filling in
     /// `heap`. A boundary link is held back (`link_frozen` is `mark + 1`) until the queue
-    /// reaches its entry in `held`, at most its current share (`held_entry`: its smallest there).
+    /// reaches its entry in `held` (`held_entry`), at most its current share; `held_min` is at
+    /// most the smallest entry there of a link still held back.
     sorted: Vec<u128>,
     next_sorted: usize,
     heap: BinaryHeap<Reverse<u128>>,
-    held: BinaryHeap<Reverse<u128>>,
+    held: Vec<u128>,
+    held_min: u128,
     held_entry: Vec<u128>,
     /// Assignments of the filling so far, and a joining link's (order, share) scratch.
     assigned_count: u32,
@@ -314,8 +316,8 @@ impl MaxMin {
             }
         }
         self.sorted.sort_unstable();
-        let mut held = std::mem::take(&mut self.held).into_vec();
-        held.clear();
+        self.held.clear();
+        self.held_min = u128::MAX;
         for &l in &self.boundary {
             let l = l as usize;
             let cap = self.capacity[l];
@@ -334,10 +336,10 @@ impl MaxMin {
             if count > 0 {
                 let e = entry(key(self.link_cap[l] / f64::from(count)), l as u32);
                 self.held_entry[l] = e;
-                held.push(Reverse(e));
+                self.held.push(e);
+                self.held_min = self.held_min.min(e);
             }
         }
-        self.held = BinaryHeap::from(held);
     }
 
     /// The capacity boundary link `b` leaves to the region's transfers, as taken before the
@@ -395,7 +397,8 @@ impl MaxMin {
                         // Held back: its share (bounded below) rose, unless rounding lowered it.
                         if e < self.held_entry[other] {
                             self.held_entry[other] = e;
-                            self.held.push(Reverse(e));
+                            self.held.push(e);
+                            self.held_min = self.held_min.min(e);
                         }
                     } else {
                         self.heap.push(Reverse(e));
@@ -417,12 +420,9 @@ impl MaxMin {
                 (Some(a), Some(b)) => a.min(b),
                 (a, b) => a.or(b)?,
             };
-            if let Some(&Reverse(e)) = self.held.peek() {
-                if e <= next {
-                    self.held.pop();
-                    self.join(unpack(e).1 as usize, mark, assigned);
-                    continue;
-                }
+            if self.held_min <= next {
+                self.release(next, mark, assigned);
+                continue;
             }
             if sorted == Some(next) {
                 self.next_sorted += 1;
@@ -431,6 +431,28 @@ impl MaxMin {
             }
             return Some(unpack(next));
         }
+    }
+
+    /// The held-back links whose entries are at most `next` join the fill queue; the others
+    /// stay, and links with no region transfer left to fill (most, by then) leave `held`.
+    fn release(&mut self, next: u128, mark: u64, assigned: u64) {
+        let mut held = std::mem::take(&mut self.held);
+        let mut min = u128::MAX;
+        held.retain(|&e| {
+            let l = unpack(e).1 as usize;
+            if self.link_frozen[l] != mark + 1 || self.link_count[l] == 0 || self.held_entry[l] != e
+            {
+                return false; // joined, done, or superseded by a smaller entry
+            }
+            if e <= next {
+                self.join(l, mark, assigned);
+                return false;
+            }
+            min = min.min(e);
+            true
+        });
+        self.held = held;
+        self.held_min = min;
     }
 
     /// Held-back boundary link `b` joins the fill queue, at its current share: its capacity left
