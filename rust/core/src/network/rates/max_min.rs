@@ -38,6 +38,24 @@ fn unpack(e: u128) -> (Key, u32) {
     ((e >> 32) as Key, e as u32)
 }
 
+/// A link as max-min sees it: its capacity and a refill's scratch, together in one cache line.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    capacity: f64,
+    /// The recomputation whose region it is in.
+    mark: u64,
+    /// The recomputation that filled it (`mark + 1`: a boundary link, held back).
+    frozen: u64,
+    /// Capacity left to the region's transfers not assigned yet, and their count.
+    cap: f64,
+    count: u32,
+    /// The sum of its transfers' rates, in list order, as `is_tight` takes it (NaN: not known
+    /// since its transfers or their rates changed).
+    load: f64,
+    /// Held back: its smallest entry in `held`.
+    held: u128,
+}
+
 /// A link's record of one of its transfers: its slot and its other link.
 #[derive(Debug, Clone, Copy)]
 pub(in crate::network) struct Member {
@@ -52,21 +70,14 @@ pub(in crate::network) struct Member {
 pub(in crate::network) struct MaxMin {
     /// Whether the copy is built and kept up to date (a fresh or restored scheduler has none).
     pub(in crate::network) built: bool,
-    capacity: Vec<f64>,
     pub(in crate::network) link_slots: Vec<Vec<Member>>,
     pub(in crate::network) slots: Vec<Slot>,
     /// Per slot: the recomputation that last reached it (apart from the rest: the refill's
     /// scans read little else).
     marks: Vec<u64>,
     free: Vec<u32>,
-    /// Per link: region mark, frozen mark, capacity left and transfers left to fill.
-    link_mark: Vec<u64>,
-    link_frozen: Vec<u64>,
-    link_cap: Vec<f64>,
-    link_count: Vec<u32>,
-    /// Per link: the sum of its transfers' rates, in list order, as `is_tight` takes it (NaN:
-    /// not known since its transfers or their rates changed).
-    link_load: Vec<f64>,
+    /// Per link: its capacity and the refill's scratch.
+    link: Vec<Link>,
     mark: u64,
     /// Whether every share the last filling assigned was finite.
     finite_shares: bool,
@@ -88,7 +99,6 @@ pub(in crate::network) struct MaxMin {
     heap: BinaryHeap<Reverse<u128>>,
     held: Vec<u128>,
     held_min: u128,
-    held_entry: Vec<u128>,
     /// Assignments of the filling so far, and a joining link's (order, share) scratch.
     assigned_count: u32,
     taken: Vec<(u32, f64)>,
@@ -97,15 +107,20 @@ pub(in crate::network) struct MaxMin {
 impl MaxMin {
     /// Max-min over the links `uplink ++ downlink`.
     pub(in crate::network) fn new(uplink: &[f64], downlink: &[f64]) -> Self {
-        let links = uplink.len() + downlink.len();
         Self {
-            capacity: uplink.iter().chain(downlink).copied().collect(),
-            link_mark: vec![0; links],
-            link_frozen: vec![0; links],
-            link_cap: vec![0.0; links],
-            link_count: vec![0; links],
-            link_load: vec![f64::NAN; links],
-            held_entry: vec![0; links],
+            link: uplink
+                .iter()
+                .chain(downlink)
+                .map(|&capacity| Link {
+                    capacity,
+                    mark: 0,
+                    frozen: 0,
+                    cap: 0.0,
+                    load: f64::NAN,
+                    count: 0,
+                    held: 0,
+                })
+                .collect(),
             ..Self::default()
         }
     }
@@ -118,7 +133,9 @@ impl MaxMin {
         self.marks.clear();
         self.free.clear();
         self.region.clear();
-        self.link_load.fill(f64::NAN);
+        for x in &mut self.link {
+            x.load = f64::NAN;
+        }
     }
 
     /// A slot for transfer `id` over links `up` and `down`, listed on neither yet.
@@ -159,8 +176,8 @@ impl MaxMin {
         self.link_slots[up].push(Member { slot, other });
         let other = up as u32;
         self.link_slots[down].push(Member { slot, other });
-        self.link_load[up] = f64::NAN;
-        self.link_load[down] = f64::NAN;
+        self.link[up].load = f64::NAN;
+        self.link[down].load = f64::NAN;
         slot
     }
 
@@ -176,25 +193,25 @@ impl MaxMin {
         let second = self.link_slots[down].swap_remove(down_pos).slot;
         debug_assert!(first == slot && second == slot);
         self.free.push(slot);
-        self.link_load[up] = f64::NAN;
-        self.link_load[down] = f64::NAN;
+        self.link[up].load = f64::NAN;
+        self.link[down].load = f64::NAN;
     }
 
     /// Whether link `l` is (nearly) full at the transfers' current rates: a link with room left
     /// bounds none of its transfers, so a change elsewhere reaches them only if it fills it.
     fn is_tight(&mut self, l: usize) -> bool {
-        let cap = self.capacity[l];
+        let cap = self.link[l].capacity;
         if !cap.is_finite() {
             return false;
         }
-        let mut load = self.link_load[l];
+        let mut load = self.link[l].load;
         if load.is_nan() {
             let slots = &self.slots;
             load = self.link_slots[l]
                 .iter()
                 .map(|e| slots[e.slot as usize].rate)
                 .sum();
-            self.link_load[l] = load;
+            self.link[l].load = load;
         }
         load >= cap * (1.0 - TIGHT)
     }
@@ -210,8 +227,8 @@ impl MaxMin {
         x.rate = x.fill;
         let (up, down) = (x.up as usize, x.down as usize);
         let out = (x.id, x.fill);
-        self.link_load[up] = f64::NAN;
-        self.link_load[down] = f64::NAN;
+        self.link[up].load = f64::NAN;
+        self.link[down].load = f64::NAN;
         Some(out)
     }
 
@@ -256,8 +273,8 @@ impl MaxMin {
         self.links.clear();
         self.boundary.clear();
         for &l in &self.seeds {
-            if self.link_mark[l as usize] != mark {
-                self.link_mark[l as usize] = mark;
+            if self.link[l as usize].mark != mark {
+                self.link[l as usize].mark = mark;
                 self.stack.push(l);
             }
         }
@@ -273,22 +290,22 @@ impl MaxMin {
                 self.marks[slot as usize] = mark;
                 let other = other as usize;
                 self.region.push(slot);
-                if self.link_mark[other] == mark {
+                if self.link[other].mark == mark {
                     continue;
                 }
                 // A boundary link's region transfers are those reached from their other link
                 // (`link_cap` sums their rates until `prepare_fill`).
                 let rate = self.slots[slot as usize].rate;
-                if self.link_frozen[other] == mark + 1 {
-                    self.link_count[other] += 1;
-                    self.link_cap[other] += rate;
+                if self.link[other].frozen == mark + 1 {
+                    self.link[other].count += 1;
+                    self.link[other].cap += rate;
                 } else if self.is_tight(other) {
-                    self.link_mark[other] = mark;
+                    self.link[other].mark = mark;
                     self.stack.push(other as u32);
                 } else {
-                    self.link_frozen[other] = mark + 1;
-                    self.link_count[other] = 1;
-                    self.link_cap[other] = rate;
+                    self.link[other].frozen = mark + 1;
+                    self.link[other].count = 1;
+                    self.link[other].cap = rate;
                     self.boundary.push(other as u32);
                 }
             }
@@ -305,11 +322,11 @@ impl MaxMin {
         // A region link's transfers are all the region's: all of its capacity is theirs.
         for &l in &self.links {
             let l = l as usize;
-            let cap = self.capacity[l].max(0.0);
+            let cap = self.link[l].capacity.max(0.0);
             let count = self.link_slots[l].len() as u32;
-            self.link_cap[l] = cap;
-            self.link_count[l] = count;
-            self.link_frozen[l] = 0;
+            self.link[l].cap = cap;
+            self.link[l].count = count;
+            self.link[l].frozen = 0;
             if count > 0 {
                 self.sorted
                     .push(entry(key(cap / f64::from(count)), l as u32));
@@ -320,22 +337,22 @@ impl MaxMin {
         self.held_min = u128::MAX;
         for &l in &self.boundary {
             let l = l as usize;
-            let cap = self.capacity[l];
+            let cap = self.link[l].capacity;
             // Held back, a finite link's `link_cap` is at most its capacity left as `exact_cap`
             // takes it: its capacity less the sum of its rates (`is_tight` cached it), plus its
             // region transfers' rates, less those sums' rounding.
             if cap.is_finite() {
                 let m = self.link_slots[l].len() as f64;
                 let slack = cap * (m + 4.0) * 1e-15;
-                let region = self.link_cap[l];
-                self.link_cap[l] = (cap - self.link_load[l] + region - slack).max(0.0);
+                let region = self.link[l].cap;
+                self.link[l].cap = (cap - self.link[l].load + region - slack).max(0.0);
             } else {
-                self.link_cap[l] = cap;
+                self.link[l].cap = cap;
             }
-            let count = self.link_count[l];
+            let count = self.link[l].count;
             if count > 0 {
-                let e = entry(key(self.link_cap[l] / f64::from(count)), l as u32);
-                self.held_entry[l] = e;
+                let e = entry(key(self.link[l].cap / f64::from(count)), l as u32);
+                self.link[l].held = e;
                 self.held.push(e);
                 self.held_min = self.held_min.min(e);
             }
@@ -345,7 +362,7 @@ impl MaxMin {
     /// The capacity boundary link `b` leaves to the region's transfers, as taken before the
     /// filling: less its outside transfers' rates one by one in list order.
     fn exact_cap(&self, b: usize, mark: u64, assigned: u64) -> f64 {
-        let mut cap = self.capacity[b];
+        let mut cap = self.link[b].capacity;
         for e in &self.link_slots[b] {
             let m = self.marks[e.slot as usize];
             if m != mark && m != assigned && cap.is_finite() {
@@ -363,15 +380,15 @@ impl MaxMin {
         self.assigned_count = 0;
         while let Some((k, l)) = self.pop(mark, assigned) {
             let l = l as usize;
-            if self.link_frozen[l] == mark || self.link_count[l] == 0 {
+            if self.link[l].frozen == mark || self.link[l].count == 0 {
                 continue;
             }
-            let share = self.link_cap[l] / f64::from(self.link_count[l]);
+            let share = self.link[l].cap / f64::from(self.link[l].count);
             if key(share) != k {
                 continue; // stale: the link's share rose since
             }
             self.finite_shares &= share.is_finite();
-            self.link_frozen[l] = mark;
+            self.link[l].frozen = mark;
             for j in 0..self.link_slots[l].len() {
                 let Member { slot, other } = self.link_slots[l][j];
                 if self.marks[slot as usize] != mark {
@@ -383,20 +400,20 @@ impl MaxMin {
                 x.seq = self.assigned_count;
                 self.assigned_count += 1;
                 let other = other as usize;
-                if self.link_frozen[other] == mark {
+                if self.link[other].frozen == mark {
                     continue;
                 }
-                self.link_count[other] -= 1;
+                self.link[other].count -= 1;
                 if share.is_finite() {
-                    self.link_cap[other] = (self.link_cap[other] - share).max(0.0);
+                    self.link[other].cap = (self.link[other].cap - share).max(0.0);
                 }
-                if self.link_count[other] > 0 {
-                    let next = self.link_cap[other] / f64::from(self.link_count[other]);
+                if self.link[other].count > 0 {
+                    let next = self.link[other].cap / f64::from(self.link[other].count);
                     let e = entry(key(next), other as u32);
-                    if self.link_frozen[other] == mark + 1 {
+                    if self.link[other].frozen == mark + 1 {
                         // Held back: its share (bounded below) rose, unless rounding lowered it.
-                        if e < self.held_entry[other] {
-                            self.held_entry[other] = e;
+                        if e < self.link[other].held {
+                            self.link[other].held = e;
                             self.held.push(e);
                             self.held_min = self.held_min.min(e);
                         }
@@ -440,7 +457,7 @@ impl MaxMin {
         let mut min = u128::MAX;
         held.retain(|&e| {
             let l = unpack(e).1 as usize;
-            if self.link_frozen[l] != mark + 1 || self.link_count[l] == 0 || self.held_entry[l] != e
+            if self.link[l].frozen != mark + 1 || self.link[l].count == 0 || self.link[l].held != e
             {
                 return false; // joined, done, or superseded by a smaller entry
             }
@@ -459,11 +476,11 @@ impl MaxMin {
     /// as `prepare_fill` and `fill_links` would have taken it (less the shares of its region
     /// transfers assigned so far, in the order assigned).
     fn join(&mut self, b: usize, mark: u64, assigned: u64) {
-        if self.link_frozen[b] != mark + 1 {
+        if self.link[b].frozen != mark + 1 {
             return; // joined already
         }
-        self.link_frozen[b] = 0;
-        let count = self.link_count[b];
+        self.link[b].frozen = 0;
+        let count = self.link[b].count;
         if count == 0 {
             return; // keeps its lower bound: only `filled_boundary` reads it
         }
@@ -481,7 +498,7 @@ impl MaxMin {
                 cap = (cap - share).max(0.0);
             }
         }
-        self.link_cap[b] = cap;
+        self.link[b].cap = cap;
         self.heap
             .push(Reverse(entry(key(cap / f64::from(count)), b as u32)));
     }
@@ -501,12 +518,12 @@ impl MaxMin {
         let mut grew = false;
         for &b in &self.boundary {
             let b = b as usize;
-            debug_assert!(self.link_frozen[b] != mark + 1 || self.link_count[b] == 0);
-            let cap = self.capacity[b];
+            debug_assert!(self.link[b].frozen != mark + 1 || self.link[b].count == 0);
+            let cap = self.link[b].capacity;
             if self.finite_shares
                 && cap.is_finite()
-                && self.link_frozen[b] != mark
-                && self.link_cap[b] > cap * ROOM
+                && self.link[b].frozen != mark
+                && self.link[b].cap > cap * ROOM
                 && self.link_slots[b].len() <= MAX_STEPS
             {
                 continue;
