@@ -129,9 +129,7 @@ def test_no_options_is_the_fashion_mnist_k1_vs_k8_demo():
     # degree 2: the sparse graphs where fragments have room to help (K=8 gains ~13 points there)
     assert all(c.degree == 2 and c.eval_every == 5 and c.rounds == 20 for c in configs)
     assert all(
-        c.topology == "el-oracle"
-        and c.fragmenter == "random"
-        and c.init == "shared"
+        c.topology == "el-oracle" and c.fragmenter == "random" and c.init == "shared"
         for c in configs
     )
 
