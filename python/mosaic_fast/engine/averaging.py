@@ -14,7 +14,10 @@ from ..device import add_rows_
 
 
 def one_at_a_time(
-    row: torch.Tensor, entries: list, coords: list[torch.Tensor], whole: bool
+    row: torch.Tensor,
+    entries: list[tuple[tuple[int, int], torch.Tensor]],
+    coords: list[torch.Tensor],
+    whole: bool,
 ) -> None:
     """v1: one message at a time (as runs before summed it)."""
     total = row.clone()
@@ -31,14 +34,17 @@ def one_at_a_time(
     row.copy_(total.div_(count))
 
 
-def whole_models(row: torch.Tensor, entries: list) -> None:
+def whole_models(row: torch.Tensor, entries: list[tuple[tuple[int, int], torch.Tensor]]) -> None:
     """Whole models: stacked and summed in one launch."""
     stacked = torch.stack([snapshot for _, snapshot in entries])
     row.add_(stacked.sum(0)).div_(1 + len(entries))
 
 
 def fragments(
-    row: torch.Tensor, entries: list, coords: list[torch.Tensor], coord_fragment: torch.Tensor
+    row: torch.Tensor,
+    entries: list[tuple[tuple[int, int], torch.Tensor]],
+    coords: list[torch.Tensor],
+    coord_fragment: torch.Tensor,
 ) -> None:
     """Fragments: gathered, concatenated and added in one ``add_rows_`` (in entry order on every
     device: no atomics), the counts from how many copies of each fragment arrived

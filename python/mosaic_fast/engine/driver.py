@@ -13,7 +13,7 @@ import functools
 import math
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,7 +240,7 @@ class _StopSignals:
         self.received = signum
 
     @contextmanager
-    def installed(self):
+    def installed(self) -> Iterator[_StopSignals]:
         if threading.current_thread() is not threading.main_thread():
             yield self  # signals reach only the main thread; nothing to catch here
             return
@@ -298,7 +298,7 @@ def _check_record(rec: dict[str, Any], cfg: ExperimentConfig) -> None:
             raise RunDiverged(rec["round"], f"{name} {value} at its evaluation", cfg.lr)
 
 
-def _called(fn: Callable, hook: str, sim: NetworkState, *args: Any) -> Any:
+def _called(fn: Callable[..., Any], hook: str, sim: NetworkState, *args: Any) -> Any:
     """``fn(*args)``; anything it raises becomes a CallbackError naming it and the round."""
     try:
         return fn(*args)
@@ -309,7 +309,7 @@ def _called(fn: Callable, hook: str, sim: NetworkState, *args: Any) -> Any:
         ) from exc
 
 
-def _extra_metrics(fn: Callable, extra: Any, rec: dict[str, Any]) -> dict[str, float]:
+def _extra_metrics(fn: Callable[..., Any], extra: Any, rec: dict[str, Any]) -> dict[str, float]:
     """The extra metrics ``fn`` returned (None: none), checked to be numbers under names the
     record ``rec`` does not hold yet (so no built-in field, nor another callback's, is replaced)."""
     if extra is None:

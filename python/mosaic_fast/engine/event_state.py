@@ -134,7 +134,9 @@ def checked_events(sim: Any, events: Any) -> Callable[[], None]:
     return restore
 
 
-def _clocks(sim: Any, events: dict[str, Any]) -> tuple:
+def _clocks(
+    sim: Any, events: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """step_end, steps_done, untrained, step_loss, trained_nodes, trained_rows, checked."""
     n, d, at = sim.cfg.nodes, sim.n_params, _WHERE
     step_end = checked.tensor(events["step_end"], at + "step_end", torch.float64, (n,))
@@ -165,14 +167,16 @@ def _snapshots(sim: Any, events: dict[str, Any]) -> Callable[[Any, str], torch.T
         for k, s in enumerate(events["snapshots"])
     ]
 
-    def snapshot(k: Any, at: str) -> torch.Tensor:
+    def snapshot(k: object, at: str) -> torch.Tensor:
         k = checked.integer(k, at, 0, len(snapshots) - 1)
         return snapshots[k].to(sim.device)
 
     return snapshot
 
 
-def _payloads(sim: Any, entries: list, snapshot: Callable) -> dict[int, tuple]:
+def _payloads(
+    sim: Any, entries: list[Any], snapshot: Callable[[Any, str], torch.Tensor]
+) -> dict[int, tuple[int, int, int, torch.Tensor]]:
     n, K = sim.cfg.nodes, sim.fragments.n_fragments
     payloads = {}
     for k, entry in enumerate(entries):
@@ -187,7 +191,9 @@ def _payloads(sim: Any, entries: list, snapshot: Callable) -> dict[int, tuple]:
     return payloads
 
 
-def _inboxes(sim: Any, listed: Any, snapshot: Callable) -> list[dict]:
+def _inboxes(
+    sim: Any, listed: Any, snapshot: Callable[[Any, str], torch.Tensor]
+) -> list[dict[tuple[int, int], torch.Tensor]]:
     n, K = sim.cfg.nodes, sim.fragments.n_fragments
     inboxes = []
     for i, entries in enumerate(checked.sequence(listed, _WHERE + "inboxes", n)):
@@ -204,7 +210,9 @@ def _inboxes(sim: Any, listed: Any, snapshot: Callable) -> list[dict]:
     return inboxes
 
 
-def _since_v1(sim: Any, events: dict[str, Any], snapshot: Callable) -> tuple:
+def _since_v1(
+    sim: Any, events: dict[str, Any], snapshot: Callable[[Any, str], torch.Tensor]
+) -> tuple[torch.Tensor, float, list[torch.Tensor], float, float]:
     n, at = sim.cfg.nodes, _WHERE
     ended = checked.tensor(events["ended"], at + "ended", torch.bool, (n,))
     loss_total = checked.number(events["loss_total"], at + "loss_total")

@@ -62,7 +62,7 @@ number of messages.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -207,12 +207,13 @@ class AsyncSimulation(Messaging, NetworkState):
         time (a product, not a sum: no drift; the fastest node's ends fall exactly on round
         ends)."""
         steps = np.asarray(k, dtype=np.int64) * self.H
-        return steps.astype(np.float64) * self.step_time_s[nodes]
+        # numpy types indexing by ``nodes`` (Any) as Any
+        return cast(np.ndarray, steps.astype(np.float64) * self.step_time_s[nodes])
 
     def _next_end(self, nodes: Any) -> np.ndarray:
         """When the next iteration (v1: step) of ``nodes`` ends."""
         if self.v1:
-            return (self.steps_done[nodes] + 1) * self.step_time_s[nodes]
+            return cast(np.ndarray, (self.steps_done[nodes] + 1) * self.step_time_s[nodes])
         return self._iteration_end(self.steps_done[nodes] + 1, nodes)
 
     # ------------------------------------------------------------------ driving
@@ -403,7 +404,7 @@ class AsyncSimulation(Messaging, NetworkState):
                 self._train(np.array([i]))
 
 
-def _take(inbox: dict) -> list:
+def _take(inbox: dict[tuple[int, int], torch.Tensor]) -> list[tuple[tuple[int, int], torch.Tensor]]:
     """The inbox's entries by (sender, fragment), a fixed summation order; the inbox cleared."""
     entries = sorted(inbox.items())
     inbox.clear()

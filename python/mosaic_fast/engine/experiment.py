@@ -20,7 +20,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -187,7 +187,11 @@ def execute(
         ) from None
 
 
-def _on_ranks(ranks: Ranks, out_dir: str | os.PathLike[str] | None, run: Callable) -> Outcome:
+def _on_ranks(
+    ranks: Ranks,
+    out_dir: str | os.PathLike[str] | None,
+    run: Callable[[RunFolder | None], Outcome],
+) -> Outcome:
     """``run`` on this rank: rank 0 alone opens the folder and says whether it could."""
     if not ranks.is_root:
         _raise_if_failed(ranks.share(None))
@@ -318,7 +322,7 @@ def _open_other(
         _raise_if_failed(shared[0])
     done, checkpoint, sim_facts = shared
     if done is not None:
-        return done
+        return cast(Outcome, done)  # rank 0's outcome, as it shared it
     strategy, step_time_s = sim_facts
     sim = make_simulation(
         cfg, device, user=user, strategy=strategy, step_time_s=step_time_s, ranks=ranks

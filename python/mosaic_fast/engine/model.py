@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..errors import MosaicValueError
-from ..models import ParamLayout
+from ..models import ModelSpec, ParamLayout
 from ..models.module_model import ModuleModel
 
 _ROUND_SEED = 1_000_003  # seeds of the rounds of different run seeds do not collide
@@ -32,29 +32,30 @@ class BuiltinModel:
 
     module_model: ModuleModel | None = None
 
-    def __init__(self, spec: Any) -> None:
-        self.spec = spec
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec: ModelSpec | None = spec
+        self._spec = spec  # spec, typed as never None here
 
     @property
     def name(self) -> str:
-        return self.spec.name
+        return self._spec.name
 
     @property
     def layout(self) -> ParamLayout:
-        return self.spec.layout
+        return self._spec.layout
 
     def init_params(self, seed: int) -> torch.Tensor:
         """The model's initial row drawn from ``seed``."""
-        return self.spec.init_params(seed)
+        return self._spec.init_params(seed)
 
     def shared_row(self, seed: int) -> torch.Tensor:
         """The row every node starts from under ``init='shared'``."""
-        return self.spec.init_params(seed)
+        return self._spec.init_params(seed)
 
     def node_module(self, X: torch.Tensor, i: int) -> torch.nn.Module:
         """Row ``i`` of ``X`` as a standalone module (CPU, eval mode)."""
-        module = self.spec.module(0)
-        views = self.spec.layout.row_views(X[i].detach().to("cpu", copy=True))
+        module = self._spec.module(0)
+        views = self._spec.layout.row_views(X[i].detach().to("cpu", copy=True))
         module.load_state_dict(views, strict=False)
         return module.eval()
 

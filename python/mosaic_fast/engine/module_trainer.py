@@ -15,9 +15,11 @@ trained columns of X (gossiped buffers, after them, are never touched by the opt
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch.func import functional_call, grad_and_value, vmap
@@ -25,6 +27,7 @@ from torch.func import functional_call, grad_and_value, vmap
 from ..errors import MosaicValueError
 from ..models.module_model import ModuleModel
 from ..user_code import describe, first_line
+from .optim import OptimizerSpec
 from .trainer import Trainer, best_time, vmap_backends
 
 MODULE_STRATEGIES = ("loop", "vmap", "batched")
@@ -45,7 +48,12 @@ class ModuleTrainer(Trainer[_Columns]):
     strategy: str
 
     def __init__(
-        self, model: ModuleModel, loss: Callable, n_nodes: int, optimizer, device: torch.device
+        self,
+        model: ModuleModel,
+        loss: Callable[..., Any],
+        n_nodes: int,
+        optimizer: OptimizerSpec,
+        device: torch.device,
     ) -> None:
         super().__init__(_Columns(model.n_trained), n_nodes, optimizer, device)
         self.model, self.loss = model, loss
@@ -57,17 +65,25 @@ class ModuleTrainer(Trainer[_Columns]):
                 trained.append((name, offset, size))
         self.trained = trained
 
-    def _local_step(self, X, batch, G, update):
+    def _local_step(
+        self,
+        X: torch.Tensor,
+        batch: tuple[torch.Tensor, ...],
+        G: torch.Tensor,
+        update: Callable[[torch.Tensor, torch.Tensor], None],
+    ) -> torch.Tensor:
         self.model.train(True)
         losses = self._gradients(X, batch, G)
         p = self.model.n_trained
         update(X if p == X.shape[1] else X[:, :p], G)
         return losses.detach()
 
-    def _rows_context(self, rows):
+    def _rows_context(self, rows: torch.Tensor) -> contextlib.AbstractContextManager[None]:
         return self.model.buffers_of(rows)
 
-    def _write(self, G: torch.Tensor, grads, rows) -> None:
+    def _write(
+        self, G: torch.Tensor, grads: Sequence[torch.Tensor | None], rows: int | slice
+    ) -> None:
         for g, (_, offset, size) in zip(grads, self.trained, strict=True):
             target = G[rows, offset : offset + size]
             if g is None:  # a parameter this batch did not reach
@@ -79,7 +95,9 @@ class ModuleTrainer(Trainer[_Columns]):
 class LoopModuleTrainer(ModuleTrainer):
     strategy = "loop"
 
-    def gradients(self, X, batch, G):
+    def gradients(
+        self, X: torch.Tensor, batch: tuple[torch.Tensor, ...], G: torch.Tensor
+    ) -> torch.Tensor:
         xb, yb = batch
         model, names = self.model, [name for name, _, _ in self.trained]
         losses = torch.empty(X.shape[0], device=X.device)
@@ -97,17 +115,34 @@ class LoopModuleTrainer(ModuleTrainer):
 class VmapModuleTrainer(ModuleTrainer):
     strategy = "vmap"
 
-    def __init__(self, model, loss, n_nodes, optimizer, device) -> None:
+    def __init__(
+        self,
+        model: ModuleModel,
+        loss: Callable[..., Any],
+        n_nodes: int,
+        optimizer: OptimizerSpec,
+        device: torch.device,
+    ) -> None:
         super().__init__(model, loss, n_nodes, optimizer, device)
         template, frozen = model.template, model.frozen
 
-        def node_loss(trained, others, x, y):
-            return loss(functional_call(template, {**trained, **others, **frozen}, (x,)), y)
+        def node_loss(
+            trained: dict[str, torch.Tensor],
+            others: dict[str, torch.Tensor],
+            x: torch.Tensor,
+            y: torch.Tensor,
+        ) -> torch.Tensor:
+            out: torch.Tensor = loss(
+                functional_call(template, {**trained, **others, **frozen}, (x,)), y
+            )
+            return out
 
         self._fn = vmap(grad_and_value(node_loss), randomness="different")
         self._backends = functools.partial(vmap_backends, template, device)
 
-    def gradients(self, X, batch, G):
+    def gradients(
+        self, X: torch.Tensor, batch: tuple[torch.Tensor, ...], G: torch.Tensor
+    ) -> torch.Tensor:
         model = self.model
         views = model.all_tensors(X)
         names = [name for name, _, _ in self.trained]
@@ -121,13 +156,20 @@ class VmapModuleTrainer(ModuleTrainer):
         for name, view in gossiped.items():
             view.copy_(views[name])
         self._write(G, [grads[name] for name in names], slice(None))
-        return losses
+        return cast(torch.Tensor, losses)  # vmap's result is untyped
 
 
 class BatchedModuleTrainer(ModuleTrainer):
     strategy = "batched"
 
-    def __init__(self, model, loss, n_nodes, optimizer, device) -> None:
+    def __init__(
+        self,
+        model: ModuleModel,
+        loss: Callable[..., Any],
+        n_nodes: int,
+        optimizer: OptimizerSpec,
+        device: torch.device,
+    ) -> None:
         if model.forward_nodes is None:
             raise MosaicValueError(
                 f"trainer='batched' needs the model to define forward_nodes(tensors, x); "
@@ -136,7 +178,9 @@ class BatchedModuleTrainer(ModuleTrainer):
         super().__init__(model, loss, n_nodes, optimizer, device)
         self._losses = vmap(loss)
 
-    def gradients(self, X, batch, G):
+    def gradients(
+        self, X: torch.Tensor, batch: tuple[torch.Tensor, ...], G: torch.Tensor
+    ) -> torch.Tensor:
         model = self.model
         xb, yb = batch
         tensors = model.all_tensors(X)
@@ -146,7 +190,7 @@ class BatchedModuleTrainer(ModuleTrainer):
         tensors.update(model.frozen)
         forward_nodes = model.forward_nodes
         assert forward_nodes is not None  # checked in __init__
-        losses = self._losses(forward_nodes(tensors, xb), yb)
+        losses: torch.Tensor = self._losses(forward_nodes(tensors, xb), yb)
         # Node i's tensors only reach node i's loss, so d(sum)/d(row i) = grad of node i's loss.
         grads = torch.autograd.grad(losses.sum(), leaves, allow_unused=True)
         self._write(G, grads, slice(None))
@@ -160,9 +204,9 @@ MODULE_TRAINERS: dict[str, type[ModuleTrainer]] = {
 
 def make_module_trainer(
     model: ModuleModel,
-    loss: Callable,
+    loss: Callable[..., Any],
     n_nodes: int,
-    optimizer,
+    optimizer: OptimizerSpec,
     device: torch.device,
     strategy: str,
     trial_batch: tuple[torch.Tensor, ...],
@@ -207,7 +251,9 @@ def make_module_trainer(
     return MODULE_TRAINERS[best](model, loss, n_nodes, optimizer, device)
 
 
-def _time_gradients(trainer: ModuleTrainer, X: torch.Tensor, batch) -> float:
+def _time_gradients(
+    trainer: ModuleTrainer, X: torch.Tensor, batch: tuple[torch.Tensor, ...]
+) -> float:
     G = torch.empty(X.shape[0], trainer.model.n_trained, device=X.device)
     trainer.model.train(True)
     return best_time(lambda: trainer.gradients(X, batch, G), X.device, _TRIAL_STEPS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import torch
 
@@ -140,7 +140,7 @@ def _model_factory(cfg: ExperimentConfig, user: UserCode) -> Callable[[], Any] |
     if user.model is not None:
         return user.model
     assert cfg.model is not None  # the engine reads resolved configs
-    return user_object("model", cfg.model)
+    return cast("Callable[[], Any] | None", user_object("model", cfg.model))  # user code
 
 
 def _topology(cfg: ExperimentConfig, user: UserCode) -> Any:
@@ -221,11 +221,16 @@ def _module_world(
     )  # fmt: skip
 
 
-def first_batch(cfg: ExperimentConfig, node_data: Any, sampler: NodeSampler) -> tuple:
+def first_batch(
+    cfg: ExperimentConfig, node_data: Any, sampler: NodeSampler
+) -> tuple[torch.Tensor, ...]:
     """Every node's first minibatch, from a fresh sampler: trials run on it, the run's own
     sampler is left alone."""
     assert cfg.batch_size is not None  # the engine reads resolved configs
-    return node_data.batch(NodeSampler(sampler.parts, cfg.seed).next(cfg.batch_size))
+    return cast(  # the node data's batch: a tuple of tensors
+        tuple[torch.Tensor, ...],
+        node_data.batch(NodeSampler(sampler.parts, cfg.seed).next(cfg.batch_size)),
+    )
 
 
 def _measure_step_time(

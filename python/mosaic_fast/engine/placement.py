@@ -16,7 +16,7 @@ that is fewer bytes (see :mod:`.distributed`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -163,7 +163,7 @@ class RankBlocks(Placement):
         return world * (world - 1) * self._packed_length(counts) * self._index_dtype().itemsize
 
     def _packed_length(self, counts: list[list[int]]) -> int:
-        widths = self.sim.trainer.write_widths
+        widths: tuple[int, ...] = self.sim.trainer.write_widths
         return max(sum(c * (1 + w) for c, w in zip(row, widths, strict=True)) for row in counts)
 
     def _share_pieces(self, pieces: dict[int, torch.Tensor], counts: list[list[int]]) -> int:
@@ -193,7 +193,11 @@ class RankBlocks(Placement):
                 at += c * (1 + w)
         return self._piece_bytes(counts)
 
-    def _exchange(self, plan: list, sizes: list[list[int]]) -> int:
+    def _exchange(
+        self,
+        plan: list[list[list[tuple[torch.Tensor, slice | torch.Tensor]]]],
+        sizes: list[list[int]],
+    ) -> int:
         """Send every (sender of this block, fragment) that some node of another rank receives
         (``plan``) to that rank, once, and write what arrives into ``X``; returns the bytes all
         ranks received. Every rank derives the same plan from the same graphs."""
@@ -229,12 +233,14 @@ class RankBlocks(Placement):
             store = self._buffers[name] = torch.empty(numel, dtype=dtype, device=self.sim.device)
         return store[:numel]
 
-    def _plan(self, graphs: Any) -> list[list[list[tuple[torch.Tensor, torch.Tensor]]]]:
+    def _plan(self, graphs: Any) -> list[list[list[tuple[torch.Tensor, slice | torch.Tensor]]]]:
         """``plan[src][dest]``: (sender rows of rank src's block, fragment coordinates) pairs, per
         fragment in order, that rank dest needs from rank src this round."""
         world, n = self.ranks.world, self.sim.cfg.nodes
         owner = np.repeat(np.arange(world), [hi - lo for lo, hi in self.ranks.blocks])
-        plan: list[list[list]] = [[[] for _ in range(world)] for _ in range(world)]
+        plan: list[list[list[tuple[torch.Tensor, slice | torch.Tensor]]]] = [
+            [[] for _ in range(world)] for _ in range(world)
+        ]
         for k in range(graphs.n_fragments):
             indptr, senders = graphs.in_csr(k)
             senders = np.asarray(senders, dtype=np.int64)
@@ -264,7 +270,7 @@ class RankBlocks(Placement):
         all ranks received in the last round's exchange."""
         sim.params()  # every row current
         rec = evaluate() if self.ranks.is_root else None
-        rec = self.ranks.share(rec)
+        rec = cast(dict[str, Any], self.ranks.share(rec))  # rank 0's record
         rec["bytes_between_ranks"] = self.bytes_between_ranks if sim.rounds_done else 0.0
         return rec
 
@@ -291,7 +297,9 @@ def _width(coords: slice | torch.Tensor) -> int:
     return coords.stop - coords.start if isinstance(coords, slice) else len(coords)
 
 
-def _plan_sizes(plan: list) -> list[list[int]]:
+def _plan_sizes(
+    plan: list[list[list[tuple[torch.Tensor, slice | torch.Tensor]]]],
+) -> list[list[int]]:
     """``sizes[src][dest]``: coordinates rank src sends rank dest under ``plan``."""
     return [
         [sum(len(rows) * _width(cols) for rows, cols in to_dest) for to_dest in from_src]

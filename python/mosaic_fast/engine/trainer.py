@@ -17,6 +17,8 @@ in ``benches/bench_training.py``; the ``trainer`` setting ``auto`` picks that on
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 from torch.func import functional_call, grad_and_value, vmap
@@ -53,7 +55,9 @@ class LoopTrainer(Trainer[ClassifierSpec]):
     strategy = "loop"
     spec_type = ClassifierSpec
 
-    def gradients(self, X, batch, G):
+    def gradients(
+        self, X: torch.Tensor, batch: tuple[torch.Tensor, ...], G: torch.Tensor
+    ) -> torch.Tensor:
         spec: ClassifierSpec = self.spec
         xb, yb = batch
         layout = spec.layout
@@ -75,23 +79,29 @@ class VmapTrainer(Trainer[ClassifierSpec]):
     spec_type = ClassifierSpec
     chunkable = True
 
-    def __init__(self, spec, n_nodes, optimizer, device) -> None:
+    def __init__(
+        self, spec: ClassifierSpec, n_nodes: int, optimizer: OptimizerSpec, device: torch.device
+    ) -> None:
         super().__init__(spec, n_nodes, optimizer, device)
         template = spec.template()
 
-        def node_loss(params, x, y):
+        def node_loss(
+            params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+        ) -> torch.Tensor:
             return spec.loss(functional_call(template, params, (x,)), y)
 
         self._fn = vmap(grad_and_value(node_loss))
         self._backends = functools.partial(vmap_backends, template, device)
 
-    def gradients(self, X, batch, G):
+    def gradients(
+        self, X: torch.Tensor, batch: tuple[torch.Tensor, ...], G: torch.Tensor
+    ) -> torch.Tensor:
         layout = self.spec.layout
         with self._backends():
             grads, losses = self._fn(layout.node_views(X), *batch)
         for name, o, s in zip(layout.names, layout.offsets, layout.sizes, strict=True):
             G[:, o : o + s].copy_(grads[name].reshape(X.shape[0], s))
-        return losses
+        return cast(torch.Tensor, losses)  # vmap's result is untyped
 
 
 class BatchedTrainer(Trainer[ClassifierSpec]):
@@ -101,7 +111,9 @@ class BatchedTrainer(Trainer[ClassifierSpec]):
     spec_type = ClassifierSpec
     chunkable = True
 
-    def gradients(self, X, batch, G):
+    def gradients(
+        self, X: torch.Tensor, batch: tuple[torch.Tensor, ...], G: torch.Tensor
+    ) -> torch.Tensor:
         spec: ClassifierSpec = self.spec
         layout = spec.layout
         xb, yb = batch
@@ -125,7 +137,13 @@ class SparseMFTrainer(Trainer[MatrixFactorizationSpec]):
     strategy = "sparse"
     spec_type = MatrixFactorizationSpec
 
-    def __init__(self, spec, n_nodes, optimizer, device) -> None:
+    def __init__(
+        self,
+        spec: MatrixFactorizationSpec,
+        n_nodes: int,
+        optimizer: OptimizerSpec,
+        device: torch.device,
+    ) -> None:
         super().__init__(spec, n_nodes, optimizer, device)
         self._dense = not optimizer.plain_sgd
         self._nodes = torch.arange(n_nodes, device=device).unsqueeze(1)
@@ -147,7 +165,13 @@ class SparseMFTrainer(Trainer[MatrixFactorizationSpec]):
         whole = spec.n_params % width == 0 and spec.layout.slice(name).start % width == 0
         return width if whole else 1
 
-    def _local_step(self, X, batch, G, update):
+    def _local_step(
+        self,
+        X: torch.Tensor,
+        batch: tuple[torch.Tensor, ...],
+        G: torch.Tensor,
+        update: Callable[[torch.Tensor, torch.Tensor], None],
+    ) -> torch.Tensor:
         spec: MatrixFactorizationSpec = self.spec
         users, items, ratings = batch
         n, B = users.shape
@@ -179,7 +203,14 @@ class SparseMFTrainer(Trainer[MatrixFactorizationSpec]):
             update(X, G)
         return losses
 
-    def _scatter_add(self, flat, name, nodes, rows, val) -> None:
+    def _scatter_add(
+        self,
+        flat: torch.Tensor,
+        name: str,
+        nodes: torch.Tensor,
+        rows: torch.Tensor,
+        val: torch.Tensor,
+    ) -> None:
         """``flat`` (the (n, n_params) buffer as one vector) += ``val`` (n, B, width) at table rows.
 
         When every table row is a whole row of ``flat.view(-1, width)``, rows are added as rows
@@ -200,11 +231,13 @@ class SparseMFTrainer(Trainer[MatrixFactorizationSpec]):
         if self.write_log is not None and not self._dense:  # dense: ``flat`` is the gradient
             self.write_log.setdefault(width, []).append(index)
 
-    def gradients(self, X, batch, G):  # pragma: no cover - step is overridden
+    def gradients(  # pragma: no cover - step is overridden
+        self, X: torch.Tensor, batch: tuple[torch.Tensor, ...], G: torch.Tensor
+    ) -> torch.Tensor:
         raise NotImplementedError
 
 
-TRAINERS: dict[str, type[Trainer]] = {
+TRAINERS: dict[str, type[Trainer[Any]]] = {
     t.strategy: t for t in (LoopTrainer, VmapTrainer, BatchedTrainer, SparseMFTrainer)
 }
 # Values of the ``trainer`` setting: "auto" (the task's default) or a strategy.
@@ -217,7 +250,7 @@ def make_trainer(
     optimizer: OptimizerSpec | SGDConfig,
     device: torch.device,
     strategy: str,
-) -> Trainer:
+) -> Trainer[Any]:
     """The ``strategy`` trainer for ``spec`` (``Task.trainer_strategy`` resolves ``auto``).
 
     ``optimizer``: an :class:`OptimizerSpec` (``optim.optimizer_from_config``) or an

@@ -8,7 +8,7 @@ import functools
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import torch
 
@@ -49,7 +49,7 @@ def nondeterministic_error(exc: RuntimeError) -> MosaicValueError | None:
 
 def vmap_backends(
     template: torch.nn.Module, device: torch.device
-) -> contextlib.AbstractContextManager:
+) -> contextlib.AbstractContextManager[None]:
     """Held around a vmapped call of ``template``: on CUDA, cuDNN is off for a model with recurrent
     layers, because cuDNN's RNN kernel (``_cudnn_rnn``, what ``nn.LSTM`` runs on CUDA) has no vmap
     batching rule; torch's own implementation (what CPU runs) has one. Convolutions elsewhere keep
@@ -203,7 +203,7 @@ class Trainer(ABC, Generic[SpecT]):
                     raise
                 raise error from None
 
-    def _rows_context(self, rows: torch.Tensor) -> contextlib.AbstractContextManager:
+    def _rows_context(self, rows: torch.Tensor) -> contextlib.AbstractContextManager[None]:
         """Held while nodes ``rows`` step on their own: per-node state besides X and the
         optimizer's (none here) is swapped for theirs."""
         return contextlib.nullcontext()
@@ -251,11 +251,11 @@ class Trainer(ABC, Generic[SpecT]):
         """The optimizer step of all rows with gradients ``G`` (which it may overwrite)."""
         self.optimizer.step(X, G)
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         """A CPU copy of the optimizer state (``{"momentum_buffer": M or None}`` for SGD)."""
         return self.optimizer.state_dict()
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; checked first (MosaicValueError), nothing changes on error."""
         self.optimizer.load_state_dict(state)
 
