@@ -66,8 +66,7 @@ fn delivery_arrays(py: Python<'_>, deliveries: Vec<network::Delivery>) -> Delive
 /// Cancelled transfers: their ids and the bytes each had sent.
 type Cancelled<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<f64>>);
 
-// The network model's transfer scheduler: fair up/downlink sharing plus latency (see
-// `mosaic_fast.network.scheduler`). A plain comment: the class has had no docstring.
+/// Fair up/downlink sharing plus latency; see mosaic_fast.network.scheduler for the semantics.
 #[pyclass(name = "NetworkScheduler", module = "mosaic_fast._core")]
 pub(crate) struct PyNetworkScheduler {
     inner: network::Scheduler,
