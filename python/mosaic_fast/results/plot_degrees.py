@@ -4,7 +4,7 @@ paired gain over K = 1 on the same seed, one line per K and per other varying se
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from .plot_parts import (
 )
 from .records import format_value, group_key, setting_label, setting_sort_key, varying_settings
 from .summary import baseline_key, paired_difference
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def degree_figures(
@@ -129,14 +132,16 @@ def gain_figures(
     writer.save(fig, file_stem("gain_vs_degree", first.config, split))
 
 
-def _gain_lines(compared: Sequence[Setting]) -> tuple[list[str], dict[tuple, list[Setting]]]:
+def _gain_lines(
+    compared: Sequence[Setting],
+) -> tuple[list[str], dict[tuple[Any, ...], list[Setting]]]:
     """The settings (besides K and the degree) that tell the lines apart, and each line's
     settings keyed by those settings' values and K, in legend order."""
     names = _distinguishing(
         [s.config for s in compared],
         [v for v in varying_settings([s.config for s in compared]) if v not in ("K", "degree")],
     )
-    lines: dict[tuple, list[Setting]] = {}
+    lines: dict[tuple[Any, ...], list[Setting]] = {}
     for s in compared:
         key = (*(setting_label(s.config, n) for n in names), s.config["K"])
         lines.setdefault(key, []).append(s)
@@ -145,8 +150,8 @@ def _gain_lines(compared: Sequence[Setting]) -> tuple[list[str], dict[tuple, lis
 
 
 def _draw_gain_lines(
-    ax,
-    lines: dict[tuple, list[Setting]],
+    ax: Axes,
+    lines: dict[tuple[Any, ...], list[Setting]],
     names: Sequence[str],
     key: str,
     by_key: dict[Any, Setting],

@@ -8,12 +8,16 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .records import RunRecord, format_value, number_or_nan, setting_label, setting_sort_key
 from .stats import mean_ci
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 # Settings named in titles, in this order, when they are the same for a whole figure.
 _CONTEXT = ("nodes", "degree", "alpha", "topology", "fragmenter")
@@ -101,14 +105,14 @@ class FigureWriter:
         self.out_dir, self.formats = out_dir, formats
         self.paths: list[Path] = []
 
-    def save(self, fig, stem: str) -> None:
+    def save(self, fig: Figure, stem: str) -> None:
         for fmt in self.formats:
             path = self.out_dir / f"{stem}.{fmt}"
             fig.savefig(path, dpi=150)
             self.paths.append(path)
 
 
-def new_figure(nrows: int, ncols: int):
+def new_figure(nrows: int, ncols: int) -> tuple[Figure, np.ndarray]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -123,15 +127,17 @@ BY_K = ("K",)
 BY_ALGORITHM = ("algorithm", "K")
 
 
-def curve_key(s: Setting, by: Sequence[str]) -> tuple:
+def curve_key(s: Setting, by: Sequence[str]) -> tuple[Any, ...]:
     return tuple(s.config.get(f, "mosaic") if f == "algorithm" else s.config[f] for f in by)
 
 
-def curve_name(key: tuple, by: Sequence[str]) -> str:
+def curve_name(key: tuple[Any, ...], by: Sequence[str]) -> str:
     return " ".join(f"K={v}" if f == "K" else str(v) for f, v in zip(by, key, strict=True))
 
 
-def curve_colors(settings: Sequence[Setting], by: Sequence[str] = BY_K) -> dict[tuple, Any]:
+def curve_colors(
+    settings: Sequence[Setting], by: Sequence[str] = BY_K
+) -> dict[tuple[Any, ...], Any]:
     """A colour per curve key: viridis over K, or a categorical palette across algorithms."""
     from matplotlib import colormaps
 
@@ -144,10 +150,10 @@ def curve_colors(settings: Sequence[Setting], by: Sequence[str] = BY_K) -> dict[
 
 
 def draw_curves(
-    ax,
+    ax: Axes,
     settings: Sequence[Setting],
     key: str,
-    colors: dict[tuple, Any],
+    colors: dict[tuple[Any, ...], Any],
     x_key: str | None = None,
     by: Sequence[str] = BY_K,
 ) -> None:
@@ -195,7 +201,7 @@ def band(mean: np.ndarray, half: np.ndarray, key: str, metric: str) -> tuple[np.
 
 def split_settings(settings: Sequence[Setting], fields: Sequence[str]) -> list[list[Setting]]:
     """Partition ``settings`` by their values of ``fields``, in sorted order of those values."""
-    out: dict[tuple, list[Setting]] = {}
+    out: dict[tuple[Any, ...], list[Setting]] = {}
     for s in settings:
         out.setdefault(tuple(setting_label(s.config, f) for f in fields), []).append(s)
     order = sorted(out, key=lambda key: tuple(map(setting_sort_key, fields, key)))

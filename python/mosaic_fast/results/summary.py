@@ -59,7 +59,7 @@ PAIRED_METRICS = (
 )
 
 
-def baseline_key(config: dict[str, Any]) -> tuple:
+def baseline_key(config: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     """:func:`group_key` of the K = 1 setting a run is compared with (itself when K = 1)."""
     return group_key({**config, "K": 1})
 
@@ -280,7 +280,7 @@ def _write_gain_table(out: Path, gain_rows: list[dict[str, Any]], columns: Seque
     table.sort_values(order, key=_sort_key, kind="stable").to_csv(path, index=False)
 
 
-def _sort_key(col):
+def _sort_key(col: pd.Series) -> pd.Series:
     return col.map(lambda v: setting_sort_key(col.name, v))
 
 
@@ -291,7 +291,7 @@ def _fmt(mean: float, half: float) -> str:
     return f"{mean:.{digits}g}" if not math.isfinite(half) else f"{mean:.{digits}g} ± {half:.2g}"
 
 
-def _peak_cell(row) -> str:
+def _peak_cell(row: pd.Series) -> str:
     if not math.isfinite(row["peak_gain_mean"]):
         return "—"
     return (
@@ -299,13 +299,13 @@ def _peak_cell(row) -> str:
     )
 
 
-def _seeds_cell(row) -> str:
+def _seeds_cell(row: pd.Series) -> str:
     if not row["n_diverged"]:
         return str(row["n_seeds"])
     return f"{row['n_seeds']} (+{row['n_diverged']} diverged: seed {row['diverged_seeds']})"
 
 
-def _markdown(table, columns: Sequence[str]) -> str:
+def _markdown(table: pd.DataFrame, columns: Sequence[str]) -> str:
     paired = bool(table["n_paired"].any())  # some row has a K = 1 row to compare with
     deltas = PAIRED_METRICS if paired else ()
     header = [
@@ -328,7 +328,7 @@ def _markdown(table, columns: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _markdown_intro(table, paired: bool) -> list[str]:
+def _markdown_intro(table: pd.DataFrame, paired: bool) -> list[str]:
     """The title and the lines that say how to read the table."""
     metrics = sorted(set(table["metric"]))
     lower = bool(table["lower_is_better"].iloc[0])
@@ -355,7 +355,7 @@ def _markdown_intro(table, paired: bool) -> list[str]:
     return lines
 
 
-def _markdown_cells(row, columns: Sequence[str], paired: bool) -> list[str]:
+def _markdown_cells(row: pd.Series, columns: Sequence[str], paired: bool) -> list[str]:
     """One table row's cells: the setting, then its statistics (or 'diverged' throughout)."""
     deltas = PAIRED_METRICS if paired else ()
     cells = [format_value(row[c]) for c in columns]

@@ -4,15 +4,18 @@ norm)."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from .result import TheoryResult
 
 
-def _pyplot():
+def _pyplot() -> ModuleType:
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never needs a display
@@ -120,7 +123,7 @@ def plot_ratio(result: TheoryResult, out: Path) -> Path:
     return _save(fig, out / "ratio_to_k1.png")
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     _pyplot().close(fig)
