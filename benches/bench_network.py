@@ -10,11 +10,15 @@ concurrently, with FIFO per sender and with FIFO per (sender, peer), under min-s
 link sharing.
 
 Max-min refills, at every event, the transfers linked through full links to the links the event
-changed (a link with room left stops the refill). Here most downlinks are full too (8 senders of
-up to 50 MB/s into 10-100 MB/s), so a refill reaches most of the ~8,000 sending transfers: at full
-size max-min runs at 1.5e4 events/s concurrent and 2.2e4 with a FIFO per pair (one call each,
-on the shared 2-core machine at load ~15; min-share 7.2e5, max-min with a FIFO per sender 6.2e5),
-far under the 1e6 target.
+changed (a link with room left stops the refill; events at equal times share one refill). At full
+size, concurrently, there are about 290,000 refills, each reaching on average ~60 full links, ~360
+sending transfers and ~240 links with room left. One call each on the shared 2-core machine at
+load ~4: max-min runs at 2.8e5 events/s concurrent and 2.0e5 with a FIFO per pair (8.8e4 and
+7.7e4 at the same load before max-min's refill moved to a dense copy of the sending transfers;
+1.5e4 and 2.2e4 at load ~15), 3.2e6 with a FIFO per sender; min-share at 2.8e6 concurrent, 8.2e5
+per pair and 4.0e6 per sender. Max-min stays under the 1e6 target: its rates are exact progressive
+filling over each region (bit-identical to the earlier refill), and a refill (~25 us) is mostly
+the scans of its region's links.
 
 A transfer makes two events, its start and its last byte (its delivery is computed with the last
 byte); events per second = 2 * transfers / seconds. Target: at least 10^6 events per second.
