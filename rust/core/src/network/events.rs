@@ -105,7 +105,7 @@ impl Scheduler {
         self.in_active[dst].push(id);
         if self.max_min.built {
             let n = self.n_nodes();
-            self.transfers[i].mark = u64::from(self.max_min.start(id, src, n + dst));
+            self.transfers[i].max_min_slot = u64::from(self.max_min.start(id, src, n + dst));
         }
         self.counts.active += 1;
         self.touch(src, dst);
@@ -120,7 +120,7 @@ impl Scheduler {
                 x.dst as usize,
                 x.out_pos as usize,
                 x.in_pos as usize,
-                x.mark as u32,
+                x.max_min_slot as u32,
             )
         };
         self.out_active[src].swap_remove(out_pos);

@@ -27,8 +27,9 @@
 //!
 //! Times are `f64` seconds. Everything is deterministic: transfer ids are submission indices,
 //! events at equal times are handled together (every last byte first, then every start, then one
-//! rate update of the transfers they touch), and deliveries at equal times come out by id. An
-//! event costs O(transfers active at the nodes it touches + log(events queued)).
+//! rate update of the transfers they touch), and deliveries at equal times come out by id. Under
+//! min-share an event costs O(transfers active at the nodes it touches + log(events queued));
+//! under max-min, a refill of the region of full links it reaches (`rates::max_min`).
 //!
 //! `model` holds the network's description (latency, queueing, sharing) and `transfer` a
 //! transfer's record; `scheduler` the scheduler's tables and bookkeeping, on which build, each

@@ -124,7 +124,7 @@ impl Scheduler {
                 let other = (n + x.dst as usize) as u32;
                 self.max_min.link_slots[s].push(Member { slot, other });
                 // With max-min, a sending transfer's `mark` is its slot.
-                self.transfers[i].mark = u64::from(slot);
+                self.transfers[i].max_min_slot = u64::from(slot);
             }
         }
         // Downlinks list the same slots in `in_active`'s order.

@@ -107,7 +107,7 @@ impl Scheduler {
             remaining: 0.0,
             rate: 0.0,
             updated: 0.0,
-            mark: 0,
+            max_min_slot: 0,
             fill: 0.0,
         };
         match span {
@@ -145,7 +145,7 @@ impl Scheduler {
                 remaining: queued.bytes[i],
                 rate: 0.0,
                 updated: ready,
-                mark: 0,
+                max_min_slot: 0,
                 fill: 0.0,
             };
             self.place("queued", i, id as u64, x)?;
@@ -179,7 +179,7 @@ impl Scheduler {
                 remaining: active.remaining[i],
                 rate: active.rate[i],
                 updated: active.updated[i] + 0.0,
-                mark: 0,
+                max_min_slot: 0,
                 fill: 0.0,
             };
             self.place("active", i, id as u64, x)?;
@@ -238,7 +238,7 @@ impl Scheduler {
                 remaining: 0.0,
                 rate: 0.0,
                 updated: last_byte + 0.0,
-                mark: 0,
+                max_min_slot: 0,
                 fill: 0.0,
             };
             self.place("in_flight", i, id as u64, x)?;

@@ -97,7 +97,7 @@ impl Scheduler {
             remaining: bytes,
             rate: 0.0,
             updated: ready,
-            mark: 0,
+            max_min_slot: 0,
             fill: 0.0,
         });
         self.waiting[src].push_back(id);

@@ -60,8 +60,9 @@ pub(super) struct Transfer {
     pub(super) remaining: f64,
     pub(super) rate: f64,
     pub(super) updated: f64,
-    /// Max-min scratch: the recomputation that last reached it, and the rate it assigned.
-    pub(super) mark: u64,
+    /// Max-min: the transfer's slot in the dense copy of the sending transfers
+    /// (`rates::max_min`), and the rate the last refill assigned it.
+    pub(super) max_min_slot: u64,
     pub(super) fill: f64,
 }
 
