@@ -80,14 +80,14 @@ class Experiment:
         train: Any = None,
         test: Any = None,
         *,
-        loss: Callable | None = None,
-        metric: str | Callable | None = None,
+        loss: Callable[..., Any] | None = None,
+        metric: str | Callable[..., Any] | None = None,
         optimizer: Any = None,
         topology: Any = None,
         fragmenter: Any = None,
         partition: Any = None,
-        on_round_end: Callable | Sequence[Callable] | None = None,
-        on_evaluate: Callable | Sequence[Callable] | None = None,
+        on_round_end: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
+        on_evaluate: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
         trackers: str | Sequence[Any] | None = None,
         **settings: Any,
     ) -> None:
@@ -313,7 +313,7 @@ def _data(values: dict[str, Any], train: Any, test: Any) -> dict[str, Any]:
     return {}
 
 
-def _listed(callbacks: Any) -> list[Callable]:
+def _listed(callbacks: Any) -> list[Callable[..., Any]]:
     if callbacks is None:
         return []
     listed = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]

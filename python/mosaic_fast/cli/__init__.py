@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 import warnings
+from types import FrameType
+from typing import TYPE_CHECKING, TextIO, cast
 
 import click
 
@@ -40,7 +42,7 @@ class _LazyGroup(click.Group):
         if cmd_name not in _COMMANDS:
             return None
         module_name, attr, _ = _COMMANDS[cmd_name]
-        return getattr(importlib.import_module(module_name), attr)
+        return cast(click.Command, getattr(importlib.import_module(module_name), attr))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, help_) for name, (_, _, help_) in _COMMANDS.items()]
@@ -64,7 +66,14 @@ def _trackers_finished() -> None:
         tracking.wait()
 
 
-class _Stderr(logging.StreamHandler):
+# StreamHandler is subscriptable at run time only from Python 3.11.
+if TYPE_CHECKING:
+    _StreamHandler = logging.StreamHandler[TextIO]
+else:
+    _StreamHandler = logging.StreamHandler
+
+
+class _Stderr(_StreamHandler):
     """Plain lines on whatever ``sys.stderr`` is now (click's test runner swaps it)."""
 
     def __init__(self) -> None:
@@ -72,11 +81,11 @@ class _Stderr(logging.StreamHandler):
         self.setFormatter(logging.Formatter("%(message)s"))
 
     @property
-    def stream(self):
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:
+    def stream(self, value: TextIO) -> None:
         pass
 
     def format(self, record: logging.LogRecord) -> str:
@@ -95,7 +104,13 @@ def _log_to_stderr() -> None:
     package.propagate = False
 
 
-def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
     return f"warning: {message}\n"
 
 
@@ -103,7 +118,7 @@ class _Interrupted(SystemExit):
     """Ctrl-C outside a run's own handler (while the command starts, loads data, ...)."""
 
 
-def _interrupt_once(signum, frame) -> None:
+def _interrupt_once(signum: int, frame: FrameType | None) -> None:
     """SIGINT outside a run's own handler: the command ends with ``Error: interrupted`` (exit
     130), wherever it was (a SystemExit, which click passes on, unlike a KeyboardInterrupt that
     it prints as "Aborted!"). The process is then on its way out: a second Ctrl-C must not

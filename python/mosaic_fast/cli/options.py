@@ -5,11 +5,13 @@ the dataset decides) and its type come from the setting's one declaration."""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from ..settings import FORMS, SETTINGS, Setting
+
+_F = TypeVar("_F", bound=Callable[..., Any])  # a command function, typed as it was
 
 _CLICK_TYPES = {int: click.INT, float: click.FLOAT, str: click.STRING}
 
@@ -31,7 +33,7 @@ def setting_options(
     notes: Mapping[str, str] | None = None,
     demo: Mapping[str, Any] | None = None,
     aliases: Mapping[str, tuple[str, ...]] | None = None,
-) -> Callable:
+) -> Callable[[_F], _F]:
     """A decorator adding one option per setting, in declaration order.
 
     Every option's value is None when not given, so a command can tell "unset" from a default.
@@ -41,7 +43,7 @@ def setting_options(
     """
     notes, aliases = notes or {}, aliases or {}
 
-    def decorate(func: Callable) -> Callable:
+    def decorate(func: _F) -> _F:
         for s in reversed(SETTINGS.values()):
             note = notes.get(s.name, "")
             flags: tuple[str, ...] = (s.option, *aliases.get(s.name, ()))
@@ -72,7 +74,7 @@ def setting_options(
     return decorate
 
 
-def config_option(func: Callable) -> Callable:
+def config_option(func: _F) -> _F:
     """``--config FILE``: settings from a TOML file; read (and checked) by the command."""
     return click.option(
         "--config",

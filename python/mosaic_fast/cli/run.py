@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -30,11 +31,13 @@ RUN_DEFAULTS: dict[str, Any] = {
     "test_samples": 500,
 }
 
+_F = TypeVar("_F", bound=Callable[..., Any])  # a command function, typed as it was
+
 # `run` takes a comma list of K values: one run per K.
 _LISTS = ("K",)
 
 
-def run_options(func):
+def run_options(func: _F) -> _F:
     """One option per setting plus ``--config FILE``; every default is None (= unset)."""
     func = setting_options(
         lists=_LISTS,
@@ -158,7 +161,9 @@ def gain_lines(folders: dict[int, Path]) -> list[str]:
     return lines
 
 
-def _run_each(jobs) -> tuple[list[tuple[int, dict[str, Any]]], list[RunDiverged]]:
+def _run_each(
+    jobs: list[tuple[int, Path, Callable[..., dict[str, Any]]]],  # ...: lambdas bind cfg=cfg
+) -> tuple[list[tuple[int, dict[str, Any]]], list[RunDiverged]]:
     """Run every (K, run folder, start) job; a diverged one is recorded and the others go on."""
     rows, diverged = [], []
     for k, target, start in jobs:
@@ -170,7 +175,9 @@ def _run_each(jobs) -> tuple[list[tuple[int, dict[str, Any]]], list[RunDiverged]
     return rows, diverged
 
 
-def _resume_jobs(folder: Path, quiet: bool):
+def _resume_jobs(
+    folder: Path, quiet: bool
+) -> list[tuple[int, Path, Callable[..., dict[str, Any]]]]:
     from ..api import Experiment
     from ..results.layout import config_of
 
