@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse
 
 from mlflow import MlflowClient
@@ -20,7 +20,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from ..errors import MosaicValueError
-from . import TrackedRun, hyperparameters, replayed
+from . import TrackedRun, TrackingGroup, hyperparameters, replayed
 
 if TYPE_CHECKING:
     from ..settings import ExperimentConfig
@@ -209,19 +209,19 @@ class MLflowTracker:
             assert created is not None  # the creation failed because it exists
             return created.experiment_id
 
-    def _parent(self, experiment: str, group) -> str:
+    def _parent(self, experiment: str, group: TrackingGroup) -> str:
         query = f"tags.`{GROUP_TAG}` = '{group.root}' and tags.`mosaic_fast.parent` = 'true'"
         client = self._client()
         found = client.search_runs([experiment], query, max_results=1)
         if found:
-            return found[0].info.run_id
+            return cast(str, found[0].info.run_id)  # mlflow's RunInfo leaves it untyped
         parent = client.create_run(
             experiment,
             run_name=group.name,
             tags={GROUP_TAG: str(group.root), "mosaic_fast.parent": "true"},
         )
         client.set_terminated(parent.info.run_id, "FINISHED")
-        return parent.info.run_id
+        return cast(str, parent.info.run_id)
 
     def log(self, scalars: dict[str, float], step: int) -> None:
         now = int(time.time() * 1000)

@@ -68,8 +68,9 @@ class TensorBoardTracker:
 
     def _settings(self, run: TrackedRun, writer: SummaryWriter) -> None:
         params = hyperparameters(run.settings)
-        exp, ssi, sei = hparams(params, {"node_mean": 0.0})
-        sink = writer._get_file_writer()
+        # torch leaves both unannotated
+        exp, ssi, sei = hparams(params, {"node_mean": 0.0})  # type: ignore[no-untyped-call]
+        sink = writer._get_file_writer()  # type: ignore[no-untyped-call]
         for summary in (exp, ssi, sei):
             sink.add_summary(summary)
         writer.add_text("settings", "```\n" + json.dumps(run.settings, indent=2) + "\n```")
