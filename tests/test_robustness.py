@@ -471,12 +471,18 @@ def test_cheap_checkpoints_are_not_told():
 
 
 # ------------------------------------------------------------------------------- Ctrl-C
+# "ready" is printed once console() has set its handler (before it, a Ctrl-C is Python's own
+# KeyboardInterrupt, as for any program still starting); torch is not imported yet then.
 CTRL_C_SCRIPT = """
 import sys
-from mosaic_fast.cli import console  # torch is not imported yet: the command imports it
-print("ready", flush=True)
+import mosaic_fast.cli as cli
+command = cli.main
+def main(*args, **kwargs):
+    print("ready", flush=True)
+    return command(*args, **kwargs)
+cli.main = main
 sys.argv = ["mosaic-fast", *sys.argv[1:]]
-console()
+cli.console()
 """
 
 

@@ -166,8 +166,9 @@ def console() -> None:
     """The ``mosaic-fast`` executable (and ``python -m mosaic_fast``): ``main``, then an exit that
     a torch.distributed run needs (``engine.distributed.exit_process``)."""
     warnings.formatwarning = _one_line_warning  # a command line shows warnings as one line
-    signal.signal(signal.SIGINT, _interrupt_once)
     try:
+        # Inside the try: a Ctrl-C right after the handler is set is caught below.
+        signal.signal(signal.SIGINT, _interrupt_once)
         main(prog_name="mosaic-fast")
         code: int | str | None = 0
     except _Interrupted:
