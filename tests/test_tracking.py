@@ -50,7 +50,7 @@ def cache_home(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def offline(monkeypatch, tmp_path, cache_home):
     """W&B offline, never logged in; MLflow's experiment name fixed; caches in the session's."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
+    monkeypatch.setenv("MOSAIC_CACHE", str(cache_home))
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
@@ -406,11 +406,11 @@ def test_a_new_mlflow_store_is_a_copy_of_the_cached_empty_one(tmp_path, monkeypa
 
     from mosaic_fast.tracking.mlflow import seed_store
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("MOSAIC_CACHE", str(tmp_path / "cache"))
     store = tmp_path / "out" / "mlflow.db"
     store.parent.mkdir()
     seed_store(store)
-    cached = list((tmp_path / "cache" / "mosaic-fast" / "mlflow").glob("empty-*.db"))
+    cached = list((tmp_path / "cache" / "mlflow").glob("empty-*.db"))
     assert len(cached) == 1 and store.is_file()
     client = MlflowClient(tracking_uri=f"sqlite:///{store}")
     default = client.get_experiment("0")
@@ -432,7 +432,7 @@ def test_without_a_writable_cache_mlflow_creates_the_store_itself(tmp_path, monk
 
     blocked = tmp_path / "file"
     blocked.write_text("")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))  # a file: no folder can go under it
+    monkeypatch.setenv("MOSAIC_CACHE", str(blocked))  # a file: no folder can go under it
     store = tmp_path / "mlflow.db"
     seed_store(store)
     assert not store.exists()

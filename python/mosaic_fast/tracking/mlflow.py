@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
+from ..data.locations import cache_dir
 from ..errors import MosaicValueError
 from . import TrackedRun, TrackingGroup, hyperparameters, replayed
 
@@ -53,18 +54,15 @@ def local_folder(uri: str) -> Path | None:
     return None
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mosaic-fast"
-
-
 def _empty_store() -> Path | None:
     """An empty SQLite store of this MLflow version, created once per machine (MLflow's table
     migrations take ~1.5 s of CPU per new store, in the process that runs the simulation)."""
     import mlflow
 
-    cached = _cache_dir() / "mlflow" / f"empty-{mlflow.__version__}.db"
+    cached = cache_dir() / "mlflow" / f"empty-{mlflow.__version__}.db"
     if cached.is_file():
         return cached
+    name: str | None = None
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(suffix=".db", dir=cached.parent)
@@ -73,6 +71,8 @@ def _empty_store() -> Path | None:
         MlflowClient(tracking_uri=f"sqlite:///{name}").search_experiments(max_results=1)
         os.replace(name, cached)  # atomic: a concurrent process reads a whole store or none
     except (OSError, MlflowException):
+        if name is not None:
+            Path(name).unlink(missing_ok=True)  # no half-made store left in the cache
         return None  # no cache: the store is created in place, as MLflow does
     return cached
 
