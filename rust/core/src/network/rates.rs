@@ -43,8 +43,9 @@ impl Scheduler {
                 mm.seeds.extend(self.touched_up.iter().copied());
                 mm.seeds.extend(self.touched_down.iter().map(|&d| d + n));
                 mm.fill();
-                for k in 0..self.max_min.region.len() {
-                    let slot = self.max_min.region[k];
+                // Only the transfers whose fill differs from their rate (each on its own).
+                for k in 0..self.max_min.changed.len() {
+                    let slot = self.max_min.changed[k];
                     if let Some((id, rate)) = self.max_min.take_fill(slot) {
                         self.set_rate(id, rate, t);
                     }
@@ -103,8 +104,10 @@ impl Scheduler {
         mm.seeds.extend_from_slice(seeds);
         mm.fill();
         for k in 0..self.max_min.region.len() {
-            let x = self.max_min.slots[self.max_min.region[k] as usize];
-            self.transfer_mut(x.id).fill = x.fill;
+            let slot = self.max_min.region[k] as usize;
+            let fill = self.max_min.slots[slot].fill;
+            let id = self.max_min.owners[slot].id;
+            self.transfer_mut(id).fill = fill;
         }
     }
 

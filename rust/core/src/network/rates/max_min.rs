@@ -14,19 +14,26 @@ const TIGHT: f64 = 1e-9;
 const ROOM: f64 = 4.0 * TIGHT;
 const MAX_STEPS: usize = 1 << 20;
 
-/// A sending transfer as max-min sees it. Links are numbered uplink `s` is `s`, downlink `d` is
-/// `n + d`.
+/// A sending transfer as a refill reads and writes it (32 bytes: two to a cache line).
 #[derive(Debug, Clone, Copy)]
+#[repr(align(32))]
 pub(in crate::network) struct Slot {
-    pub(in crate::network) id: u64,
+    /// The recomputation that last reached it.
+    mark: u64,
     /// Its current rate (equal to its transfer's).
     pub(in crate::network) rate: f64,
     /// The rate the last refill that reached it assigned.
     pub(in crate::network) fill: f64,
-    up: u32,
-    down: u32,
     /// When the last refill assigned it (assignments counted from 0).
     seq: u32,
+}
+
+/// A sending transfer's id and links (uplink `s` is `s`, downlink `d` is `n + d`).
+#[derive(Debug, Clone, Copy)]
+pub(in crate::network) struct Owner {
+    pub(in crate::network) id: u64,
+    up: u32,
+    down: u32,
 }
 
 /// A fill queue entry (equal share, link) as one number that orders like the pair.
@@ -56,6 +63,26 @@ struct Link {
     held: u128,
 }
 
+/// Whether link `x` (its transfers `members`) is (nearly) full at the transfers' current rates: a
+/// link with room left bounds none of its transfers, so a change elsewhere reaches them only if it
+/// fills it.
+fn is_tight(x: &mut Link, members: &[Member], slots: &[Slot]) -> bool {
+    if !x.capacity.is_finite() {
+        return false;
+    }
+    if x.load.is_nan() {
+        x.load = members.iter().map(|e| slots[e.slot as usize].rate).sum();
+    }
+    x.load >= x.capacity * (1.0 - TIGHT)
+}
+
+/// Whether boundary link `x` (of `len` transfers), with its region transfers all assigned and not
+/// filled as the tightest, still has more than `ROOM` of its capacity left (see
+/// [`MaxMin::filled_boundary`], which checks `finite_shares`).
+fn surely_not_full(x: &Link, len: usize) -> bool {
+    x.capacity.is_finite() && x.cap > x.capacity * ROOM && len <= MAX_STEPS
+}
+
 /// A link's record of one of its transfers: its slot and its other link.
 #[derive(Debug, Clone, Copy)]
 pub(in crate::network) struct Member {
@@ -72,9 +99,9 @@ pub(in crate::network) struct MaxMin {
     pub(in crate::network) built: bool,
     pub(in crate::network) link_slots: Vec<Vec<Member>>,
     pub(in crate::network) slots: Vec<Slot>,
-    /// Per slot: the recomputation that last reached it (apart from the rest: the refill's
-    /// scans read little else).
-    marks: Vec<u64>,
+    /// Per slot: its transfer (apart from the rest: the refill's scans read it only for a
+    /// changed rate).
+    pub(in crate::network) owners: Vec<Owner>,
     free: Vec<u32>,
     /// Per link: its capacity and the refill's scratch.
     link: Vec<Link>,
@@ -92,16 +119,20 @@ pub(in crate::network) struct MaxMin {
     /// The fill's queue of (equal share, link) entries ([`entry`]): the region links' of
     /// `prepare_fill`, sorted, from `next_sorted` on, and those pushed during the filling in
     /// `heap`. A boundary link is held back (`link_frozen` is `mark + 1`) until the queue
-    /// reaches its entry in `held` (`held_entry`), at most its current share; `held_min` is at
-    /// most the smallest entry there of a link still held back.
+    /// reaches its entry in the heap `held` (`Link::held`), at most its current share.
     sorted: Vec<u128>,
     next_sorted: usize,
     heap: BinaryHeap<Reverse<u128>>,
-    held: Vec<u128>,
-    held_min: u128,
+    held: BinaryHeap<Reverse<u128>>,
     /// Assignments of the filling so far, and a joining link's (order, share) scratch.
     assigned_count: u32,
     taken: Vec<(u32, f64)>,
+    /// The last filling's transfers whose `fill` differs from their rate (their order is not
+    /// their transfers': each takes its fill on its own).
+    pub(in crate::network) changed: Vec<u32>,
+    /// The boundary links [`MaxMin::filled_boundary`] checks: those the last filling filled as
+    /// the tightest or left with little room.
+    check: Vec<u32>,
 }
 
 impl MaxMin {
@@ -130,7 +161,7 @@ impl MaxMin {
         self.link_slots.clear();
         self.link_slots.resize(links, Vec::new());
         self.slots.clear();
-        self.marks.clear();
+        self.owners.clear();
         self.free.clear();
         self.region.clear();
         for x in &mut self.link {
@@ -147,22 +178,25 @@ impl MaxMin {
         rate: f64,
     ) -> u32 {
         let x = Slot {
-            id,
+            mark: 0,
             rate,
             fill: 0.0,
+            seq: 0,
+        };
+        let owner = Owner {
+            id,
             up: up as u32,
             down: down as u32,
-            seq: 0,
         };
         match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = x;
-                self.marks[slot as usize] = 0;
+                self.owners[slot as usize] = owner;
                 slot
             }
             None => {
                 self.slots.push(x);
-                self.marks.push(0);
+                self.owners.push(owner);
                 (self.slots.len() - 1) as u32
             }
         }
@@ -197,25 +231,6 @@ impl MaxMin {
         self.link[down].load = f64::NAN;
     }
 
-    /// Whether link `l` is (nearly) full at the transfers' current rates: a link with room left
-    /// bounds none of its transfers, so a change elsewhere reaches them only if it fills it.
-    fn is_tight(&mut self, l: usize) -> bool {
-        let cap = self.link[l].capacity;
-        if !cap.is_finite() {
-            return false;
-        }
-        let mut load = self.link[l].load;
-        if load.is_nan() {
-            let slots = &self.slots;
-            load = self.link_slots[l]
-                .iter()
-                .map(|e| slots[e.slot as usize].rate)
-                .sum();
-            self.link[l].load = load;
-        }
-        load >= cap * (1.0 - TIGHT)
-    }
-
     /// Slot `slot` takes its `fill` as its rate; returns its transfer's id and new rate when
     /// they differ (`None`: unchanged).
     pub(in crate::network) fn take_fill(&mut self, slot: u32) -> Option<(u64, f64)> {
@@ -225,8 +240,9 @@ impl MaxMin {
             return None;
         }
         x.rate = x.fill;
-        let (up, down) = (x.up as usize, x.down as usize);
-        let out = (x.id, x.fill);
+        let o = self.owners[slot as usize];
+        let (up, down) = (o.up as usize, o.down as usize);
+        let out = (o.id, x.fill);
         self.link[up].load = f64::NAN;
         self.link[down].load = f64::NAN;
         Some(out)
@@ -268,45 +284,56 @@ impl MaxMin {
     /// through transfers (`links`), and the links with room left that those transfers also use
     /// (`boundary`). The region's transfers get `mark` and are listed in `region`.
     fn grow_region(&mut self, mark: u64) {
-        self.region.clear();
-        self.stack.clear();
-        self.links.clear();
-        self.boundary.clear();
-        for &l in &self.seeds {
-            if self.link[l as usize].mark != mark {
-                self.link[l as usize].mark = mark;
-                self.stack.push(l);
+        let Self {
+            link_slots,
+            slots,
+            link,
+            seeds,
+            region,
+            stack,
+            links,
+            boundary,
+            ..
+        } = self;
+        region.clear();
+        stack.clear();
+        links.clear();
+        boundary.clear();
+        for &l in seeds.iter() {
+            if link[l as usize].mark != mark {
+                link[l as usize].mark = mark;
+                stack.push(l);
             }
         }
         // Region links have link_mark == mark; boundary links link_frozen == mark + 1 (reset to
         // "not frozen" before the filling).
-        while let Some(l) = self.stack.pop() {
-            self.links.push(l);
-            for j in 0..self.link_slots[l as usize].len() {
-                let Member { slot, other } = self.link_slots[l as usize][j];
-                if self.marks[slot as usize] == mark {
+        while let Some(l) = stack.pop() {
+            links.push(l);
+            for &Member { slot, other } in &link_slots[l as usize] {
+                let x = &mut slots[slot as usize];
+                if x.mark == mark {
                     continue;
                 }
-                self.marks[slot as usize] = mark;
-                let other = other as usize;
-                self.region.push(slot);
-                if self.link[other].mark == mark {
+                x.mark = mark;
+                let rate = x.rate;
+                region.push(slot);
+                let o = &mut link[other as usize];
+                if o.mark == mark {
                     continue;
                 }
                 // A boundary link's region transfers are those reached from their other link
-                // (`link_cap` sums their rates until `prepare_fill`).
-                let rate = self.slots[slot as usize].rate;
-                if self.link[other].frozen == mark + 1 {
-                    self.link[other].count += 1;
-                    self.link[other].cap += rate;
-                } else if self.is_tight(other) {
-                    self.link[other].mark = mark;
-                    self.stack.push(other as u32);
+                // (`cap` sums their rates until `prepare_fill`).
+                if o.frozen == mark + 1 {
+                    o.count += 1;
+                    o.cap += rate;
+                } else if is_tight(o, &link_slots[other as usize], slots) {
+                    o.mark = mark;
+                    stack.push(other);
                 } else {
-                    self.link[other].frozen = mark + 1;
-                    self.link[other].count = 1;
-                    self.link[other].cap = rate;
-                    self.boundary.push(other as u32);
+                    o.frozen = mark + 1;
+                    o.count = 1;
+                    o.cap = rate;
+                    boundary.push(other);
                 }
             }
         }
@@ -333,8 +360,8 @@ impl MaxMin {
             }
         }
         self.sorted.sort_unstable();
-        self.held.clear();
-        self.held_min = u128::MAX;
+        let mut held = std::mem::take(&mut self.held).into_vec();
+        held.clear();
         for &l in &self.boundary {
             let l = l as usize;
             let cap = self.link[l].capacity;
@@ -353,10 +380,10 @@ impl MaxMin {
             if count > 0 {
                 let e = entry(key(self.link[l].cap / f64::from(count)), l as u32);
                 self.link[l].held = e;
-                self.held.push(e);
-                self.held_min = self.held_min.min(e);
+                held.push(Reverse(e));
             }
         }
+        self.held = BinaryHeap::from(held);
     }
 
     /// The capacity boundary link `b` leaves to the region's transfers, as taken before the
@@ -364,7 +391,7 @@ impl MaxMin {
     fn exact_cap(&self, b: usize, mark: u64, assigned: u64) -> f64 {
         let mut cap = self.link[b].capacity;
         for e in &self.link_slots[b] {
-            let m = self.marks[e.slot as usize];
+            let m = self.slots[e.slot as usize].mark;
             if m != mark && m != assigned && cap.is_finite() {
                 cap -= self.slots[e.slot as usize].rate; // an outside transfer keeps its rate
             }
@@ -374,11 +401,18 @@ impl MaxMin {
 
     /// Progressive filling: the link of smallest equal share gives it to each of its region's
     /// transfers not assigned yet (`fill`, and `mark` bumped to `assigned`), which leaves the
-    /// other end of each less to share among fewer.
+    /// other end of each less to share among fewer. Stops once every region transfer is
+    /// assigned: every entry left is stale then (each link's count is 0).
     fn fill_links(&mut self, mark: u64, assigned: u64) {
         self.finite_shares = true;
         self.assigned_count = 0;
-        while let Some((k, l)) = self.pop(mark, assigned) {
+        self.changed.clear();
+        self.check.clear();
+        let todo = self.region.len() as u32;
+        while self.assigned_count < todo {
+            let Some((k, l)) = self.pop(mark, assigned) else {
+                break;
+            };
             let l = l as usize;
             if self.link[l].frozen == mark || self.link[l].count == 0 {
                 continue;
@@ -389,38 +423,62 @@ impl MaxMin {
             }
             self.finite_shares &= share.is_finite();
             self.link[l].frozen = mark;
-            for j in 0..self.link_slots[l].len() {
-                let Member { slot, other } = self.link_slots[l][j];
-                if self.marks[slot as usize] != mark {
-                    continue; // assigned already, or outside the region
+            if self.link[l].mark != mark {
+                self.check.push(l as u32); // a boundary link filled as the tightest
+            }
+            self.assign(l, share, mark);
+        }
+    }
+
+    /// Link `l` gives `share` to each of its region transfers not assigned yet (`fill`, and
+    /// `mark` bumped to `mark + 1`); the other end of each, if not filled yet, has one fewer to
+    /// share what is left. A boundary link left with none is checked after the filling (see
+    /// [`MaxMin::filled_boundary`]) unless its capacity left shows it surely not full.
+    fn assign(&mut self, l: usize, share: f64, mark: u64) {
+        let Self {
+            link_slots,
+            slots,
+            link,
+            changed,
+            check,
+            heap,
+            held,
+            assigned_count,
+            ..
+        } = self;
+        for &Member { slot, other } in &link_slots[l] {
+            let x = &mut slots[slot as usize];
+            if x.mark != mark {
+                continue; // assigned already, or outside the region
+            }
+            x.mark = mark + 1;
+            x.fill = share;
+            x.seq = *assigned_count;
+            if share != x.rate {
+                changed.push(slot);
+            }
+            *assigned_count += 1;
+            let o = &mut link[other as usize];
+            if o.frozen == mark {
+                continue;
+            }
+            o.count -= 1;
+            if share.is_finite() {
+                o.cap = (o.cap - share).max(0.0);
+            }
+            if o.count == 0 {
+                if o.mark != mark && !surely_not_full(o, link_slots[other as usize].len()) {
+                    check.push(other);
                 }
-                self.marks[slot as usize] = assigned;
-                let x = &mut self.slots[slot as usize];
-                x.fill = share;
-                x.seq = self.assigned_count;
-                self.assigned_count += 1;
-                let other = other as usize;
-                if self.link[other].frozen == mark {
-                    continue;
-                }
-                self.link[other].count -= 1;
-                if share.is_finite() {
-                    self.link[other].cap = (self.link[other].cap - share).max(0.0);
-                }
-                if self.link[other].count > 0 {
-                    let next = self.link[other].cap / f64::from(self.link[other].count);
-                    let e = entry(key(next), other as u32);
-                    if self.link[other].frozen == mark + 1 {
-                        // Held back: its share (bounded below) rose, unless rounding lowered it.
-                        if e < self.link[other].held {
-                            self.link[other].held = e;
-                            self.held.push(e);
-                            self.held_min = self.held_min.min(e);
-                        }
-                    } else {
-                        self.heap.push(Reverse(e));
-                    }
-                }
+                continue;
+            }
+            let e = entry(key(o.cap / f64::from(o.count)), other);
+            if o.frozen != mark + 1 {
+                heap.push(Reverse(e));
+            } else if e < o.held {
+                // Held back: its share (bounded below) rose, unless rounding lowered it.
+                o.held = e;
+                held.push(Reverse(e));
             }
         }
     }
@@ -437,9 +495,12 @@ impl MaxMin {
                 (Some(a), Some(b)) => a.min(b),
                 (a, b) => a.or(b)?,
             };
-            if self.held_min <= next {
-                self.release(next, mark, assigned);
-                continue;
+            if let Some(&Reverse(e)) = self.held.peek() {
+                if e <= next {
+                    self.held.pop();
+                    self.release(e, mark, assigned);
+                    continue;
+                }
             }
             if sorted == Some(next) {
                 self.next_sorted += 1;
@@ -450,26 +511,13 @@ impl MaxMin {
         }
     }
 
-    /// The held-back links whose entries are at most `next` join the fill queue; the others
-    /// stay, and links with no region transfer left to fill (most, by then) leave `held`.
-    fn release(&mut self, next: u128, mark: u64, assigned: u64) {
-        let mut held = std::mem::take(&mut self.held);
-        let mut min = u128::MAX;
-        held.retain(|&e| {
-            let l = unpack(e).1 as usize;
-            if self.link[l].frozen != mark + 1 || self.link[l].count == 0 || self.link[l].held != e
-            {
-                return false; // joined, done, or superseded by a smaller entry
-            }
-            if e <= next {
-                self.join(l, mark, assigned);
-                return false;
-            }
-            min = min.min(e);
-            true
-        });
-        self.held = held;
-        self.held_min = min;
+    /// Held entry `e`, the smallest, joins the fill queue if its link is still held back with
+    /// region transfers left to fill (most have none by then) and `e` is its smallest entry.
+    fn release(&mut self, e: u128, mark: u64, assigned: u64) {
+        let l = unpack(e).1 as usize;
+        if self.link[l].frozen == mark + 1 && self.link[l].count > 0 && self.link[l].held == e {
+            self.join(l, mark, assigned);
+        }
     }
 
     /// Held-back boundary link `b` joins the fill queue, at its current share: its capacity left
@@ -487,7 +535,7 @@ impl MaxMin {
         let mut cap = self.exact_cap(b, mark, assigned);
         self.taken.clear();
         for e in &self.link_slots[b] {
-            if self.marks[e.slot as usize] == assigned {
+            if self.slots[e.slot as usize].mark == assigned {
                 let x = &self.slots[e.slot as usize];
                 self.taken.push((x.seq, x.fill));
             }
@@ -513,28 +561,35 @@ impl MaxMin {
     /// its capacity less its load, so its load summed (as rounded) stays below
     /// `cap * (1 - TIGHT)` while `2 * steps * 2^-53 < ROOM - TIGHT`. Only finite shares were
     /// taken off (`finite_shares`), and links of at most `MAX_STEPS` transfers are checked so.
-    /// A link that never joined the fill queue holds a lower bound of that capacity left.
+    /// A link that never joined the fill queue holds a lower bound of that capacity left. The
+    /// filling listed in `check` the links it filled and those it left with little room (with a
+    /// share that was not finite, every boundary link is checked).
     fn filled_boundary(&mut self, mark: u64, assigned: u64) -> bool {
+        debug_assert!(self.boundary.iter().all(|&b| {
+            let b = &self.link[b as usize];
+            b.frozen != mark + 1 || b.count == 0
+        }));
+        if !self.finite_shares {
+            // Every boundary link is checked.
+            self.check.clear();
+            self.check.extend_from_slice(&self.boundary);
+        }
         let mut grew = false;
-        for &b in &self.boundary {
-            let b = b as usize;
-            debug_assert!(self.link[b].frozen != mark + 1 || self.link[b].count == 0);
-            let cap = self.link[b].capacity;
+        for k in 0..self.check.len() {
+            let b = self.check[k] as usize;
             if self.finite_shares
-                && cap.is_finite()
                 && self.link[b].frozen != mark
-                && self.link[b].cap > cap * ROOM
-                && self.link_slots[b].len() <= MAX_STEPS
+                && surely_not_full(&self.link[b], self.link_slots[b].len())
             {
                 continue;
             }
+            let cap = self.link[b].capacity;
             let slots = &self.slots;
-            let marks = &self.marks;
             let load: f64 = self.link_slots[b]
                 .iter()
                 .map(|e| {
                     let x = &slots[e.slot as usize];
-                    if marks[e.slot as usize] == assigned {
+                    if x.mark == assigned {
                         x.fill
                     } else {
                         x.rate
