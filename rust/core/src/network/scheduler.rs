@@ -35,7 +35,7 @@ pub struct Scheduler {
     /// Max-min's copy of the sending transfers and its scratch (empty with min-share).
     pub(super) max_min: MaxMin,
     /// (start time, id) of transfers due to start.
-    pub(super) starts: BinaryHeap<Reverse<(Key, u64)>>,
+    pub(super) starts: Starts,
     /// (last-byte time, id, version) of active transfers at their current rate.
     pub(super) completions: BinaryHeap<Reverse<(Key, u64, u64)>>,
     /// (delivery time, id) of transfers in flight.
@@ -117,7 +117,7 @@ impl Scheduler {
             ],
             pairs: vec![Vec::new(); if queueing == Queueing::PerPair { n } else { 0 }],
             max_min,
-            starts: BinaryHeap::new(),
+            starts: Starts::default(),
             completions: BinaryHeap::new(),
             deliveries: BinaryHeap::new(),
             touched: vec![0; n],
@@ -272,5 +272,49 @@ impl Scheduler {
             self.touched[dst] |= 2;
             self.touched_down.push(dst as u32);
         }
+    }
+}
+
+/// A min-queue of (start time, id) entries: a sorted run (a batch's starts, smallest last) and a
+/// heap of those pushed since. A batch's starts come off the run in order, without a heap's
+/// scattered reads.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Starts {
+    run: Vec<Reverse<(Key, u64)>>,
+    heap: BinaryHeap<Reverse<(Key, u64)>>,
+}
+
+impl Starts {
+    pub(super) fn push(&mut self, entry: Reverse<(Key, u64)>) {
+        self.heap.push(entry);
+    }
+
+    /// The smallest entry; the run's on a tie (equal entries are interchangeable).
+    pub(super) fn peek(&self) -> Option<&Reverse<(Key, u64)>> {
+        match (self.run.last(), self.heap.peek()) {
+            (Some(a), Some(b)) => Some(if a >= b { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub(super) fn pop(&mut self) -> Option<Reverse<(Key, u64)>> {
+        match (self.run.last(), self.heap.peek()) {
+            (Some(a), Some(b)) if a < b => self.heap.pop(),
+            (Some(_), _) => self.run.pop(),
+            (None, _) => self.heap.pop(),
+        }
+    }
+
+    /// Every entry, in no particular order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Reverse<(Key, u64)>> {
+        self.run.iter().chain(self.heap.iter())
+    }
+
+    /// Move every entry into the run, sorted (one sort instead of a heap pop each).
+    pub(super) fn settle(&mut self) {
+        let mut run = std::mem::take(&mut self.heap).into_vec();
+        run.append(&mut self.run);
+        run.sort_unstable();
+        self.run = run;
     }
 }

@@ -195,6 +195,7 @@ impl Scheduler {
         }
         let m = src.len();
         self.submit_many(src, dst, bytes, ready)?;
+        self.starts.settle();
         self.sink = Some(Schedule {
             start: vec![f64::NAN; m],
             last_byte: vec![f64::NAN; m],
