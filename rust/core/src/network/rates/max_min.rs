@@ -56,6 +56,8 @@ struct Link {
     /// Capacity left to the region's transfers not assigned yet, and their count.
     cap: f64,
     count: u32,
+    /// Its leaf in the fill queue's tournament (a region link, or a boundary link that joined).
+    leaf: u32,
     /// The sum of its transfers' rates, in list order, as `is_tight` takes it (NaN: not known
     /// since its transfers or their rates changed).
     load: f64,
@@ -116,13 +118,11 @@ pub(in crate::network) struct MaxMin {
     stack: Vec<u32>,
     links: Vec<u32>,
     boundary: Vec<u32>,
-    /// The fill's queue of (equal share, link) entries ([`entry`]): the region links' of
-    /// `prepare_fill`, sorted, from `next_sorted` on, and those pushed during the filling in
-    /// `heap`. A boundary link is held back (`link_frozen` is `mark + 1`) until the queue
-    /// reaches its entry in the heap `held` (`Link::held`), at most its current share.
-    sorted: Vec<u128>,
-    next_sorted: usize,
-    heap: BinaryHeap<Reverse<u128>>,
+    /// The fill's queue of (equal share, link) entries ([`entry`]): each region link's current
+    /// one, and each joined boundary link's, until it is filled or has none left to fill. A
+    /// boundary link is held back (`frozen` is `mark + 1`) until the queue reaches its entry in
+    /// the heap `held` (`Link::held`), at most its current share.
+    queue: Tournament,
     held: BinaryHeap<Reverse<u128>>,
     /// Assignments of the filling so far, and a joining link's (order, share) scratch.
     assigned_count: u32,
@@ -149,6 +149,7 @@ impl MaxMin {
                     cap: 0.0,
                     load: f64::NAN,
                     count: 0,
+                    leaf: 0,
                     held: 0,
                 })
                 .collect(),
@@ -343,9 +344,7 @@ impl MaxMin {
     /// a region link with some goes on the fill queue at its equal share, a boundary link is held
     /// back (`link_frozen` is `mark + 1`) at a lower bound of it.
     fn prepare_fill(&mut self) {
-        self.heap.clear();
-        self.sorted.clear();
-        self.next_sorted = 0;
+        self.queue.clear();
         // A region link's transfers are all the region's: all of its capacity is theirs.
         for &l in &self.links {
             let l = l as usize;
@@ -355,11 +354,11 @@ impl MaxMin {
             self.link[l].count = count;
             self.link[l].frozen = 0;
             if count > 0 {
-                self.sorted
-                    .push(entry(key(cap / f64::from(count)), l as u32));
+                let e = entry(key(cap / f64::from(count)), l as u32);
+                self.link[l].leaf = self.queue.add(e);
             }
         }
-        self.sorted.sort_unstable();
+        self.queue.build();
         let mut held = std::mem::take(&mut self.held).into_vec();
         held.clear();
         for &l in &self.boundary {
@@ -414,13 +413,11 @@ impl MaxMin {
                 break;
             };
             let l = l as usize;
-            if self.link[l].frozen == mark || self.link[l].count == 0 {
-                continue;
-            }
+            // The queue holds each link's current entry only (none once filled or left with
+            // none to fill).
+            debug_assert!(self.link[l].frozen != mark && self.link[l].count > 0);
             let share = self.link[l].cap / f64::from(self.link[l].count);
-            if key(share) != k {
-                continue; // stale: the link's share rose since
-            }
+            debug_assert_eq!(key(share), k);
             self.finite_shares &= share.is_finite();
             self.link[l].frozen = mark;
             if self.link[l].mark != mark {
@@ -441,7 +438,7 @@ impl MaxMin {
             link,
             changed,
             check,
-            heap,
+            queue,
             held,
             assigned_count,
             ..
@@ -467,6 +464,9 @@ impl MaxMin {
                 o.cap = (o.cap - share).max(0.0);
             }
             if o.count == 0 {
+                if o.frozen != mark + 1 {
+                    queue.set(o.leaf, u128::MAX);
+                }
                 if o.mark != mark && !surely_not_full(o, link_slots[other as usize].len()) {
                     check.push(other);
                 }
@@ -474,7 +474,7 @@ impl MaxMin {
             }
             let e = entry(key(o.cap / f64::from(o.count)), other);
             if o.frozen != mark + 1 {
-                heap.push(Reverse(e));
+                queue.set(o.leaf, e);
             } else if e < o.held {
                 // Held back: its share (bounded below) rose, unless rounding lowered it.
                 o.held = e;
@@ -483,18 +483,14 @@ impl MaxMin {
         }
     }
 
-    /// The smallest entry of the fill's queue. Its valid entries (those at their link's current
-    /// share) come in the order of one heap of every entry: a held-back boundary link joins (at
-    /// its current share) before an entry above its held entry is taken. Once the queue is empty
-    /// every region transfer is assigned: the links still held back have none left.
+    /// The smallest entry of the fill's queue, taken off it (its link is filled next). Entries
+    /// come in the order of one queue of every link's current entry: a held-back boundary link
+    /// joins (at its current share) before an entry above its held entry is taken. Once the
+    /// queue is empty every region transfer is assigned: the links still held back have none
+    /// left.
     fn pop(&mut self, mark: u64, assigned: u64) -> Option<(Key, u32)> {
         loop {
-            let sorted = self.sorted.get(self.next_sorted).copied();
-            let pushed = self.heap.peek().map(|&Reverse(e)| e);
-            let next = match (sorted, pushed) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => a.or(b)?,
-            };
+            let next = self.queue.min();
             if let Some(&Reverse(e)) = self.held.peek() {
                 if e <= next {
                     self.held.pop();
@@ -502,12 +498,13 @@ impl MaxMin {
                     continue;
                 }
             }
-            if sorted == Some(next) {
-                self.next_sorted += 1;
-            } else {
-                self.heap.pop();
+            if next == u128::MAX {
+                return None;
             }
-            return Some(unpack(next));
+            let (k, l) = unpack(next);
+            // Filled (or left with none to fill): it leaves the queue.
+            self.queue.set(self.link[l as usize].leaf, u128::MAX);
+            return Some((k, l));
         }
     }
 
@@ -547,8 +544,8 @@ impl MaxMin {
             }
         }
         self.link[b].cap = cap;
-        self.heap
-            .push(Reverse(entry(key(cap / f64::from(count)), b as u32)));
+        let e = entry(key(cap / f64::from(count)), b as u32);
+        self.link[b].leaf = self.queue.join(e);
     }
 
     /// Adds the boundary links the refill filled to the seeds (their outside transfers may have
@@ -602,5 +599,69 @@ impl MaxMin {
             }
         }
         grew
+    }
+}
+
+/// The fill queue: a min-tournament over leaves, one per link in it holding that link's current
+/// entry (`u128::MAX`: none), so the smallest is at the root.
+#[derive(Debug, Clone, Default)]
+struct Tournament {
+    /// Nodes from 1; the leaves from `width` on.
+    node: Vec<u128>,
+    width: usize,
+    leaves: usize,
+}
+
+impl Tournament {
+    fn clear(&mut self) {
+        self.node.clear();
+        self.width = 0;
+        self.leaves = 0;
+    }
+
+    /// A leaf for entry `e`, before [`Tournament::build`] (kept as a list until then).
+    fn add(&mut self, e: u128) -> u32 {
+        self.node.push(e);
+        self.leaves += 1;
+        (self.leaves - 1) as u32
+    }
+
+    /// The tournament over the leaves added, with room for a few more.
+    fn build(&mut self) {
+        let width = (self.leaves + 4).next_power_of_two();
+        self.node.resize(2 * width, u128::MAX);
+        self.node.copy_within(0..self.leaves, width);
+        self.width = width;
+        for i in (1..width).rev() {
+            self.node[i] = self.node[2 * i].min(self.node[2 * i + 1]);
+        }
+    }
+
+    /// The smallest entry (`u128::MAX`: none).
+    fn min(&self) -> u128 {
+        self.node.get(1).copied().unwrap_or(u128::MAX)
+    }
+
+    /// Leaf `leaf` holds entry `e` now (`u128::MAX`: none).
+    fn set(&mut self, leaf: u32, e: u128) {
+        let mut i = self.width + leaf as usize;
+        self.node[i] = e;
+        while i > 1 {
+            i /= 2;
+            self.node[i] = self.node[2 * i].min(self.node[2 * i + 1]);
+        }
+    }
+
+    /// A new leaf for entry `e` (a boundary link joining), the tournament widened if full.
+    fn join(&mut self, e: u128) -> u32 {
+        if self.leaves == self.width {
+            self.node.copy_within(self.width.., 0);
+            self.node.truncate(self.width);
+            self.build();
+        }
+        let leaf = self.leaves as u32;
+        self.leaves += 1;
+        self.set(leaf, e);
+        leaf
     }
 }
