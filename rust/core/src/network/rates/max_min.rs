@@ -626,9 +626,10 @@ impl Tournament {
         (self.leaves - 1) as u32
     }
 
-    /// The tournament over the leaves added, with room for a few more.
+    /// The tournament over the leaves added, with room for at least one more (few boundary
+    /// links join).
     fn build(&mut self) {
-        let width = (self.leaves + 4).next_power_of_two();
+        let width = (self.leaves + 1).next_power_of_two();
         self.node.resize(2 * width, u128::MAX);
         self.node.copy_within(0..self.leaves, width);
         self.width = width;
