@@ -22,7 +22,7 @@ SEEDS="--seeds 0,1,2"
 study() {
     mosaic-fast sweep $FM --nodes 64 --degree 2 --K 1,16 --alpha 0.1 $SEEDS --out "$OUT/fmnist-n64-degree2-alpha0.1"
     mosaic-fast sweep $FM --nodes 64 --degree 2 --K 1,16 --alpha iid $SEEDS --out "$OUT/fmnist-n64-degree2-iid"
-    mosaic-fast sweep $FM --nodes 64 --degree 2 --K 1,16 --alpha 0.1 --init per-node --seeds 0 --out "$OUT/fmnist-n64-degree2-alpha0.1-per-node-init"
+    mosaic-fast sweep $FM --nodes 64 --degree 2 --K 1,16 --alpha 0.1 --init per-node $SEEDS --out "$OUT/fmnist-n64-degree2-alpha0.1-per-node-init"
     mosaic-fast sweep $FM --nodes 64 --degree 2 --K 16 --alpha 0.1 --fragmenter contiguous $SEEDS --out "$OUT/fmnist-n64-degree2-alpha0.1-contiguous"
     mosaic-fast sweep $PIN --dataset shakespeare --set data_dir="$DATA/shakespeare" --nodes 16 --degree 4 --K 1,8 \
         --rounds 50 --local-steps 10 --batch-size 16 --optimizer adam --lr 0.002 --eval-at 5:50:5 \
