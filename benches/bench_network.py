@@ -12,15 +12,9 @@ link sharing.
 Max-min refills, at every event, the transfers linked through full links to the links the event
 changed (a link with room left stops the refill; events at equal times share one refill). At full
 size, concurrently, there are about 290,000 refills, each reaching on average ~60 full links, ~360
-sending transfers and ~240 links with room left. One call each on the shared 2-core machine at
-load ~3, alternating with the build before: max-min runs at 4.8e5 events/s concurrent (3.5e5
-before), 3.6e5 with a FIFO per pair (2.9e5) and 4.1e6 with a FIFO per sender (the same); min-share
-at 5.3e6 concurrent (3.5e6: a batch's starts now come off one sorted run), 1.4e6 per pair and
-5.8e6 per sender. Earlier, at load ~4: max-min 2.8e5 concurrent and 2.0e5 per pair, and 8.8e4 and
-7.7e4 before max-min's refill moved to a dense copy of the sending transfers. Max-min stays under
-the 1e6 target: its rates are exact progressive filling over each region (bit-identical to the
-earlier refill), and a refill (~13 us) is mostly the scans of its region's links: growing the
-region, then assigning each transfer its share.
+sending transfers and ~240 links with room left; a refill is exact progressive filling over its
+region (bit-identical to the earlier refill), mostly the scans of its links. The measured figures,
+before and after each change, are in docs/benchmarks.md ("Network scheduler").
 
 A transfer makes two events, its start and its last byte (its delivery is computed with the last
 byte); events per second = 2 * transfers / seconds. Target: at least 10^6 events per second.
