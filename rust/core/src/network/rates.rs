@@ -102,7 +102,7 @@ impl Scheduler {
         let mm = &mut self.max_min;
         mm.seeds.clear();
         mm.seeds.extend_from_slice(seeds);
-        mm.fill();
+        mm.fill_all();
         for k in 0..self.max_min.region.len() {
             let slot = self.max_min.region[k] as usize;
             let fill = self.max_min.slots[slot].fill;

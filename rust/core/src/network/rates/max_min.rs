@@ -12,6 +12,10 @@ const TIGHT: f64 = 1e-9;
 /// Capacity left above which a boundary link is surely not full (see
 /// [`MaxMin::filled_boundary`]), for links of at most `MAX_STEPS` transfers.
 const ROOM: f64 = 4.0 * TIGHT;
+
+/// Relative distance below its link's largest rate at which a transfer counts as bottlenecked
+/// elsewhere: a refill keeps its rate unless the link's new share falls below it.
+const BOTTLENECK: f64 = TIGHT;
 const MAX_STEPS: usize = 1 << 20;
 
 /// A sending transfer as a refill reads and writes it (32 bytes: two to a cache line).
@@ -68,14 +72,42 @@ struct Link {
 /// Whether link `x` (its transfers `members`) is (nearly) full at the transfers' current rates: a
 /// link with room left bounds none of its transfers, so a change elsewhere reaches them only if it
 /// fills it.
-fn is_tight(x: &mut Link, members: &[Member], slots: &[Slot]) -> bool {
+fn is_tight(x: &mut Link, level: &mut f64, members: &[Member], slots: &[Slot]) -> bool {
     if !x.capacity.is_finite() {
         return false;
     }
-    if x.load.is_nan() {
-        x.load = members.iter().map(|e| slots[e.slot as usize].rate).sum();
-    }
+    measure(x, level, members, slots);
     x.load >= x.capacity * (1.0 - TIGHT)
+}
+
+/// The rate below which a transfer of region link `x` is bottlenecked elsewhere (none with
+/// `all`).
+fn bottleneck_floor(
+    all: bool,
+    x: &mut Link,
+    level: &mut f64,
+    members: &[Member],
+    slots: &[Slot],
+) -> f64 {
+    if all {
+        return f64::NEG_INFINITY;
+    }
+    measure(x, level, members, slots);
+    *level * (1.0 - BOTTLENECK)
+}
+
+/// Link `x`'s load and `level` (its transfers' largest rate), unless known.
+fn measure(x: &mut Link, level: &mut f64, members: &[Member], slots: &[Slot]) {
+    if x.load.is_nan() {
+        let (mut load, mut top) = (0.0, 0.0_f64);
+        for e in members {
+            let rate = slots[e.slot as usize].rate;
+            load += rate;
+            top = top.max(rate);
+        }
+        x.load = load;
+        *level = top;
+    }
 }
 
 /// Whether boundary link `x` (of `len` transfers), with its region transfers all assigned and not
@@ -107,6 +139,19 @@ pub(in crate::network) struct MaxMin {
     free: Vec<u32>,
     /// Per link: its capacity and the refill's scratch.
     link: Vec<Link>,
+    /// Per link: its transfers' largest rate (known when its `load` is).
+    level: Vec<f64>,
+    /// Per link: the refill (a [`MaxMin::fill`] call) that takes all its transfers into the
+    /// region, and the recomputation that left some of them at their rates.
+    all_mark: Vec<u64>,
+    partial_mark: Vec<u64>,
+    /// [`MaxMin::fill`] calls so far.
+    refills: u64,
+    /// Per partial region link: the largest rate it keeps, and the share it was filled at.
+    kept_top: Vec<f64>,
+    filled_share: Vec<f64>,
+    /// The region links that keep some of their transfers' rates.
+    partial: Vec<u32>,
     mark: u64,
     /// Whether every share the last filling assigned was finite.
     finite_shares: bool,
@@ -138,7 +183,13 @@ pub(in crate::network) struct MaxMin {
 impl MaxMin {
     /// Max-min over the links `uplink ++ downlink`.
     pub(in crate::network) fn new(uplink: &[f64], downlink: &[f64]) -> Self {
+        let links = uplink.len() + downlink.len();
         Self {
+            level: vec![0.0; links],
+            all_mark: vec![0; links],
+            partial_mark: vec![0; links],
+            kept_top: vec![0.0; links],
+            filled_share: vec![0.0; links],
             link: uplink
                 .iter()
                 .chain(downlink)
@@ -262,7 +313,17 @@ impl MaxMin {
     /// progressive filling. Links are filled in increasing order of their equal share of what is
     /// left (ties by link index), so the result is deterministic.
     pub(in crate::network) fn fill(&mut self) {
+        self.refills += 1;
         while self.fill_once() {}
+    }
+
+    /// [`MaxMin::fill`] with all the seeds' transfers in the region (with every sending
+    /// transfer's uplink among the seeds, a filling of everything).
+    pub(in crate::network) fn fill_all(&mut self) {
+        for &l in &self.seeds {
+            self.all_mark[l as usize] = self.refills + 1;
+        }
+        self.fill();
     }
 
     /// One refill of the region grown from `seeds`; adds the boundary links it filled to the
@@ -284,35 +345,46 @@ impl MaxMin {
     /// The region of recomputation `mark`: the seeds and every tight link reached from them
     /// through transfers (`links`), and the links with room left that those transfers also use
     /// (`boundary`). The region's transfers get `mark` and are listed in `region`.
+    ///
+    /// On a region link, a transfer whose rate is below the link's largest is bottlenecked
+    /// elsewhere: it is not reached through this link (the link is `partial` and keeps its
+    /// rate), so a change spreads only along the transfers it can move. A transfer that has just
+    /// started (rate 0) is always reached. If a partial link's new share falls below a rate it
+    /// kept, [`MaxMin::filled_boundary`] has the next recomputation take all its transfers.
     fn grow_region(&mut self, mark: u64) {
+        self.seed_region(mark);
         let Self {
             link_slots,
             slots,
             link,
-            seeds,
+            level,
+            all_mark,
+            refills,
+            partial_mark,
+            partial,
             region,
             stack,
             links,
             boundary,
             ..
         } = self;
-        region.clear();
-        stack.clear();
-        links.clear();
-        boundary.clear();
-        for &l in seeds.iter() {
-            if link[l as usize].mark != mark {
-                link[l as usize].mark = mark;
-                stack.push(l);
-            }
-        }
         // Region links have link_mark == mark; boundary links link_frozen == mark + 1 (reset to
         // "not frozen" before the filling).
         while let Some(l) = stack.pop() {
             links.push(l);
+            let (x, members) = (&mut link[l as usize], &link_slots[l as usize]);
+            let all = all_mark[l as usize] == *refills;
+            let floor = bottleneck_floor(all, x, &mut level[l as usize], members, slots);
             for &Member { slot, other } in &link_slots[l as usize] {
                 let x = &mut slots[slot as usize];
                 if x.mark == mark {
+                    continue;
+                }
+                if x.rate < floor && x.rate > 0.0 {
+                    if partial_mark[l as usize] != mark {
+                        partial_mark[l as usize] = mark;
+                        partial.push(l);
+                    }
                     continue;
                 }
                 x.mark = mark;
@@ -327,7 +399,12 @@ impl MaxMin {
                 if o.frozen == mark + 1 {
                     o.count += 1;
                     o.cap += rate;
-                } else if is_tight(o, &link_slots[other as usize], slots) {
+                } else if is_tight(
+                    o,
+                    &mut level[other as usize],
+                    &link_slots[other as usize],
+                    slots,
+                ) {
                     o.mark = mark;
                     stack.push(other);
                 } else {
@@ -340,16 +417,37 @@ impl MaxMin {
         }
     }
 
+    /// An empty region of recomputation `mark`, with the seeds to grow it from on the stack.
+    fn seed_region(&mut self, mark: u64) {
+        self.region.clear();
+        self.stack.clear();
+        self.links.clear();
+        self.boundary.clear();
+        self.partial.clear();
+        for &l in &self.seeds {
+            if self.link[l as usize].mark != mark {
+                self.link[l as usize].mark = mark;
+                self.stack.push(l);
+            }
+        }
+    }
+
     /// Each region and boundary link's capacity left to the region's transfers, and their count;
     /// a region link with some goes on the fill queue at its equal share, a boundary link is held
     /// back (`link_frozen` is `mark + 1`) at a lower bound of it.
     fn prepare_fill(&mut self) {
         self.queue.clear();
         // A region link's transfers are all the region's: all of its capacity is theirs.
-        for &l in &self.links {
-            let l = l as usize;
-            let cap = self.link[l].capacity.max(0.0);
-            let count = self.link_slots[l].len() as u32;
+        for i in 0..self.links.len() {
+            let l = self.links[i] as usize;
+            let (cap, count) = if self.partial_mark[l] == self.mark {
+                self.kept_capacity(l)
+            } else {
+                (
+                    self.link[l].capacity.max(0.0),
+                    self.link_slots[l].len() as u32,
+                )
+            };
             self.link[l].cap = cap;
             self.link[l].count = count;
             self.link[l].frozen = 0;
@@ -383,6 +481,27 @@ impl MaxMin {
             }
         }
         self.held = BinaryHeap::from(held);
+    }
+
+    /// Partial region link `l`'s capacity left to its region transfers (less the rates it keeps,
+    /// one by one in list order) and their count; notes the largest rate it keeps.
+    fn kept_capacity(&mut self, l: usize) -> (f64, u32) {
+        let mark = self.mark;
+        let mut cap = self.link[l].capacity;
+        let (mut count, mut top) = (0_u32, 0.0_f64);
+        for e in &self.link_slots[l] {
+            let x = &self.slots[e.slot as usize];
+            if x.mark == mark {
+                count += 1;
+            } else {
+                top = top.max(x.rate);
+                if cap.is_finite() {
+                    cap -= x.rate;
+                }
+            }
+        }
+        self.kept_top[l] = top;
+        (cap.max(0.0), count)
     }
 
     /// The capacity boundary link `b` leaves to the region's transfers, as taken before the
@@ -420,6 +539,7 @@ impl MaxMin {
             debug_assert_eq!(key(share), k);
             self.finite_shares &= share.is_finite();
             self.link[l].frozen = mark;
+            self.filled_share[l] = share;
             if self.link[l].mark != mark {
                 self.check.push(l as u32); // a boundary link filled as the tightest
             }
@@ -572,6 +692,15 @@ impl MaxMin {
             self.check.extend_from_slice(&self.boundary);
         }
         let mut grew = false;
+        // A partial link filled below a rate it kept: that transfer is bottlenecked here now.
+        for &l in &self.partial {
+            let l = l as usize;
+            if self.link[l].frozen == mark && self.filled_share[l] < self.kept_top[l] {
+                self.all_mark[l] = self.refills;
+                self.seeds.push(l as u32);
+                grew = true;
+            }
+        }
         for k in 0..self.check.len() {
             let b = self.check[k] as usize;
             if self.finite_shares
