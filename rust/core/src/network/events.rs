@@ -79,11 +79,6 @@ impl Scheduler {
             if let Some(&moved) = self.waiting[src].get(position) {
                 self.transfer_mut(moved).out_pos = position as u32;
             }
-            if self.queueing == Queueing::PerPair {
-                // It heads its pair's queue; the pair stays busy while it sends.
-                let pair = self.pair_index(src, dst as u32);
-                self.pairs[src][pair].queue.pop_front();
-            }
         }
         self.counts.queued -= 1;
         let x = &mut self.transfers[i];
@@ -163,11 +158,7 @@ impl Scheduler {
         match self.queueing {
             Queueing::PerSender => self.schedule_head(src, t),
             Queueing::Concurrent => {}
-            Queueing::PerPair => {
-                let pair = self.pair_index(src, dst as u32);
-                self.pairs[src][pair].busy = false;
-                self.schedule_pair_head(src, pair, t);
-            }
+            Queueing::PerPair => self.leave_pair(id, t),
         }
     }
 

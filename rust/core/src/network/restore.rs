@@ -3,11 +3,12 @@
 //! structure is rebuilt in turn: the transfer table, the queues, the links, and the pending events.
 
 use std::cmp::Reverse;
+use std::collections::{HashMap, HashSet};
 
 use super::model::{Queueing, Sharing};
-use super::scheduler::Scheduler;
+use super::scheduler::{pair_key, Scheduler};
 use super::state::{SchedulerState, TransferRows};
-use super::transfer::{key, Counts, State, Transfer, MAX_BYTES};
+use super::transfer::{key, Counts, State, Transfer, MAX_BYTES, NO_TRANSFER};
 use crate::error::{MosaicError, Result};
 
 /// A checkpoint error naming its entry, as `network state '<entry>' <problem>`.
@@ -21,6 +22,14 @@ struct Sending {
     remaining: Vec<f64>,
     rate: Vec<f64>,
     updated: Vec<f64>,
+}
+
+/// With FIFO per pair, while restoring: each pair's first queued transfer, and the pairs with
+/// one sending (by `pair_key`).
+#[derive(Default)]
+struct PairFifos {
+    head: HashMap<u64, u64>,
+    sending: HashSet<u64>,
 }
 
 /// The transfers in flight of a checkpoint: their rows and the columns only they have.
@@ -70,12 +79,13 @@ impl Scheduler {
         check_groups(&queued, &active, &in_flight, s.n_nodes(), next_id)?;
         s.reserve_ids([&queued, &active.rows, &in_flight.rows], next_id)?;
         s.now = now;
-        s.restore_queued(&queued)?;
-        s.restore_active(&active)?;
+        let mut pairs = PairFifos::default();
+        s.restore_queued(&queued, &mut pairs)?;
+        s.restore_active(&active, &mut pairs)?;
         s.restore_in_flight(&in_flight)?;
         // Pending events: each sending transfer's last byte, each queued one's due start.
         s.restore_completions(&active.rows)?;
-        s.restore_starts(&queued)?;
+        s.restore_starts(&queued, &pairs)?;
         s.counts = Counts {
             queued: queued.len(),
             active: active.rows.len(),
@@ -109,6 +119,7 @@ impl Scheduler {
             updated: 0.0,
             max_min_slot: 0,
             fill: 0.0,
+            next_in_pair: NO_TRANSFER,
         };
         match span {
             Some(span) if self.transfers.try_reserve_exact(span).is_ok() => {
@@ -128,7 +139,7 @@ impl Scheduler {
     }
 
     /// The transfers not started yet, each in its sender's waiting list (and its pair's FIFO).
-    fn restore_queued(&mut self, queued: &TransferRows) -> Result<()> {
+    fn restore_queued(&mut self, queued: &TransferRows, pairs: &mut PairFifos) -> Result<()> {
         for (i, &id) in queued.id.iter().enumerate() {
             let (src, ready) = (queued.src[i] as usize, queued.ready[i] + 0.0);
             let x = Transfer {
@@ -147,24 +158,31 @@ impl Scheduler {
                 updated: ready,
                 max_min_slot: 0,
                 fill: 0.0,
+                next_in_pair: NO_TRANSFER,
             };
             self.place("queued", i, id as u64, x)?;
             self.waiting[src].push_back(id as u64);
             if self.queueing == Queueing::PerPair {
-                let pair = self.pair_index(src, queued.dst[i] as u32);
-                self.pairs[src][pair].queue.push_back(id as u64);
+                // Row order is each pair's FIFO order.
+                let pair = pair_key(src, queued.dst[i] as u32);
+                match self.pair_tail.insert(pair, id as u64) {
+                    Some(tail) => self.transfer_mut(tail).next_in_pair = id as u64,
+                    None => {
+                        pairs.head.insert(pair, id as u64);
+                    }
+                }
             }
         }
         Ok(())
     }
 
     /// The sending transfers, each on its two links and holding its FIFO, if any.
-    fn restore_active(&mut self, active: &Sending) -> Result<()> {
+    fn restore_active(&mut self, active: &Sending, pairs: &mut PairFifos) -> Result<()> {
         let rows = &active.rows;
         for (i, &id) in rows.id.iter().enumerate() {
             let (src, dst) = (rows.src[i] as usize, rows.dst[i] as usize);
             active.check_times(i, self.now)?;
-            self.hold_fifo(i, src, dst)?;
+            let next_in_pair = self.hold_fifo(i, (id as u64, src, dst), pairs)?;
             let x = Transfer {
                 src: src as u32,
                 dst: dst as u32,
@@ -181,6 +199,7 @@ impl Scheduler {
                 updated: active.updated[i] + 0.0,
                 max_min_slot: 0,
                 fill: 0.0,
+                next_in_pair,
             };
             self.place("active", i, id as u64, x)?;
             self.out_active[src].push(id as u64);
@@ -189,9 +208,15 @@ impl Scheduler {
         Ok(())
     }
 
-    /// With a FIFO, sending transfer `i` (from `src` to `dst`) holds its sender's or its pair's
-    /// queue: a second one sending from the same queue is an error.
-    fn hold_fifo(&mut self, i: usize, src: usize, dst: usize) -> Result<()> {
+    /// With a FIFO, sending transfer `i` (`id`, from `src` to `dst`) holds its sender's or its
+    /// pair's queue: a second one sending from the same queue is an error. Returns the transfer
+    /// that follows it in its pair's FIFO.
+    fn hold_fifo(
+        &mut self,
+        i: usize,
+        (id, src, dst): (u64, usize, usize),
+        pairs: &mut PairFifos,
+    ) -> Result<u64> {
         let at = |column: &str| format!("active_{column}[{i}]");
         if self.queueing == Queueing::PerSender {
             if let Some(&other) = self.out_active[src].first() {
@@ -202,8 +227,8 @@ impl Scheduler {
             }
         }
         if self.queueing == Queueing::PerPair {
-            let pair = self.pair_index(src, dst as u32);
-            if self.pairs[src][pair].busy {
+            let pair = pair_key(src, dst as u32);
+            if !pairs.sending.insert(pair) {
                 return Err(bad_state(
                     &at("dst"),
                     format!(
@@ -211,9 +236,11 @@ impl Scheduler {
                     ),
                 ));
             }
-            self.pairs[src][pair].busy = true;
+            // Its pair's queued transfers wait behind it.
+            self.pair_tail.entry(pair).or_insert(id);
+            return Ok(pairs.head.get(&pair).copied().unwrap_or(NO_TRANSFER));
         }
-        Ok(())
+        Ok(NO_TRANSFER)
     }
 
     /// The transfers in flight, each with its delivery queued.
@@ -240,6 +267,7 @@ impl Scheduler {
                 updated: last_byte + 0.0,
                 max_min_slot: 0,
                 fill: 0.0,
+                next_in_pair: NO_TRANSFER,
             };
             self.place("in_flight", i, id as u64, x)?;
             let delivered = in_flight.delivered[i];
@@ -311,7 +339,7 @@ impl Scheduler {
 
     /// Each queued transfer's due start: its ready time, or with FIFO, for the head of an idle
     /// queue, when the queue went idle if later. Those waiting behind another have none.
-    fn restore_starts(&mut self, queued: &TransferRows) -> Result<()> {
+    fn restore_starts(&mut self, queued: &TransferRows, pairs: &PairFifos) -> Result<()> {
         let now = self.now;
         for (i, &id) in queued.id.iter().enumerate() {
             let (src, ready, due) = (queued.src[i] as usize, queued.ready[i], queued.start[i]);
@@ -319,7 +347,10 @@ impl Scheduler {
             let scheduled = match self.queueing {
                 Queueing::PerPair => {
                     let dst = queued.dst[i] as u32;
-                    self.due_pair_head(&entry, id as u64, (src, dst), ready, due)?
+                    let pair = pair_key(src, dst);
+                    let heads = pairs.head.get(&pair) == Some(&(id as u64));
+                    let idle_head = heads && !pairs.sending.contains(&pair);
+                    self.due_pair_head(&entry, idle_head, (src, dst), ready, due)?
                 }
                 Queueing::Concurrent => {
                     if due != ready {
@@ -347,19 +378,17 @@ impl Scheduler {
         Ok(())
     }
 
-    /// With a FIFO per pair: whether queued transfer `id` heads the idle FIFO from `src` to `dst`
-    /// (then it is due at `due`, and the pair is busy); otherwise `due` must be NaN.
+    /// With a FIFO per pair: whether a queued transfer heads the idle FIFO from `src` to `dst`
+    /// (`idle_head`: then it is due at `due`); otherwise `due` must be NaN.
     fn due_pair_head(
-        &mut self,
+        &self,
         entry: &str,
-        id: u64,
+        idle_head: bool,
         (src, dst): (usize, u32),
         ready: f64,
         due: f64,
     ) -> Result<bool> {
-        let pair = self.pair_index(src, dst);
-        let p = &self.pairs[src][pair];
-        if p.queue.front() != Some(&id) || p.busy {
+        if !idle_head {
             if !due.is_nan() {
                 return Err(bad_state(
                     entry,
@@ -376,7 +405,6 @@ impl Scheduler {
                 ),
             ));
         }
-        self.pairs[src][pair].busy = true;
         Ok(true)
     }
 

@@ -2,11 +2,12 @@
 //! every step shares (the transfer table, the FIFOs, the links touched by an event).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::model::{check_rates, Latency, Queueing, Sharing};
 use super::rates::MaxMin;
-use super::transfer::{key, Counts, Key, PairQueue, Schedule, State, Transfer};
+use super::transfer::{key, Counts, Key, Schedule, State, Transfer, NO_TRANSFER};
 use crate::bail;
 use crate::error::Result;
 
@@ -31,7 +32,7 @@ pub struct Scheduler {
     /// With FIFO per sender: whether the head of `waiting[s]` has its entry in `starts`.
     pub(super) head_scheduled: Vec<bool>,
     /// With FIFO per pair: each sender's non-empty or busy queues (few: linear search).
-    pub(super) pairs: Vec<Vec<PairQueue>>,
+    pub(super) pair_tail: PairTails,
     /// Max-min's copy of the sending transfers and its scratch (empty with min-share).
     pub(super) max_min: MaxMin,
     /// (start time, id) of transfers due to start.
@@ -115,7 +116,7 @@ impl Scheduler {
                     0
                 }
             ],
-            pairs: vec![Vec::new(); if queueing == Queueing::PerPair { n } else { 0 }],
+            pair_tail: PairTails::default(),
             max_min,
             starts: Starts::default(),
             completions: BinaryHeap::new(),
@@ -219,35 +220,47 @@ impl Scheduler {
         }
     }
 
-    /// With FIFO per pair: the position of `src`'s queue to `dst`, created if absent.
-    pub(super) fn pair_index(&mut self, src: usize, dst: u32) -> usize {
-        if let Some(i) = self.pairs[src].iter().position(|p| p.dst == dst) {
-            return i;
+    /// With FIFO per pair: transfer `id` (from `src` to `dst`, startable at `ready`) joins its
+    /// pair's FIFO: behind the pair's last transfer if that one is queued or sending, else it
+    /// is due at once (at `ready`, or now if later).
+    pub(super) fn join_pair(&mut self, id: u64, (src, dst): (usize, u32), ready: f64) {
+        match self.pair_tail.insert(pair_key(src, dst), id) {
+            Some(tail) if matches!(self.state(tail), State::Queued | State::Active) => {
+                self.transfer_mut(tail).next_in_pair = id;
+            }
+            _ => self.starts.push(Reverse((key(ready.max(self.now)), id))),
         }
-        self.pairs[src].push(PairQueue {
-            dst,
-            queue: VecDeque::new(),
-            busy: false,
-        });
-        self.pairs[src].len() - 1
     }
 
-    /// With FIFO per pair: give the head of a pair's queue its start entry if the pair is idle
-    /// since `idle_at`; an idle pair with an empty queue is dropped.
-    pub(super) fn schedule_pair_head(&mut self, src: usize, pair: usize, idle_at: f64) {
-        let p = &self.pairs[src][pair];
-        if p.busy {
-            return;
+    /// With FIFO per pair: `id`'s last byte left at `t`; the next transfer of its pair is due.
+    pub(super) fn leave_pair(&mut self, id: u64, t: f64) {
+        let next = self.transfer(id).next_in_pair;
+        if next != NO_TRANSFER && self.state(next) == State::Queued {
+            let at = self.transfer(next).ready.max(t);
+            self.starts.push(Reverse((key(at), next)));
         }
-        match p.queue.front() {
-            Some(&head) => {
-                let at = self.transfer(head).ready.max(idle_at);
-                self.starts.push(Reverse((key(at), head)));
-                self.pairs[src][pair].busy = true;
-            }
-            None => {
-                self.pairs[src].swap_remove(pair);
-            }
+        // Pairs whose last transfer is done are idle: forget them once they are most.
+        if self.pair_tail.len() > 2 * (self.counts.queued + self.counts.active) + 1024 {
+            let transfers = &self.transfers;
+            let first_id = self.first_id;
+            self.pair_tail.retain(|_, &mut tail| {
+                tail >= first_id
+                    && matches!(
+                        transfers[(tail - first_id) as usize].state,
+                        State::Queued | State::Active
+                    )
+            });
+        }
+    }
+
+    /// With FIFO per pair: `src`'s queued transfers were cancelled; each pair with a transfer
+    /// sending stays busy until its last byte leaves.
+    pub(super) fn hold_sending_pairs(&mut self, src: usize) {
+        for j in 0..self.out_active[src].len() {
+            let id = self.out_active[src][j];
+            let dst = self.transfer(id).dst;
+            self.transfer_mut(id).next_in_pair = NO_TRANSFER;
+            self.pair_tail.insert(pair_key(src, dst), id);
         }
     }
 
@@ -316,5 +329,33 @@ impl Starts {
         run.append(&mut self.run);
         run.sort_unstable();
         self.run = run;
+    }
+}
+
+/// With FIFO per pair: each pair's last transfer submitted, by [`pair_key`].
+pub(super) type PairTails = HashMap<u64, u64, BuildHasherDefault<PairHasher>>;
+
+pub(super) fn pair_key(src: usize, dst: u32) -> u64 {
+    ((src as u64) << 32) | u64::from(dst)
+}
+/// Hashes a pair key with one multiplication (the keys are not adversarial), folded so that
+/// the table's low bits depend on every bit of the key.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct PairHasher(u64);
+
+impl Hasher for PairHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        let h = (self.0 ^ x).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 29);
     }
 }

@@ -1,11 +1,10 @@
 //! Submitting transfers (one, many, or a whole batch scheduled at once) and cancelling them.
 
 use std::cmp::Reverse;
-use std::collections::VecDeque;
 
 use super::model::Queueing;
 use super::scheduler::Scheduler;
-use super::transfer::{key, PairQueue, Schedule, State, Transfer, MAX_BYTES};
+use super::transfer::{key, Schedule, State, Transfer, MAX_BYTES, NO_TRANSFER};
 use crate::bail;
 use crate::error::Result;
 
@@ -99,18 +98,14 @@ impl Scheduler {
             updated: ready,
             max_min_slot: 0,
             fill: 0.0,
+            next_in_pair: NO_TRANSFER,
         });
         self.waiting[src].push_back(id);
         self.counts.queued += 1;
         match self.queueing {
             Queueing::PerSender => self.schedule_head(src, self.now),
             Queueing::Concurrent => self.starts.push(Reverse((key(ready), id))),
-            Queueing::PerPair => {
-                let at = self.now;
-                let pair = self.pair_index(src, dst as u32);
-                self.pairs[src][pair].queue.push_back(id);
-                self.schedule_pair_head(src, pair, at);
-            }
+            Queueing::PerPair => self.join_pair(id, (src, dst as u32), ready),
         }
         id
     }
@@ -129,18 +124,7 @@ impl Scheduler {
             // Its start entry, if any, is now stale: the transfer is retired.
             Queueing::PerSender => self.head_scheduled[src] = false,
             Queueing::Concurrent => {}
-            Queueing::PerPair => {
-                // Only the pairs with a transfer sending stay busy.
-                self.pairs[src].clear();
-                for j in 0..self.out_active[src].len() {
-                    let dst = self.transfer(self.out_active[src][j]).dst;
-                    self.pairs[src].push(PairQueue {
-                        dst,
-                        queue: VecDeque::new(),
-                        busy: true,
-                    });
-                }
-            }
+            Queueing::PerPair => self.hold_sending_pairs(src),
         }
         self.reclaim();
         Ok(ids)
@@ -168,9 +152,6 @@ impl Scheduler {
             cancelled.push((id, sent));
         }
         let queued = self.cancel_queued(src)?;
-        if self.queueing == Queueing::PerPair {
-            self.pairs[src].clear();
-        }
         cancelled.extend(queued.into_iter().map(|id| (id, 0.0)));
         cancelled.sort_unstable_by_key(|&(id, _)| id);
         if !sending.is_empty() {

@@ -1,7 +1,5 @@
 //! One transfer, as the scheduler tracks it and as it is handed out.
 
-use std::collections::VecDeque;
-
 /// Largest message size accepted: integers up to 2^53 bytes are exact in `f64`.
 pub const MAX_BYTES: f64 = 9_007_199_254_740_992.0;
 
@@ -64,16 +62,13 @@ pub(super) struct Transfer {
     /// (`rates::max_min`), and the rate the last refill assigned it.
     pub(super) max_min_slot: u64,
     pub(super) fill: f64,
+    /// With FIFO per pair: the transfer submitted next from `src` to `dst` while this one was
+    /// queued or sending (`NO_TRANSFER`: none); it starts when this one's last byte leaves.
+    pub(super) next_in_pair: u64,
 }
 
-/// With a FIFO per pair: a sender's queue to one receiver. `busy`: its head has its start entry,
-/// or one of its transfers is sending.
-#[derive(Debug, Clone)]
-pub(super) struct PairQueue {
-    pub(super) dst: u32,
-    pub(super) queue: VecDeque<u64>,
-    pub(super) busy: bool,
-}
+/// No transfer (an id never given out).
+pub(super) const NO_TRANSFER: u64 = u64::MAX;
 
 /// A time as a key that orders like the time: the bits of a non-negative `f64` (+0.0, never -0.0).
 pub(super) type Key = u64;
