@@ -9,12 +9,10 @@ no backlog builds up. The whole batch is scheduled in one call (``network_sim.sc
 concurrently, with FIFO per sender and with FIFO per (sender, peer), under min-share and max-min
 link sharing.
 
-Max-min refills, at every event, the transfers linked through full links to the links the event
-changed (a link with room left stops the refill; events at equal times share one refill). At full
-size, concurrently, there are about 290,000 refills, each reaching on average ~60 full links, ~360
-sending transfers and ~240 links with room left; a refill is exact progressive filling over its
-region (bit-identical to the earlier refill), mostly the scans of its links. The measured figures,
-before and after each change, are in docs/benchmarks.md ("Network scheduler").
+Max-min refills, at every event, the transfers the event can move: those linked through full links
+to the links it changed, less those bottlenecked elsewhere (events at equal times share one
+refill). The measured figures, before and after each change, are in docs/benchmarks.md ("Network
+scheduler").
 
 A transfer makes two events, its start and its last byte (its delivery is computed with the last
 byte); events per second = 2 * transfers / seconds. Target: at least 10^6 events per second.
