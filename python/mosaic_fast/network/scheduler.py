@@ -34,8 +34,8 @@ start.
 
 Determinism: transfer ids count submissions from 0 (a batch's ids are its rows); events at equal
 times are handled together (every last byte, then every start, then one rate update); deliveries at
-equal times come out by id. No hash order or threads are involved: the same inputs give bit-identical
-times.
+equal times come out by id. Nothing depends on hash order or threads: the same inputs give
+bit-identical times.
 
 Clock: ``NetworkScheduler.now`` is the time up to which every event has been handled. Submissions
 must be ready at or after it; ``next_delivery`` and ``run_until`` move it forward, ``cancel_queued``
