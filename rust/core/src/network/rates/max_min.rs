@@ -12,11 +12,11 @@ const TIGHT: f64 = 1e-9;
 /// Capacity left above which a boundary link is surely not full (see
 /// [`MaxMin::filled_boundary`]), for links of at most `MAX_STEPS` transfers.
 const ROOM: f64 = 4.0 * TIGHT;
+const MAX_STEPS: usize = 1 << 20;
 
 /// Relative distance below its link's largest rate at which a transfer counts as bottlenecked
 /// elsewhere: a refill keeps its rate unless the link's new share falls below it.
 const BOTTLENECK: f64 = TIGHT;
-const MAX_STEPS: usize = 1 << 20;
 
 /// A sending transfer as a refill reads and writes it (32 bytes: two to a cache line).
 #[derive(Debug, Clone, Copy)]
@@ -304,13 +304,15 @@ impl MaxMin {
     /// (`region` lists them), after the links `seeds` changed.
     ///
     /// Only a region is refilled: the seeds and every full ("tight") link reached from them
-    /// through transfers, with all their transfers; a link with room left that such a transfer
-    /// also uses is a boundary: its capacity less its other transfers' (unchanged) rates bounds
-    /// the region's transfers. No transfer outside the region can change: its own bottleneck is a
-    /// full link outside the region, none of whose transfers changed. If the refill fills a
-    /// boundary link, the outside transfers there may have to slow down: that link joins the
-    /// region and the refill starts over. With every link among the seeds this is the whole
-    /// progressive filling. Links are filled in increasing order of their equal share of what is
+    /// through transfers, with those of their transfers a change can move (see
+    /// [`MaxMin::grow_region`]); a link with room left that such a transfer also uses is a
+    /// boundary: its capacity less its other transfers' (unchanged) rates bounds the region's
+    /// transfers. No transfer outside the region can change: its own bottleneck is a full link
+    /// outside the region, none of whose transfers changed. If the refill fills a boundary link,
+    /// the outside transfers there may have to slow down: that link joins the region and the
+    /// refill starts over; so does a partial link filled below a rate it kept, with all its
+    /// transfers. With every link among the seeds, all their transfers taken
+    /// ([`MaxMin::fill_all`]), this is the whole progressive filling. Links are filled in increasing order of their equal share of what is
     /// left (ties by link index), so the result is deterministic.
     pub(in crate::network) fn fill(&mut self) {
         self.refills += 1;
@@ -437,7 +439,7 @@ impl MaxMin {
     /// back (`link_frozen` is `mark + 1`) at a lower bound of it.
     fn prepare_fill(&mut self) {
         self.queue.clear();
-        // A region link's transfers are all the region's: all of its capacity is theirs.
+        // A region link's capacity is its region transfers', less the rates a partial one keeps.
         for i in 0..self.links.len() {
             let l = self.links[i] as usize;
             let (cap, count) = if self.partial_mark[l] == self.mark {
@@ -669,7 +671,8 @@ impl MaxMin {
     }
 
     /// Adds the boundary links the refill filled to the seeds (their outside transfers may have
-    /// to slow down); returns whether there were any.
+    /// to slow down), and the partial links it filled below a rate they kept (to be refilled with
+    /// all their transfers); returns whether there were any.
     ///
     /// A boundary link that was not filled as the tightest and still has more than `ROOM` of its
     /// capacity left after its region transfers' shares is not full: its capacity less its
