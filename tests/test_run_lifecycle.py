@@ -350,3 +350,22 @@ def test_discard_unstarted_leaves_a_live_run_before_its_first_checkpoint_alone(t
         assert (live / "metrics.jsonl").exists()
     discard_unstarted(live)  # the lock released: now a dead run's leftovers
     assert not live.exists()
+
+
+def test_bad_input_found_in_the_open_folder_leaves_no_folder_behind(tmp_path):
+    # A network file is read once the run folder is open: the folder this run created goes,
+    # one the user made stays as it was.
+    network = tmp_path / "net.csv"
+    rows = ["node,step_time_s,uplink_bps,downlink_bps,latency_s", "0,0.01,0,1e6,0.001"]
+    rows += [f"{i},0.01,1e6,1e6,0.001" for i in range(1, 4)]
+    network.write_text("\n".join(rows) + "\n")
+    args = ["--dataset", "movielens", "--data-dir", str(MOVIELENS), "--nodes", "4", "--degree", "2"]
+    args += ["--rounds", "2", "--quiet", "--algorithm", "divshare", "--network", str(network)]
+    out = tmp_path / "new"
+    result = CliRunner().invoke(main, ["run", *args, "--out", str(out)])
+    assert result.exit_code == 2 and "uplink_bps=0 must be positive" in result.output
+    assert not out.exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    result = CliRunner().invoke(main, ["run", *args, "--out", str(mine)])
+    assert result.exit_code == 2 and mine.is_dir()

@@ -123,21 +123,34 @@ def discard_unstarted(folder: str | Path) -> None:
 class RunFolder:
     """The one writer of a run folder. Use as a context manager: entering creates the folder,
     refuses one that holds something other than a run, and takes the folder's lock (a second
-    process gets :class:`RunFolderInUse` naming the holder's PID); leaving releases it."""
+    process gets :class:`RunFolderInUse` naming the holder's PID); leaving releases it. A folder
+    it created is removed again if the run failed before writing anything into it (bad input
+    found once the folder was open), so no empty folder is left behind."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock_fd: int | None = None
+        self._created = False
 
     def __enter__(self) -> RunFolder:
+        self._created = not self.path.exists()
         self._create()
         self._lock()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing the descriptor drops the flock
-            self._lock_fd = None
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if self._lock_fd is None:
+            return
+        if exc_type is not None and self._created and self._holds_only_its_lock():
+            shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._lock_fd)  # closing the descriptor drops the flock
+        self._lock_fd = None
+
+    def _holds_only_its_lock(self) -> bool:
+        try:
+            return [p.name for p in self.path.iterdir()] == [LOCK]
+        except OSError:
+            return False
 
     def _create(self) -> None:
         where = str(self.path)
