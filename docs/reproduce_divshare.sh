@@ -12,16 +12,22 @@
 #     FLOPs on the cpu device profile (the same in every run), seeds 0, 1, 2.
 # Fashion-MNIST with GN-LeNet stands in for CIFAR-10 with LeNet (no CIFAR-10 copy here).
 #
-# H: DivShare's 128 by default. On a small CPU set H=16 (and a budget 8x shorter in simulated
-# time: BUDGET=450) to keep the nodes' ratio of compute to communication but not their epochs per
-# iteration; say so with the results. The budget must be long enough that every method reaches
-# TARGET: check the curves (docs/analyze_divshare.py prints how many seeds reached it).
+# H: DivShare's 128 by default. A smaller H (H=16 on a small CPU) scales the links with it
+# (60 Mbit/s x 128 / H, stragglers the same factor slower), so that a message still takes the
+# same share of an iteration (an iteration is H steps of the same simulated length), and the
+# default budget with it (3,600 s x H / 128): the same iterations, each of H steps instead of
+# 128 (fewer epochs per iteration; say so with the results). Without scaling the links, an
+# iteration of 16 steps (62 ms) is shorter than a straggler's six fragments take to leave
+# (about 140 ms), so with empty_sending_queue a straggler would deliver nothing at all. The
+# 1 ms latency is not scaled. The budget must be long enough that every method reaches TARGET:
+# check the curves (docs/analyze_divshare.py prints how many seeds reached it).
 #
-# Cost: a cell trains 60 nodes x (BUDGET / (H x step time)) iterations x H steps. At H = 128 the
-# cpu profile gives GN-LeNet 3.9 ms per step of batch 8, so an iteration is 0.5 s simulated and a
-# 3,600 s budget is ~7,200 iterations x 60 nodes x 128 steps = 55M steps of batch 8; on one
-# core of this machine (~1.5 ms a step, measured) about 23 hours per cell, 36 cells (3 methods +
-# control x 2 fractions x 3 seeds, control once): weeks of one core. Use a GPU or scale H.
+# Cost: a cell trains 60 nodes x (BUDGET / (H x step time)) iterations x H steps. The cpu
+# profile gives GN-LeNet 3.9 ms per step of batch 8, so at H = 128 an iteration is 0.5 s
+# simulated and a 3,600 s budget is ~7,200 iterations x 60 nodes x 128 steps = 55M steps of
+# batch 8; a step took 6.6 ms of one core of this machine with both cores busy (2026-12-07), so
+# a cell needs days of one core, and 19 cells (3 methods x 2 fractions x 3 seeds, and the
+# control) months; H = 16 divides that by 8. Use a GPU.
 #
 # SMOKE=1: a few seconds per cell (8 nodes, H = 2, 2 simulated seconds, 1 seed): proves the
 # script runs end to end, nothing more.
@@ -33,7 +39,6 @@ OUT=${OUT:-docs/results}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MOSAIC_NUM_THREADS=1
 
 H=${H:-128}
-BUDGET=${BUDGET:-3600}
 TARGET=${TARGET:-0.7}
 NODES=60
 AXES="--stragglers 0.1,0.5 --seeds 0,1,2"
@@ -43,10 +48,12 @@ if [ "${SMOKE:-0}" = 1 ]; then
     AXES="--stragglers 0.5 --seeds 0"
     OUT=${OUT}/smoke
 fi
+BUDGET=${BUDGET:-$(awk "BEGIN { print 3600 * $H / 128 }")}
+LINK_MBIT=$(awk "BEGIN { print 60 * 128 / $H }")
 # Iterations: enough that the budget, not the iteration count, ends every run.
 ROUNDS=100000
 
-LINKS="--set nodes=$NODES --set degree=6 --set bandwidth=60Mbit \
+LINKS="--set nodes=$NODES --set degree=6 --set bandwidth=${LINK_MBIT}Mbit \
     --set straggler_slowdown=5.22 --set straggler_kind=comm"
 NET="$LINKS --set latency=1ms --set bandwidth_sharing=max-min"
 FMNIST="--dataset fashion-mnist --set partition=shards --set shards_per_node=5 \
