@@ -368,6 +368,26 @@ fn max_min_chain_frees_capacity_twice() {
 }
 
 #[test]
+fn fifo_per_pair_stays_busy_while_its_transfer_sends_after_cancel_queued() {
+    // 0 -> 1 sends 100 B at 100 B/s with another queued behind it; cancelling 0's queued
+    // transfers at 0.5 drops that one, and one submitted then to 1 still waits for the sending
+    // one. A pair whose transfers are all gone (0 -> 2) is idle.
+    let inf = f64::INFINITY;
+    let mut s = max_min(vec![100.0, inf, inf], vec![inf; 3], Queueing::PerPair);
+    s.submit(0, 1, 100.0, 0.0).unwrap();
+    s.submit(0, 1, 100.0, 0.0).unwrap();
+    s.submit(0, 2, 30.0, 5.0).unwrap();
+    s.advance_until(0.5).unwrap();
+    assert_eq!(s.cancel_queued(0).unwrap(), vec![1, 2]);
+    s.submit(0, 1, 100.0, 0.5).unwrap(); // id 3
+    s.submit(0, 2, 50.0, 0.5).unwrap(); // id 4: its pair is idle
+    let got = last_bytes(&mut s);
+    // From 0.5 ids 0 and 4 share the uplink (50 each): 0 has 50 B left, 4 has 50: both end at
+    // 1.5; then id 3 alone, 100 B at 100: ends at 2.5.
+    assert_eq!(got, vec![(0, 1.5), (3, 2.5), (4, 1.5)]);
+}
+
+#[test]
 fn fifo_per_pair_sends_to_peers_at_once_and_in_order_per_peer() {
     let inf = f64::INFINITY;
     let mut s = max_min(vec![100.0, inf, inf], vec![inf; 3], Queueing::PerPair);
