@@ -31,7 +31,7 @@ pub struct Scheduler {
     pub(super) waiting: Vec<VecDeque<u64>>,
     /// With FIFO per sender: whether the head of `waiting[s]` has its entry in `starts`.
     pub(super) head_scheduled: Vec<bool>,
-    /// With FIFO per pair: each sender's non-empty or busy queues (few: linear search).
+    /// With FIFO per pair: each pair's last transfer submitted.
     pub(super) pair_tail: PairTails,
     /// Max-min's copy of the sending transfers and its scratch (empty with min-share).
     pub(super) max_min: MaxMin,
@@ -225,7 +225,7 @@ impl Scheduler {
     /// is due at once (at `ready`, or now if later).
     pub(super) fn join_pair(&mut self, id: u64, (src, dst): (usize, u32), ready: f64) {
         match self.pair_tail.insert(pair_key(src, dst), id) {
-            Some(tail) if matches!(self.state(tail), State::Queued | State::Active) => {
+            Some(tail) if self.state(tail).holds_its_pair() => {
                 self.transfer_mut(tail).next_in_pair = id;
             }
             _ => self.starts.push(Reverse((key(ready.max(self.now)), id))),
@@ -244,11 +244,7 @@ impl Scheduler {
             let transfers = &self.transfers;
             let first_id = self.first_id;
             self.pair_tail.retain(|_, &mut tail| {
-                tail >= first_id
-                    && matches!(
-                        transfers[(tail - first_id) as usize].state,
-                        State::Queued | State::Active
-                    )
+                tail >= first_id && transfers[(tail - first_id) as usize].state.holds_its_pair()
             });
         }
     }
@@ -338,6 +334,7 @@ pub(super) type PairTails = HashMap<u64, u64, BuildHasherDefault<PairHasher>>;
 pub(super) fn pair_key(src: usize, dst: u32) -> u64 {
     ((src as u64) << 32) | u64::from(dst)
 }
+
 /// Hashes a pair key with one multiplication (the keys are not adversarial), folded so that
 /// the table's low bits depend on every bit of the key.
 #[derive(Debug, Clone, Copy, Default)]

@@ -39,6 +39,14 @@ pub(super) enum State {
     Retired,
 }
 
+impl State {
+    /// With FIFO per pair: whether a transfer in this state keeps its pair busy (queued or
+    /// sending; the next one to its peer waits behind it).
+    pub(super) fn holds_its_pair(self) -> bool {
+        matches!(self, State::Queued | State::Active)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Transfer {
     pub(super) src: u32,
